@@ -1,0 +1,153 @@
+"""The Python API the command-line tools are built on.
+
+    import nmt_flax
+    model = nmt_flax.load("runs/quick")            # best checkpoint of a workdir
+    for t in model.translate(["我有一隻貓。"]):     # a Translator (task nmt)
+      print(t.text, t.attention.shape)             # [output_len, source_len]
+    clf = nmt_flax.load("runs/imdb")               # a Classifier (task sentiment)
+    clf.classify(["A wonderful film."])[0].probability
+"""
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+
+from nmt_flax import data, tasks
+from nmt_flax.checkpoint import Checkpoints
+from nmt_flax.config import Config
+from nmt_flax.errors import UserError
+from nmt_flax.text import detokenize, english_tokens, chinese_tokens, review_tokens
+from nmt_flax.training import checkpoint_item, create_state
+
+
+@dataclasses.dataclass
+class Translation:
+  source: list[str]       # the source characters the model saw
+  tokens: list[str]       # output words, without <end>
+  attention: np.ndarray   # [len(tokens) + 1, len(source) + 1]: rows incl. <end>, cols incl. <end>
+  unknown: int            # source characters not in the training vocabulary
+  truncated: bool         # the source was longer than the model's maximum and was cut
+
+  @property
+  def text(self) -> str:
+    return detokenize(self.tokens)
+
+
+@dataclasses.dataclass
+class Prediction:
+  label: int              # 1 positive, 0 negative
+  probability: float      # P(positive) = sigmoid(logit)
+  tokens: list[str]       # the words the model saw (after truncation)
+  attention: np.ndarray   # [len(tokens)]
+
+  @property
+  def sentiment(self) -> str:
+    return "positive" if self.label == 1 else "negative"
+
+  def top_words(self, k: int = 10) -> list[int]:
+    """Positions of the k most attended words, most attended first."""
+    return [int(i) for i in np.argsort(-self.attention, kind="stable")[:k]]
+
+
+class LoadedModel:
+  """A trained workdir: its config, vocabularies, task and restored parameters."""
+
+  def __init__(self, workdir: Path, checkpoint: str = "best"):
+    self.workdir = Path(workdir)
+    config_path = self.workdir / "config.json"
+    if not config_path.is_file():
+      raise UserError(f"{self.workdir}: not an nmt-flax workdir (no config.json)")
+    self.config = Config.from_json(config_path.read_text(encoding="utf-8"), str(config_path))
+    self.task = tasks.get(self.config, tasks.task_class(self.config.task).load_vocabs(self.workdir))
+    ckpt_dir = self.workdir / "checkpoints"
+    checkpoints = Checkpoints(ckpt_dir, read_only=True) if ckpt_dir.is_dir() else None
+    if checkpoints is None or not checkpoints.steps():
+      raise UserError(f"{self.workdir}: holds no checkpoint; train first with "
+                      f"`python train.py --workdir {self.workdir}`")
+    if checkpoint == "best":
+      self.step = checkpoints.best_step()
+    elif checkpoint == "latest":
+      self.step = checkpoints.latest_step()
+    elif checkpoint.isdigit() and int(checkpoint) in checkpoints.steps():
+      self.step = int(checkpoint)
+    else:
+      raise UserError(f"--checkpoint {checkpoint!r}: expected best, latest or one of "
+                      f"{', '.join(map(str, checkpoints.steps()))}")
+    state = create_state(self.task, self.config.seed)
+    self.params = checkpoints.restore(self.step, checkpoint_item(state, 0, 0))["params"]
+
+  def split(self, name: str, data_file: str | None = None):
+    """A split of the training data file (recreated from the config's seed), or
+    all of `data_file` if given."""
+    if data_file:
+      return self.read_file(data_file)
+    splits = self.task.load_splits()
+    if name not in splits:
+      raise UserError(f"--split {name!r}: this task has {', '.join(splits)}")
+    return splits[name]
+
+  def evaluate(self, split) -> dict:
+    return self.task.evaluate(self.params, split)
+
+
+class Translator(LoadedModel):
+
+  def read_file(self, path: str):
+    pairs = data.read_pairs(Path(path))
+    return self.task.make_split([chinese_tokens(p.chinese) for p in pairs],
+                                [english_tokens(p.english) for p in pairs], drop_long=False)
+
+  def translate(self, texts: list[str], max_len: int | None = None) -> list[Translation]:
+    """Greedy translations of free Chinese text, batched and jitted."""
+    src, sources, unknown, cut = self.task.encode_sources(list(texts))
+    max_len = max_len or self.task.max_output_len
+    vocab = self.task.vocabs["tgt_vocab"]
+    results = []
+    for start in range(0, len(src), self.config.batch_size):
+      chunk = src[start:start + self.config.batch_size]
+      filler = np.zeros((self.config.batch_size - len(chunk), chunk.shape[1]), np.int32)
+      tokens, weights = self.task.translate_batch(self.params, np.concatenate([chunk, filler]), max_len)
+      tokens, weights = np.asarray(tokens), np.asarray(weights)
+      for row in range(len(chunk)):
+        i = start + row
+        words = vocab.decode(tokens[row])
+        results.append(Translation(source=sources[i], tokens=words,
+                                   attention=weights[row, :len(words) + 1, :len(sources[i]) + 1],
+                                   unknown=unknown[i], truncated=cut[i]))
+    return results
+
+
+class Classifier(LoadedModel):
+
+  def read_file(self, path: str):
+    frame = data.read_reviews(Path(path))
+    return self.task.make_split([review_tokens(r) for r in frame["review"]],
+                                frame["label"].to_numpy(), frame["review"].to_numpy())
+
+  def predictions(self, split) -> list[Prediction]:
+    """Predictions with attention for every example of a split."""
+    probs, weights = self.task.predict_split(self.params, split)
+    out = []
+    for i, tokens in enumerate(split.extras["tokens"]):
+      shown = self.task.visible_tokens(tokens)
+      out.append(Prediction(label=int(probs[i] > 0.5), probability=float(probs[i]),
+                            tokens=shown, attention=weights[i, :len(shown)]))
+    return out
+
+  def classify(self, texts: list[str]) -> list[Prediction]:
+    """Classifies free text. Raises UserError for text with no word left."""
+    tokens = [review_tokens(t) for t in texts]
+    for n, t in enumerate(tokens, start=1):
+      if not t:
+        raise UserError(f"--review #{n}: no words left after preprocessing (letters only, "
+                        "2+ characters)")
+    return self.predictions(self.task.make_split(tokens, np.zeros(len(tokens), np.int32)))
+
+
+def load(workdir: str | Path, checkpoint: str = "best") -> Translator | Classifier:
+  """Loads a trained workdir as a Translator (nmt) or a Classifier (sentiment)."""
+  path = Path(workdir) / "config.json"
+  if not path.is_file():
+    raise UserError(f"{workdir}: not an nmt-flax workdir (no config.json)")
+  task = Config.from_json(path.read_text(encoding="utf-8"), str(path)).task
+  return (Translator if task == "nmt" else Classifier)(Path(workdir), checkpoint)

@@ -1,0 +1,78 @@
+"""Orbax checkpoints: the latest few plus the best by validation score.
+
+Each checkpoint holds the parameters, optimizer state, step, PRNG key and the
+position in the data (epoch, batch within the epoch), so a resumed run continues
+with the next batch. Orbax writes into a temporary folder and renames it when
+complete, so a crash mid-write never leaves a checkpoint that looks finished.
+"""
+import math
+from pathlib import Path
+from typing import Any
+
+import jax
+import orbax.checkpoint as ocp
+from orbax.checkpoint import checkpoint_managers as policies
+
+from nmt_flax.errors import UserError
+
+
+def _rank(metrics: dict | None) -> float:
+  """Validation score used to pick the best; NaN and missing rank worst."""
+  score = (metrics or {}).get("score", -math.inf)
+  return -math.inf if score is None or math.isnan(score) else float(score)
+
+
+class Checkpoints:
+  """Thin wrapper over `ocp.CheckpointManager` at `WORKDIR/checkpoints`."""
+
+  def __init__(self, directory: Path, keep_latest: int = 2, read_only: bool = False):
+    self.directory = Path(directory).resolve()
+    policy = policies.AnyPreservationPolicy([
+        policies.LatestN(n=keep_latest),
+        policies.BestN(get_metric_fn=_rank, n=1, keep_checkpoints_without_metrics=False),
+    ])
+    options = ocp.CheckpointManagerOptions(
+        preservation_policy=policy, best_fn=_rank, best_mode="max",  # best_fn makes orbax store metrics
+        create=not read_only, read_only=read_only,
+        cleanup_tmp_directories=not read_only, enable_async_checkpointing=False)
+    try:
+      self.manager = ocp.CheckpointManager(self.directory, options=options)
+    except (OSError, ValueError) as e:
+      raise UserError(f"{self.directory}: cannot open checkpoints ({e})") from None
+
+  def steps(self) -> list[int]:
+    return sorted(self.manager.all_steps())
+
+  def latest_step(self) -> int | None:
+    return self.manager.latest_step()
+
+  def best_step(self) -> int | None:
+    """The step with the highest validation score, or the latest if none has one."""
+    scored = [(s, _rank(self.manager.metrics(s))) for s in self.steps()]
+    scored = [(s, r) for s, r in scored if r > -math.inf]
+    return max(scored, key=lambda sr: (sr[1], sr[0]))[0] if scored else self.latest_step()
+
+  def save(self, step: int, item: dict[str, Any], score: float | None) -> None:
+    """Saves `item` (a pytree) at `step`; `score` ranks it for the best-checkpoint slot."""
+    if step in self.manager.all_steps():
+      return
+    try:
+      self.manager.save(step, args=ocp.args.StandardSave(item),
+                        metrics={"score": -math.inf if score is None else float(score)})
+      self.manager.wait_until_finished()
+    except OSError as e:
+      raise UserError(f"{self.directory}: cannot write checkpoint {step} ({e.strerror or e}); "
+                      "the previous checkpoints are untouched") from None
+
+  def restore(self, step: int, target: dict[str, Any]) -> dict[str, Any]:
+    """Restores the checkpoint at `step` into the structure and dtypes of `target`."""
+    abstract = jax.tree_util.tree_map(ocp.utils.to_shape_dtype_struct, target)
+    try:
+      return self.manager.restore(step, args=ocp.args.StandardRestore(abstract))
+    except Exception as e:  # orbax raises many types for damaged or mismatched files
+      first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+      raise UserError(f"{self.directory / str(step)}: cannot restore this checkpoint "
+                      f"({first_line[:200]})") from None
+
+  def close(self) -> None:
+    self.manager.close()

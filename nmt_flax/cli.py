@@ -1,0 +1,209 @@
+"""`train.py` and `eval.py`: argument parsing and error reporting; the work is in the library."""
+import argparse
+import dataclasses
+import json
+import os
+import sys
+from pathlib import Path
+
+from nmt_flax import config as config_lib
+from nmt_flax.errors import UserError
+
+_TYPES = {int: int, float: float, str: str, "int | None": int, "str | None": str,
+          "int": int, "float": float, "str": str}
+
+
+def _add_config_flags(parser: argparse.ArgumentParser) -> None:
+  """One --flag per Config field; only flags given on the command line are set."""
+  for f in dataclasses.fields(config_lib.Config):
+    if f.name == "task":
+      continue
+    kind = _TYPES[f.type if f.type in _TYPES else str(f.type)]
+    parser.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, type=kind,
+                        default=argparse.SUPPRESS, metavar=f.name.upper(),
+                        help=f"{f.metadata['help']} (default {f.default!r})")
+
+
+class _Parser(argparse.ArgumentParser):
+  def error(self, message):  # one line, exit status 2, as for every bad input
+    self.exit(2, f"error: {message} (see --help)\n")
+
+
+def run(main, argv) -> int:
+  """Runs `main(argv)`, turning UserError into `error: …` and exit status 2."""
+  from nmt_flax.training import Interrupted  # pylint: disable=import-outside-toplevel
+  try:
+    main(argv)
+  except UserError as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 2
+  except Interrupted as e:
+    print(f"\n{e}", file=sys.stderr)
+    return 130
+  except KeyboardInterrupt:
+    print("\ninterrupted", file=sys.stderr)
+    return 130
+  return 0
+
+
+def _quiet_jax() -> None:
+  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+  import absl.logging  # pylint: disable=import-outside-toplevel
+  absl.logging.set_verbosity(absl.logging.ERROR)  # orbax logs every save at INFO
+
+
+# ---------------------------------------------------------------- train.py
+def train_parser() -> argparse.ArgumentParser:
+  p = _Parser(prog="train.py", description="Train a translation or sentiment model.")
+  p.add_argument("--task", choices=config_lib.TASKS, default=None,
+                 help="nmt (Chinese→English) or sentiment (IMDB); default nmt, or the workdir's")
+  p.add_argument("--workdir", default=None,
+                 help="folder for checkpoints, config, vocabularies, metrics (default runs/TASK)")
+  p.add_argument("--preset", default=None, help=f"named recipe: {', '.join(config_lib.PRESETS)}")
+  _add_config_flags(p)
+  return p
+
+
+def resolve_config(args: argparse.Namespace, workdir: Path) -> config_lib.Config:
+  """New workdir: task defaults < preset < flags. Existing one: its stored config."""
+  flags = {k: v for k, v in vars(args).items() if k not in ("task", "workdir", "preset")}
+  stored_path = workdir / "config.json"
+  if stored_path.is_file():
+    stored = config_lib.Config.from_json(stored_path.read_text(encoding="utf-8"), str(stored_path))
+    if args.task and args.task != stored.task:
+      raise UserError(f"--workdir {workdir}: holds a {stored.task} model, not {args.task}")
+    if args.preset:
+      if args.preset not in config_lib.PRESETS:
+        raise UserError(f"--preset {args.preset!r}: expected one of {', '.join(config_lib.PRESETS)}")
+      flags = {**config_lib.PRESETS[args.preset][stored.task], **flags}
+    return config_lib.merge_with_stored(stored, flags, workdir)
+  return config_lib.resolve(args.task or "nmt", args.preset, flags)
+
+
+def train_main(argv) -> None:
+  args = train_parser().parse_args(argv)
+  workdir = Path(args.workdir or f"runs/{args.task or 'nmt'}")
+  config = resolve_config(args, workdir)
+  _quiet_jax()
+  from nmt_flax.training import train  # pylint: disable=import-outside-toplevel
+  try:
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / "config.json").write_text(config.to_json(), encoding="utf-8")
+  except OSError as e:
+    raise UserError(f"--workdir {workdir}: cannot write ({e.strerror})") from None
+  print(f"training {config.task} in {workdir} (units {config.units}, attention {config.attention}, "
+        f"{config.epochs} epochs)")
+  final = train(config, workdir)
+  print(f"done: {workdir}; evaluate with `python eval.py --workdir {workdir}`"
+        + (f" (last validation {final.get('bleu', final.get('accuracy'))})" if final else ""))
+
+
+# ---------------------------------------------------------------- eval.py
+def eval_parser() -> argparse.ArgumentParser:
+  p = _Parser(prog="eval.py", description="Evaluate a trained workdir, translate or classify text.")
+  p.add_argument("--workdir", required=True, help="a folder written by train.py")
+  p.add_argument("--checkpoint", default="best", help="best (default), latest or a step number")
+  p.add_argument("--data", default=None,
+                 help="evaluate every example of this file instead of the held-out split")
+  p.add_argument("--split", default=None, help="held-out split to score: val (nmt default) "
+                 "or test (sentiment default)")
+  p.add_argument("--output-json", default=None, help="also write the scores to this file")
+  p.add_argument("--translate", action="append", default=[], metavar="TEXT",
+                 help="nmt: translate this sentence (repeatable)")
+  p.add_argument("--plot-attention", default=None, metavar="OUTDIR",
+                 help="nmt: write an attention heatmap PNG per --translate sentence")
+  p.add_argument("--font", default=None, help="font file for Chinese labels (default: find one)")
+  p.add_argument("--review", action="append", default=[], metavar="TEXT",
+                 help="sentiment: classify this text (repeatable)")
+  p.add_argument("--show", type=int, default=10, help="sentiment: reviews to show with their "
+                 "most attended words (default 10)")
+  p.add_argument("--attention-html", default=None, metavar="FILE",
+                 help="sentiment: write the shown reviews with highlighted words as HTML")
+  p.add_argument("--no-color", action="store_true", help="mark words with [brackets], not colour")
+  return p
+
+
+def _write(path: str, text: str, flag: str) -> None:
+  try:
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(text, encoding="utf-8")
+  except OSError as e:
+    raise UserError(f"{flag} {path}: cannot write ({e.strerror})") from None
+
+
+def _eval_translation(model, args) -> None:
+  from nmt_flax import plotting  # pylint: disable=import-outside-toplevel
+  if args.review:
+    raise UserError("--review: this workdir holds a translation model; use --translate")
+  if args.translate:
+    results = model.translate(args.translate)
+    font = plotting.find_cjk_font(args.font) if args.plot_attention else None
+    for n, (text, r) in enumerate(zip(args.translate, results), start=1):
+      notes = ([f"{r.unknown} unknown character(s)"] if r.unknown else []) + \
+              (["input cut to the model's maximum length"] if r.truncated else [])
+      print(f"{text} -> {r.text}" + (f"  ({'; '.join(notes)})" if notes else ""))
+      if args.plot_attention:
+        out = Path(args.plot_attention)
+        try:
+          out.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+          raise UserError(f"--plot-attention {out}: cannot create ({e.strerror})") from None
+        plotting.plot_attention(r.attention, r.source + ["<end>"], r.tokens + ["<end>"],
+                                out / f"attention_{n}.png", font)
+        print(f"  attention plot: {out / f'attention_{n}.png'}")
+    return
+  split = model.split(args.split or "val", args.data)
+  scores = model.evaluate(split)
+  print(f"{scores['num_sentences']} sentences ({args.data or (args.split or 'val') + ' split'}), "
+        f"greedy decoding, checkpoint step {model.step}")
+  print(f"BLEU {scores['bleu']:.2f}  ({scores['bleu_signature']})")
+  print(f"chrF {scores['chrf']:.2f}  ({scores['chrf_signature']})")
+  print(f"unknown source characters: {scores['unknown_chars']} of {split.extras['source_chars']}")
+  if args.output_json:
+    _write(args.output_json, json.dumps({**scores, "decoder": "greedy", "step": model.step},
+                                        indent=2), "--output-json")
+
+
+def _eval_sentiment(model, args) -> None:
+  from nmt_flax import highlight  # pylint: disable=import-outside-toplevel
+  if args.translate:
+    raise UserError("--translate: this workdir holds a sentiment model; use --review")
+  color = not args.no_color and sys.stdout.isatty()
+  if args.review:
+    predictions, titles = model.classify(args.review), [f"review {n}" for n in range(1, len(args.review) + 1)]
+  else:
+    split = model.split(args.split or "test", args.data)
+    scores = model.evaluate(split)
+    print(f"{scores['num_examples']} reviews ({args.data or (args.split or 'test') + ' split'}), "
+          f"checkpoint step {model.step}")
+    print("accuracy {accuracy:.4f}  precision {precision:.4f}  recall {recall:.4f}  "
+          "f1 {f1:.4f}".format(**scores))
+    (tn, fp), (fn, tp) = scores["confusion_matrix"]
+    print(f"confusion matrix (rows true neg/pos, columns predicted): [[{tn} {fp}] [{fn} {tp}]]")
+    if args.output_json:
+      _write(args.output_json, json.dumps({**scores, "step": model.step}, indent=2), "--output-json")
+    predictions = model.predictions(split)[:args.show]
+    labels = split.extras["labels"]
+    titles = [f"review {i + 1}: true {'positive' if labels[i] else 'negative'}"
+              for i in range(len(predictions))]
+  rows = []
+  for title, p in zip(titles, predictions):
+    top = p.top_words(10)
+    print(f"\n{title}, predicted {p.sentiment} (P(positive) = {p.probability:.3f})")
+    print(highlight.terminal(p.tokens, top, color))
+    rows.append({"title": f"{title}, predicted {p.sentiment} ({p.probability:.3f})",
+                 "tokens": p.tokens, "top": top, "weights": p.attention})
+  if args.attention_html:
+    _write(args.attention_html, highlight.html_page(rows), "--attention-html")
+    print(f"\nattention HTML: {args.attention_html}")
+
+
+def eval_main(argv) -> None:
+  args = eval_parser().parse_args(argv)
+  _quiet_jax()
+  from nmt_flax import api  # pylint: disable=import-outside-toplevel
+  model = api.load(args.workdir, args.checkpoint)
+  if model.config.task == "nmt":
+    _eval_translation(model, args)
+  else:
+    _eval_sentiment(model, args)

@@ -1,0 +1,160 @@
+"""One source of truth for every option: a dataclass, task defaults and presets.
+
+Resolution order, last wins: field defaults < task defaults < `--preset` < flags.
+The resolved config is saved as `WORKDIR/config.json`; a rerun on the same
+workdir reuses it and refuses flags that would change the model or the data.
+"""
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+from nmt_flax.errors import UserError
+
+TASKS = ("nmt", "sentiment")
+
+
+def _opt(default, help_text, choices=None):
+  return dataclasses.field(default=default, metadata={"help": help_text, "choices": choices})
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+  task: str = _opt("nmt", "which task to train", TASKS)
+  data: str | None = _opt(None, "data file (default: $NMT_FLAX_DATA/ or data/ with the "
+                          "task's standard file name)")
+  # Model
+  embedding_dim: int = _opt(256, "embedding size of source and target tokens")
+  units: int = _opt(1024, "GRU hidden size (encoder and decoder)")
+  attention: str = _opt("bahdanau", "attention score function (see nmt_flax.attention)")
+  dropout: float = _opt(0.0, "dropout rate on embeddings and encoder outputs")
+  # Optimisation
+  epochs: int = _opt(10, "total number of epochs (a rerun continues up to this total)")
+  batch_size: int = _opt(128, "sentences per batch")
+  learning_rate: float = _opt(1e-3, "Adam learning rate")
+  clip_norm: float = _opt(0.0, "clip gradients to this global norm (0: off)")
+  seed: int = _opt(0, "seed for splits, shuffling, initialisation and dropout")
+  # Data
+  max_examples: int | None = _opt(None, "use only the first N examples of the data file")
+  val_fraction: float = _opt(0.05, "fraction held out for validation (NMT: of the unique "
+                             "source sentences; sentiment: of the training side)")
+  buckets: str = _opt("10x10,12x12,16x14,24x20,40x32",
+                      "NMT: padded source x target lengths of the length buckets; the "
+                      "last one is the maximum (longer training pairs are dropped)")
+  max_len: int = _opt(100, "sentiment: review length in words after truncation")
+  truncate: str = _opt("pre", "sentiment: cut long reviews at the start (pre, keeps the "
+                       "end, as Keras) or the end (post)", ("pre", "post"))
+  split: str = _opt("lab", "sentiment: 'lab' = random 80/20 (random_state 42); 'official' "
+                    "= the dataset's 25k/25k halves", ("lab", "official"))
+  vocab_size: int = _opt(10_000, "sentiment: keep the N most frequent training words")
+  head_activation: str = _opt("relu", "sentiment: nonlinearity between the 4 dense layers "
+                              "('none' reproduces the lab)", ("relu", "tanh", "none"))
+  # Checkpoints and logging
+  checkpoint_every: int = _opt(1, "save (and validate) every N epochs; always at the end")
+  keep_checkpoints: int = _opt(2, "keep this many latest checkpoints, plus the best")
+  patience: int = _opt(0, "stop after N validations without improvement (0: never)")
+
+  def to_json(self) -> str:
+    return json.dumps(dataclasses.asdict(self), indent=2, ensure_ascii=False)
+
+  @classmethod
+  def from_json(cls, text: str, where: str = "config") -> "Config":
+    try:
+      raw = json.loads(text)
+      known = {f.name for f in dataclasses.fields(cls)}
+      return cls(**{k: v for k, v in raw.items() if k in known})
+    except (ValueError, TypeError) as e:
+      raise UserError(f"{where}: not a valid nmt-flax config ({e})") from None
+
+  @property
+  def bucket_shapes(self) -> list[tuple[int, int]]:
+    """`buckets` parsed as [(src_len, tgt_len), ...], both ascending."""
+    try:
+      shapes = [tuple(int(n) for n in b.split("x")) for b in self.buckets.split(",")]
+      ok = all(len(s) == 2 and s[0] > 0 and s[1] > 1 for s in shapes) and shapes == sorted(shapes)
+    except ValueError:
+      ok = False
+    if not ok:
+      raise UserError(f"--buckets {self.buckets!r}: expected ascending SRCxTGT pairs "
+                      "such as 10x10,16x14,40x32")
+    return shapes  # type: ignore[return-value]
+
+
+# Defaults that differ between the tasks (the lab's values for each).
+TASK_DEFAULTS: dict[str, dict[str, Any]] = {
+    "nmt": dict(attention="bahdanau", epochs=50, checkpoint_every=5),
+    "sentiment": dict(attention="luong", epochs=10, checkpoint_every=2, val_fraction=0.05),
+}
+
+# Named recipes. `quick` is the README's first command: a few minutes on 2 CPU cores.
+PRESETS: dict[str, dict[str, dict[str, Any]]] = {
+    "quick": {
+        "nmt": dict(units=256, embedding_dim=128, epochs=6, learning_rate=3e-3,
+                    clip_norm=5.0, checkpoint_every=1, buckets="10x10,16x14"),
+        "sentiment": dict(units=64, embedding_dim=64, epochs=1, max_len=100,
+                          checkpoint_every=1, max_examples=10_000),
+    },
+    "tiny": {  # smoke tests and CI: seconds, not minutes
+        "nmt": dict(units=32, embedding_dim=16, epochs=1, batch_size=16, max_examples=400,
+                    checkpoint_every=1, buckets="10x10,16x14"),
+        "sentiment": dict(units=16, embedding_dim=16, epochs=1, batch_size=16, max_len=40,
+                          max_examples=400, vocab_size=500, checkpoint_every=1),
+    },
+}
+
+# Options a rerun on an existing workdir may change without making a new model.
+RESUMABLE = frozenset({"data", "epochs", "checkpoint_every", "keep_checkpoints", "patience"})
+
+
+def resolve(task: str, preset: str | None, flags: dict[str, Any]) -> Config:
+  """Builds the config for a new run from task defaults, a preset and explicit flags."""
+  if task not in TASKS:
+    raise UserError(f"--task {task!r}: expected one of {', '.join(TASKS)}")
+  values: dict[str, Any] = dict(TASK_DEFAULTS[task], task=task)
+  if preset is not None:
+    if preset not in PRESETS:
+      raise UserError(f"--preset {preset!r}: expected one of {', '.join(PRESETS)}")
+    values.update(PRESETS[preset][task])
+  values.update(flags)
+  config = Config(**values)
+  validate(config)
+  return config
+
+
+def validate(config: Config) -> None:
+  """Checks ranges and choices, naming the offending flag."""
+  from nmt_flax import attention  # late import: attention imports jax
+  for f in dataclasses.fields(config):
+    choices = f.metadata.get("choices")
+    if choices and getattr(config, f.name) not in choices:
+      raise UserError(f"--{f.name.replace('_', '-')} {getattr(config, f.name)!r}: "
+                      f"expected one of {', '.join(choices)}")
+  attention.get(config.attention)  # raises a UserError listing the valid names
+  positive = ("embedding_dim", "units", "epochs", "batch_size", "checkpoint_every",
+              "max_len", "vocab_size", "keep_checkpoints")
+  for name in positive:
+    if getattr(config, name) <= 0:
+      raise UserError(f"--{name.replace('_', '-')} must be positive, got {getattr(config, name)}")
+  if config.max_examples is not None and config.max_examples <= 0:
+    raise UserError(f"--max-examples must be positive, got {config.max_examples}")
+  if not 0 < config.val_fraction < 1:
+    raise UserError(f"--val-fraction must be between 0 and 1, got {config.val_fraction}")
+  if not 0 <= config.dropout < 1:
+    raise UserError(f"--dropout must be in [0, 1), got {config.dropout}")
+  if config.learning_rate <= 0:
+    raise UserError(f"--learning-rate must be positive, got {config.learning_rate}")
+  config.bucket_shapes  # pylint: disable=pointless-statement  (validates --buckets)
+
+
+def merge_with_stored(stored: Config, flags: dict[str, Any], where: Path) -> Config:
+  """A rerun: keep the stored config, apply resumable flags, refuse the others."""
+  differing = sorted(k for k, v in flags.items()
+                     if k not in RESUMABLE and getattr(stored, k) != v)
+  if differing:
+    shown = ", ".join(f"--{k.replace('_', '-')} (stored {getattr(stored, k)!r}, given {flags[k]!r})"
+                      for k in differing)
+    raise UserError(f"{where} was trained with other settings: {shown}; "
+                    "use a new --workdir or drop these flags")
+  config = dataclasses.replace(stored, **{k: v for k, v in flags.items() if k in RESUMABLE})
+  validate(config)
+  return config

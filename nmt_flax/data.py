@@ -1,0 +1,124 @@
+"""Finding, reading and splitting the two corpora, with one-line errors for bad files."""
+import dataclasses
+import os
+from pathlib import Path
+
+import numpy as np
+
+from nmt_flax.errors import UserError
+
+ENV_VAR = "NMT_FLAX_DATA"
+FILE_NAMES = {"nmt": "cmn-eng.txt", "sentiment": "imdb_50k.csv.gz"}
+REPO_DATA_DIR = Path(__file__).resolve().parent.parent / "data"
+
+
+def find_data_file(task: str, given: str | None) -> Path:
+  """`--data` (a file or a folder), else $NMT_FLAX_DATA/, else ./data/ or the repo's data/."""
+  name = FILE_NAMES[task]
+  if given:
+    path = Path(given).expanduser()
+    path = path / name if path.is_dir() else path
+    if not path.is_file():
+      raise UserError(f"--data {given}: no such file")
+    return path
+  folders = ([Path(os.environ[ENV_VAR]).expanduser()] if os.environ.get(ENV_VAR) else [])
+  folders += [Path("data"), REPO_DATA_DIR]
+  for folder in folders:
+    if (folder / name).is_file():
+      return folder / name
+  raise UserError(f"{name} not found in {', '.join(str(f) for f in folders)}; pass --data FILE, "
+                  f"set {ENV_VAR}=FOLDER, or fetch it with `python -m nmt_flax.download {task}`")
+
+
+@dataclasses.dataclass(frozen=True)
+class Pair:
+  """One line of an English<TAB>Chinese file (a third column, attribution, is ignored)."""
+  english: str
+  chinese: str
+  line: int
+
+
+def read_lines(path: Path) -> list[str]:
+  """UTF-8 text (a BOM is allowed) split on newlines only, CRLF tolerated."""
+  try:
+    raw = Path(path).read_bytes()
+  except OSError as e:
+    raise UserError(f"{path}: cannot read ({e.strerror})") from None
+  try:
+    text = raw.decode("utf-8-sig")
+  except UnicodeDecodeError as e:
+    line = raw[:e.start].count(b"\n") + 1
+    raise UserError(f"{path}:{line}: not UTF-8 text") from None
+  # split("\n") rather than splitlines(): U+2028 inside a sentence is not a line break
+  return [l.rstrip("\r") for l in text.split("\n")]
+
+
+def read_pairs(path: Path) -> list[Pair]:
+  """Reads a parallel file; blank lines are skipped, a line without a tab is an error."""
+  pairs = []
+  for number, line in enumerate(read_lines(path), start=1):
+    if not line.strip():
+      continue
+    columns = line.split("\t")
+    if len(columns) < 2:
+      raise UserError(f"{path}:{number}: expected English<TAB>Chinese, found no tab")
+    english, chinese = columns[0].strip(), columns[1].strip()
+    if not english or not chinese:
+      raise UserError(f"{path}:{number}: empty {'English' if not english else 'Chinese'} side")
+    pairs.append(Pair(english, chinese, number))
+  if not pairs:
+    raise UserError(f"{path}: no sentence pairs (the file is empty)")
+  return pairs
+
+
+def split_by_source(sources: list[str], val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+  """Indices (train, val) such that equal sources never sit on both sides.
+
+  The unique source sentences are shuffled with `seed` and the first
+  `val_fraction` of them go to validation.
+  """
+  unique = sorted(set(sources))
+  order = np.random.default_rng(seed).permutation(len(unique))
+  n_val = max(1, int(round(val_fraction * len(unique))))
+  if n_val >= len(unique):
+    raise UserError(f"--val-fraction {val_fraction}: leaves no training data "
+                    f"({len(unique)} unique source sentences)")
+  val_set = {unique[i] for i in order[:n_val]}
+  is_val = np.array([s in val_set for s in sources])
+  return np.flatnonzero(~is_val), np.flatnonzero(is_val)
+
+
+LABELS = {"negative": 0, "positive": 1}
+
+
+def read_reviews(path: Path):
+  """Reads a review CSV (optionally gzipped) with columns `review` and `sentiment`.
+
+  Returns the DataFrame with a `label` column (0/1) added; errors name the data
+  row (1-based, header excluded). Empty reviews and unknown labels are errors.
+  """
+  import pandas as pd  # pandas is slow to import; only the sentiment task needs it
+  try:
+    frame = pd.read_csv(path, dtype={"review": str, "sentiment": str}, keep_default_na=False)
+  except (OSError, UnicodeDecodeError, pd.errors.ParserError, EOFError) as e:
+    raise UserError(f"{path}: not a readable CSV ({str(e).splitlines()[0]})") from None
+  except pd.errors.EmptyDataError:
+    raise UserError(f"{path}: the file is empty") from None
+  missing = [c for c in ("review", "sentiment") if c not in frame.columns]
+  if missing:
+    raise UserError(f"{path}: missing column(s) {', '.join(missing)} "
+                    f"(found: {', '.join(map(str, frame.columns))})")
+  if frame.empty:
+    raise UserError(f"{path}: no rows")
+  labels = frame["sentiment"].str.strip().str.lower()
+  bad = ~labels.isin(list(LABELS))
+  if bad.any():
+    row = int(np.flatnonzero(bad.to_numpy())[0])
+    raise UserError(f"{path}: row {row + 1}: sentiment {frame['sentiment'].iloc[row]!r} "
+                    f"is not one of {', '.join(LABELS)}")
+  empty = frame["review"].str.strip() == ""
+  if empty.any():
+    row = int(np.flatnonzero(empty.to_numpy())[0])
+    raise UserError(f"{path}: row {row + 1}: empty review")
+  frame = frame.assign(label=labels.map(LABELS).astype(np.int32))
+  return frame.reset_index(drop=True)

@@ -1,0 +1,18 @@
+"""Losses as (sum, count) pairs, so means are taken over real tokens/rows only."""
+import jax.numpy as jnp
+import optax
+
+
+def token_cross_entropy(logits, targets, row_weight):
+  """logits [batch, len, vocab], targets <int32>[batch, len] (PAD_ID = 0 is ignored),
+  row_weight [batch] (0 for batch filler). Returns (summed loss, number of tokens)."""
+  weight = (targets != 0) * row_weight[:, None]
+  losses = optax.softmax_cross_entropy_with_integer_labels(logits.astype(jnp.float32), targets)
+  return jnp.sum(losses * weight), jnp.sum(weight)
+
+
+def binary_cross_entropy(logits, labels, row_weight):
+  """Sigmoid cross-entropy on logits [batch] against labels {0, 1} [batch]."""
+  losses = optax.sigmoid_binary_cross_entropy(logits.astype(jnp.float32),
+                                              labels.astype(jnp.float32))
+  return jnp.sum(losses * row_weight), jnp.sum(row_weight)

@@ -1,0 +1,110 @@
+"""The IMDB task: word-level reviews, GRU + attention classifier, accuracy."""
+import functools
+
+import jax
+import numpy as np
+
+from nmt_flax import data, metrics
+from nmt_flax.batching import pad
+from nmt_flax.classifier import AttentionClassifier
+from nmt_flax.errors import UserError
+from nmt_flax.losses import binary_cross_entropy
+from nmt_flax.tasks import Split, Task
+from nmt_flax.text import review_tokens
+from nmt_flax.vocab import Vocabulary
+
+LAB_TEST_FRACTION, LAB_RANDOM_STATE = 0.2, 42  # the lab's train_test_split arguments
+
+
+class Sentiment(Task):
+  name = "sentiment"
+  score_name = "accuracy"
+  vocab_files = ("vocab",)
+
+  # --- data -------------------------------------------------------------
+  def split_indices(self, frame) -> dict[str, np.ndarray]:
+    """Row indices of train/val/test. 'lab': sklearn's 80/20 split with the lab's
+    random_state; 'official': the `split` column. Validation comes from train."""
+    from sklearn.model_selection import train_test_split  # pylint: disable=import-outside-toplevel
+    rows = np.arange(len(frame))
+    if self.config.split == "official":
+      if "split" not in frame.columns:
+        raise UserError("--split official: the data file has no 'split' column")
+      train, test = rows[frame["split"].to_numpy() == "train"], rows[frame["split"].to_numpy() == "test"]
+    else:
+      train, test = train_test_split(rows, test_size=LAB_TEST_FRACTION, random_state=LAB_RANDOM_STATE)
+    if len(train) < 2 or len(test) < 1:
+      raise UserError(f"{self.config.data or 'the data file'}: too few rows to split")
+    order = np.random.default_rng(self.config.seed).permutation(train)
+    n_val = max(1, int(round(self.config.val_fraction * len(train))))
+    return {"train": np.sort(order[n_val:]), "val": np.sort(order[:n_val]), "test": np.asarray(test)}
+
+  def load_splits(self) -> dict[str, Split]:
+    frame = data.read_reviews(data.find_data_file("sentiment", self.config.data))
+    if self.config.max_examples:
+      frame = frame.iloc[:self.config.max_examples]
+    tokens = [review_tokens(r) for r in frame["review"]]
+    indices = self.split_indices(frame)
+    if not self.vocabs:
+      self.vocabs = {"vocab": Vocabulary.build((tokens[i] for i in indices["train"]),
+                                               max_size=self.config.vocab_size)}
+    labels = frame["label"].to_numpy()
+    return {name: self.make_split([tokens[i] for i in idx], labels[idx],
+                                  frame["review"].to_numpy()[idx])
+            for name, idx in indices.items()}
+
+  def make_split(self, tokens: list[list[str]], labels: np.ndarray, texts=None) -> Split:
+    """Encodes reviews into one bucket of shape [n, max_len]."""
+    ids = [self.vocabs["vocab"].encode(t) for t in tokens]
+    bucket = {"tokens": pad(ids, self.config.max_len, self.config.truncate),
+              "label": np.asarray(labels, np.int32),
+              "example": np.arange(len(ids), dtype=np.int64)}
+    return Split(buckets=[bucket], size=len(ids), extras={"labels": np.asarray(labels),
+                                                          "texts": texts, "tokens": tokens})
+
+  def visible_tokens(self, tokens: list[str]) -> list[str]:
+    """The words of a review that fit in `max_len` after truncation (what the model sees)."""
+    n = self.config.max_len
+    return tokens[-n:] if self.config.truncate == "pre" else tokens[:n]
+
+  # --- model ------------------------------------------------------------
+  @functools.cached_property
+  def _model(self) -> AttentionClassifier:
+    c = self.config
+    return AttentionClassifier(vocab_size=len(self.vocabs["vocab"]), embedding_dim=c.embedding_dim,
+                               units=c.units, attention=c.attention, max_len=c.max_len,
+                               dropout=c.dropout, head_activation=c.head_activation)
+
+  def model(self) -> AttentionClassifier:
+    return self._model
+
+  def init_params(self, rng):
+    return self._model.init(rng, np.ones((1, 2), np.int32))["params"]
+
+  def loss(self, params, batch, rng):
+    logits, _ = self._model.apply({"params": params}, batch["tokens"],
+                                  deterministic=rng is None,
+                                  rngs=None if rng is None else {"dropout": rng})
+    return binary_cross_entropy(logits, batch["label"], batch["weight"])
+
+  @functools.cached_property
+  def classify_batch(self):
+    """jit: (params, tokens <int32>[batch, max_len]) -> (logits [batch], weights [batch, max_len])."""
+    return jax.jit(lambda params, tokens: self._model.apply({"params": params}, tokens))
+
+  def predict_split(self, params, split: Split):
+    """(probabilities [n], attention weights [n, max_len]) for every example of `split`."""
+    probs = np.zeros(split.size, np.float32)
+    weights = np.zeros((split.size, self.config.max_len), np.float32)
+    for batch in self.batches(split):
+      logits, w = self.classify_batch(params, batch["tokens"])
+      real = np.flatnonzero(batch["weight"])
+      probs[batch["example"][real]] = np.asarray(jax.nn.sigmoid(logits))[real]
+      weights[batch["example"][real]] = np.asarray(w)[real]
+    return probs, weights
+
+  def evaluate(self, params, split: Split) -> dict:
+    probs, _ = self.predict_split(params, split)
+    predictions = (probs > 0.5).astype(np.int32)  # sigmoid(logit) > 0.5, i.e. logit > 0
+    return {"loss": self.mean_loss(params, split),
+            **metrics.classification_scores(split.extras["labels"], predictions)}

@@ -1,0 +1,78 @@
+"""The translation model: GRU encoder, attention, GRU decoder fed [context; embedding]."""
+import flax.linen as nn
+import jax.numpy as jnp
+
+from nmt_flax import attention as attention_lib
+from nmt_flax.encoder import TokenEncoder
+from nmt_flax.gru import GRUCell
+
+
+class Seq2Seq(nn.Module):
+  """Encoder-decoder with attention (Bahdanau et al. 2015 by default).
+
+  At decoder step t, with s_{t-1} the previous decoder state (the encoder's
+  final state at t = 1):
+    c_t, α_t = attention(s_{t-1}, encoder outputs)
+    s_t = GRU([c_t; embed(y_{t-1})], s_{t-1})
+    logits_t = W_o s_t
+  `decode` runs these steps over a whole target (teacher forcing) or over one
+  token (greedy and beam search): both use the same scanned step.
+  """
+  src_vocab_size: int
+  tgt_vocab_size: int
+  embedding_dim: int
+  units: int
+  attention: str = "additive"
+  max_src_len: int = 64
+  dropout: float = 0.0
+
+  def setup(self):
+    self.encoder = TokenEncoder(self.src_vocab_size, self.embedding_dim, self.units,
+                                self.dropout)
+    self.attend = attention_lib.make(self.attention, self.units, self.max_src_len)
+    self.tgt_embed = nn.Embed(self.tgt_vocab_size, self.embedding_dim)
+    # The GRU's input projection split in two: W [c; e] = W_c c + W_e e. The
+    # embedding half is applied to all target steps at once, outside the scan.
+    self.embed_to_gates = nn.Dense(3 * self.units)
+    self.context_to_gates = nn.Dense(3 * self.units, use_bias=False)
+    self.cell = GRUCell(self.units)
+    self.output = nn.Dense(self.tgt_vocab_size)
+
+  def encode(self, src, deterministic: bool = True):
+    """src: <int32>[batch, src_len] -> (Memory, decoder initial state [batch, units])."""
+    outputs, final, mask = self.encoder(src, deterministic)
+    return self.attend.prepare(outputs, mask), final
+
+  def decode(self, memory, state, tgt_in):
+    """tgt_in: <int32>[batch, tgt_len] (<start> y_1 … ).
+
+    Returns logits [batch, tgt_len, tgt_vocab], the final state [batch, units]
+    and the attention weights [batch, tgt_len, src_len].
+    """
+    gates_in = self.embed_to_gates(self.tgt_embed(tgt_in))
+
+    def step(module, s, gates_t):
+      context, weights = module.attend(s, memory)
+      s, _ = module.cell(s, gates_t + module.context_to_gates(context))
+      return s, (s, weights)
+
+    scan = nn.scan(step, variable_broadcast="params", split_rngs={"params": False},
+                   in_axes=1, out_axes=1)
+    state, (states, weights) = scan(self, state, gates_in)
+    return self.output(states), state, weights  # vocabulary projection after the scan
+
+  def __call__(self, src, tgt_in, deterministic: bool = True):
+    """Teacher-forced logits [batch, tgt_len, tgt_vocab] and weights [batch, tgt_len, src_len]."""
+    memory, state = self.encode(src, deterministic)
+    logits, _, weights = self.decode(memory, state, tgt_in)
+    return logits, weights
+
+  def decode_step(self, memory, state, token):
+    """One greedy/beam step: token <int32>[batch] -> (logits [batch, V], state, weights [batch, src_len])."""
+    logits, state, weights = self.decode(memory, state, token[:, None])
+    return logits[:, 0], state, weights[:, 0]
+
+
+def init_inputs(batch_size: int = 1, src_len: int = 2, tgt_len: int = 2):
+  """Dummy inputs for `Seq2Seq.init`."""
+  return (jnp.ones((batch_size, src_len), jnp.int32), jnp.ones((batch_size, tgt_len), jnp.int32))

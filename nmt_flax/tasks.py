@@ -1,0 +1,102 @@
+"""What a task is to the training loop: data, model, loss and validation.
+
+The two tasks (`translation.Translation`, `sentiment.Sentiment`) differ only in
+these; everything else (optimiser, loop, checkpoints, logging) is shared.
+"""
+import abc
+import dataclasses
+import functools
+from pathlib import Path
+
+import jax
+import numpy as np
+
+from nmt_flax.batching import Batch, make_batches
+from nmt_flax.config import Config
+from nmt_flax.errors import UserError
+from nmt_flax.vocab import Vocabulary
+
+
+@dataclasses.dataclass
+class Split:
+  """One split of a task's data, as fixed-shape bucket arrays plus what scoring needs."""
+  buckets: list[Batch]
+  size: int
+  extras: dict = dataclasses.field(default_factory=dict)
+
+
+class Task(abc.ABC):
+  """Subclasses fill in the task-specific parts; see `nmt_flax.training` for the loop."""
+  name: str
+  score_name: str      # the validation metric that picks the best checkpoint
+  vocab_files: tuple[str, ...]
+
+  def __init__(self, config: Config, vocabs: dict[str, Vocabulary] | None = None):
+    self.config = config
+    self.vocabs = vocabs or {}
+
+  # --- data -------------------------------------------------------------
+  @abc.abstractmethod
+  def load_splits(self) -> dict[str, Split]:
+    """Reads the data file; builds the vocabularies from the training split if
+    none were given; returns {'train': …, 'val': …} (and 'test' if the task has one)."""
+
+  def save_vocabs(self, workdir: Path) -> None:
+    for name in self.vocab_files:
+      self.vocabs[name].save(Path(workdir) / f"{name}.json")
+
+  @classmethod
+  def load_vocabs(cls, workdir: Path) -> dict[str, Vocabulary]:
+    return {name: Vocabulary.load(Path(workdir) / f"{name}.json") for name in cls.vocab_files}
+
+  def check_vocabs(self, stored: dict[str, Vocabulary], workdir: Path) -> None:
+    """A resumed run must see the vocabularies its checkpoint was trained with."""
+    for name in self.vocab_files:
+      if stored[name].itos != self.vocabs[name].itos:
+        raise UserError(f"{Path(workdir) / (name + '.json')} does not match the vocabulary built "
+                        "from the data now given: was the data file changed?")
+
+  # --- model ------------------------------------------------------------
+  @abc.abstractmethod
+  def model(self):
+    """The Flax module, sized from the config and the vocabularies."""
+
+  @abc.abstractmethod
+  def init_params(self, rng: jax.Array):
+    """Fresh parameters."""
+
+  @abc.abstractmethod
+  def loss(self, params, batch: Batch, rng: jax.Array | None):
+    """(summed loss, count) on one batch; rng=None means evaluation (no dropout)."""
+
+  @functools.cached_property
+  def _eval_loss(self):
+    return jax.jit(lambda params, batch: self.loss(params, batch, None))
+
+  def batches(self, split: Split, rng: np.random.Generator | None = None) -> list[Batch]:
+    return make_batches(split.buckets, self.config.batch_size, rng)
+
+  def mean_loss(self, params, split: Split) -> float:
+    """Loss over a whole split, weighted by tokens (NMT) or rows (sentiment)."""
+    total = count = 0.0
+    for batch in self.batches(split):
+      s, n = self._eval_loss(params, batch)
+      total, count = total + float(s), count + float(n)
+    return total / max(count, 1.0)
+
+  @abc.abstractmethod
+  def evaluate(self, params, split: Split) -> dict:
+    """Validation metrics, including `loss` and `self.score_name`."""
+
+  def tokens_in(self, batch: Batch) -> int:
+    """Tokens a batch processes (for tokens/s): real source + target tokens."""
+    return int(sum(np.count_nonzero(v) for k, v in batch.items() if k in ("src", "tgt_out", "tokens")))
+
+
+def task_class(name: str) -> type[Task]:
+  from nmt_flax import sentiment, translation  # pylint: disable=import-outside-toplevel
+  return {"nmt": translation.Translation, "sentiment": sentiment.Sentiment}[name]
+
+
+def get(config: Config, vocabs: dict[str, Vocabulary] | None = None) -> Task:
+  return task_class(config.task)(config, vocabs)

@@ -1,0 +1,45 @@
+"""Text normalisation for both tasks: the lab's preprocessing, minus its bugs."""
+import re
+import unicodedata
+
+MAX_INPUT_CHARS = 10_000  # free text longer than this is cut before any regex runs
+
+_EN_PUNCT = re.compile(r"([?.!,])")
+_SPACES = re.compile(r"\s+")
+_HTML_TAG = re.compile(r"<[^>]*>")  # what the lab's broken r'<[^>+>+' meant
+_NON_LETTER = re.compile(r"[^a-z]")
+
+
+def strip_accents(text: str) -> str:
+  """'café' -> 'cafe': drop combining marks after NFD (the lab's unicode_to_ascii)."""
+  return "".join(c for c in unicodedata.normalize("NFD", text)
+                 if unicodedata.category(c) != "Mn")
+
+
+def english_tokens(text: str) -> list[str]:
+  """Lowercased English words with `?.!,` split off, as in the lab's preprocess_eng."""
+  text = strip_accents(text[:MAX_INPUT_CHARS].lower())
+  text = _EN_PUNCT.sub(r" \1 ", text)
+  return text.split()
+
+
+def chinese_tokens(text: str) -> list[str]:
+  """One token per character, whitespace and control characters dropped.
+
+  NFKC folds full-width forms, so '？' in the data and '?' typed by a user are
+  the same token; unlike the lab, no character is ever removed.
+  """
+  text = unicodedata.normalize("NFKC", text[:MAX_INPUT_CHARS]).lower()
+  return [c for c in text if not c.isspace() and unicodedata.category(c)[0] != "C"]
+
+
+def review_tokens(text: str) -> list[str]:
+  """IMDB review -> lowercase words: tags removed, letters only, no 1-letter words."""
+  text = _HTML_TAG.sub(" ", text[:MAX_INPUT_CHARS * 10]).lower()
+  text = _NON_LETTER.sub(" ", strip_accents(text))
+  return [w for w in text.split() if len(w) > 1]
+
+
+def detokenize(tokens: list[str]) -> str:
+  """Join target tokens into the space-separated form BLEU is computed on."""
+  return _SPACES.sub(" ", " ".join(tokens)).strip()

@@ -1,0 +1,184 @@
+"""The training loop shared by both tasks: Adam, jitted steps, checkpoints, resume.
+
+Resume order: if WORKDIR/checkpoints holds a checkpoint, training continues from
+the latest one (parameters, optimizer state, step, PRNG key, epoch and batch
+position); otherwise it starts from scratch with `config.seed`.
+"""
+import json
+import math
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax.training import train_state
+
+from nmt_flax import tasks
+from nmt_flax.batching import epoch_rng
+from nmt_flax.checkpoint import Checkpoints
+from nmt_flax.config import Config
+from nmt_flax.errors import UserError
+
+
+class TrainState(train_state.TrainState):
+  rng: jax.Array  # base PRNG key; the key of step n is fold_in(rng, n)
+
+
+def make_optimizer(config: Config) -> optax.GradientTransformation:
+  parts = [optax.clip_by_global_norm(config.clip_norm)] if config.clip_norm > 0 else []
+  return optax.chain(*parts, optax.adam(config.learning_rate))
+
+
+def create_state(task: tasks.Task, seed: int) -> TrainState:
+  init_rng, train_rng = jax.random.split(jax.random.key(seed))
+  return TrainState.create(apply_fn=task.model().apply, params=task.init_params(init_rng),
+                           tx=make_optimizer(task.config), rng=jax.random.key_data(train_rng))
+
+
+def make_train_step(task: tasks.Task):
+  """jit: (state, batch) -> (state, {'loss_sum', 'count'}); the mean loss is the
+  summed loss over real tokens (rows) divided by their number."""
+
+  def train_step(state: TrainState, batch):
+    rng = jax.random.fold_in(jax.random.wrap_key_data(state.rng), state.step)
+
+    def mean_loss(params):
+      total, count = task.loss(params, batch, rng)
+      return total / jnp.maximum(count, 1.0), (total, count)
+
+    (_, (total, count)), grads = jax.value_and_grad(mean_loss, has_aux=True)(state.params)
+    return state.apply_gradients(grads=grads), {"loss_sum": total, "count": count}
+
+  return jax.jit(train_step, donate_argnums=0)
+
+
+def checkpoint_item(state: TrainState, epoch: int, batch: int) -> dict[str, Any]:
+  return {"params": state.params, "opt_state": state.opt_state, "step": state.step,
+          "rng": state.rng, "epoch": np.asarray(epoch, np.int64),
+          "batch": np.asarray(batch, np.int64)}
+
+
+class StopRequest:
+  """Turns SIGINT/SIGTERM into a flag the loop checks after each step."""
+
+  def __init__(self):
+    self.signal: int | None = None
+
+  def __enter__(self):
+    self._previous = {s: signal.signal(s, self._handle) for s in (signal.SIGINT, signal.SIGTERM)}
+    return self
+
+  def _handle(self, signum, _frame):
+    if self.signal is not None:  # a second Ctrl-C: give up at once
+      raise KeyboardInterrupt
+    self.signal = signum
+
+  def __exit__(self, *exc):
+    for s, handler in self._previous.items():
+      signal.signal(s, handler)
+
+
+class Interrupted(Exception):
+  """Raised after the checkpoint of an interrupted run has been written."""
+
+
+def progress_bar(total: int, desc: str):
+  from tqdm import tqdm  # pylint: disable=import-outside-toplevel
+  return tqdm(total=total, desc=desc, unit="batch", leave=False, dynamic_ncols=True,
+              disable=None, mininterval=0.5)  # disable=None: no bar when not a terminal
+
+
+def train(config: Config, workdir: Path, log=print) -> dict:
+  """Trains `config` in `workdir`, resuming if it holds a checkpoint.
+
+  Returns the last validation metrics. Raises `Interrupted` after saving when
+  stopped by SIGINT/SIGTERM, and UserError for bad input.
+  """
+  workdir = Path(workdir)
+  task = tasks.get(config)
+  stored_vocabs = (task.load_vocabs(workdir)
+                   if (workdir / f"{task.vocab_files[0]}.json").exists() else None)
+  splits = task.load_splits()
+  if stored_vocabs:
+    task.check_vocabs(stored_vocabs, workdir)
+  else:
+    task.save_vocabs(workdir)
+  train_split, val_split = splits["train"], splits["val"]
+  log(f"data: {train_split.size} training / {val_split.size} validation examples; "
+      + ", ".join(f"{k} {len(v)}" for k, v in task.vocabs.items()))
+
+  checkpoints = Checkpoints(workdir / "checkpoints", keep_latest=config.keep_checkpoints)
+  state = create_state(task, config.seed)
+  start_epoch, start_batch = 0, 0
+  if checkpoints.latest_step() is not None:
+    step = checkpoints.latest_step()
+    restored = checkpoints.restore(step, checkpoint_item(state, 0, 0))
+    state = state.replace(params=restored["params"], opt_state=restored["opt_state"],
+                          step=restored["step"], rng=restored["rng"])
+    start_epoch, start_batch = int(restored["epoch"]), int(restored["batch"])
+    log(f"resuming from step {step} (epoch {start_epoch + 1}, batch {start_batch})")
+
+  train_step = make_train_step(task)
+  metrics_path = workdir / "metrics.jsonl"
+  history = [json.loads(l) for l in metrics_path.read_text().splitlines()] if metrics_path.exists() else []
+  best = max((h.get(task.score_name, -math.inf) for h in history if "epoch" in h), default=-math.inf)
+  stale = 0
+  last_metrics: dict = history[-1] if history else {}
+
+  with StopRequest() as stop:
+    for epoch in range(start_epoch, config.epochs):
+      batches = task.batches(train_split, epoch_rng(config.seed, epoch))
+      first = start_batch if epoch == start_epoch else 0
+      started, tokens, loss_sum, count = time.time(), 0, 0.0, 0.0
+      pending = []  # device metrics, pulled a few steps late so the host never stalls
+      with progress_bar(len(batches), f"epoch {epoch + 1}/{config.epochs}") as bar:
+        bar.update(first)
+        for i in range(first, len(batches)):
+          state, step_metrics = train_step(state, batches[i])
+          tokens += task.tokens_in(batches[i])
+          pending.append(step_metrics)
+          if len(pending) >= 4 or i == len(batches) - 1:
+            for m in jax.device_get(pending):
+              loss_sum, count = loss_sum + float(m["loss_sum"]), count + float(m["count"])
+            pending = []
+            if not math.isfinite(loss_sum):
+              raise UserError(f"training diverged at step {int(state.step)} (loss is {loss_sum}); "
+                              "lower --learning-rate or set --clip-norm")
+            bar.set_postfix(loss=f"{loss_sum / max(count, 1):.3f}",
+                            tok_s=f"{tokens / (time.time() - started):.0f}")
+          bar.update(1)
+          if stop.signal is not None:
+            checkpoints.save(int(state.step), checkpoint_item(state, epoch, i + 1), None)
+            checkpoints.close()
+            raise Interrupted(f"stopped by signal {stop.signal} at step {int(state.step)} "
+                              f"(epoch {epoch + 1}, batch {i + 1}/{len(batches)}); checkpoint "
+                              "saved: rerun the same command to resume")
+      elapsed = time.time() - started
+      last_epoch = epoch + 1 == config.epochs
+      record = {"epoch": epoch + 1, "step": int(state.step),
+                "train_loss": loss_sum / max(count, 1.0), "epoch_seconds": round(elapsed, 2),
+                "tokens_per_second": round(tokens / max(elapsed, 1e-9), 1)}
+      if (epoch + 1) % config.checkpoint_every == 0 or last_epoch:
+        val = task.evaluate(state.params, val_split)
+        record.update({f"val_{k}" if k == "loss" else k: v for k, v in val.items()
+                       if not isinstance(v, (list, dict))})
+        score = val[task.score_name]
+        checkpoints.save(int(state.step), checkpoint_item(state, epoch + 1, 0), score)
+        stale = 0 if score > best else stale + 1
+        best = max(best, score)
+      with metrics_path.open("a") as f:
+        f.write(json.dumps(record) + "\n")
+      last_metrics = record
+      log(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                   for k, v in record.items() if not k.endswith("signature")))
+      if config.patience and stale >= config.patience:
+        log(f"early stopping: no {task.score_name} improvement in {stale} validations")
+        break
+  checkpoints.close()
+  from nmt_flax.plotting import plot_loss_curve  # pylint: disable=import-outside-toplevel
+  plot_loss_curve(metrics_path, workdir / "loss.png")
+  return last_metrics

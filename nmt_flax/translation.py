@@ -1,0 +1,143 @@
+"""The Chinese→English task: character source, word target, Seq2Seq, BLEU."""
+import functools
+
+import jax
+import numpy as np
+
+from nmt_flax import data, metrics
+from nmt_flax.batching import assign_buckets, pad
+from nmt_flax.decoding import greedy_decode
+from nmt_flax.errors import UserError
+from nmt_flax.losses import token_cross_entropy
+from nmt_flax.seq2seq import Seq2Seq, init_inputs
+from nmt_flax.tasks import Split, Task
+from nmt_flax.text import chinese_tokens, detokenize, english_tokens
+from nmt_flax.vocab import END_ID, START_ID, Vocabulary
+
+
+class Translation(Task):
+  name = "nmt"
+  score_name = "bleu"
+  vocab_files = ("src_vocab", "tgt_vocab")
+
+  # --- data -------------------------------------------------------------
+  def load_splits(self) -> dict[str, Split]:
+    path = data.find_data_file("nmt", self.config.data)
+    pairs = data.read_pairs(path)[:self.config.max_examples]
+    sources = [chinese_tokens(p.chinese) for p in pairs]
+    targets = [english_tokens(p.english) for p in pairs]
+    keep = [i for i in range(len(pairs)) if sources[i] and targets[i]]
+    sources, targets = [sources[i] for i in keep], [targets[i] for i in keep]
+    train_idx, val_idx = data.split_by_source(["".join(s) for s in sources],
+                                              self.config.val_fraction, self.config.seed)
+    if not self.vocabs:
+      self.vocabs = {"src_vocab": Vocabulary.build(sources[i] for i in train_idx),
+                     "tgt_vocab": Vocabulary.build(targets[i] for i in train_idx)}
+    return {"train": self.make_split([sources[i] for i in train_idx],
+                                     [targets[i] for i in train_idx], drop_long=True),
+            "val": self.make_split([sources[i] for i in val_idx],
+                                   [targets[i] for i in val_idx], drop_long=False)}
+
+  def make_split(self, sources: list[list[str]], targets: list[list[str]],
+                 drop_long: bool) -> Split:
+    """Encodes and buckets token lists. Pairs longer than the last bucket are
+    dropped (training) or cut to it (evaluation); both are counted in `extras`."""
+    src_vocab, tgt_vocab = self.vocabs["src_vocab"], self.vocabs["tgt_vocab"]
+    shapes = self.config.bucket_shapes
+    src_ids = [src_vocab.encode(s) + [END_ID] for s in sources]
+    words = [tgt_vocab.encode(t) for t in targets]
+    bucket_of = assign_buckets([(len(s), len(w) + 1) for s, w in zip(src_ids, words)], shapes)
+    too_long = bucket_of < 0
+    if drop_long:
+      keep = np.flatnonzero(~too_long)
+    else:
+      keep = np.arange(len(src_ids))
+      bucket_of[too_long] = len(shapes) - 1
+    buckets = []
+    for b, (src_len, tgt_len) in enumerate(shapes):
+      rows = [i for i in keep if bucket_of[i] == b]
+      if rows:
+        buckets.append({"src": pad([src_ids[i] for i in rows], src_len),
+                        "tgt_in": pad([[START_ID] + words[i] for i in rows], tgt_len),
+                        "tgt_out": pad([words[i] + [END_ID] for i in rows], tgt_len),
+                        "example": np.asarray(rows, np.int64)})
+    unknown = sum(src_vocab.count_unknown(s) for s in sources)
+    return Split(buckets=buckets, size=len(keep), extras={
+        "references": [detokenize(t) for t in targets], "sources": sources,
+        "too_long": int(too_long.sum()), "unknown_chars": unknown,
+        "source_chars": sum(len(s) for s in sources)})
+
+  # --- model ------------------------------------------------------------
+  @functools.cached_property
+  def _model(self) -> Seq2Seq:
+    c = self.config
+    return Seq2Seq(src_vocab_size=len(self.vocabs["src_vocab"]),
+                   tgt_vocab_size=len(self.vocabs["tgt_vocab"]), embedding_dim=c.embedding_dim,
+                   units=c.units, attention=c.attention, max_src_len=c.bucket_shapes[-1][0],
+                   dropout=c.dropout)
+
+  def model(self) -> Seq2Seq:
+    return self._model
+
+  def init_params(self, rng):
+    return self._model.init(rng, *init_inputs())["params"]
+
+  def loss(self, params, batch, rng):
+    logits, _ = self._model.apply({"params": params}, batch["src"], batch["tgt_in"],
+                                  deterministic=rng is None,
+                                  rngs=None if rng is None else {"dropout": rng})
+    return token_cross_entropy(logits, batch["tgt_out"], batch["weight"])
+
+  @functools.cached_property
+  def translate_batch(self):
+    """jit: (params, src <int32>[batch, src_len], max_len) -> (tokens [batch, max_len],
+    weights [batch, max_len, src_len]) by greedy decoding."""
+    model = self._model
+
+    @functools.partial(jax.jit, static_argnums=2)
+    def run(params, src, max_len):
+      variables = {"params": params}
+      memory, state = model.apply(variables, src, method=Seq2Seq.encode)
+
+      def step(carry, token):
+        return model.apply(variables, memory, carry, token, method=Seq2Seq.decode_step)
+      return greedy_decode(step, state, memory.mask, max_len)
+    return run
+
+  @property
+  def max_output_len(self) -> int:
+    return self.config.bucket_shapes[-1][1]
+
+  def decode_split(self, params, split: Split) -> list[list[str]]:
+    """Greedy translations of every example of `split`, in the split's order."""
+    hypotheses: list[list[str]] = [[] for _ in split.extras["references"]]
+    tgt_vocab = self.vocabs["tgt_vocab"]
+    for batch in self.batches(split):
+      tokens, _ = self.translate_batch(params, batch["src"], self.max_output_len)
+      for row in np.flatnonzero(batch["weight"]):
+        hypotheses[batch["example"][row]] = tgt_vocab.decode(np.asarray(tokens[row]))
+    return hypotheses
+
+  def evaluate(self, params, split: Split) -> dict:
+    hypotheses = [detokenize(h) for h in self.decode_split(params, split)]
+    scores = metrics.translation_scores(hypotheses, split.extras["references"])
+    return {"loss": self.mean_loss(params, split), **scores, "num_sentences": split.size,
+            "unknown_chars": split.extras["unknown_chars"]}
+
+  # --- free text ----------------------------------------------------------
+  def encode_sources(self, texts: list[str]):
+    """Free text -> (src <int32>[n, max_src_len], tokens, unknown counts, cut flags).
+
+    Raises UserError for an input with no character left after normalisation."""
+    max_src = self.config.bucket_shapes[-1][0]
+    tokens, ids, unknown, cut = [], [], [], []
+    for n, text in enumerate(texts, start=1):
+      chars = chinese_tokens(text)
+      if not chars:
+        raise UserError(f"--translate #{n}: the sentence is empty")
+      cut.append(len(chars) + 1 > max_src)
+      chars = chars[:max_src - 1]
+      tokens.append(chars)
+      ids.append(self.vocabs["src_vocab"].encode(chars) + [END_ID])
+      unknown.append(self.vocabs["src_vocab"].count_unknown(chars))
+    return pad(ids, max_src), tokens, unknown, cut

@@ -1,0 +1,93 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from nmt_flax.decoding import greedy_decode
+from nmt_flax.losses import token_cross_entropy
+from nmt_flax.seq2seq import Seq2Seq
+from nmt_flax.vocab import END_ID, PAD_ID, START_ID
+
+SRC = jnp.array([[5, 6, 7, 2, 0, 0], [8, 9, 2, 0, 0, 0]])
+TGT_IN = jnp.array([[1, 4, 5, 6], [1, 7, 0, 0]])
+
+
+def model_and_params(attention="additive"):
+  model = Seq2Seq(src_vocab_size=12, tgt_vocab_size=10, embedding_dim=4, units=8,
+                  attention=attention, max_src_len=6)
+  return model, model.init(jax.random.key(0), SRC, TGT_IN)["params"]
+
+
+def test_teacher_forced_logits_equal_step_by_step_logits():
+  model, params = model_and_params()
+  logits, weights = model.apply({"params": params}, SRC, TGT_IN)
+  memory, state = model.apply({"params": params}, SRC, method=Seq2Seq.encode)
+  for t in range(TGT_IN.shape[1]):
+    step_logits, state, step_weights = model.apply({"params": params}, memory, state, TGT_IN[:, t],
+                                                   method=Seq2Seq.decode_step)
+    np.testing.assert_allclose(step_logits, logits[:, t], atol=1e-5)
+    np.testing.assert_allclose(step_weights, weights[:, t], atol=1e-6)
+  assert np.all(np.asarray(weights)[1, :, 3:] == 0)  # padding of sentence 2 gets no attention
+
+
+def test_padding_rows_and_columns_do_not_change_logits():
+  model, params = model_and_params()
+  logits, _ = model.apply({"params": params}, SRC, TGT_IN)
+  wider = jnp.pad(SRC, ((0, 1), (0, 4)))  # 4 more padded columns and a filler row
+  logits_wide, _ = model.apply({"params": params}, wider, jnp.pad(TGT_IN, ((0, 1), (0, 0))))
+  np.testing.assert_allclose(logits_wide[:2], logits, atol=1e-5)
+
+
+def python_greedy(model, params, src, max_len):
+  """Reference: one sentence at a time, a Python loop over steps."""
+  out = []
+  for row in range(src.shape[0]):
+    memory, state = model.apply({"params": params}, src[row:row + 1], method=Seq2Seq.encode)
+    token, tokens = jnp.array([START_ID]), []
+    for _ in range(max_len):
+      logits, state, _ = model.apply({"params": params}, memory, state, token, method=Seq2Seq.decode_step)
+      token = jnp.argmax(logits, -1)
+      tokens.append(int(token[0]))
+      if tokens[-1] == END_ID:
+        break
+    out.append(tokens + [PAD_ID] * (max_len - len(tokens)))
+  return np.array(out)
+
+
+def test_while_loop_greedy_equals_python_loop():
+  model, params = model_and_params()
+  memory, state = model.apply({"params": params}, SRC, method=Seq2Seq.encode)
+  step = lambda carry, tok: model.apply({"params": params}, memory, carry, tok, method=Seq2Seq.decode_step)
+  tokens, weights = jax.jit(lambda s: greedy_decode(step, s, memory.mask, 7))(state)
+  np.testing.assert_array_equal(tokens, python_greedy(model, params, SRC, 7))
+  assert weights.shape == (2, 7, 6)
+
+
+def test_greedy_with_a_fake_model_stops_at_end_and_pads_after():
+  # Fake step: row r emits r+4, r+5, ... and <end> once the token reaches 6.
+  def step(carry, token):
+    nxt = jnp.where(token == START_ID, carry, token + 1)
+    nxt = jnp.where(nxt > 6, END_ID, nxt)
+    return jax.nn.one_hot(nxt, 10) * 10.0, carry, jnp.ones((2, 3)) / 3
+  mask = jnp.array([[True, True, False], [True, False, False]])
+  tokens, weights = greedy_decode(step, jnp.array([4, 6]), mask, 6)
+  np.testing.assert_array_equal(tokens, [[4, 5, 6, END_ID, 0, 0], [6, END_ID, 0, 0, 0, 0]])
+  assert np.all(np.asarray(weights)[1, 2:] == 0) and np.all(np.asarray(weights)[0, :4] > 0)
+  # a row with no source is done from the start
+  tokens, _ = greedy_decode(step, jnp.array([4, 6]), mask.at[1].set(False), 6)
+  np.testing.assert_array_equal(tokens[1], 0)
+
+
+def test_loss_ignores_padding_tokens_and_filler_rows():
+  rng = np.random.default_rng(0)
+  logits = jnp.asarray(rng.normal(size=(2, 4, 10)), jnp.float32)
+  targets = jnp.array([[4, 5, END_ID, 0], [6, END_ID, 0, 0]])
+  total, count = token_cross_entropy(logits, targets, jnp.ones(2))
+  changed = logits.at[:, 3].set(100.0).at[1, 2:].set(-50.0)  # only padded positions change
+  total2, count2 = token_cross_entropy(changed, targets, jnp.ones(2))
+  assert count == count2 == 5
+  np.testing.assert_allclose(total, total2, rtol=1e-6)
+  logp = jax.nn.log_softmax(logits)
+  manual = -sum(float(logp[b, t, targets[b, t]]) for b in range(2) for t in range(4) if targets[b, t])
+  np.testing.assert_allclose(total, manual, rtol=1e-5)
+  total3, count3 = token_cross_entropy(logits, targets, jnp.array([1.0, 0.0]))  # row 2 is filler
+  assert count3 == 3

@@ -1,0 +1,46 @@
+import json
+
+import pytest
+
+from nmt_flax import text
+from nmt_flax.errors import UserError
+from nmt_flax.vocab import END_ID, PAD_ID, START_ID, UNK_ID, Vocabulary
+
+
+def test_english_tokens_split_punctuation_and_lowercase():
+  assert text.english_tokens("May I borrow this book?") == ["may", "i", "borrow", "this", "book", "?"]
+  assert text.english_tokens("  Café,  OK!") == ["cafe", ",", "ok", "!"]
+
+
+def test_chinese_tokens_one_per_character_fullwidth_folded():
+  assert text.chinese_tokens("我可以借這本書麼？") == list("我可以借這本書麼?")
+  assert text.chinese_tokens("你 好\t!\u200b") == ["你", "好", "!"]  # spaces and format chars dropped
+
+
+def test_review_tokens_strip_tags_digits_single_letters():
+  raw = "I LOVED it.<br /><br />A 10/10 film, isn't it? <i>Great</i>"
+  assert text.review_tokens(raw) == ["loved", "it", "film", "isn", "it", "great"]
+
+
+def test_vocab_specials_unknown_and_round_trip(tmp_path):
+  vocab = Vocabulary.build([["b", "a", "b"], ["c", "b", "a"]])
+  assert vocab.itos[:4] == ["<pad>", "<start>", "<end>", "<unk>"]
+  assert vocab.itos[4:] == ["b", "a", "c"]  # by frequency, ties by first appearance
+  ids = vocab.encode(["a", "zzz", "c"])
+  assert ids[1] == UNK_ID and vocab.count_unknown(["a", "zzz"]) == 1
+  assert vocab.decode([START_ID] + ids + [END_ID, 5, PAD_ID]) == ["a", "<unk>", "c"]
+  vocab.save(tmp_path / "v.json")
+  assert Vocabulary.load(tmp_path / "v.json").itos == vocab.itos
+
+
+def test_vocab_max_size_keeps_most_frequent():
+  vocab = Vocabulary.build([["x"] * 3 + ["y"] * 2 + ["z"]], max_size=2)
+  assert vocab.itos[4:] == ["x", "y"]
+
+
+def test_vocab_load_errors(tmp_path):
+  with pytest.raises(UserError, match="missing"):
+    Vocabulary.load(tmp_path / "none.json")
+  (tmp_path / "bad.json").write_text(json.dumps(["a", "b"]))
+  with pytest.raises(UserError, match="not a valid vocabulary"):
+    Vocabulary.load(tmp_path / "bad.json")

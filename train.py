@@ -1,0 +1,7 @@
+"""Train a model: `python train.py --preset quick` (see --help and the README)."""
+import sys
+
+from nmt_flax.cli import run, train_main
+
+if __name__ == "__main__":
+  sys.exit(run(train_main, sys.argv[1:]))
