@@ -25,8 +25,8 @@ def _add_config_flags(parser: argparse.ArgumentParser) -> None:
 
 
 class _Parser(argparse.ArgumentParser):
-  def error(self, message):  # one line, exit status 2, as for every bad input
-    self.exit(2, f"error: {message} (see --help)\n")
+  def error(self, message):  # reported like every other bad input: one line, exit 2
+    raise UserError(f"{message} (see --help)")
 
 
 def run(main, argv) -> int:

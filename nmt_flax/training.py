@@ -99,6 +99,10 @@ def train(config: Config, workdir: Path, log=print) -> dict:
   stopped by SIGINT/SIGTERM, and UserError for bad input.
   """
   workdir = Path(workdir)
+  try:
+    workdir.mkdir(parents=True, exist_ok=True)
+  except OSError as e:
+    raise UserError(f"--workdir {workdir}: cannot create ({e.strerror})") from None
   task = tasks.get(config)
   stored_vocabs = (task.load_vocabs(workdir)
                    if (workdir / f"{task.vocab_files[0]}.json").exists() else None)

@@ -1,0 +1,159 @@
+"""Every bad input gives one line `error: …` naming the problem and where, and exit 2."""
+import json
+import shutil
+
+import pytest
+
+from nmt_flax import cli
+from tests.conftest import TINY_NMT, TINY_REVIEWS
+
+NMT_FLAGS = ["--units", "16", "--embedding-dim", "8", "--batch-size", "8", "--epochs", "1",
+             "--val-fraction", "0.2", "--buckets", "6x6,12x10"]
+SENT_FLAGS = ["--task", "sentiment", "--units", "8", "--embedding-dim", "8", "--batch-size", "8",
+              "--epochs", "1", "--max-len", "12", "--vocab-size", "100"]
+
+
+def train(*argv):
+  return cli.run(cli.train_main, [str(a) for a in argv])
+
+
+def evaluate(*argv):
+  return cli.run(cli.eval_main, [str(a) for a in argv])
+
+
+def one_error_line(capsys, *fragments):
+  err = capsys.readouterr().err.strip()
+  assert err.startswith("error: ") and "\n" not in err and "Traceback" not in err, err
+  for f in fragments:
+    assert f in err, err
+
+
+@pytest.fixture(scope="module")
+def nmt_workdir(tmp_path_factory):
+  workdir = tmp_path_factory.mktemp("nmt")
+  assert train("--data", TINY_NMT, "--workdir", workdir, *NMT_FLAGS) == 0
+  return workdir
+
+
+@pytest.fixture(scope="module")
+def sentiment_workdir(tmp_path_factory):
+  workdir = tmp_path_factory.mktemp("sent")
+  assert train("--data", TINY_REVIEWS, "--workdir", workdir, *SENT_FLAGS) == 0
+  return workdir
+
+
+@pytest.mark.parametrize("content, fragments", [
+    (None, ["no such file"]),
+    (b"", ["no sentence pairs"]),
+    (b"Hi.\t\xe4\xbd\xa0\xe5\xa5\xbd\nbad \xff line\tx\n", [":2: not UTF-8"]),
+    (b"Hi.\tni\n\nno tab here\n", [":3: expected English<TAB>Chinese"]),
+])
+def test_bad_nmt_data_files(tmp_path, capsys, content, fragments):
+  path = tmp_path / "pairs.txt"
+  if content is not None:
+    path.write_bytes(content)
+  assert train("--data", path, "--workdir", tmp_path / "w", *NMT_FLAGS) == 2
+  one_error_line(capsys, *fragments)
+
+
+def test_data_file_with_bom_crlf_three_columns_and_blank_lines_is_read(tmp_path):
+  from nmt_flax.data import read_pairs
+  path = tmp_path / "p.txt"
+  path.write_bytes("\ufeffHi.\t你好。\tCC-BY\r\n\r\n  \nRun!\t跑！\r\n".encode())
+  assert [(p.english, p.chinese, p.line) for p in read_pairs(path)] == [("Hi.", "你好。", 1), ("Run!", "跑！", 4)]
+
+
+@pytest.mark.parametrize("argv, fragments", [
+    (["--attention", "nope"], ["--attention 'nope'", "additive"]),
+    (["--preset", "huge"], ["--preset 'huge'", "quick"]),
+    (["--units", "0"], ["--units must be positive"]),
+    (["--val-fraction", "1.5"], ["--val-fraction"]),
+    (["--buckets", "10x10,5"], ["--buckets"]),
+    (["--truncate", "middle"], ["--truncate 'middle'"]),
+    (["--units", "abc"], ["--units", "invalid int"]),
+])
+def test_bad_flags(tmp_path, capsys, argv, fragments):
+  assert train("--data", TINY_NMT, "--workdir", tmp_path / "w", *argv) == 2
+  one_error_line(capsys, *fragments)
+
+
+def test_missing_data_says_how_to_get_it(tmp_path, capsys, monkeypatch):
+  monkeypatch.setenv("NMT_FLAX_DATA", str(tmp_path))
+  monkeypatch.chdir(tmp_path)
+  monkeypatch.setattr("nmt_flax.data.REPO_DATA_DIR", tmp_path / "none")
+  assert train("--workdir", tmp_path / "w", *NMT_FLAGS) == 2
+  one_error_line(capsys, "cmn-eng.txt not found", "python -m nmt_flax.download nmt")
+
+
+def test_rerun_with_other_model_flags_is_refused(nmt_workdir, capsys):
+  assert train("--workdir", nmt_workdir, "--data", TINY_NMT, "--units", "32") == 2
+  one_error_line(capsys, "--units (stored 16, given 32)")
+  assert train("--workdir", nmt_workdir, "--task", "sentiment") == 2
+  one_error_line(capsys, "holds a nmt model")
+
+
+def test_eval_writes_scores_json(nmt_workdir, tmp_path, capsys):
+  out = tmp_path / "scores.json"
+  assert evaluate("--workdir", nmt_workdir, "--output-json", out) == 0
+  scores = json.loads(out.read_text())
+  assert {"bleu", "chrf", "num_sentences", "unknown_chars", "bleu_signature", "decoder"} <= set(scores)
+  assert "BLEU" in capsys.readouterr().out
+  assert evaluate("--workdir", nmt_workdir, "--data", TINY_NMT, "--output-json", out) == 0
+  assert json.loads(out.read_text())["num_sentences"] == 24
+
+
+def test_translate_unknown_long_and_empty_input(nmt_workdir, tmp_path, capsys):
+  assert evaluate("--workdir", nmt_workdir, "--translate", "我有一隻貓。", "--translate",
+                  "鬱鬱" + "貓" * 30, "--plot-attention", tmp_path / "plots") == 0
+  out = capsys.readouterr().out
+  assert "2 unknown character(s)" in out and "input cut" in out
+  assert (tmp_path / "plots" / "attention_1.png").stat().st_size > 1000
+  assert evaluate("--workdir", nmt_workdir, "--translate", " \t ") == 2
+  one_error_line(capsys, "--translate #1: the sentence is empty")
+
+
+def test_eval_workdir_without_checkpoint_or_corrupt(nmt_workdir, tmp_path, capsys):
+  assert evaluate("--workdir", tmp_path) == 2
+  one_error_line(capsys, "not an nmt-flax workdir")
+  broken = tmp_path / "broken"
+  shutil.copytree(nmt_workdir, broken)
+  shutil.rmtree(broken / "checkpoints")
+  assert evaluate("--workdir", broken) == 2
+  one_error_line(capsys, "holds no checkpoint")
+  shutil.copytree(nmt_workdir / "checkpoints", broken / "checkpoints")
+  for f in (broken / "checkpoints").rglob("manifest.ocdbt"):
+    f.write_bytes(b"garbage")
+  for f in (broken / "checkpoints").rglob("*"):
+    if f.is_file() and f.parent.name == "d":
+      f.write_bytes(f.read_bytes()[:10])
+  assert evaluate("--workdir", broken) == 2
+  one_error_line(capsys, "cannot restore this checkpoint")
+
+
+def test_sentiment_eval_json_html_and_review(sentiment_workdir, tmp_path, capsys):
+  out, page = tmp_path / "s.json", tmp_path / "a.html"
+  assert evaluate("--workdir", sentiment_workdir, "--output-json", out, "--attention-html", page) == 0
+  scores = json.loads(out.read_text())
+  assert {"accuracy", "precision", "recall", "f1", "confusion_matrix"} <= set(scores)
+  assert sum(map(sum, scores["confusion_matrix"])) == scores["num_examples"] == 10
+  text = page.read_text()
+  assert text.count("<mark") >= 10 and "predicted" in text
+  assert evaluate("--workdir", sentiment_workdir, "--review", "A wonderful, moving film!") == 0
+  assert "P(positive)" in capsys.readouterr().out
+  assert evaluate("--workdir", sentiment_workdir, "--review", "!!! 42 ?") == 2
+  one_error_line(capsys, "--review #1: no words left")
+  assert evaluate("--workdir", sentiment_workdir, "--translate", "你好") == 2
+  one_error_line(capsys, "holds a sentiment model")
+
+
+@pytest.mark.parametrize("csv, fragments", [
+    ("text,label\nhi,positive\n", ["missing column(s) review, sentiment"]),
+    ("review,sentiment\ngood film,positive\nbad film,meh\n", ["row 2", "'meh'"]),
+    ("review,sentiment\ngood film,positive\n  ,negative\n", ["row 2: empty review"]),
+    ("", ["empty"]),
+])
+def test_bad_review_files(sentiment_workdir, tmp_path, capsys, csv, fragments):
+  path = tmp_path / "r.csv"
+  path.write_text(csv)
+  assert evaluate("--workdir", sentiment_workdir, "--data", path) == 2
+  one_error_line(capsys, *fragments)

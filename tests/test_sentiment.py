@@ -1,0 +1,57 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from nmt_flax import tasks, training
+from nmt_flax.batching import epoch_rng, pad
+from nmt_flax.classifier import AttentionClassifier
+
+
+def test_pad_and_truncate_both_ways():
+  seqs = [[1, 2, 3, 4, 5], [6, 7]]
+  np.testing.assert_array_equal(pad(seqs, 3, "pre"), [[3, 4, 5], [6, 7, 0]])
+  np.testing.assert_array_equal(pad(seqs, 3, "post"), [[1, 2, 3], [6, 7, 0]])
+  np.testing.assert_array_equal(pad(seqs, 6), [[1, 2, 3, 4, 5, 0], [6, 7, 0, 0, 0, 0]])
+
+
+def test_luong_scores_use_the_final_state_and_ignore_padding():
+  model = AttentionClassifier(vocab_size=20, embedding_dim=4, units=6, head_sizes=(5,))
+  tokens = jnp.array([[4, 5, 6, 0, 0], [7, 8, 9, 10, 11]])
+  variables = model.init(jax.random.key(0), tokens)
+  (logits, weights), inter = model.apply(variables, tokens, capture_intermediates=True)
+  outputs, final, _ = inter["intermediates"]["encoder"]["__call__"][0]
+  w_a = np.asarray(variables["params"]["attend"]["W"]["kernel"])
+  for b in range(2):
+    n = int(np.sum(tokens[b] != 0))
+    scores = np.array([final[b] @ w_a @ outputs[b, i] for i in range(n)])  # sᵀ W h_i
+    ref = np.exp(scores - scores.max())
+    np.testing.assert_allclose(weights[b, :n], ref / ref.sum(), rtol=1e-4)
+    np.testing.assert_allclose(final[b], outputs[b, n - 1], atol=1e-6)  # state at the real end
+  assert np.all(np.asarray(weights)[0, 3:] == 0.0)
+  assert logits.shape == (2,)
+
+
+def test_learns_a_separable_toy_set(sentiment_config):
+  config = sentiment_config(units=16, embedding_dim=16, learning_rate=1e-2, max_len=16)
+  task = tasks.get(config)
+  splits = task.load_splits()
+  state = training.create_state(task, 0)
+  step = training.make_train_step(task)
+  for epoch in range(40):
+    for batch in task.batches(splits["train"], epoch_rng(0, epoch)):
+      state, _ = step(state, batch)
+  assert task.evaluate(state.params, splits["train"])["accuracy"] == 1.0
+
+
+def test_lab_split_is_sklearns_80_20_with_random_state_42(sentiment_config):
+  from sklearn.model_selection import train_test_split
+  task = tasks.get(sentiment_config(val_fraction=0.25))
+  import pandas as pd
+  from tests.conftest import TINY_REVIEWS
+  frame = pd.read_csv(TINY_REVIEWS)
+  idx = task.split_indices(frame)
+  _, lab_test = train_test_split(np.arange(len(frame)), test_size=0.2, random_state=42)
+  np.testing.assert_array_equal(idx["test"], lab_test)
+  assert not set(idx["val"]) & set(idx["train"]) and not set(idx["test"]) & set(idx["train"])
+  official = tasks.get(sentiment_config(split="official")).split_indices(frame)
+  assert set(official["test"]) == set(np.flatnonzero(frame["split"] == "test"))

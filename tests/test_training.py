@@ -1,0 +1,114 @@
+import json
+import os
+import signal
+
+import jax
+import numpy as np
+import pytest
+
+import nmt_flax
+from nmt_flax import tasks, training
+from nmt_flax.batching import epoch_rng
+from nmt_flax.checkpoint import Checkpoints
+
+
+def params_of(workdir, step=None):
+  ckpt = Checkpoints(workdir / "checkpoints", read_only=True)
+  return ckpt, ckpt.manager.restore(step or ckpt.latest_step())["params"]
+
+
+def assert_trees_equal(a, b):
+  for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)):
+    np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+
+
+def test_one_step_changes_every_parameter(nmt_config):
+  task = tasks.get(nmt_config())
+  splits = task.load_splits()
+  state = training.create_state(task, 0)
+  before = jax.tree_util.tree_map(np.array, state.params)
+  state, metrics = training.make_train_step(task)(state, task.batches(splits["train"])[0])
+  assert metrics["count"] > 0 and np.isfinite(metrics["loss_sum"])
+  for path, old in jax.tree_util.tree_leaves_with_path(before):
+    new = np.asarray(dict(jax.tree_util.tree_leaves_with_path(state.params))[path])
+    assert np.any(new != old), f"{jax.tree_util.keystr(path)} did not change"
+
+
+def test_overfits_tiny_corpus_and_translates_it(nmt_config, tmp_path):
+  config = nmt_config(units=48, embedding_dim=24, epochs=150, learning_rate=1e-2, clip_norm=5.0,
+                      val_fraction=0.04, checkpoint_every=150, batch_size=8)
+  task = tasks.get(config)
+  splits = task.load_splits()
+  state = training.create_state(task, 0)
+  step = training.make_train_step(task)
+  for epoch in range(config.epochs):
+    for batch in task.batches(splits["train"], epoch_rng(0, epoch)):
+      state, m = step(state, batch)
+  assert task.mean_loss(state.params, splits["train"]) < 0.05
+  hyps = [" ".join(h) for h in task.decode_split(state.params, splits["train"])]
+  assert hyps == splits["train"].extras["references"]
+
+
+def test_resume_after_interrupt_equals_uninterrupted_run(nmt_config, tmp_path, monkeypatch):
+  config = nmt_config(epochs=2)
+  training.train(config, tmp_path / "straight", log=lambda *_: None)
+
+  make_step = training.make_train_step
+
+  def interrupting_step(task):  # SIGTERM arrives during the 3rd step of the run
+    step, calls = make_step(task), []
+
+    def wrapped(state, batch):
+      calls.append(1)
+      if len(calls) == 3:
+        os.kill(os.getpid(), signal.SIGTERM)
+      return step(state, batch)
+    return wrapped
+
+  monkeypatch.setattr(training, "make_train_step", interrupting_step)
+  with pytest.raises(training.Interrupted, match="rerun the same command to resume"):
+    training.train(config, tmp_path / "resumed", log=lambda *_: None)
+  assert Checkpoints(tmp_path / "resumed" / "checkpoints", read_only=True).latest_step() == 3
+  monkeypatch.setattr(training, "make_train_step", make_step)
+  training.train(config, tmp_path / "resumed", log=lambda *_: None)
+
+  ckpt_a, straight = params_of(tmp_path / "straight")
+  ckpt_b, resumed = params_of(tmp_path / "resumed")
+  assert ckpt_a.latest_step() == ckpt_b.latest_step()
+  assert_trees_equal(straight, resumed)
+
+
+def test_rerun_with_more_epochs_continues_to_the_total(nmt_config, tmp_path):
+  training.train(nmt_config(epochs=2), tmp_path / "a", log=lambda *_: None)
+  training.train(nmt_config(epochs=1), tmp_path / "b", log=lambda *_: None)
+  training.train(nmt_config(epochs=2), tmp_path / "b", log=lambda *_: None)
+  assert_trees_equal(params_of(tmp_path / "a")[1], params_of(tmp_path / "b")[1])
+  lines = [json.loads(l) for l in (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()]
+  assert [l["epoch"] for l in lines] == [1, 2]
+  assert (tmp_path / "b" / "loss.png").stat().st_size > 1000
+
+
+def test_checkpoint_round_trip_gives_identical_params_and_predictions(nmt_config, tmp_path):
+  config = nmt_config(epochs=1)
+  workdir = tmp_path / "w"
+  workdir.mkdir()
+  (workdir / "config.json").write_text(config.to_json())
+  training.train(config, workdir, log=lambda *_: None)
+  model = nmt_flax.load(workdir)
+  _, saved = params_of(workdir, model.step)
+  assert_trees_equal(model.params, saved)
+  task = tasks.get(config, model.task.vocabs)
+  src, *_ = task.encode_sources(["我有一隻貓。"])
+  tokens, _ = task.translate_batch(saved, src, 10)
+  assert model.translate(["我有一隻貓。"], max_len=10)[0].tokens == \
+      model.task.vocabs["tgt_vocab"].decode(np.asarray(tokens[0]))
+
+
+def test_best_checkpoint_kept_and_nan_ranks_worst(tmp_path):
+  ckpt = Checkpoints(tmp_path / "c", keep_latest=1)
+  item = {"w": np.zeros(2, np.float32)}
+  for step, score in [(1, 5.0), (2, 9.0), (3, float("nan")), (4, 1.0), (5, None)]:
+    ckpt.save(step, {"w": np.full(2, step, np.float32)}, score)
+  assert ckpt.best_step() == 2
+  assert ckpt.steps() == [2, 5]  # the best and the latest survive
+  np.testing.assert_array_equal(ckpt.restore(2, item)["w"], [2, 2])
