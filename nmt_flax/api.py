@@ -27,6 +27,7 @@ class Translation:
   attention: np.ndarray   # [len(tokens) + 1, len(source) + 1]: rows incl. <end>, cols incl. <end>
   unknown: int            # source characters not in the training vocabulary
   truncated: bool         # the source was longer than the model's maximum and was cut
+  score: float = 0.0      # beam search: log-probability / length penalty (greedy: 0)
 
   @property
   def text(self) -> str:
@@ -86,8 +87,8 @@ class LoadedModel:
       raise UserError(f"--split {name!r}: this task has {', '.join(splits)}")
     return splits[name]
 
-  def evaluate(self, split) -> dict:
-    return self.task.evaluate(self.params, split)
+  def evaluate(self, split, **decoding) -> dict:
+    return self.task.evaluate(self.params, split, **decoding)
 
 
 class Translator(LoadedModel):
@@ -97,8 +98,16 @@ class Translator(LoadedModel):
     return self.task.make_split([chinese_tokens(p.chinese) for p in pairs],
                                 [english_tokens(p.english) for p in pairs], drop_long=False)
 
-  def translate(self, texts: list[str], max_len: int | None = None) -> list[Translation]:
-    """Greedy translations of free Chinese text, batched and jitted."""
+  def translate(self, texts: list[str], max_len: int | None = None, beam_size: int = 1,
+                alpha: float = 0.6) -> list[Translation]:
+    """Translations of free Chinese text: greedy (beam_size 1) or beam search."""
+    return [best[0] for best in self.nbest(texts, max_len, beam_size, alpha, 1)]
+
+  def nbest(self, texts: list[str], max_len: int | None = None, beam_size: int = 5,
+            alpha: float = 0.6, n_best: int = 5) -> list[list[Translation]]:
+    """The `n_best` best beam hypotheses of each text, best first; batched and jitted."""
+    if not 1 <= n_best <= beam_size:
+      raise UserError(f"--n-best {n_best}: must be between 1 and --beam-size {beam_size}")
     src, sources, unknown, cut = self.task.encode_sources(list(texts))
     max_len = max_len or self.task.max_output_len
     vocab = self.task.vocabs["tgt_vocab"]
@@ -106,14 +115,17 @@ class Translator(LoadedModel):
     for start in range(0, len(src), self.config.batch_size):
       chunk = src[start:start + self.config.batch_size]
       filler = np.zeros((self.config.batch_size - len(chunk), chunk.shape[1]), np.int32)
-      tokens, weights = self.task.translate_batch(self.params, np.concatenate([chunk, filler]), max_len)
-      tokens, weights = np.asarray(tokens), np.asarray(weights)
+      out = self.task.translate_batch(self.params, np.concatenate([chunk, filler]), max_len,
+                                      beam_size, alpha, n_best)
+      tokens, scores, weights = (np.asarray(x) for x in out)
       for row in range(len(chunk)):
-        i = start + row
-        words = vocab.decode(tokens[row])
-        results.append(Translation(source=sources[i], tokens=words,
-                                   attention=weights[row, :len(words) + 1, :len(sources[i]) + 1],
-                                   unknown=unknown[i], truncated=cut[i]))
+        i, hyps = start + row, []
+        for n in range(n_best):
+          words = vocab.decode(tokens[row, n])
+          hyps.append(Translation(source=sources[i], tokens=words,
+                                  attention=weights[row, n, :len(words) + 1, :len(sources[i]) + 1],
+                                  unknown=unknown[i], truncated=cut[i], score=float(scores[row, n])))
+        results.append(hyps)
     return results
 
 

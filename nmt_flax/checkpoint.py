@@ -11,6 +11,7 @@ from typing import Any
 
 import jax
 import orbax.checkpoint as ocp
+from absl import logging as absl_logging
 from orbax.checkpoint import checkpoint_managers as policies
 
 from nmt_flax.errors import UserError
@@ -35,10 +36,14 @@ class Checkpoints:
         preservation_policy=policy, best_fn=_rank, best_mode="max",  # best_fn makes orbax store metrics
         create=not read_only, read_only=read_only,
         cleanup_tmp_directories=not read_only, enable_async_checkpointing=False)
+    verbosity = absl_logging.get_verbosity()
+    absl_logging.set_verbosity(absl_logging.ERROR)  # orbax warns that read-only is read-only
     try:
       self.manager = ocp.CheckpointManager(self.directory, options=options)
     except (OSError, ValueError) as e:
       raise UserError(f"{self.directory}: cannot open checkpoints ({e})") from None
+    finally:
+      absl_logging.set_verbosity(verbosity)
 
   def steps(self) -> list[int]:
     return sorted(self.manager.all_steps())

@@ -110,6 +110,12 @@ def eval_parser() -> argparse.ArgumentParser:
   p.add_argument("--output-json", default=None, help="also write the scores to this file")
   p.add_argument("--translate", action="append", default=[], metavar="TEXT",
                  help="nmt: translate this sentence (repeatable)")
+  p.add_argument("--beam-size", type=int, default=1,
+                 help="nmt: beam search with this many hypotheses (default 1: greedy)")
+  p.add_argument("--alpha", type=float, default=0.6,
+                 help="nmt: GNMT length penalty ((5+len)/6)^alpha for beam search (default 0.6)")
+  p.add_argument("--n-best", type=int, default=1,
+                 help="nmt: with --translate, print this many best hypotheses (<= --beam-size)")
   p.add_argument("--plot-attention", default=None, metavar="OUTDIR",
                  help="nmt: write an attention heatmap PNG per --translate sentence")
   p.add_argument("--font", default=None, help="font file for Chinese labels (default: find one)")
@@ -135,13 +141,19 @@ def _eval_translation(model, args) -> None:
   from nmt_flax import plotting  # pylint: disable=import-outside-toplevel
   if args.review:
     raise UserError("--review: this workdir holds a translation model; use --translate")
+  if args.beam_size < 1:
+    raise UserError(f"--beam-size {args.beam_size}: must be at least 1")
   if args.translate:
-    results = model.translate(args.translate)
+    nbest = model.nbest(args.translate, beam_size=args.beam_size, alpha=args.alpha,
+                        n_best=args.n_best)
+    results = [hyps[0] for hyps in nbest]
     font = plotting.find_cjk_font(args.font) if args.plot_attention else None
     for n, (text, r) in enumerate(zip(args.translate, results), start=1):
       notes = ([f"{r.unknown} unknown character(s)"] if r.unknown else []) + \
               (["input cut to the model's maximum length"] if r.truncated else [])
       print(f"{text} -> {r.text}" + (f"  ({'; '.join(notes)})" if notes else ""))
+      for rank, alt in enumerate(nbest[n - 1][1:], start=2):
+        print(f"  {rank}. {alt.text}  (score {alt.score:.3f})")
       if args.plot_attention:
         out = Path(args.plot_attention)
         try:
@@ -153,15 +165,14 @@ def _eval_translation(model, args) -> None:
         print(f"  attention plot: {out / f'attention_{n}.png'}")
     return
   split = model.split(args.split or "val", args.data)
-  scores = model.evaluate(split)
+  scores = model.evaluate(split, beam_size=args.beam_size, alpha=args.alpha)
   print(f"{scores['num_sentences']} sentences ({args.data or (args.split or 'val') + ' split'}), "
-        f"greedy decoding, checkpoint step {model.step}")
+        f"{scores['decoder']} decoding, checkpoint step {model.step}")
   print(f"BLEU {scores['bleu']:.2f}  ({scores['bleu_signature']})")
   print(f"chrF {scores['chrf']:.2f}  ({scores['chrf_signature']})")
   print(f"unknown source characters: {scores['unknown_chars']} of {split.extras['source_chars']}")
   if args.output_json:
-    _write(args.output_json, json.dumps({**scores, "decoder": "greedy", "step": model.step},
-                                        indent=2), "--output-json")
+    _write(args.output_json, json.dumps({**scores, "step": model.step}, indent=2), "--output-json")
 
 
 def _eval_sentiment(model, args) -> None:

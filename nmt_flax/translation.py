@@ -2,10 +2,12 @@
 import functools
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from nmt_flax import data, metrics
 from nmt_flax.batching import assign_buckets, pad
+from nmt_flax.beam import beam_search
 from nmt_flax.decoding import greedy_decode
 from nmt_flax.errors import UserError
 from nmt_flax.losses import token_cross_entropy
@@ -90,39 +92,49 @@ class Translation(Task):
 
   @functools.cached_property
   def translate_batch(self):
-    """jit: (params, src <int32>[batch, src_len], max_len) -> (tokens [batch, max_len],
-    weights [batch, max_len, src_len]) by greedy decoding."""
+    """jit: (params, src <int32>[batch, src_len], max_len, beam_size=1, alpha=0.0,
+    n_best=1) -> tokens <int32>[batch, n_best, max_len], scores [batch, n_best],
+    weights [batch, n_best, max_len, src_len]. beam_size 1 is greedy decoding
+    (the while_loop of `decoding.greedy_decode`, no beam bookkeeping)."""
     model = self._model
 
-    @functools.partial(jax.jit, static_argnums=2)
-    def run(params, src, max_len):
+    @functools.partial(jax.jit, static_argnums=(2, 3, 4, 5))
+    def run(params, src, max_len, beam_size=1, alpha=0.0, n_best=1):
       variables = {"params": params}
+      if beam_size > 1:  # every hypothesis gets its own row: [batch * beam, src_len]
+        src = jnp.repeat(src, beam_size, axis=0)
       memory, state = model.apply(variables, src, method=Seq2Seq.encode)
 
       def step(carry, token):
         return model.apply(variables, memory, carry, token, method=Seq2Seq.decode_step)
-      return greedy_decode(step, state, memory.mask, max_len)
+      if beam_size == 1:
+        tokens, weights = greedy_decode(step, state, memory.mask, max_len)
+        return tokens[:, None], jnp.zeros((tokens.shape[0], 1)), weights[:, None]
+      src_mask = memory.mask[::beam_size]
+      return beam_search(step, state, src_mask, max_len, beam_size, alpha, n_best)
     return run
 
   @property
   def max_output_len(self) -> int:
     return self.config.bucket_shapes[-1][1]
 
-  def decode_split(self, params, split: Split) -> list[list[str]]:
-    """Greedy translations of every example of `split`, in the split's order."""
+  def decode_split(self, params, split: Split, beam_size: int = 1,
+                   alpha: float = 0.0) -> list[list[str]]:
+    """Best translation of every example of `split`, in the split's order."""
     hypotheses: list[list[str]] = [[] for _ in split.extras["references"]]
     tgt_vocab = self.vocabs["tgt_vocab"]
     for batch in self.batches(split):
-      tokens, _ = self.translate_batch(params, batch["src"], self.max_output_len)
+      tokens, _, _ = self.translate_batch(params, batch["src"], self.max_output_len, beam_size, alpha)
       for row in np.flatnonzero(batch["weight"]):
-        hypotheses[batch["example"][row]] = tgt_vocab.decode(np.asarray(tokens[row]))
+        hypotheses[batch["example"][row]] = tgt_vocab.decode(np.asarray(tokens[row, 0]))
     return hypotheses
 
-  def evaluate(self, params, split: Split) -> dict:
-    hypotheses = [detokenize(h) for h in self.decode_split(params, split)]
+  def evaluate(self, params, split: Split, beam_size: int = 1, alpha: float = 0.0) -> dict:
+    hypotheses = [detokenize(h) for h in self.decode_split(params, split, beam_size, alpha)]
     scores = metrics.translation_scores(hypotheses, split.extras["references"])
-    return {"loss": self.mean_loss(params, split), **scores, "num_sentences": split.size,
-            "unknown_chars": split.extras["unknown_chars"]}
+    decoder = "greedy" if beam_size == 1 else f"beam {beam_size}, alpha {alpha}"
+    return {"loss": self.mean_loss(params, split), **scores, "decoder": decoder,
+            "num_sentences": split.size, "unknown_chars": split.extras["unknown_chars"]}
 
   # --- free text ----------------------------------------------------------
   def encode_sources(self, texts: list[str]):

@@ -99,9 +99,9 @@ def test_checkpoint_round_trip_gives_identical_params_and_predictions(nmt_config
   assert_trees_equal(model.params, saved)
   task = tasks.get(config, model.task.vocabs)
   src, *_ = task.encode_sources(["我有一隻貓。"])
-  tokens, _ = task.translate_batch(saved, src, 10)
+  tokens, _, _ = task.translate_batch(saved, src, 10)
   assert model.translate(["我有一隻貓。"], max_len=10)[0].tokens == \
-      model.task.vocabs["tgt_vocab"].decode(np.asarray(tokens[0]))
+      model.task.vocabs["tgt_vocab"].decode(np.asarray(tokens[0, 0]))
 
 
 def test_best_checkpoint_kept_and_nan_ranks_worst(tmp_path):

@@ -1,0 +1,118 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from nmt_flax import tasks, training
+from nmt_flax.batching import epoch_rng
+from nmt_flax.beam import beam_search, length_penalty
+from nmt_flax.vocab import END_ID, PAD_ID
+
+V = 8
+
+
+def table_model(table):
+  """A fake decoder whose next-token log-probs depend only on the previous token:
+  table[prev] is a row of probabilities over V tokens. carry counts steps."""
+  logp = jnp.log(jnp.asarray(table, jnp.float32) + 1e-12)
+
+  def step(carry, token):
+    return logp[token], carry + 1, jnp.ones((token.shape[0], 2)) / 2
+  return step
+
+
+def test_beam_finds_the_better_sequence_greedy_misses():
+  table = np.full((V, V), 1e-6)
+  table[1, 4], table[1, 5] = 0.6, 0.4        # <start>: 4 looks better…
+  table[4, 6], table[4, 7] = 0.5, 0.5        # …but 4 continues badly
+  table[5, END_ID] = 1.0                     # 5 ends at once with certainty
+  table[6, END_ID] = table[7, END_ID] = 1.0
+  step, mask = table_model(table), jnp.ones((1, 2), bool)
+  tokens, scores, _ = beam_search(step, jnp.zeros(1), mask, 5, beam_size=1)
+  np.testing.assert_array_equal(tokens[0, 0], [4, 6, END_ID, PAD_ID, PAD_ID])  # greedy
+  tokens, scores, _ = beam_search(step, jnp.zeros(2), mask, 5, beam_size=2, n_best=2)
+  np.testing.assert_array_equal(tokens[0, 0], [5, END_ID, 0, 0, 0])
+  np.testing.assert_allclose(scores[0, 0], np.log(0.4), rtol=1e-4)   # alpha 0: raw log-prob
+  np.testing.assert_allclose(scores[0, 1], np.log(0.3), rtol=1e-4)   # 4 6 <end> or 4 7 <end>
+
+
+def test_length_penalty_can_prefer_the_longer_hypothesis():
+  table = np.full((V, V), 1e-6)
+  table[1, 4], table[1, END_ID] = 0.45, 0.55  # stop now (0.55) or go on…
+  table[4, 5], table[4, END_ID] = 0.9, 0.1  # rows sum to 1: log_softmax keeps them
+  table[5, 6], table[5, END_ID] = 0.9, 0.1
+  table[6, END_ID], table[6, 7] = 0.9, 0.1
+  step, mask = table_model(table), jnp.ones((1, 2), bool)
+  short, _, _ = beam_search(step, jnp.zeros(2), mask, 6, beam_size=2, alpha=0.0)
+  long, best, _ = beam_search(step, jnp.zeros(2), mask, 6, beam_size=2, alpha=3.0)
+  assert short[0, 0, 0] == END_ID
+  np.testing.assert_array_equal(long[0, 0, :4], [4, 5, 6, END_ID])
+  np.testing.assert_allclose(best[0, 0], np.log(0.45 * 0.9 ** 3) / length_penalty(4.0, 3.0), rtol=1e-4)
+
+
+def test_rows_without_source_stay_padding():
+  step = table_model(np.full((V, V), 1.0 / V))
+  tokens, scores, weights = beam_search(step, jnp.zeros(6),
+                                         jnp.array([[True, True], [False, False], [True, False]]), 4, 2)
+  assert np.all(np.asarray(tokens[1]) == PAD_ID) and np.all(np.asarray(weights[1]) == 0)
+
+
+@pytest.fixture(scope="module")
+def trained(request):
+  from nmt_flax.config import resolve
+  from tests.conftest import TINY_NMT
+  config = resolve("nmt", None, dict(data=str(TINY_NMT), units=24, embedding_dim=12, batch_size=8,
+                                     val_fraction=0.2, buckets="6x6,12x10", learning_rate=1e-2))
+  task = tasks.get(config)
+  splits = task.load_splits()
+  state = training.create_state(task, 0)
+  step = training.make_train_step(task)
+  for epoch in range(15):  # partly trained: beam and greedy can disagree
+    for batch in task.batches(splits["train"], epoch_rng(0, epoch)):
+      state, _ = step(state, batch)
+  return task, state.params, splits
+
+
+def test_beam_one_equals_greedy_and_beam_five_scores_at_least_as_high(trained):
+  task, params, splits = trained
+  model = task.model()
+  for batch in task.batches(splits["val"]) + task.batches(splits["train"])[:2]:
+    greedy, _, _ = task.translate_batch(params, batch["src"], 10, 1)
+    beam1, _, _ = beam_search_through_model(task, params, batch["src"], 1)
+    np.testing.assert_array_equal(greedy[:, 0], beam1[:, 0])
+    beam5, _, _ = task.translate_batch(params, batch["src"], 10, 5, 0.0)
+    real = np.flatnonzero(batch["weight"])
+    for b in real:
+      assert sequence_logprob(model, params, batch["src"][b], beam5[b, 0]) >= \
+          sequence_logprob(model, params, batch["src"][b], greedy[b, 0]) - 1e-4
+
+
+def beam_search_through_model(task, params, src, beam_size):
+  """Beam search with beam_size given explicitly (translate_batch routes 1 to greedy)."""
+  from nmt_flax.seq2seq import Seq2Seq
+  model = task.model()
+  memory, state = model.apply({"params": params}, src, method=Seq2Seq.encode)
+  step = lambda c, t: model.apply({"params": params}, memory, c, t, method=Seq2Seq.decode_step)
+  return beam_search(step, state, memory.mask, 10, beam_size)
+
+
+def sequence_logprob(model, params, src, tokens):
+  """Teacher-forced log-probability of `tokens` (up to and including <end>)."""
+  tokens = [int(t) for t in tokens]
+  n = tokens.index(END_ID) + 1 if END_ID in tokens else len(tokens)
+  tgt_out = jnp.array([tokens[:n]])
+  tgt_in = jnp.array([[1] + tokens[:n - 1]])
+  logits, _ = model.apply({"params": params}, jnp.asarray(src)[None], tgt_in)
+  logp = jax.nn.log_softmax(logits[0])
+  return float(jnp.sum(logp[jnp.arange(n), tgt_out[0]]))
+
+
+def test_beam_results_do_not_depend_on_the_rest_of_the_batch(trained):
+  task, params, splits = trained
+  batch = task.batches(splits["val"])[0]
+  together, _, _ = task.translate_batch(params, batch["src"], 10, 4, 0.6, 2)
+  for b in np.flatnonzero(batch["weight"]):
+    alone_src = np.zeros_like(batch["src"])
+    alone_src[0] = batch["src"][b]
+    alone, _, _ = task.translate_batch(params, alone_src, 10, 4, 0.6, 2)
+    np.testing.assert_array_equal(alone[0], together[b])
