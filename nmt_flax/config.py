@@ -94,6 +94,11 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         "sentiment": dict(units=64, embedding_dim=64, epochs=1, max_len=100,
                           checkpoint_every=1, max_examples=10_000),
     },
+    # Measured (README): IMDB test accuracy 0.899 after 11.6 minutes of training here.
+    "best-cpu": {
+        "sentiment": dict(units=128, embedding_dim=128, max_len=400, batch_size=64, dropout=0.3,
+                          epochs=3, checkpoint_every=1),
+    },
     "tiny": {  # smoke tests and CI: seconds, not minutes
         "nmt": dict(units=32, embedding_dim=16, epochs=1, batch_size=16, max_examples=400,
                     checkpoint_every=1, buckets="10x10,16x14"),
@@ -106,15 +111,22 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
 RESUMABLE = frozenset({"data", "epochs", "checkpoint_every", "keep_checkpoints", "patience"})
 
 
+def preset_values(preset: str, task: str) -> dict[str, Any]:
+  if preset not in PRESETS:
+    raise UserError(f"--preset {preset!r}: expected one of {', '.join(PRESETS)}")
+  if task not in PRESETS[preset]:
+    raise UserError(f"--preset {preset}: has no recipe for --task {task} "
+                    f"(it has: {', '.join(PRESETS[preset])})")
+  return PRESETS[preset][task]
+
+
 def resolve(task: str, preset: str | None, flags: dict[str, Any]) -> Config:
   """Builds the config for a new run from task defaults, a preset and explicit flags."""
   if task not in TASKS:
     raise UserError(f"--task {task!r}: expected one of {', '.join(TASKS)}")
   values: dict[str, Any] = dict(TASK_DEFAULTS[task], task=task)
   if preset is not None:
-    if preset not in PRESETS:
-      raise UserError(f"--preset {preset!r}: expected one of {', '.join(PRESETS)}")
-    values.update(PRESETS[preset][task])
+    values.update(preset_values(preset, task))
   values.update(flags)
   config = Config(**values)
   validate(config)

@@ -132,6 +132,7 @@ def train(config: Config, workdir: Path, log=print) -> dict:
   best = max((h.get(task.score_name, -math.inf) for h in history if "epoch" in h), default=-math.inf)
   stale = 0
   last_metrics: dict = history[-1] if history else {}
+  first_step_seconds = None  # time to the first finished step of this run: mostly compilation
 
   with StopRequest() as stop:
     for epoch in range(start_epoch, config.epochs):
@@ -143,6 +144,9 @@ def train(config: Config, workdir: Path, log=print) -> dict:
         bar.update(first)
         for i in range(first, len(batches)):
           state, step_metrics = train_step(state, batches[i])
+          if first_step_seconds is None:
+            jax.block_until_ready(step_metrics)
+            first_step_seconds = round(time.time() - started, 2)
           tokens += task.tokens_in(batches[i])
           pending.append(step_metrics)
           if len(pending) >= 4 or i == len(batches) - 1:
@@ -166,6 +170,8 @@ def train(config: Config, workdir: Path, log=print) -> dict:
       record = {"epoch": epoch + 1, "step": int(state.step),
                 "train_loss": loss_sum / max(count, 1.0), "epoch_seconds": round(elapsed, 2),
                 "tokens_per_second": round(tokens / max(elapsed, 1e-9), 1)}
+      if epoch == start_epoch:
+        record["first_step_seconds"] = first_step_seconds
       if (epoch + 1) % config.checkpoint_every == 0 or last_epoch:
         val = task.evaluate(state.params, val_split)
         record.update({f"val_{k}" if k == "loss" else k: v for k, v in val.items()
