@@ -32,13 +32,13 @@ class Checkpoints:
         policies.LatestN(n=keep_latest),
         policies.BestN(get_metric_fn=_rank, n=1, keep_checkpoints_without_metrics=False),
     ])
-    options = ocp.CheckpointManagerOptions(
-        preservation_policy=policy, best_fn=_rank, best_mode="max",  # best_fn makes orbax store metrics
-        create=not read_only, read_only=read_only,
-        cleanup_tmp_directories=not read_only, enable_async_checkpointing=False)
     verbosity = absl_logging.get_verbosity()
     absl_logging.set_verbosity(absl_logging.ERROR)  # orbax warns that read-only is read-only
     try:
+      options = ocp.CheckpointManagerOptions(
+          preservation_policy=policy, best_fn=_rank, best_mode="max",  # best_fn makes orbax store metrics
+          create=not read_only, read_only=read_only,
+          cleanup_tmp_directories=not read_only, enable_async_checkpointing=False)
       self.manager = ocp.CheckpointManager(self.directory, options=options)
     except (OSError, ValueError) as e:
       raise UserError(f"{self.directory}: cannot open checkpoints ({e})") from None

@@ -7,6 +7,7 @@ position); otherwise it starts from scratch with `config.seed`.
 import json
 import math
 import signal
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -69,7 +70,9 @@ class StopRequest:
     self.signal: int | None = None
 
   def __enter__(self):
-    self._previous = {s: signal.signal(s, self._handle) for s in (signal.SIGINT, signal.SIGTERM)}
+    self._previous = {}
+    if threading.current_thread() is threading.main_thread():  # signals reach the main thread only
+      self._previous = {s: signal.signal(s, self._handle) for s in (signal.SIGINT, signal.SIGTERM)}
     return self
 
   def _handle(self, signum, _frame):

@@ -140,6 +140,9 @@ def test_sentiment_eval_json_html_and_review(sentiment_workdir, tmp_path, capsys
   assert text.count("<mark") >= 10 and "predicted" in text
   assert evaluate("--workdir", sentiment_workdir, "--review", "A wonderful, moving film!") == 0
   assert "P(positive)" in capsys.readouterr().out
+  # no word the vocabulary knows: classified from <unk> tokens, never an error
+  assert evaluate("--workdir", sentiment_workdir, "--review", "zyzzyva qwxv") == 0
+  assert "[zyzzyva] [qwxv]" in capsys.readouterr().out  # both words shown, both "attended"
   assert evaluate("--workdir", sentiment_workdir, "--review", "!!! 42 ?") == 2
   one_error_line(capsys, "--review #1: no words left")
   assert evaluate("--workdir", sentiment_workdir, "--translate", "你好") == 2
