@@ -143,6 +143,7 @@ def train(config: Config, workdir: Path, log=print) -> dict:
       first = start_batch if epoch == start_epoch else 0
       started, tokens, loss_sum, count = time.time(), 0, 0.0, 0.0
       pending = []  # device metrics, pulled a few steps late so the host never stalls
+      last_report = started
       with progress_bar(len(batches), f"epoch {epoch + 1}/{config.epochs}") as bar:
         bar.update(first)
         for i in range(first, len(batches)):
@@ -159,8 +160,13 @@ def train(config: Config, workdir: Path, log=print) -> dict:
             if not math.isfinite(loss_sum):
               raise UserError(f"training diverged at step {int(state.step)} (loss is {loss_sum}); "
                               "lower --learning-rate or set --clip-norm")
-            bar.set_postfix(loss=f"{loss_sum / max(count, 1):.3f}",
-                            tok_s=f"{tokens / (time.time() - started):.0f}")
+            postfix = {"loss": f"{loss_sum / max(count, 1):.3f}",
+                       "tok_s": f"{tokens / (time.time() - started):.0f}"}
+            bar.set_postfix(postfix)
+            if bar.disable and time.time() - last_report > 60:  # no terminal: a line a minute
+              last_report = time.time()
+              log(f"epoch {epoch + 1} batch {i + 1}/{len(batches)} "
+                  + " ".join(f"{k}={v}" for k, v in postfix.items()))
           bar.update(1)
           if stop.signal is not None:
             checkpoints.save(int(state.step), checkpoint_item(state, epoch, i + 1), None)
