@@ -61,21 +61,32 @@ class LoadedModel:
     self.config = Config.from_json(config_path.read_text(encoding="utf-8"), str(config_path))
     self.task = tasks.get(self.config, tasks.task_class(self.config.task).load_vocabs(self.workdir))
     ckpt_dir = self.workdir / "checkpoints"
-    checkpoints = Checkpoints(ckpt_dir, read_only=True) if ckpt_dir.is_dir() else None
-    if checkpoints is None or not checkpoints.steps():
-      raise UserError(f"{self.workdir}: holds no checkpoint; train first with "
-                      f"`python train.py --workdir {self.workdir}`")
+    if not ckpt_dir.is_dir():
+      raise self._no_checkpoint()
+    checkpoints = Checkpoints(ckpt_dir, read_only=True)
+    try:
+      self.step = self._pick_step(checkpoints, checkpoint)
+      state = create_state(self.task, self.config.seed)
+      self.params = checkpoints.restore(self.step, checkpoint_item(state, 0, 0))["params"]
+    finally:
+      checkpoints.close()
+
+  def _no_checkpoint(self) -> UserError:
+    return UserError(f"{self.workdir}: holds no checkpoint; train first with "
+                     f"`python train.py --workdir {self.workdir}`")
+
+  def _pick_step(self, checkpoints: Checkpoints, checkpoint: str) -> int:
+    steps = checkpoints.steps()
+    if not steps:
+      raise self._no_checkpoint()
     if checkpoint == "best":
-      self.step = checkpoints.best_step()
-    elif checkpoint == "latest":
-      self.step = checkpoints.latest_step()
-    elif checkpoint.isdigit() and int(checkpoint) in checkpoints.steps():
-      self.step = int(checkpoint)
-    else:
-      raise UserError(f"--checkpoint {checkpoint!r}: expected best, latest or one of "
-                      f"{', '.join(map(str, checkpoints.steps()))}")
-    state = create_state(self.task, self.config.seed)
-    self.params = checkpoints.restore(self.step, checkpoint_item(state, 0, 0))["params"]
+      return checkpoints.best_step()
+    if checkpoint == "latest":
+      return checkpoints.latest_step()
+    if checkpoint.isdigit() and int(checkpoint) in steps:
+      return int(checkpoint)
+    raise UserError(f"--checkpoint {checkpoint!r}: expected best, latest or one of "
+                    f"{', '.join(map(str, steps))}")
 
   def split(self, name: str, data_file: str | None = None):
     """A split of the training data file (recreated from the config's seed), or

@@ -3,7 +3,7 @@
     python -m nmt_flax.compare_attention --out runs/compare
 
 Each variant is trained with the same seed, data and small CPU configuration
-(`NMT` and `SENTIMENT` below, overridable with --epochs-nmt/--epochs-sentiment),
+(`NMT` below and the sentiment `quick` preset, overridable with --epochs-nmt/--epochs-sentiment),
 then scored: validation BLEU and chrF with greedy and beam-5 decoding (NMT),
 test accuracy (sentiment). Writes OUT/attention_comparison.md (a Markdown
 table, also printed) and OUT/attention_comparison.png (bar charts). Workdirs
@@ -16,13 +16,12 @@ from pathlib import Path
 
 from nmt_flax import attention
 from nmt_flax.api import load
-from nmt_flax.config import resolve
+from nmt_flax.config import PRESETS, resolve
 from nmt_flax.training import train
 
 NMT = dict(units=128, embedding_dim=64, learning_rate=3e-3, clip_norm=5.0, epochs=4,
            buckets="10x10,16x14", checkpoint_every=1)
-SENTIMENT = dict(units=64, embedding_dim=64, max_len=100, epochs=1, batch_size=64,
-                 checkpoint_every=1)
+SENTIMENT = PRESETS["quick"]["sentiment"]
 
 
 def run_variant(task: str, name: str, flags: dict, out: Path, beam: int) -> dict:
