@@ -112,3 +112,11 @@ def test_best_checkpoint_kept_and_nan_ranks_worst(tmp_path):
   assert ckpt.best_step() == 2
   assert ckpt.steps() == [2, 5]  # the best and the latest survive
   np.testing.assert_array_equal(ckpt.restore(2, item)["w"], [2, 2])
+
+
+def test_diverging_run_stops_with_a_message_and_keeps_no_nan_checkpoint(nmt_config, tmp_path):
+  from nmt_flax.errors import UserError
+  with pytest.raises(UserError, match="training diverged at step"):
+    training.train(nmt_config(learning_rate=1e30, epochs=2), tmp_path, log=lambda *_: None)
+  assert not (tmp_path / "checkpoints").exists() or \
+      Checkpoints(tmp_path / "checkpoints", read_only=True).steps() == []
