@@ -149,7 +149,8 @@ class Classifier(LoadedModel):
 
   def predictions(self, split) -> list[Prediction]:
     """Predictions with attention for every example of a split."""
-    probs, weights = self.task.predict_split(self.params, split)
+    logits, weights = self.task.predict_split(self.params, split)
+    probs = 1.0 / (1.0 + np.exp(-logits.astype(np.float64)))
     out = []
     for i, tokens in enumerate(split.extras["tokens"]):
       shown = self.task.visible_tokens(tokens)

@@ -93,18 +93,20 @@ class Sentiment(Task):
     return jax.jit(lambda params, tokens: self._model.apply({"params": params}, tokens))
 
   def predict_split(self, params, split: Split):
-    """(probabilities [n], attention weights [n, max_len]) for every example of `split`."""
-    probs = np.zeros(split.size, np.float32)
+    """(logits [n], attention weights [n, max_len]) for every example of `split`."""
+    logits = np.zeros(split.size, np.float32)
     weights = np.zeros((split.size, self.config.max_len), np.float32)
     for batch in self.batches(split):
-      logits, w = self.classify_batch(params, batch["tokens"])
+      batch_logits, w = self.classify_batch(params, batch["tokens"])
       real = np.flatnonzero(batch["weight"])
-      probs[batch["example"][real]] = np.asarray(jax.nn.sigmoid(logits))[real]
+      logits[batch["example"][real]] = np.asarray(batch_logits)[real]
       weights[batch["example"][real]] = np.asarray(w)[real]
-    return probs, weights
+    return logits, weights
 
   def evaluate(self, params, split: Split) -> dict:
-    probs, _ = self.predict_split(params, split)
-    predictions = (probs > 0.5).astype(np.int32)  # sigmoid(logit) > 0.5, i.e. logit > 0
-    return {"loss": self.mean_loss(params, split),
-            **metrics.classification_scores(split.extras["labels"], predictions)}
+    logits, _ = self.predict_split(params, split)
+    labels = split.extras["labels"]
+    # sigmoid cross-entropy from the same logits: log(1 + exp(-z)) for y=1, log(1 + exp(z)) for y=0
+    loss = float(np.mean(np.logaddexp(0.0, np.where(labels == 1, -logits, logits))))
+    predictions = (logits > 0).astype(np.int32)  # sigmoid(logit) > 0.5
+    return {"loss": loss, **metrics.classification_scores(labels, predictions)}
