@@ -182,6 +182,8 @@ def _eval_translation(model, args) -> None:
   print(f"BLEU {scores['bleu']:.2f}  ({scores['bleu_signature']})")
   print(f"chrF {scores['chrf']:.2f}  ({scores['chrf_signature']})")
   print(f"unknown source characters: {scores['unknown_chars']} of {split.extras['source_chars']}")
+  if scores["cut_to_max_len"]:
+    print(f"{scores['cut_to_max_len']} pairs were longer than the last bucket and were cut to it")
   if args.output_json:
     _write(args.output_json, json.dumps({**scores, "step": model.step}, indent=2), "--output-json")
 

@@ -68,21 +68,17 @@ class Sentiment(Task):
     return tokens[-n:] if self.config.truncate == "pre" else tokens[:n]
 
   # --- model ------------------------------------------------------------
-  @functools.cached_property
-  def _model(self) -> AttentionClassifier:
+  def build_model(self) -> AttentionClassifier:
     c = self.config
     return AttentionClassifier(vocab_size=len(self.vocabs["vocab"]), embedding_dim=c.embedding_dim,
                                units=c.units, attention=c.attention, max_len=c.max_len,
                                dropout=c.dropout, head_activation=c.head_activation)
 
-  def model(self) -> AttentionClassifier:
-    return self._model
-
   def init_params(self, rng):
-    return self._model.init(rng, np.ones((1, 2), np.int32))["params"]
+    return self.model().init(rng, np.ones((1, 2), np.int32))["params"]
 
   def loss(self, params, batch, rng):
-    logits, _ = self._model.apply({"params": params}, batch["tokens"],
+    logits, _ = self.model().apply({"params": params}, batch["tokens"],
                                   deterministic=rng is None,
                                   rngs=None if rng is None else {"dropout": rng})
     return binary_cross_entropy(logits, batch["label"], batch["weight"])
@@ -90,7 +86,7 @@ class Sentiment(Task):
   @functools.cached_property
   def classify_batch(self):
     """jit: (params, tokens <int32>[batch, max_len]) -> (logits [batch], weights [batch, max_len])."""
-    return jax.jit(lambda params, tokens: self._model.apply({"params": params}, tokens))
+    return jax.jit(lambda params, tokens: self.model().apply({"params": params}, tokens))
 
   def predict_split(self, params, split: Split):
     """(logits [n], attention weights [n, max_len]) for every example of `split`."""

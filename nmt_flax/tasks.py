@@ -58,8 +58,16 @@ class Task(abc.ABC):
 
   # --- model ------------------------------------------------------------
   @abc.abstractmethod
-  def model(self):
+  def build_model(self):
     """The Flax module, sized from the config and the vocabularies."""
+
+  @functools.cached_property
+  def _module(self):
+    return self.build_model()
+
+  def model(self):
+    """The task's Flax module (built once, after the vocabularies are known)."""
+    return self._module
 
   @abc.abstractmethod
   def init_params(self, rng: jax.Array):

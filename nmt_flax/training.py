@@ -115,8 +115,10 @@ def train(config: Config, workdir: Path, log=print) -> dict:
   else:
     task.save_vocabs(workdir)
   train_split, val_split = splits["train"], splits["val"]
-  log(f"data: {train_split.size} training / {val_split.size} validation examples; "
-      + ", ".join(f"{k} {len(v)}" for k, v in task.vocabs.items()))
+  dropped = train_split.extras.get("too_long")
+  log(f"data: {train_split.size} training / {val_split.size} validation examples"
+      + (f" ({dropped} training pairs longer than the last bucket left out)" if dropped else "")
+      + "; " + ", ".join(f"{k} {len(v)}" for k, v in task.vocabs.items()))
 
   checkpoints = Checkpoints(workdir / "checkpoints", keep_latest=config.keep_checkpoints)
   state = create_state(task, config.seed)

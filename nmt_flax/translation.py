@@ -65,27 +65,23 @@ class Translation(Task):
                         "example": np.asarray(rows, np.int64)})
     unknown = sum(src_vocab.count_unknown(s) for s in sources)
     return Split(buckets=buckets, size=len(keep), extras={
-        "references": [detokenize(t) for t in targets], "sources": sources,
+        "references": [detokenize(t) for t in targets],
         "too_long": int(too_long.sum()), "unknown_chars": unknown,
         "source_chars": sum(len(s) for s in sources)})
 
   # --- model ------------------------------------------------------------
-  @functools.cached_property
-  def _model(self) -> Seq2Seq:
+  def build_model(self) -> Seq2Seq:
     c = self.config
     return Seq2Seq(src_vocab_size=len(self.vocabs["src_vocab"]),
                    tgt_vocab_size=len(self.vocabs["tgt_vocab"]), embedding_dim=c.embedding_dim,
                    units=c.units, attention=c.attention, max_src_len=c.bucket_shapes[-1][0],
                    dropout=c.dropout)
 
-  def model(self) -> Seq2Seq:
-    return self._model
-
   def init_params(self, rng):
-    return self._model.init(rng, *init_inputs())["params"]
+    return self.model().init(rng, *init_inputs())["params"]
 
   def loss(self, params, batch, rng):
-    logits, _ = self._model.apply({"params": params}, batch["src"], batch["tgt_in"],
+    logits, _ = self.model().apply({"params": params}, batch["src"], batch["tgt_in"],
                                   deterministic=rng is None,
                                   rngs=None if rng is None else {"dropout": rng})
     return token_cross_entropy(logits, batch["tgt_out"], batch["weight"])
@@ -96,21 +92,22 @@ class Translation(Task):
     n_best=1) -> tokens <int32>[batch, n_best, max_len], scores [batch, n_best],
     weights [batch, n_best, max_len, src_len]. beam_size 1 is greedy decoding
     (the while_loop of `decoding.greedy_decode`, no beam bookkeeping)."""
-    model = self._model
+    model = self.model()
 
     @functools.partial(jax.jit, static_argnums=(2, 3, 4, 5))
     def run(params, src, max_len, beam_size=1, alpha=0.0, n_best=1):
       variables = {"params": params}
-      if beam_size > 1:  # every hypothesis gets its own row: [batch * beam, src_len]
-        src = jnp.repeat(src, beam_size, axis=0)
       memory, state = model.apply(variables, src, method=Seq2Seq.encode)
+      src_mask = memory.mask
+      if beam_size > 1:  # encode once, then one row per hypothesis: [batch * beam, ...]
+        memory, state = jax.tree_util.tree_map(lambda x: jnp.repeat(x, beam_size, axis=0),
+                                               (memory, state))
 
       def step(carry, token):
         return model.apply(variables, memory, carry, token, method=Seq2Seq.decode_step)
       if beam_size == 1:
-        tokens, weights = greedy_decode(step, state, memory.mask, max_len)
+        tokens, weights = greedy_decode(step, state, src_mask, max_len)
         return tokens[:, None], jnp.zeros((tokens.shape[0], 1)), weights[:, None]
-      src_mask = memory.mask[::beam_size]
       return beam_search(step, state, src_mask, max_len, beam_size, alpha, n_best)
     return run
 
@@ -134,7 +131,8 @@ class Translation(Task):
     scores = metrics.translation_scores(hypotheses, split.extras["references"])
     decoder = "greedy" if beam_size == 1 else f"beam {beam_size}, alpha {alpha}"
     return {"loss": self.mean_loss(params, split), **scores, "decoder": decoder,
-            "num_sentences": split.size, "unknown_chars": split.extras["unknown_chars"]}
+            "num_sentences": split.size, "unknown_chars": split.extras["unknown_chars"],
+            "cut_to_max_len": split.extras["too_long"]}
 
   # --- free text ----------------------------------------------------------
   def encode_sources(self, texts: list[str]):
