@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import jax
+import numpy as np
 import orbax.checkpoint as ocp
 from absl import logging as absl_logging
 from orbax.checkpoint import checkpoint_managers as policies
@@ -39,7 +40,8 @@ class Checkpoints:
           preservation_policy=policy, best_fn=_rank, best_mode="max",  # best_fn makes orbax store metrics
           create=not read_only, read_only=read_only,
           cleanup_tmp_directories=not read_only, enable_async_checkpointing=False)
-      self.manager = ocp.CheckpointManager(self.directory, options=options)
+      self.manager = ocp.CheckpointManager(self.directory, options=options,
+                                           item_handlers=ocp.StandardCheckpointHandler())
     except (OSError, ValueError) as e:
       raise UserError(f"{self.directory}: cannot open checkpoints ({e})") from None
     finally:
@@ -73,11 +75,26 @@ class Checkpoints:
     """Restores the checkpoint at `step` into the structure and dtypes of `target`."""
     abstract = jax.tree_util.tree_map(ocp.utils.to_shape_dtype_struct, target)
     try:
+      self._check_shapes(step, abstract)
       return self.manager.restore(step, args=ocp.args.StandardRestore(abstract))
+    except UserError:
+      raise
     except Exception as e:  # orbax raises many types for damaged or mismatched files
       first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
       raise UserError(f"{self.directory / str(step)}: cannot restore this checkpoint "
                       f"({first_line[:200]})") from None
+
+  def _check_shapes(self, step: int, abstract) -> None:
+    """Names the first array whose stored shape differs from the model's."""
+    stored = {jax.tree_util.keystr(p): leaf.shape for p, leaf in
+              jax.tree_util.tree_leaves_with_path(self.manager.item_metadata(step))}
+    for path, leaf in jax.tree_util.tree_leaves_with_path(abstract):
+      name = jax.tree_util.keystr(path)
+      if name in stored and tuple(stored[name]) != np.shape(leaf):
+        raise UserError(
+            f"{self.directory / str(step)}: {name} has shape {tuple(stored[name])} but the model "
+            f"built from the workdir's config and vocabulary files needs {np.shape(leaf)}: the "
+            "checkpoint does not match them (was a vocabulary file or config.json changed?)")
 
   def close(self) -> None:
     self.manager.close()

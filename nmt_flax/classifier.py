@@ -22,13 +22,15 @@ class AttentionClassifier(nn.Module):
   max_len: int = 100
   dropout: float = 0.0
   head_activation: str = "relu"
+  bidirectional: bool = False
   head_sizes: tuple[int, ...] = (2048, 512, 64)
 
   @nn.compact
   def __call__(self, tokens, deterministic: bool = True):
     """tokens: <int32>[batch, len] -> logits <float32>[batch], weights [batch, len]."""
     outputs, final, mask = TokenEncoder(self.vocab_size, self.embedding_dim, self.units,
-                                        self.dropout, name="encoder")(tokens, deterministic)
+                                        self.dropout, self.bidirectional,
+                                        name="encoder")(tokens, deterministic)
     attend = attention_lib.make(self.attention, self.units, self.max_len, name="attend")
     x, weights = attend(final, attend.prepare(outputs, mask))
     activation = ACTIVATIONS[self.head_activation]

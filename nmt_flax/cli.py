@@ -18,10 +18,14 @@ def _add_config_flags(parser: argparse.ArgumentParser) -> None:
   for f in dataclasses.fields(config_lib.Config):
     if f.name == "task":
       continue
+    flag, help_text = f"--{f.name.replace('_', '-')}", f"{f.metadata['help']} (default {f.default!r})"
+    if f.type in (bool, "bool"):  # --tie-embeddings / --no-tie-embeddings
+      parser.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction,
+                          default=argparse.SUPPRESS, help=help_text)
+      continue
     kind = _TYPES[f.type if f.type in _TYPES else str(f.type)]
-    parser.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, type=kind,
-                        default=argparse.SUPPRESS, metavar=f.name.upper(),
-                        help=f"{f.metadata['help']} (default {f.default!r})")
+    parser.add_argument(flag, dest=f.name, type=kind, default=argparse.SUPPRESS,
+                        metavar=f.name.upper(), help=help_text)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -74,12 +78,24 @@ def train_parser() -> argparse.ArgumentParser:
   p.add_argument("--preset", default=None, help="named recipe: " + "; ".join(
       f"{name} ({', '.join(tasks)})" for name, tasks in config_lib.PRESETS.items()))
   _add_config_flags(p)
+  multi = p.add_argument_group("multi-host data parallelism (see nmt_flax/parallel.py)")
+  multi.add_argument("--distributed", action="store_true",
+                     help="call jax.distributed.initialize() with the cluster settings JAX "
+                     "detects itself (SLURM, Open MPI, TPU pods)")
+  multi.add_argument("--coordinator-address", default=None, metavar="HOST:PORT",
+                     help="process 0's address (with --num-processes and --process-id)")
+  multi.add_argument("--num-processes", type=int, default=None, help="processes in the job")
+  multi.add_argument("--process-id", type=int, default=None, help="this process's index")
   return p
+
+
+DISTRIBUTED_FLAGS = ("distributed", "coordinator_address", "num_processes", "process_id")
 
 
 def resolve_config(args: argparse.Namespace, workdir: Path) -> config_lib.Config:
   """New workdir: task defaults < preset < flags. Existing one: its stored config."""
-  flags = {k: v for k, v in vars(args).items() if k not in ("task", "workdir", "preset")}
+  flags = {k: v for k, v in vars(args).items()
+           if k not in ("task", "workdir", "preset", *DISTRIBUTED_FLAGS)}
   stored_path = workdir / "config.json"
   if stored_path.is_file():
     stored = config_lib.Config.from_json(stored_path.read_text(encoding="utf-8"), str(stored_path))
@@ -96,6 +112,9 @@ def train_main(argv) -> None:
   workdir = Path(args.workdir or f"runs/{args.task or 'nmt'}")
   config = resolve_config(args, workdir)
   _setup_jax()
+  if args.distributed or args.coordinator_address or args.num_processes or args.process_id is not None:
+    from nmt_flax.parallel import initialize_distributed  # pylint: disable=import-outside-toplevel
+    initialize_distributed(args.coordinator_address, args.num_processes, args.process_id)
   from nmt_flax.training import train  # pylint: disable=import-outside-toplevel
   try:
     workdir.mkdir(parents=True, exist_ok=True)

@@ -71,21 +71,23 @@ def read_pairs(path: Path) -> list[Pair]:
   return pairs
 
 
-def split_by_source(sources: list[str], val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-  """Indices (train, val) such that equal sources never sit on both sides.
+def split_by_source(sources: list[str], val_fraction: float, test_fraction: float,
+                    seed: int) -> dict[str, np.ndarray]:
+  """Indices {'train', 'val', 'test'} such that equal sources never sit on two sides.
 
-  The unique source sentences are shuffled with `seed` and the first
-  `val_fraction` of them go to validation.
+  The unique source sentences are shuffled with `seed`; the first
+  `val_fraction` of them go to validation, the next `test_fraction` to test.
   """
   unique = sorted(set(sources))
   order = np.random.default_rng(seed).permutation(len(unique))
   n_val = max(1, int(round(val_fraction * len(unique))))
-  if n_val >= len(unique):
-    raise UserError(f"--val-fraction {val_fraction}: leaves no training data "
-                    f"({len(unique)} unique source sentences)")
-  val_set = {unique[i] for i in order[:n_val]}
-  is_val = np.array([s in val_set for s in sources])
-  return np.flatnonzero(~is_val), np.flatnonzero(is_val)
+  n_test = int(round(test_fraction * len(unique)))
+  if n_val + n_test >= len(unique):
+    raise UserError(f"--val-fraction {val_fraction} and --test-fraction {test_fraction}: leave no "
+                    f"training data ({len(unique)} unique source sentences)")
+  side = {unique[i]: 1 for i in order[:n_val]} | {unique[i]: 2 for i in order[n_val:n_val + n_test]}
+  which = np.array([side.get(s, 0) for s in sources])
+  return {name: np.flatnonzero(which == k) for k, name in enumerate(("train", "val", "test"))}
 
 
 LABELS = {"negative": 0, "positive": 1}

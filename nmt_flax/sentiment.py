@@ -2,6 +2,7 @@
 import functools
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from nmt_flax import data, metrics
@@ -72,13 +73,14 @@ class Sentiment(Task):
     c = self.config
     return AttentionClassifier(vocab_size=len(self.vocabs["vocab"]), embedding_dim=c.embedding_dim,
                                units=c.units, attention=c.attention, max_len=c.max_len,
-                               dropout=c.dropout, head_activation=c.head_activation)
+                               dropout=c.dropout, head_activation=c.head_activation,
+                               bidirectional=c.encoder == "bi")
 
   def init_params(self, rng):
     return self.model().init(rng, np.ones((1, 2), np.int32))["params"]
 
   def loss(self, params, batch, rng):
-    logits, _ = self.model().apply({"params": params}, batch["tokens"],
+    logits, _ = self.model().apply(self.variables(params), batch["tokens"],
                                   deterministic=rng is None,
                                   rngs=None if rng is None else {"dropout": rng})
     return binary_cross_entropy(logits, batch["label"], batch["weight"])
@@ -86,7 +88,10 @@ class Sentiment(Task):
   @functools.cached_property
   def classify_batch(self):
     """jit: (params, tokens <int32>[batch, max_len]) -> (logits [batch], weights [batch, max_len])."""
-    return jax.jit(lambda params, tokens: self.model().apply({"params": params}, tokens))
+    def run(params, tokens):  # logits, weights in float32 whatever the compute dtype
+      return jax.tree_util.tree_map(lambda x: x.astype(jnp.float32),
+                                    self.model().apply(self.variables(params), tokens))
+    return jax.jit(run)
 
   def predict_split(self, params, split: Split):
     """(logits [n], attention weights [n, max_len]) for every example of `split`."""

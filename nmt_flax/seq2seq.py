@@ -10,13 +10,17 @@ from nmt_flax.gru import GRUCell
 class Seq2Seq(nn.Module):
   """Encoder-decoder with attention (Bahdanau et al. 2015 by default).
 
-  At decoder step t, with s_{t-1} the previous decoder state (the encoder's
-  final state at t = 1):
+  At decoder step t, with s_{t-1} the previous decoder state (s_0 the encoder's
+  final state; with a bidirectional encoder s_0 = tanh(W_b [h→_n; h←_1] + b_b),
+  the bridge):
     c_t, α_t = attention(s_{t-1}, encoder outputs)
     s_t = GRU([c_t; embed(y_{t-1})], s_{t-1})
-    logits_t = W_o s_t
+    logits_t = W_o s_t   (tied: E_tgt W_p s_t + b, E_tgt the target embedding)
   `decode` runs these steps over a whole target (teacher forcing) or over one
-  token (greedy and beam search): both use the same scanned step.
+  token (greedy and beam search): both use the same scanned step. Dropout
+  (training only) hits the source and target embeddings, the encoder outputs,
+  the context fed to the GRU (inside the scan, a fresh mask per step) and the
+  decoder states before the output layer.
   """
   src_vocab_size: int
   tgt_vocab_size: int
@@ -25,10 +29,14 @@ class Seq2Seq(nn.Module):
   attention: str = "additive"
   max_src_len: int = 64
   dropout: float = 0.0
+  bidirectional: bool = False
+  tie_embeddings: bool = False
 
   def setup(self):
     self.encoder = TokenEncoder(self.src_vocab_size, self.embedding_dim, self.units,
-                                self.dropout)
+                                self.dropout, self.bidirectional)
+    if self.bidirectional:
+      self.bridge = nn.Dense(self.units)
     self.attend = attention_lib.make(self.attention, self.units, self.max_src_len)
     self.tgt_embed = nn.Embed(self.tgt_vocab_size, self.embedding_dim)
     # The GRU's input projection split in two: W [c; e] = W_c c + W_e e. The
@@ -36,35 +44,55 @@ class Seq2Seq(nn.Module):
     self.embed_to_gates = nn.Dense(3 * self.units)
     self.context_to_gates = nn.Dense(3 * self.units, use_bias=False)
     self.cell = GRUCell(self.units)
-    self.output = nn.Dense(self.tgt_vocab_size)
+    self.drop = nn.Dropout(self.dropout)
+    if not self.tie_embeddings:
+      self.output = nn.Dense(self.tgt_vocab_size)
+    else:  # states are `units` wide, embeddings `embedding_dim`: project when they differ
+      if self.units != self.embedding_dim:
+        self.to_embedding = nn.Dense(self.embedding_dim, use_bias=False)
+      self.output_bias = self.param("output_bias", nn.initializers.zeros, (self.tgt_vocab_size,))
 
   def encode(self, src, deterministic: bool = True):
     """src: <int32>[batch, src_len] -> (Memory, decoder initial state [batch, units])."""
     outputs, final, mask = self.encoder(src, deterministic)
+    if self.bidirectional:
+      final = jnp.tanh(self.bridge(final))
     return self.attend.prepare(outputs, mask), final
 
-  def decode(self, memory, state, tgt_in):
+  def logits(self, states):
+    """states [..., units] -> logits [..., tgt_vocab]."""
+    if not self.tie_embeddings:
+      return self.output(states)
+    if self.units != self.embedding_dim:
+      states = self.to_embedding(states)
+    return self.tgt_embed.attend(states) + self.output_bias
+
+  def decode(self, memory, state, tgt_in, deterministic: bool = True):
     """tgt_in: <int32>[batch, tgt_len] (<start> y_1 … ).
 
     Returns logits [batch, tgt_len, tgt_vocab], the final state [batch, units]
     and the attention weights [batch, tgt_len, src_len].
     """
-    gates_in = self.embed_to_gates(self.tgt_embed(tgt_in))
+    embedded = self.drop(self.tgt_embed(tgt_in), deterministic=deterministic)
+    gates_in = self.embed_to_gates(embedded)
 
     def step(module, s, gates_t):
       context, weights = module.attend(s, memory)
+      context = module.drop(context, deterministic=deterministic)
       s, _ = module.cell(s, gates_t + module.context_to_gates(context))
       return s, (s, weights)
 
-    scan = nn.scan(step, variable_broadcast="params", split_rngs={"params": False},
+    # split_rngs dropout: each step draws its own dropout mask.
+    scan = nn.scan(step, variable_broadcast="params", split_rngs={"params": False, "dropout": True},
                    in_axes=1, out_axes=1)
     state, (states, weights) = scan(self, state, gates_in)
-    return self.output(states), state, weights  # vocabulary projection after the scan
+    states = self.drop(states, deterministic=deterministic)
+    return self.logits(states), state, weights  # vocabulary projection after the scan
 
   def __call__(self, src, tgt_in, deterministic: bool = True):
     """Teacher-forced logits [batch, tgt_len, tgt_vocab] and weights [batch, tgt_len, src_len]."""
     memory, state = self.encode(src, deterministic)
-    logits, _, weights = self.decode(memory, state, tgt_in)
+    logits, _, weights = self.decode(memory, state, tgt_in, deterministic)
     return logits, weights
 
   def decode_step(self, memory, state, token):

@@ -9,6 +9,7 @@ import functools
 from pathlib import Path
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from nmt_flax.batching import Batch, make_batches
@@ -68,6 +69,15 @@ class Task(abc.ABC):
   def model(self):
     """The task's Flax module (built once, after the vocabularies are known)."""
     return self._module
+
+  def variables(self, params) -> dict:
+    """{'params': params} in the compute dtype: with --dtype bfloat16 the float32
+    parameters are cast for the forward pass (gradients flow back to float32)."""
+    if self.config.dtype == "float32":
+      return {"params": params}
+    dtype = jnp.dtype(self.config.dtype)
+    return {"params": jax.tree_util.tree_map(
+        lambda p: p.astype(dtype) if jnp.issubdtype(p.dtype, jnp.floating) else p, params)}
 
   @abc.abstractmethod
   def init_params(self, rng: jax.Array):

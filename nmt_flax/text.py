@@ -29,7 +29,8 @@ def chinese_tokens(text: str) -> list[str]:
   NFKC folds full-width forms, so '？' in the data and '?' typed by a user are
   the same token; unlike the lab, no character is ever removed.
   """
-  text = unicodedata.normalize("NFKC", text[:MAX_INPUT_CHARS]).lower()
+  # NFKC can expand a character (up to 18 for U+FDFA), so cut again after it
+  text = unicodedata.normalize("NFKC", text[:MAX_INPUT_CHARS]).lower()[:MAX_INPUT_CHARS]
   return [c for c in text if not c.isspace() and unicodedata.category(c)[0] != "C"]
 
 

@@ -23,26 +23,42 @@ from nmt_flax.batching import epoch_rng
 from nmt_flax.checkpoint import Checkpoints
 from nmt_flax.config import Config
 from nmt_flax.errors import UserError
+from nmt_flax.parallel import DataParallel
 
 
 class TrainState(train_state.TrainState):
   rng: jax.Array  # base PRNG key; the key of step n is fold_in(rng, n)
 
 
-def make_optimizer(config: Config) -> optax.GradientTransformation:
+def learning_rate(config: Config, total_steps: int) -> optax.ScalarOrSchedule:
+  """--learning-rate after --warmup-steps of linear warmup; cosine decays to 1% at `total_steps`."""
+  peak, warmup = config.learning_rate, config.warmup_steps
+  if config.lr_schedule == "cosine":
+    return optax.warmup_cosine_decay_schedule(0.0, peak, warmup, max(total_steps, warmup + 1),
+                                              end_value=0.01 * peak)
+  return optax.linear_schedule(0.0, peak, warmup) if warmup else peak
+
+
+def make_optimizer(config: Config, total_steps: int = 1) -> optax.GradientTransformation:
   parts = [optax.clip_by_global_norm(config.clip_norm)] if config.clip_norm > 0 else []
-  return optax.chain(*parts, optax.adam(config.learning_rate))
+  # A step whose gradients are not finite leaves parameters and Adam moments
+  # unchanged; the loop counts such steps and stops after --max-bad-steps in a row.
+  return optax.apply_if_finite(optax.chain(*parts, optax.adam(learning_rate(config, total_steps))),
+                               max_consecutive_errors=2**30)
 
 
-def create_state(task: tasks.Task, seed: int) -> TrainState:
+def create_state(task: tasks.Task, seed: int, total_steps: int = 1) -> TrainState:
+  """Fresh state; `total_steps` only shapes a cosine schedule (not the state's structure)."""
   init_rng, train_rng = jax.random.split(jax.random.key(seed))
   return TrainState.create(apply_fn=task.model().apply, params=task.init_params(init_rng),
-                           tx=make_optimizer(task.config), rng=jax.random.key_data(train_rng))
+                           tx=make_optimizer(task.config, total_steps),
+                           rng=jax.random.key_data(train_rng))
 
 
 def make_train_step(task: tasks.Task):
-  """jit: (state, batch) -> (state, {'loss_sum', 'count'}); the mean loss is the
-  summed loss over real tokens (rows) divided by their number."""
+  """jit: (state, batch) -> (state, {'loss_sum', 'count', 'skipped', 'bad_in_a_row'});
+  the mean loss is the summed loss over real tokens (rows) divided by their number;
+  `skipped` says the update was dropped for non-finite gradients."""
 
   def train_step(state: TrainState, batch):
     rng = jax.random.fold_in(jax.random.wrap_key_data(state.rng), state.step)
@@ -52,7 +68,10 @@ def make_train_step(task: tasks.Task):
       return total / jnp.maximum(count, 1.0), (total, count)
 
     (_, (total, count)), grads = jax.value_and_grad(mean_loss, has_aux=True)(state.params)
-    return state.apply_gradients(grads=grads), {"loss_sum": total, "count": count}
+    state = state.apply_gradients(grads=grads)
+    guard = state.opt_state  # optax.ApplyIfFiniteState
+    return state, {"loss_sum": total, "count": count, "skipped": ~guard.last_finite,
+                   "bad_in_a_row": guard.notfinite_count}
 
   return jax.jit(train_step, donate_argnums=0)
 
@@ -121,7 +140,9 @@ def train(config: Config, workdir: Path, log=print) -> dict:
       + "; " + ", ".join(f"{k} {len(v)}" for k, v in task.vocabs.items()))
 
   checkpoints = Checkpoints(workdir / "checkpoints", keep_latest=config.keep_checkpoints)
-  state = create_state(task, config.seed)
+  steps_per_epoch = len(task.batches(train_split))
+  state = create_state(task, config.seed, config.epochs * steps_per_epoch)
+  schedule = learning_rate(config, config.epochs * steps_per_epoch)
   start_epoch, start_batch = 0, 0
   if checkpoints.latest_step() is not None:
     step = checkpoints.latest_step()
@@ -131,6 +152,10 @@ def train(config: Config, workdir: Path, log=print) -> dict:
     start_epoch, start_batch = int(restored["epoch"]), int(restored["batch"])
     log(f"resuming from step {step} (epoch {start_epoch + 1}, batch {start_batch})")
 
+  parallel = DataParallel(config.batch_size)
+  if parallel.mesh is not None:
+    log(f"data parallel over {len(parallel.devices)} devices")
+  state = parallel.replicate(state)
   train_step = make_train_step(task)
   metrics_path = workdir / "metrics.jsonl"
   history = [json.loads(l) for l in metrics_path.read_text().splitlines()] if metrics_path.exists() else []
@@ -138,18 +163,19 @@ def train(config: Config, workdir: Path, log=print) -> dict:
   stale = 0
   last_metrics: dict = history[-1] if history else {}
   first_step_seconds = None  # time to the first finished step of this run: mostly compilation
+  run_started = time.time()
 
   with StopRequest() as stop:
     for epoch in range(start_epoch, config.epochs):
       batches = task.batches(train_split, epoch_rng(config.seed, epoch))
       first = start_batch if epoch == start_epoch else 0
-      started, tokens, loss_sum, count = time.time(), 0, 0.0, 0.0
+      started, tokens, loss_sum, count, skipped = time.time(), 0, 0.0, 0.0, 0
       pending = []  # device metrics, pulled a few steps late so the host never stalls
       last_report = started
       with progress_bar(len(batches), f"epoch {epoch + 1}/{config.epochs}") as bar:
         bar.update(first)
         for i in range(first, len(batches)):
-          state, step_metrics = train_step(state, batches[i])
+          state, step_metrics = train_step(state, parallel.shard_batch(batches[i]))
           if first_step_seconds is None:
             jax.block_until_ready(step_metrics)
             first_step_seconds = round(time.time() - started, 2)
@@ -157,11 +183,17 @@ def train(config: Config, workdir: Path, log=print) -> dict:
           pending.append(step_metrics)
           if len(pending) >= 4 or i == len(batches) - 1:
             for m in jax.device_get(pending):
-              loss_sum, count = loss_sum + float(m["loss_sum"]), count + float(m["count"])
+              if m["skipped"]:
+                skipped += 1
+              else:
+                loss_sum, count = loss_sum + float(m["loss_sum"]), count + float(m["count"])
+              if m["bad_in_a_row"] >= config.max_bad_steps:
+                checkpoints.close()
+                raise UserError(
+                    f"training stopped at step {int(state.step)}: {int(m['bad_in_a_row'])} steps "
+                    "in a row had a non-finite loss or gradient (skipped, see --max-bad-steps); "
+                    "the checkpoints saved so far are kept; lower --learning-rate or set --clip-norm")
             pending = []
-            if not math.isfinite(loss_sum):
-              raise UserError(f"training diverged at step {int(state.step)} (loss is {loss_sum}); "
-                              "lower --learning-rate or set --clip-norm")
             postfix = {"loss": f"{loss_sum / max(count, 1):.3f}",
                        "tok_s": f"{tokens / (time.time() - started):.0f}"}
             bar.set_postfix(postfix)
@@ -180,7 +212,9 @@ def train(config: Config, workdir: Path, log=print) -> dict:
       last_epoch = epoch + 1 == config.epochs
       record = {"epoch": epoch + 1, "step": int(state.step),
                 "train_loss": loss_sum / max(count, 1.0), "epoch_seconds": round(elapsed, 2),
-                "tokens_per_second": round(tokens / max(elapsed, 1e-9), 1)}
+                "tokens_per_second": round(tokens / max(elapsed, 1e-9), 1), "skipped_steps": skipped}
+      if callable(schedule):
+        record["learning_rate"] = float(schedule(int(state.step)))
       if epoch == start_epoch:
         record["first_step_seconds"] = first_step_seconds
       if (epoch + 1) % config.checkpoint_every == 0 or last_epoch:
@@ -191,6 +225,7 @@ def train(config: Config, workdir: Path, log=print) -> dict:
         checkpoints.save(int(state.step), checkpoint_item(state, epoch + 1, 0), score)
         stale = 0 if score > best else stale + 1
         best = max(best, score)
+      record["elapsed_seconds"] = round(time.time() - run_started, 1)  # this process, validation included
       with metrics_path.open("a") as f:
         f.write(json.dumps(record) + "\n")
       last_metrics = record

@@ -30,15 +30,14 @@ class Translation(Task):
     targets = [english_tokens(p.english) for p in pairs]
     keep = [i for i in range(len(pairs)) if sources[i] and targets[i]]
     sources, targets = [sources[i] for i in keep], [targets[i] for i in keep]
-    train_idx, val_idx = data.split_by_source(["".join(s) for s in sources],
-                                              self.config.val_fraction, self.config.seed)
+    indices = data.split_by_source(["".join(s) for s in sources], self.config.val_fraction,
+                                   self.config.test_fraction, self.config.seed)
     if not self.vocabs:
-      self.vocabs = {"src_vocab": Vocabulary.build(sources[i] for i in train_idx),
-                     "tgt_vocab": Vocabulary.build(targets[i] for i in train_idx)}
-    return {"train": self.make_split([sources[i] for i in train_idx],
-                                     [targets[i] for i in train_idx], drop_long=True),
-            "val": self.make_split([sources[i] for i in val_idx],
-                                   [targets[i] for i in val_idx], drop_long=False)}
+      self.vocabs = {"src_vocab": Vocabulary.build(sources[i] for i in indices["train"]),
+                     "tgt_vocab": Vocabulary.build(targets[i] for i in indices["train"])}
+    return {name: self.make_split([sources[i] for i in rows], [targets[i] for i in rows],
+                                  drop_long=name == "train")
+            for name, rows in indices.items() if len(rows)}
 
   def make_split(self, sources: list[list[str]], targets: list[list[str]],
                  drop_long: bool) -> Split:
@@ -65,7 +64,7 @@ class Translation(Task):
                         "example": np.asarray(rows, np.int64)})
     unknown = sum(src_vocab.count_unknown(s) for s in sources)
     return Split(buckets=buckets, size=len(keep), extras={
-        "references": [detokenize(t) for t in targets],
+        "references": [detokenize(t) for t in targets], "sources": ["".join(s) for s in sources],
         "too_long": int(too_long.sum()), "unknown_chars": unknown,
         "source_chars": sum(len(s) for s in sources)})
 
@@ -75,16 +74,18 @@ class Translation(Task):
     return Seq2Seq(src_vocab_size=len(self.vocabs["src_vocab"]),
                    tgt_vocab_size=len(self.vocabs["tgt_vocab"]), embedding_dim=c.embedding_dim,
                    units=c.units, attention=c.attention, max_src_len=c.bucket_shapes[-1][0],
-                   dropout=c.dropout)
+                   dropout=c.dropout, bidirectional=c.encoder == "bi",
+                   tie_embeddings=c.tie_embeddings)
 
   def init_params(self, rng):
     return self.model().init(rng, *init_inputs())["params"]
 
   def loss(self, params, batch, rng):
-    logits, _ = self.model().apply({"params": params}, batch["src"], batch["tgt_in"],
+    logits, _ = self.model().apply(self.variables(params), batch["src"], batch["tgt_in"],
                                   deterministic=rng is None,
                                   rngs=None if rng is None else {"dropout": rng})
-    return token_cross_entropy(logits, batch["tgt_out"], batch["weight"])
+    smoothing = 0.0 if rng is None else self.config.label_smoothing  # plain CE in evaluation
+    return token_cross_entropy(logits, batch["tgt_out"], batch["weight"], smoothing)
 
   @functools.cached_property
   def translate_batch(self):
@@ -96,15 +97,17 @@ class Translation(Task):
 
     @functools.partial(jax.jit, static_argnums=(2, 3, 4, 5))
     def run(params, src, max_len, beam_size=1, alpha=0.0, n_best=1):
-      variables = {"params": params}
+      variables = self.variables(params)
       memory, state = model.apply(variables, src, method=Seq2Seq.encode)
       src_mask = memory.mask
       if beam_size > 1:  # encode once, then one row per hypothesis: [batch * beam, ...]
         memory, state = jax.tree_util.tree_map(lambda x: jnp.repeat(x, beam_size, axis=0),
                                                (memory, state))
 
-      def step(carry, token):
-        return model.apply(variables, memory, carry, token, method=Seq2Seq.decode_step)
+      def step(carry, token):  # scores in float32 whatever the compute dtype
+        logits, carry, weights = model.apply(variables, memory, carry, token,
+                                             method=Seq2Seq.decode_step)
+        return logits.astype(jnp.float32), carry, weights.astype(jnp.float32)
       if beam_size == 1:
         tokens, weights = greedy_decode(step, state, src_mask, max_len)
         return tokens[:, None], jnp.zeros((tokens.shape[0], 1)), weights[:, None]

@@ -4,42 +4,7 @@ import shutil
 
 import pytest
 
-from nmt_flax import cli
-from tests.conftest import TINY_NMT, TINY_REVIEWS
-
-NMT_FLAGS = ["--units", "16", "--embedding-dim", "8", "--batch-size", "8", "--epochs", "1",
-             "--val-fraction", "0.2", "--buckets", "6x6,12x10"]
-SENT_FLAGS = ["--task", "sentiment", "--units", "8", "--embedding-dim", "8", "--batch-size", "8",
-              "--epochs", "1", "--max-len", "12", "--vocab-size", "100"]
-
-
-def train(*argv):
-  return cli.run(cli.train_main, [str(a) for a in argv])
-
-
-def evaluate(*argv):
-  return cli.run(cli.eval_main, [str(a) for a in argv])
-
-
-def one_error_line(capsys, *fragments):
-  err = capsys.readouterr().err.strip()
-  assert err.startswith("error: ") and "\n" not in err and "Traceback" not in err, err
-  for f in fragments:
-    assert f in err, err
-
-
-@pytest.fixture(scope="module")
-def nmt_workdir(tmp_path_factory):
-  workdir = tmp_path_factory.mktemp("nmt")
-  assert train("--data", TINY_NMT, "--workdir", workdir, *NMT_FLAGS) == 0
-  return workdir
-
-
-@pytest.fixture(scope="module")
-def sentiment_workdir(tmp_path_factory):
-  workdir = tmp_path_factory.mktemp("sent")
-  assert train("--data", TINY_REVIEWS, "--workdir", workdir, *SENT_FLAGS) == 0
-  return workdir
+from tests.conftest import NMT_FLAGS, TINY_NMT, evaluate, one_error_line, train
 
 
 @pytest.mark.parametrize("content, fragments", [

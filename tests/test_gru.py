@@ -68,3 +68,30 @@ def test_gradient_wrt_padded_embeddings_is_zero():
   grad = jax.grad(loss)(params["embed"]["embedding"])
   assert np.all(grad[0] == 0)  # <pad> row: no gradient flows from padding
   assert np.any(grad[5] != 0)
+
+
+def test_reverse_real_reverses_each_row_within_its_length_and_is_an_involution():
+  x = jnp.array([[1, 2, 3, 0], [4, 5, 0, 0]])
+  lengths = jnp.array([3, 2])
+  from nmt_flax.encoder import reverse_real
+  np.testing.assert_array_equal(reverse_real(x, lengths), [[3, 2, 1, 0], [5, 4, 0, 0]])
+  np.testing.assert_array_equal(reverse_real(reverse_real(x, lengths), lengths), x)
+
+
+def test_bidirectional_backward_half_is_a_gru_over_the_reversed_sentence_and_ignores_padding():
+  tokens = jnp.array([[5, 6, 7, 0], [8, 9, 0, 0]])
+  enc = TokenEncoder(vocab_size=12, embedding_dim=4, units=8, bidirectional=True)
+  variables = enc.init(jax.random.key(0), tokens)
+  out, final, _ = enc.apply(variables, tokens)
+  out_long, final_long, _ = enc.apply(variables, jnp.pad(tokens, ((0, 0), (0, 5))))
+  assert out.shape == (2, 4, 8) and final.shape == (2, 8)
+  np.testing.assert_allclose(final, final_long, atol=1e-6)  # extra padding changes nothing
+  np.testing.assert_allclose(out_long[0, :3], out[0, :3], atol=1e-6)
+  np.testing.assert_allclose(out_long[1, :2], out[1, :2], atol=1e-6)
+  # reference: the backward GRU run by hand on the second sentence written backwards
+  p = variables["params"]
+  x = p["embed"]["embedding"][jnp.array([[9, 8]])]
+  backward = GRU(4).apply({"params": p["gru_backward"]}, x, jnp.ones((1, 2), bool))
+  np.testing.assert_allclose(out[1, :2, 4:], backward[0][0, ::-1], atol=1e-6)
+  np.testing.assert_allclose(final[1, 4:], backward[1][0], atol=1e-6)  # backward final: after token 1
+  np.testing.assert_allclose(final[1, :4], out[1, 1, :4], atol=1e-6)   # forward final: after token 2

@@ -1,6 +1,7 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from nmt_flax.decoding import greedy_decode
 from nmt_flax.losses import token_cross_entropy
@@ -11,14 +12,16 @@ SRC = jnp.array([[5, 6, 7, 2, 0, 0], [8, 9, 2, 0, 0, 0]])
 TGT_IN = jnp.array([[1, 4, 5, 6], [1, 7, 0, 0]])
 
 
-def model_and_params(attention="additive"):
-  model = Seq2Seq(src_vocab_size=12, tgt_vocab_size=10, embedding_dim=4, units=8,
-                  attention=attention, max_src_len=6)
+def model_and_params(attention="additive", **options):
+  kwargs = dict(src_vocab_size=12, tgt_vocab_size=10, embedding_dim=4, units=8, max_src_len=6)
+  model = Seq2Seq(**{**kwargs, **options}, attention=attention)
   return model, model.init(jax.random.key(0), SRC, TGT_IN)["params"]
 
 
-def test_teacher_forced_logits_equal_step_by_step_logits():
-  model, params = model_and_params()
+@pytest.mark.parametrize("options", [{}, dict(bidirectional=True), dict(tie_embeddings=True),
+                                     dict(tie_embeddings=True, embedding_dim=8)])
+def test_teacher_forced_logits_equal_step_by_step_logits(options):
+  model, params = model_and_params(**options)
   logits, weights = model.apply({"params": params}, SRC, TGT_IN)
   memory, state = model.apply({"params": params}, SRC, method=Seq2Seq.encode)
   for t in range(TGT_IN.shape[1]):
@@ -27,6 +30,8 @@ def test_teacher_forced_logits_equal_step_by_step_logits():
     np.testing.assert_allclose(step_logits, logits[:, t], atol=1e-5)
     np.testing.assert_allclose(step_weights, weights[:, t], atol=1e-6)
   assert np.all(np.asarray(weights)[1, :, 3:] == 0)  # padding of sentence 2 gets no attention
+  if options.get("tie_embeddings"):  # no separate output matrix; a projection only if sizes differ
+    assert "output" not in params and ("to_embedding" in params) == (model.embedding_dim != 8)
 
 
 def test_padding_rows_and_columns_do_not_change_logits():
@@ -91,3 +96,35 @@ def test_loss_ignores_padding_tokens_and_filler_rows():
   np.testing.assert_allclose(total, manual, rtol=1e-5)
   total3, count3 = token_cross_entropy(logits, targets, jnp.array([1.0, 0.0]))  # row 2 is filler
   assert count3 == 3
+
+
+def test_label_smoothing_adds_the_analytic_amount():
+  # Two classes with p = (1/4, 3/4), target class 1 (class 0 is padding): smoothing ε
+  # moves the loss by ε·(mean_k(-log p_k) - (-log p_1)) = ε·(log 3)/2.
+  logits, targets, rows = jnp.log(jnp.array([[[1.0, 3.0]]])), jnp.array([[1]]), jnp.ones(1)
+  plain, _ = token_cross_entropy(logits, targets, rows)
+  smoothed, _ = token_cross_entropy(logits, targets, rows, label_smoothing=0.1)
+  np.testing.assert_allclose(plain, -np.log(0.75), rtol=1e-6)
+  np.testing.assert_allclose(smoothed - plain, 0.1 * np.log(3) / 2, rtol=1e-5)
+
+
+def test_dropout_is_random_in_training_and_off_in_evaluation():
+  model, params = model_and_params(dropout=0.5)
+  run = lambda **kw: np.asarray(model.apply({"params": params}, SRC, TGT_IN, **kw)[0])
+  np.testing.assert_array_equal(run(), run())  # evaluation: deterministic
+  train_a = run(deterministic=False, rngs={"dropout": jax.random.key(1)})
+  train_b = run(deterministic=False, rngs={"dropout": jax.random.key(2)})
+  assert not np.allclose(train_a, train_b) and not np.allclose(train_a, run())
+  np.testing.assert_array_equal(train_a, run(deterministic=False, rngs={"dropout": jax.random.key(1)}))
+
+
+
+def test_tied_output_layer_trains_the_target_embedding_of_tokens_never_fed_in():
+  targets = jnp.array([[9, 2, 0, 0], [9, 2, 0, 0]])  # 9 is a label but never a decoder input
+  grads = {}
+  for tie in (False, True):
+    model, params = model_and_params(tie_embeddings=tie)
+    loss = lambda p: token_cross_entropy(model.apply({"params": p}, SRC, TGT_IN)[0], targets,
+                                         jnp.ones(2))[0]
+    grads[tie] = np.asarray(jax.grad(loss)(params)["tgt_embed"]["embedding"][9])
+  assert np.all(grads[False] == 0) and np.any(grads[True] != 0)

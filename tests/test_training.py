@@ -114,9 +114,74 @@ def test_best_checkpoint_kept_and_nan_ranks_worst(tmp_path):
   np.testing.assert_array_equal(ckpt.restore(2, item)["w"], [2, 2])
 
 
-def test_diverging_run_stops_with_a_message_and_keeps_no_nan_checkpoint(nmt_config, tmp_path):
+def test_a_non_finite_step_is_skipped_and_counted(nmt_config):
+  task = tasks.get(nmt_config())
+  batch = task.batches(task.load_splits()["train"])[0]
+  state = training.create_state(task, 0)
+  before = jax.tree_util.tree_map(np.array, (state.params, state.opt_state))
+  step = training.make_train_step(task)
+  poisoned = {**batch, "weight": batch["weight"] * np.nan}  # NaN loss and gradients
+  state, metrics = step(state, poisoned)
+  assert bool(metrics["skipped"]) and int(metrics["bad_in_a_row"]) == 1
+  assert_trees_equal((state.params, state.opt_state.inner_state), (before[0], before[1].inner_state))
+  state, metrics = step(state, batch)  # a good step applies again and resets the run
+  assert not bool(metrics["skipped"]) and int(metrics["bad_in_a_row"]) == 0
+  assert np.any(np.asarray(state.params["output"]["kernel"]) != before[0]["output"]["kernel"])
+
+
+def test_absurd_learning_rate_stops_after_max_bad_steps_keeping_good_checkpoints(nmt_config, tmp_path):
   from nmt_flax.errors import UserError
-  with pytest.raises(UserError, match="training diverged at step"):
-    training.train(nmt_config(learning_rate=1e30, epochs=2), tmp_path, log=lambda *_: None)
-  assert not (tmp_path / "checkpoints").exists() or \
-      Checkpoints(tmp_path / "checkpoints", read_only=True).steps() == []
+  with pytest.raises(UserError, match=r"3 steps in a row had a non-finite loss"):
+    training.train(nmt_config(learning_rate=1e30, epochs=50, max_bad_steps=3), tmp_path,
+                   log=lambda *_: None)
+  ckpt = Checkpoints(tmp_path / "checkpoints", read_only=True)
+  for step in ckpt.steps():  # whatever was saved holds finite numbers only
+    params = ckpt.manager.restore(step)["params"]
+    assert all(np.all(np.isfinite(x)) for x in jax.tree_util.tree_leaves(params))
+
+
+def test_learning_rate_warmup_and_cosine_decay(nmt_config):
+  warm = training.learning_rate(nmt_config(learning_rate=0.01, warmup_steps=10), 100)
+  np.testing.assert_allclose([warm(0), warm(5), warm(10), warm(90)], [0, 0.005, 0.01, 0.01], rtol=1e-6)
+  cosine = training.learning_rate(
+      nmt_config(learning_rate=0.01, warmup_steps=10, lr_schedule="cosine"), 110)
+  halfway = 0.01 * (0.01 + 0.99 * 0.5)  # cos(π/2) midway between peak and the 1% floor
+  np.testing.assert_allclose([cosine(5), cosine(10), cosine(60), cosine(110)],
+                             [0.005, 0.01, halfway, 1e-4], rtol=1e-5)
+  assert training.learning_rate(nmt_config(learning_rate=0.01), 100) == 0.01
+
+
+def test_early_stopping_keeps_the_best_checkpoint_and_eval_uses_it(nmt_config, tmp_path, monkeypatch):
+  scores = iter([0.3, 0.5, 0.4, 0.2, 0.9])  # best at epoch 2, then two worse: stop after epoch 4
+  original = tasks.task_class("nmt").evaluate
+  monkeypatch.setattr(tasks.task_class("nmt"), "evaluate",
+                      lambda self, params, split: {**original(self, params, split), "bleu": next(scores)})
+  config = nmt_config(epochs=5, patience=2, keep_checkpoints=1)
+  (tmp_path / "config.json").write_text(config.to_json())
+  training.train(config, tmp_path, log=lambda *_: None)
+  records = [json.loads(l) for l in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+  assert [r["bleu"] for r in records] == [0.3, 0.5, 0.4, 0.2]
+  best_step = records[1]["step"]
+  ckpt = Checkpoints(tmp_path / "checkpoints", read_only=True)
+  assert ckpt.steps() == [best_step, records[-1]["step"]] and ckpt.best_step() == best_step
+  model = nmt_flax.load(tmp_path)
+  assert model.step == best_step
+  assert_trees_equal(model.params, params_of(tmp_path, best_step)[1])
+
+
+def test_splits_are_disjoint_by_source_and_fixed_by_seed(nmt_config):
+  from nmt_flax import data
+  sources = [f"s{i % 40}" for i in range(200)]  # every source sentence five times
+  split = data.split_by_source(sources, 0.1, 0.2, seed=3)
+  sides = [{sources[i] for i in split[name]} for name in ("train", "val", "test")]
+  assert [len(s) for s in sides] == [28, 4, 8]
+  assert not (sides[0] & sides[1] or sides[0] & sides[2] or sides[1] & sides[2])
+  assert sum(len(v) for v in split.values()) == 200
+  again = data.split_by_source(sources, 0.1, 0.2, seed=3)
+  assert all(np.array_equal(split[k], again[k]) for k in split)
+  other = data.split_by_source(sources, 0.1, 0.2, seed=4)
+  assert not np.array_equal(split["test"], other["test"])
+  # the task builds its test split from the same indices, and the vocabulary from train only
+  task = tasks.get(nmt_config(test_fraction=0.25))
+  splits = task.load_splits()
+  assert set(splits) == {"train", "val", "test"} and splits["test"].size >= 5

@@ -1,0 +1,63 @@
+"""Data parallelism over every device JAX sees, on one host or many.
+
+With more than one device, training builds a 1-D `Mesh` named `data`: each batch
+is split along its rows across the devices, parameters and optimizer state are
+replicated, and XLA inserts the gradient all-reduce. The arithmetic is the same
+as on one device (the loss is a sum over the global batch divided by its token
+count), so results agree to float rounding. With one device every call here
+is a no-op.
+
+Multi-host (GPU clusters): `jax.distributed.initialize` is called from
+`--coordinator-address/--num-processes/--process-id` or, with none given, from
+what JAX detects itself (SLURM, Open MPI, TPU pods). Every process reads the
+same data and seed, builds the same global batch and feeds only its own rows.
+"""
+import jax
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from nmt_flax.errors import UserError
+
+
+def initialize_distributed(coordinator: str | None, num_processes: int | None,
+                           process_id: int | None) -> None:
+  """jax.distributed.initialize from flags (all three) or cluster auto-detection."""
+  given = [coordinator, num_processes, process_id]
+  if any(v is not None for v in given) and not all(v is not None for v in given):
+    raise UserError("--coordinator-address, --num-processes and --process-id go together")
+  try:
+    jax.distributed.initialize(coordinator, num_processes, process_id)
+  except (RuntimeError, ValueError) as e:
+    raise UserError(f"jax.distributed.initialize failed: {str(e).splitlines()[0]}") from None
+
+
+class DataParallel:
+  """Places the train state (replicated) and batches (split by rows) on the mesh."""
+
+  def __init__(self, batch_size: int):
+    self.devices = jax.devices()
+    self.mesh = None
+    if len(self.devices) > 1:
+      if batch_size % len(self.devices):
+        raise UserError(f"--batch-size {batch_size}: must be a multiple of the {len(self.devices)} "
+                        "devices to split batches across them")
+      self.mesh = Mesh(np.array(self.devices), ("data",))
+      self.rows = NamedSharding(self.mesh, PartitionSpec("data"))
+      self.replicated = NamedSharding(self.mesh, PartitionSpec())
+
+  def replicate(self, tree):
+    if self.mesh is None:
+      return tree
+    return jax.tree_util.tree_map(
+        lambda x: jax.make_array_from_process_local_data(self.replicated, np.asarray(x)), tree)
+
+  def shard_batch(self, batch: dict[str, np.ndarray]):
+    """A global batch -> arrays split by rows; each process supplies its own rows."""
+    if self.mesh is None:
+      return batch
+    n, index = jax.process_count(), jax.process_index()
+    def local_rows(x):
+      per_process = len(x) // n
+      return x[index * per_process:(index + 1) * per_process]
+    return {k: jax.make_array_from_process_local_data(self.rows, local_rows(v), v.shape)
+            for k, v in batch.items() if k != "example"}  # row ids are bookkeeping, not model input

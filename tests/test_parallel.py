@@ -1,0 +1,84 @@
+"""Data parallelism on 4 simulated CPU devices, and bfloat16 mixed precision."""
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import jax
+import numpy as np
+
+from nmt_flax import tasks, training
+from tests.conftest import TINY_NMT
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# Runs in a fresh process: the device count is fixed when JAX starts.
+FOUR_DEVICES = textwrap.dedent(f"""
+    import json, sys
+    import jax, numpy as np
+    from nmt_flax import config as config_lib, tasks, training
+    from nmt_flax.batching import epoch_rng
+    from nmt_flax.parallel import DataParallel
+    assert jax.device_count() == 4
+    config = config_lib.resolve("nmt", None, dict(
+        data={str(TINY_NMT)!r}, units=16, embedding_dim=8, batch_size=8, epochs=1,
+        val_fraction=0.2, buckets="6x6,12x10", dropout=0.3))
+    task = tasks.get(config)
+    batches = task.batches(task.load_splits()["train"], epoch_rng(0, 0))[:3]
+    step = training.make_train_step(task)
+    results = {{}}
+    for name, parallel in [("one", None), ("four", DataParallel(config.batch_size))]:
+      state = training.create_state(task, 0)
+      if parallel:
+        state = parallel.replicate(state)
+        sharded = parallel.shard_batch(batches[0])
+        assert [s.data.shape for s in sharded["src"].addressable_shards] == [(2, 6)] * 4
+      losses = []
+      for batch in batches:
+        state, m = step(state, parallel.shard_batch(batch) if parallel else batch)
+        losses.append(float(m["loss_sum"]) / float(m["count"]))
+      if parallel:
+        shardings = {{str(l.sharding.spec) for l in jax.tree_util.tree_leaves(state.params)}}
+        assert shardings == {{"P()"}}, shardings  # replicated
+        assert len(state.params["output"]["kernel"].devices()) == 4
+      results[name] = dict(losses=losses, params=[np.asarray(x).tolist() for x in
+                                                  jax.tree_util.tree_leaves(state.params)])
+    # and the whole loop: train, checkpoint, validate, resume-able, on 4 devices
+    metrics = training.train(config, sys.argv[1], log=print)
+    results["bleu"] = metrics["bleu"]
+    print("RESULT", json.dumps(results))
+""")
+
+
+def test_four_devices_give_the_same_losses_and_parameters_as_one(tmp_path):
+  env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4",
+         "JAX_PLATFORMS": "cpu"}
+  proc = subprocess.run([sys.executable, "-c", FOUR_DEVICES, str(tmp_path)], cwd=ROOT, env=env,
+                        capture_output=True, text=True, timeout=300)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert "data parallel over 4 devices" in proc.stdout
+  results = json.loads(proc.stdout.split("RESULT ", 1)[1])
+  np.testing.assert_allclose(results["four"]["losses"], results["one"]["losses"], rtol=1e-5)
+  for a, b in zip(results["four"]["params"], results["one"]["params"]):
+    np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-6)
+  assert results["bleu"] >= 0 and (tmp_path / "checkpoints").is_dir()
+
+
+def test_bfloat16_trains_with_finite_decreasing_loss_and_float32_state(nmt_config):
+  task = tasks.get(nmt_config(dtype="bfloat16", learning_rate=1e-2))
+  batches = task.batches(task.load_splits()["train"])
+  state = training.create_state(task, 0)
+  step = training.make_train_step(task)
+  losses = []
+  for _ in range(8):
+    for batch in batches:
+      state, m = step(state, batch)
+      losses.append(float(m["loss_sum"]) / float(m["count"]))
+  assert np.all(np.isfinite(losses)) and np.mean(losses[-3:]) < np.mean(losses[:3]) - 0.5
+  assert {x.dtype for x in jax.tree_util.tree_leaves(state.params)} == {np.dtype("float32")}
+  assert {x.dtype for x in jax.tree_util.tree_leaves(state.opt_state) if x.ndim} == {np.dtype("float32")}
+  # the forward pass really runs in bfloat16
+  logits, _ = task.model().apply(task.variables(state.params), batch["src"], batch["tgt_in"])
+  assert logits.dtype == jax.numpy.bfloat16

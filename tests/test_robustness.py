@@ -1,0 +1,220 @@
+"""Faults during training and arbitrary input: nothing is lost, nothing crashes."""
+import dataclasses
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
+import nmt_flax
+from nmt_flax import training
+from nmt_flax.checkpoint import Checkpoints
+from nmt_flax.data import read_pairs, read_reviews
+from nmt_flax.errors import UserError
+from nmt_flax.text import MAX_INPUT_CHARS, chinese_tokens, english_tokens, review_tokens
+from nmt_flax.vocab import UNK, Vocabulary
+from tests.conftest import NMT_FLAGS, TINY_NMT, evaluate, one_error_line, train
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# ------------------------------------------------------------------ kill -9
+KILL_FLAGS = [*NMT_FLAGS, "--epochs", "6", "--checkpoint-every", "1"]
+
+
+def start_training(workdir):
+  return subprocess.Popen([sys.executable, str(ROOT / "train.py"), "--data", str(TINY_NMT),
+                           "--workdir", str(workdir), *KILL_FLAGS], cwd=ROOT,
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def kill_when(workdir, condition, timeout=120):
+  """Starts training and SIGKILLs it as soon as `condition(workdir)` holds."""
+  proc = start_training(workdir)
+  deadline = time.time() + timeout
+  while proc.poll() is None and time.time() < deadline:
+    if condition(workdir):
+      proc.kill()
+      break
+    time.sleep(0.001)
+  proc.wait()
+  return proc.returncode
+
+
+def checkpoint_entries(workdir):
+  folder = workdir / "checkpoints"
+  return [p.name for p in folder.iterdir()] if folder.is_dir() else []
+
+
+def latest_params(workdir):
+  ckpt = Checkpoints(workdir / "checkpoints", read_only=True)
+  return ckpt.latest_step(), ckpt.manager.restore(ckpt.latest_step())["params"]
+
+
+def test_kill_9_at_several_moments_then_rerun_ends_like_an_uninterrupted_run(tmp_path):
+  straight = tmp_path / "straight"
+  assert start_training(straight).wait() == 0
+  resumed = tmp_path / "resumed"
+  kills = [  # the first checkpoint's temporary folder if we catch it, else just after it
+      lambda w: any("tmp" in n for n in checkpoint_entries(w)) or len(checkpoint_entries(w)) >= 2,
+      lambda w: (w / "metrics.jsonl").is_file() and  # mid-epoch, between saves
+      len((w / "metrics.jsonl").read_text().splitlines()) >= 3,
+      lambda w: any("tmp" in n for n in checkpoint_entries(w)),  # a later write, if caught
+  ]
+  status = [kill_when(resumed, condition, timeout=60) for condition in kills]
+  assert status[:2] == [-9, -9]  # the first two always strike before the run ends
+  proc = start_training(resumed)
+  assert proc.wait() == 0, proc.stderr.read().decode()
+  (step_a, params_a), (step_b, params_b) = latest_params(straight), latest_params(resumed)
+  assert step_a == step_b
+  for a, b in zip(jax.tree_util.tree_leaves(params_a), jax.tree_util.tree_leaves(params_b)):
+    np.testing.assert_array_equal(a, b)  # bitwise: same batches, same keys, same arithmetic
+
+
+def test_a_half_written_checkpoint_is_never_taken_for_a_finished_one(nmt_config, tmp_path):
+  config = nmt_config(epochs=1)
+  training.train(config, tmp_path, log=lambda *_: None)
+  ckpt = Checkpoints(tmp_path / "checkpoints", read_only=True)
+  step = ckpt.latest_step()
+  ckpt.close()
+  # what a crash during orbax's write leaves behind: a temporary folder, never renamed
+  partial = tmp_path / "checkpoints" / f"{step + 7}.orbax-checkpoint-tmp"
+  shutil.copytree(tmp_path / "checkpoints" / str(step), partial)
+  for f in partial.rglob("*"):
+    if f.is_file():
+      f.write_bytes(f.read_bytes()[: len(f.read_bytes()) // 2])
+  ckpt = Checkpoints(tmp_path / "checkpoints", read_only=True)
+  assert ckpt.latest_step() == step and ckpt.steps() == [step]
+  ckpt.close()
+  training.train(dataclasses.replace(config, epochs=2), tmp_path, log=lambda *_: None)
+  assert latest_params(tmp_path)[0] == 2 * step  # resumed from `step`, one more epoch
+
+
+# ------------------------------------------------------------------ disk errors
+def test_disk_full_while_saving_keeps_the_previous_checkpoint(nmt_config, tmp_path, monkeypatch):
+  import orbax.checkpoint as ocp
+  config = nmt_config(epochs=1)
+  training.train(config, tmp_path, log=lambda *_: None)
+  first, params = latest_params(tmp_path)
+
+  def full(*_args, **_kwargs):
+    raise OSError(28, "No space left on device")
+  monkeypatch.setattr(ocp.CheckpointManager, "save", full)
+  with pytest.raises(UserError, match=r"cannot write checkpoint \d+ \(No space left on device\); "
+                     "the previous checkpoints are untouched"):
+    training.train(dataclasses.replace(config, epochs=2), tmp_path, log=lambda *_: None)
+  monkeypatch.undo()
+  step, again = latest_params(tmp_path)
+  assert step == first
+  for a, b in zip(jax.tree_util.tree_leaves(params), jax.tree_util.tree_leaves(again)):
+    np.testing.assert_array_equal(a, b)
+
+
+def test_workdir_that_cannot_be_created_is_one_error_line(tmp_path, capsys):
+  blocker = tmp_path / "a_file"
+  blocker.write_text("not a folder")
+  assert train("--data", TINY_NMT, "--workdir", blocker / "run", *NMT_FLAGS) == 2
+  one_error_line(capsys, f"--workdir {blocker / 'run'}: cannot")
+
+
+def test_vocabulary_that_does_not_match_the_checkpoint(nmt_workdir, tmp_path, capsys):
+  broken = tmp_path / "w"
+  shutil.copytree(nmt_workdir, broken)
+  words = json.loads((broken / "tgt_vocab.json").read_text())
+  (broken / "tgt_vocab.json").write_text(json.dumps(words + ["extra", "words"]))
+  assert evaluate("--workdir", broken, "--translate", "你好") == 2
+  one_error_line(capsys, "does not match", "vocabulary")
+
+
+# ------------------------------------------------------------------ data files
+def write(tmp_path, text, name="pairs.txt"):
+  path = tmp_path / name
+  path.write_bytes(text.encode("utf-8"))
+  return path
+
+
+def test_pairs_file_edge_cases(tmp_path):
+  path = write(tmp_path, "Hi.\t你好。\t\t\r\nHi.\t你好。\n \t \n\t\t\nRun!\t跑！\tCC-BY\textra\n")
+  # trailing tabs and extra columns are ignored, duplicates kept, whitespace-only lines skipped
+  assert [(p.english, p.chinese, p.line) for p in read_pairs(path)] == \
+      [("Hi.", "你好。", 1), ("Hi.", "你好。", 2), ("Run!", "跑！", 5)]
+  with pytest.raises(UserError, match=r"pairs.txt:2: empty Chinese side"):
+    read_pairs(write(tmp_path, "Hi.\t你好。\nOnly English\t  \n"))
+
+
+def test_review_csv_with_quoted_newlines_commas_and_quotes(tmp_path):
+  csv = 'review,sentiment\n"Great film,\nreally ""great"".",positive\nBad.,NEGATIVE\n'
+  frame = read_reviews(write(tmp_path, csv, "r.csv"))
+  assert list(frame["review"]) == ['Great film,\nreally "great".', "Bad."]
+  assert list(frame["label"]) == [1, 0]
+  with pytest.raises(UserError, match=r"r2.csv: not a readable CSV \(.*EOF inside string starting at row 1"):
+    read_reviews(write(tmp_path, 'review,sentiment\n"never closed,positive\nok,negative\n', "r2.csv"))
+
+
+# ------------------------------------------------------------------ any text
+TEXT = st.text(st.characters(codec="utf-8"), max_size=200)
+EXAMPLES = ["", " \t\n", "😀🎉", "e\u0301\u0308\u20dd", "\x00\x07\x1b[31m", "貓" * 10_000,
+            "我有一隻cat, да 😀 مرحبا", "\ufeff\u200b\u2028", "ﷺ" * 700]
+
+
+def with_examples(test):
+  for text in EXAMPLES:
+    test = example(text)(test)
+  return test
+
+
+@with_examples
+@given(TEXT)
+@settings(max_examples=200, deadline=None)
+def test_text_pipeline_accepts_any_unicode(text):
+  chars = chinese_tokens(text)
+  assert len(chars) <= MAX_INPUT_CHARS
+  assert all(len(c) == 1 and not c.isspace() for c in chars)
+  words = english_tokens(text)
+  assert all(w and not any(c.isspace() for c in w) for w in words)
+  assert all(len(w) > 1 and w.isascii() and w.isalpha() for w in review_tokens(text))
+  vocab = Vocabulary.build([chars[:3]])
+  decoded = vocab.decode(vocab.encode(chars), stop_at_end=False)
+  assert decoded == [c if c in vocab.stoi else UNK for c in chars]
+
+
+@pytest.fixture(scope="module")
+def translator(nmt_workdir):
+  return nmt_flax.load(nmt_workdir)
+
+
+@with_examples
+@given(TEXT)
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_translate_any_text_gives_capped_text_or_one_clear_error(translator, text):
+  try:
+    [result] = translator.translate([text])
+  except UserError as e:
+    assert not chinese_tokens(text) and "empty" in str(e)
+    return
+  assert isinstance(result.text, str)
+  result.text.encode("utf-8")  # valid text: no lone surrogates
+  assert len(result.tokens) <= translator.task.max_output_len
+  assert len(result.source) < translator.task.config.bucket_shapes[-1][0]
+  assert result.attention.shape == (len(result.tokens) + 1, len(result.source) + 1)
+  assert np.all(np.isfinite(result.attention))
+
+
+@with_examples
+@given(TEXT)
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_cli_translate_and_review_never_show_a_traceback(nmt_workdir, sentiment_workdir, capsys, text):
+  for workdir, flag, works in [(nmt_workdir, "--translate", bool(chinese_tokens(text))),
+                               (sentiment_workdir, "--review", bool(review_tokens(text)))]:
+    status = evaluate("--workdir", workdir, f"{flag}={text}")
+    out = capsys.readouterr()
+    assert status == (0 if works else 2), out.err
+    assert "Traceback" not in out.err
+    if not works:
+      assert out.err.startswith("error: ") and out.err.count("\n") == 1
