@@ -1,17 +1,21 @@
-"""Speed of the NMT train step and of greedy decoding; prints JSON.
+"""Speed of the train steps and of greedy decoding; prints JSON.
 
     python -m nmt_flax.bench --units 256 --batch-size 128 --steps 10
+    python -m nmt_flax.bench --task sentiment --units 256 --steps 10
 
 Measures on the real data (cmn-eng.txt, found as train.py finds it):
   * matmul_gflops: a 2048x2048 float32 matmul, the machine's practical peak;
   * padded: the lab's shape (batch x 40 source x 25 target tokens): compile
-    time, median seconds per train step after warm-up, achieved GFLOP/s;
+    time, median seconds per train step after warm-up, achieved GFLOP/s, and
+    a breakdown into encoder, decoder recurrence and output projection + loss;
   * bucketed: median step time per length bucket and the epoch time they add
     up to (compile excluded; it is reported separately);
   * greedy: sentences/s decoding the whole validation split with the jitted
     batched while_loop, against the naive way measured in the same run: one
     sentence at a time, a Python loop over steps calling a jitted decoder step
     and reading the argmax back to the host (on `--loop-sentences` sentences).
+Sentiment (`--task sentiment`): the step at [batch, max_len], its GFLOP/s, and
+the epoch it adds up to (every sentiment batch has that one shape).
 Times are medians over `--steps` runs after `--warmup` runs.
 """
 import argparse
@@ -26,6 +30,7 @@ import numpy as np
 from nmt_flax import tasks, training
 from nmt_flax.batching import epoch_rng, make_batches
 from nmt_flax.config import resolve
+from nmt_flax.losses import token_cross_entropy
 from nmt_flax.seq2seq import Seq2Seq
 from nmt_flax.vocab import END_ID, START_ID
 
@@ -45,8 +50,8 @@ def timed(fn, repeats: int, warmup: int) -> tuple[float, float]:
   return first, statistics.median(times)
 
 
-def matmul_gflops(n: int = 2048, repeats: int = 10) -> float:
-  a = jnp.ones((n, n), jnp.float32)
+def matmul_gflops(n: int = 2048, repeats: int = 10, dtype=jnp.float32) -> float:
+  a = jnp.ones((n, n), dtype)
   f = jax.jit(lambda x: x @ x)
   _, t = timed(lambda: f(a), repeats, 2)
   return 2 * n ** 3 / t / 1e9
@@ -59,6 +64,33 @@ def train_step_flops(batch: int, src: int, tgt: int, emb: int, units: int, vocab
   decoder = tgt * (emb * 3 * units + units * 3 * units + units * 3 * units)
   output = tgt * units * vocab
   return 2 * 3 * batch * (encoder + attention + decoder + output)
+
+
+def step_breakdown(task, params, batch, args) -> dict:
+  """Where a train step's time goes: forward+backward of its parts, timed alone.
+  The decoder recurrence (attention + GRU scan) is what the parts leave of the whole."""
+  model = task.model()
+  src, tgt_in, tgt_out, weight = batch["src"], batch["tgt_in"], batch["tgt_out"], batch["weight"]
+  states = jnp.ones(tgt_out.shape + (task.config.units,), jnp.float32)
+
+  def encoder(p):
+    memory, state = model.apply({"params": p}, src, method=Seq2Seq.encode)
+    return jnp.sum(memory.keys) + jnp.sum(state)
+
+  def output_and_loss(p):
+    logits = model.apply({"params": p}, states, method=Seq2Seq.logits)
+    return token_cross_entropy(logits, tgt_out, weight)[0]
+
+  def whole(p):
+    return token_cross_entropy(model.apply({"params": p}, src, tgt_in)[0], tgt_out, weight)[0]
+
+  parts = {"encoder": jax.grad(encoder), "output_projection_and_loss": jax.grad(output_and_loss),
+           "forward_only": whole, "forward_and_backward": jax.grad(whole)}
+  times = {name: timed(lambda f=jax.jit(f): f(params), args.steps, args.warmup)[1]
+           for name, f in parts.items()}
+  times["decoder_recurrence"] = (times["forward_and_backward"] - times["encoder"]
+                                 - times["output_projection_and_loss"])
+  return {k: round(v, 4) for k, v in times.items()}
 
 
 def python_loop_greedy_rate(task, params, split, sentences: int) -> float:
@@ -83,20 +115,17 @@ def python_loop_greedy_rate(task, params, split, sentences: int) -> float:
   return len(rows) / (time.perf_counter() - start)
 
 
-def main(argv=None) -> None:
-  parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-  parser.add_argument("--units", type=int, default=1024)
-  parser.add_argument("--embedding-dim", type=int, default=256)
-  parser.add_argument("--batch-size", type=int, default=128)
-  parser.add_argument("--steps", type=int, default=5)
-  parser.add_argument("--warmup", type=int, default=1)
-  parser.add_argument("--data", default=None)
-  parser.add_argument("--loop-sentences", type=int, default=200,
-                      help="sentences for the Python-loop greedy baseline")
-  parser.add_argument("--skip", default="", help="comma list of parts to skip: padded,bucketed,greedy")
-  args = parser.parse_args(argv)
-  skip = set(filter(None, args.skip.split(",")))
+def sentiment_step_flops(batch: int, length: int, emb: int, units: int,
+                         head: tuple[int, ...] = (2048, 512, 64)) -> float:
+  """As `train_step_flops`, for the GRU + Luong attention + dense head classifier."""
+  encoder = length * (emb * 3 * units + units * 3 * units)
+  attention = units * units + length * units * 2  # W s once, scores, context
+  sizes = (units, *head, 1)
+  dense = sum(a * b for a, b in zip(sizes, sizes[1:]))
+  return 2 * 3 * batch * (encoder + attention + dense)
 
+
+def bench_nmt(args, skip: set[str]) -> dict:
   config = resolve("nmt", None, dict(units=args.units, embedding_dim=args.embedding_dim,
                                      batch_size=args.batch_size, data=args.data))
   task = tasks.get(config)
@@ -104,9 +133,7 @@ def main(argv=None) -> None:
   state = training.create_state(task, 0)
   step = training.make_train_step(task)
   vocab = len(task.vocabs["tgt_vocab"])
-  result = {"device": str(jax.devices()[0]), "units": args.units, "embedding_dim": args.embedding_dim,
-            "batch_size": args.batch_size, "target_vocab": vocab,
-            "matmul_gflops": round(matmul_gflops(), 1)}
+  result: dict = {"target_vocab": vocab}
 
   def run(batch):
     nonlocal state
@@ -118,11 +145,12 @@ def main(argv=None) -> None:
     padded = {"src": np.pad(b["src"], ((0, 0), (0, 40 - b["src"].shape[1]))),
               "tgt_in": np.pad(b["tgt_in"], ((0, 0), (0, 25 - b["tgt_in"].shape[1]))),
               "tgt_out": np.pad(b["tgt_out"], ((0, 0), (0, 25 - b["tgt_out"].shape[1]))),
-              "weight": b["weight"], "example": b["example"]}
+              "weight": b["weight"]}
     first, median = timed(lambda: run(padded), args.steps, args.warmup)
     flops = train_step_flops(args.batch_size, 40, 25, args.embedding_dim, args.units, vocab)
     result["padded"] = {"shape": [args.batch_size, 40, 25], "first_step_s": round(first, 3),
-                        "median_step_s": round(median, 4), "gflops": round(flops / median / 1e9, 1)}
+                        "median_step_s": round(median, 4), "gflops": round(flops / median / 1e9, 1),
+                        "breakdown_s": step_breakdown(task, state.params, padded, args)}
 
   if "bucketed" not in skip:
     batches = make_batches(splits["train"].buckets, args.batch_size, epoch_rng(0, 0))
@@ -146,6 +174,56 @@ def main(argv=None) -> None:
                         "sentences_per_s": round(val.size / median, 1),
                         "python_loop_sentences_per_s": round(loop_rate, 2),
                         "speedup_vs_python_loop": round(val.size / median / loop_rate, 1)}
+  return result
+
+
+def bench_sentiment(args) -> dict:
+  """Every sentiment batch has one shape, [batch, max_len]: one step time gives the epoch."""
+  config = resolve("sentiment", None, dict(units=args.units, embedding_dim=args.embedding_dim,
+                                           batch_size=args.batch_size, max_len=args.max_len,
+                                           data=args.data))
+  task = tasks.get(config)
+  train_split = task.load_splits()["train"]
+  state = training.create_state(task, 0)
+  step = training.make_train_step(task)
+  batches = task.batches(train_split, epoch_rng(0, 0))
+
+  def run():
+    nonlocal state
+    state, m = step(state, batches[0])
+    return m
+
+  first, median = timed(run, args.steps, args.warmup)
+  flops = sentiment_step_flops(args.batch_size, args.max_len, args.embedding_dim, args.units)
+  return {"shape": [args.batch_size, args.max_len], "first_step_s": round(first, 3),
+          "median_step_s": round(median, 4), "gflops": round(flops / median / 1e9, 1),
+          "steps_per_epoch": len(batches), "compile_s": round(first - median, 2),
+          "epoch_s": round(median * len(batches), 1)}
+
+
+def main(argv=None) -> None:
+  parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser.add_argument("--task", choices=("nmt", "sentiment"), default="nmt")
+  parser.add_argument("--units", type=int, default=1024)
+  parser.add_argument("--embedding-dim", type=int, default=256)
+  parser.add_argument("--batch-size", type=int, default=128)
+  parser.add_argument("--max-len", type=int, default=100, help="sentiment: review length")
+  parser.add_argument("--steps", type=int, default=5)
+  parser.add_argument("--warmup", type=int, default=1)
+  parser.add_argument("--data", default=None)
+  parser.add_argument("--loop-sentences", type=int, default=200,
+                      help="nmt: sentences for the Python-loop greedy baseline")
+  parser.add_argument("--skip", default="", help="nmt: comma list of parts to skip: "
+                      "padded,bucketed,greedy")
+  args = parser.parse_args(argv)
+  result = {"task": args.task, "device": str(jax.devices()[0]), "units": args.units,
+            "embedding_dim": args.embedding_dim, "batch_size": args.batch_size,
+            "matmul_gflops": round(matmul_gflops(), 1),
+            "matmul_gflops_bfloat16": round(matmul_gflops(dtype=jnp.bfloat16), 1)}
+  if args.task == "nmt":
+    result.update(bench_nmt(args, set(filter(None, args.skip.split(",")))))
+  else:
+    result.update(bench_sentiment(args))
   print(json.dumps(result, indent=2))
 
 

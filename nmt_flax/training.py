@@ -226,8 +226,9 @@ def train(config: Config, workdir: Path, log=print) -> dict:
         stale = 0 if score > best else stale + 1
         best = max(best, score)
       record["elapsed_seconds"] = round(time.time() - run_started, 1)  # this process, validation included
-      with metrics_path.open("a") as f:
-        f.write(json.dumps(record) + "\n")
+      if jax.process_index() == 0:  # multi-host: one writer
+        with metrics_path.open("a") as f:
+          f.write(json.dumps(record) + "\n")
       last_metrics = record
       log(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
                    for k, v in record.items() if not k.endswith("signature")))
@@ -235,6 +236,7 @@ def train(config: Config, workdir: Path, log=print) -> dict:
         log(f"early stopping: no {task.score_name} improvement in {stale} validations")
         break
   checkpoints.close()
-  from nmt_flax.plotting import plot_loss_curve  # pylint: disable=import-outside-toplevel
-  plot_loss_curve(metrics_path, workdir / "loss.png")
+  if jax.process_index() == 0:
+    from nmt_flax.plotting import plot_loss_curve  # pylint: disable=import-outside-toplevel
+    plot_loss_curve(metrics_path, workdir / "loss.png")
   return last_metrics

@@ -29,3 +29,31 @@ def test_bucket_shapes_parse_and_reject():
   for bad in ("8x9,4x3", "4", "ax3", "4x1"):
     with pytest.raises(UserError, match="--buckets"):
       config_lib.resolve("nmt", None, {"buckets": bad})
+
+
+@pytest.mark.parametrize("flags, message", [
+    ({"encoder": "bi", "units": 33}, "--encoder bi: --units must be even"),
+    ({"test_fraction": 0.97}, "--test-fraction 0.97"),
+    ({"label_smoothing": 1.0}, "--label-smoothing"),
+    ({"warmup_steps": -1}, "--warmup-steps"),
+    ({"dtype": "float16"}, "--dtype 'float16'"),
+    ({"lr_schedule": "step"}, "--lr-schedule 'step'"),
+])
+def test_new_options_are_checked(flags, message):
+  with pytest.raises(UserError, match=message):
+    config_lib.resolve("nmt", None, flags)
+
+
+def test_every_preset_is_a_valid_config_for_its_tasks():
+  for preset, recipes in config_lib.PRESETS.items():
+    for task in recipes:
+      config = config_lib.resolve(task, preset, {})
+      assert all(getattr(config, k) == v for k, v in recipes[task].items()), (preset, task)
+
+
+def test_tie_embeddings_is_an_on_off_flag():
+  from nmt_flax import cli
+  args = cli.train_parser().parse_args(["--tie-embeddings", "--encoder", "bi"])
+  assert args.tie_embeddings is True and args.encoder == "bi"
+  assert cli.train_parser().parse_args(["--no-tie-embeddings"]).tie_embeddings is False
+  assert not hasattr(cli.train_parser().parse_args([]), "tie_embeddings")  # unset: stored value wins
