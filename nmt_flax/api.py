@@ -10,6 +10,7 @@
 import dataclasses
 from pathlib import Path
 
+import jax
 import numpy as np
 
 from nmt_flax import data, tasks
@@ -17,7 +18,6 @@ from nmt_flax.checkpoint import Checkpoints
 from nmt_flax.config import Config
 from nmt_flax.errors import UserError
 from nmt_flax.text import detokenize, english_tokens, chinese_tokens, review_tokens
-from nmt_flax.training import checkpoint_item, create_state
 
 
 @dataclasses.dataclass
@@ -66,8 +66,8 @@ class LoadedModel:
     checkpoints = Checkpoints(ckpt_dir, read_only=True)
     try:
       self.step = self._pick_step(checkpoints, checkpoint)
-      state = create_state(self.task, self.config.seed)
-      self.params = checkpoints.restore(self.step, checkpoint_item(state, 0, 0))["params"]
+      expected = jax.eval_shape(self.task.init_params, jax.random.key(0))  # shapes only, no compute
+      self.params = checkpoints.restore_params(self.step, expected)
     finally:
       checkpoints.close()
 

@@ -5,6 +5,7 @@ position in the data (epoch, batch within the epoch), so a resumed run continues
 with the next batch. Orbax writes into a temporary folder and renames it when
 complete, so a crash mid-write never leaves a checkpoint that looks finished.
 """
+import contextlib
 import math
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,10 @@ def _rank(metrics: dict | None) -> float:
   """Validation score used to pick the best; NaN and missing rank worst."""
   score = (metrics or {}).get("score", -math.inf)
   return -math.inf if score is None or math.isnan(score) else float(score)
+
+
+def _shape(x) -> tuple[int, ...]:
+  return tuple(x.shape) if hasattr(x, "shape") else np.shape(x)  # arrays, ShapeDtypeStructs, ints
 
 
 class Checkpoints:
@@ -74,9 +79,28 @@ class Checkpoints:
   def restore(self, step: int, target: dict[str, Any]) -> dict[str, Any]:
     """Restores the checkpoint at `step` into the structure and dtypes of `target`."""
     abstract = jax.tree_util.tree_map(ocp.utils.to_shape_dtype_struct, target)
-    try:
+    with self._restore_errors(step):
       self._check_shapes(step, abstract)
       return self.manager.restore(step, args=ocp.args.StandardRestore(abstract))
+
+  def restore_params(self, step: int, params) -> dict[str, Any]:
+    """Only the parameters at `step` (all evaluation needs), checked against the
+    structure and shapes of `params`, whatever optimizer state was saved beside them."""
+    with self._restore_errors(step):
+      self._check_shapes(step, {"params": params})
+      restored = self.manager.restore(step)["params"]
+    expected = {jax.tree_util.keystr(p) for p, _ in jax.tree_util.tree_leaves_with_path(params)}
+    found = {jax.tree_util.keystr(p) for p, _ in jax.tree_util.tree_leaves_with_path(restored)}
+    if expected != found:
+      raise UserError(f"{self.directory / str(step)}: holds other parameters than the model built "
+                      f"from the workdir's config (missing {sorted(expected - found)[:3]}, "
+                      f"unexpected {sorted(found - expected)[:3]})")
+    return restored
+
+  @contextlib.contextmanager
+  def _restore_errors(self, step: int):
+    try:
+      yield
     except UserError:
       raise
     except Exception as e:  # orbax raises many types for damaged or mismatched files
@@ -90,10 +114,10 @@ class Checkpoints:
               jax.tree_util.tree_leaves_with_path(self.manager.item_metadata(step))}
     for path, leaf in jax.tree_util.tree_leaves_with_path(abstract):
       name = jax.tree_util.keystr(path)
-      if name in stored and tuple(stored[name]) != np.shape(leaf):
+      if name in stored and tuple(stored[name]) != _shape(leaf):
         raise UserError(
             f"{self.directory / str(step)}: {name} has shape {tuple(stored[name])} but the model "
-            f"built from the workdir's config and vocabulary files needs {np.shape(leaf)}: the "
+            f"built from the workdir's config and vocabulary files needs {_shape(leaf)}: the "
             "checkpoint does not match them (was a vocabulary file or config.json changed?)")
 
   def close(self) -> None:

@@ -185,3 +185,19 @@ def test_splits_are_disjoint_by_source_and_fixed_by_seed(nmt_config):
   task = tasks.get(nmt_config(test_fraction=0.25))
   splits = task.load_splits()
   assert set(splits) == {"train", "val", "test"} and splits["test"].size >= 5
+
+
+def test_evaluation_restores_parameters_whatever_optimizer_state_was_saved(nmt_config, tmp_path):
+  config = nmt_config()
+  (tmp_path / "config.json").write_text(config.to_json())
+  training.train(config, tmp_path, log=lambda *_: None)
+  ckpt, params = params_of(tmp_path)
+  ckpt.close()
+  # a checkpoint from another optimizer setup: same parameters, other optimizer state
+  other = Checkpoints(tmp_path / "checkpoints")
+  other.save(1000, {"params": params, "opt_state": {"momentum": np.zeros(3, np.float32)},
+                    "step": np.asarray(1000)}, score=None)
+  other.close()
+  model = nmt_flax.load(tmp_path, "1000")
+  assert model.step == 1000
+  assert_trees_equal(model.params, params)
