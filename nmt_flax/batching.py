@@ -57,6 +57,11 @@ def make_batches(buckets: list[Batch], batch_size: int,
   return batches
 
 
+def count_batches(buckets: list[Batch], batch_size: int) -> int:
+  """How many batches `make_batches` cuts from `buckets`, without building them."""
+  return sum(-(-len(next(iter(b.values()))) // batch_size) for b in buckets)
+
+
 def epoch_rng(seed: int, epoch: int) -> np.random.Generator:
   """The shuffling of epoch `epoch`: a pure function of (seed, epoch), so a resumed
   run sees exactly the batches the interrupted one would have."""

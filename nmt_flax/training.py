@@ -19,7 +19,7 @@ import optax
 from flax.training import train_state
 
 from nmt_flax import tasks
-from nmt_flax.batching import epoch_rng
+from nmt_flax.batching import count_batches, epoch_rng
 from nmt_flax.checkpoint import Checkpoints
 from nmt_flax.config import Config
 from nmt_flax.errors import UserError
@@ -140,7 +140,7 @@ def train(config: Config, workdir: Path, log=print) -> dict:
       + "; " + ", ".join(f"{k} {len(v)}" for k, v in task.vocabs.items()))
 
   checkpoints = Checkpoints(workdir / "checkpoints", keep_latest=config.keep_checkpoints)
-  steps_per_epoch = len(task.batches(train_split))
+  steps_per_epoch = count_batches(train_split.buckets, config.batch_size)
   state = create_state(task, config.seed, config.epochs * steps_per_epoch)
   schedule = learning_rate(config, config.epochs * steps_per_epoch)
   start_epoch, start_batch = 0, 0

@@ -201,3 +201,12 @@ def test_evaluation_restores_parameters_whatever_optimizer_state_was_saved(nmt_c
   model = nmt_flax.load(tmp_path, "1000")
   assert model.step == 1000
   assert_trees_equal(model.params, params)
+
+
+def test_count_batches_matches_make_batches_and_filler_rows_weigh_nothing():
+  from nmt_flax.batching import count_batches, make_batches
+  buckets = [{"src": np.ones((n, 3), np.int32)} for n in (1, 8, 9, 17)]
+  batches = make_batches(buckets, 8, np.random.default_rng(0))
+  assert count_batches(buckets, 8) == len(batches) == 1 + 1 + 2 + 3
+  assert sum(b["weight"].sum() for b in batches) == 35
+  assert all(b["src"].shape == (8, 3) and not b["src"][b["weight"] == 0].any() for b in batches)
