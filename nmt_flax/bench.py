@@ -5,9 +5,12 @@
 
 Measures on the real data (cmn-eng.txt, found as train.py finds it):
   * matmul_gflops: a 2048x2048 float32 matmul, the machine's practical peak;
-  * padded: the lab's shape (batch x 40 source x 25 target tokens): compile
-    time, median seconds per train step after warm-up, achieved GFLOP/s, and
-    a breakdown into encoder, decoder recurrence and output projection + loss;
+  * padded: the lab's batches (random training pairs, padded to batch x 40
+    source x 25 target tokens; a different batch each step): compile time,
+    median seconds per train step after warm-up, GFLOP/s of the padded work
+    (what the lab's step computes) and of the work left once steps past every
+    row's end are skipped, and a breakdown into encoder, decoder recurrence
+    and output projection + loss;
   * bucketed: median step time per length bucket and the epoch time they add
     up to (compile excluded; it is reported separately);
   * greedy: sentences/s decoding the whole validation split with the jitted
@@ -21,16 +24,17 @@ Times are medians over `--steps` runs after `--warmup` runs.
 import argparse
 import json
 import statistics
+import sys
 import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from nmt_flax import tasks, training
+from nmt_flax import cli, tasks, training
 from nmt_flax.batching import epoch_rng, make_batches
 from nmt_flax.config import resolve
-from nmt_flax.losses import token_cross_entropy
+from nmt_flax.losses import compact_token_cross_entropy
 from nmt_flax.seq2seq import Seq2Seq
 from nmt_flax.vocab import END_ID, START_ID
 
@@ -70,7 +74,7 @@ def step_breakdown(task, params, batch, args) -> dict:
   """Where a train step's time goes: forward+backward of its parts, timed alone.
   The decoder recurrence (attention + GRU scan) is what the parts leave of the whole."""
   model = task.model()
-  src, tgt_in, tgt_out, weight = batch["src"], batch["tgt_in"], batch["tgt_out"], batch["weight"]
+  src, tgt_out, weight = batch["src"], batch["tgt_out"], batch["weight"]
   states = jnp.ones(tgt_out.shape + (task.config.units,), jnp.float32)
 
   def encoder(p):
@@ -78,11 +82,11 @@ def step_breakdown(task, params, batch, args) -> dict:
     return jnp.sum(memory.keys) + jnp.sum(state)
 
   def output_and_loss(p):
-    logits = model.apply({"params": p}, states, method=Seq2Seq.logits)
-    return token_cross_entropy(logits, tgt_out, weight)[0]
+    return compact_token_cross_entropy(lambda s: model.apply({"params": p}, s, method=Seq2Seq.logits),
+                                       states, tgt_out, weight)[0]
 
   def whole(p):
-    return token_cross_entropy(model.apply({"params": p}, src, tgt_in)[0], tgt_out, weight)[0]
+    return task.loss(p, batch, None)[0]
 
   parts = {"encoder": jax.grad(encoder), "output_projection_and_loss": jax.grad(output_and_loss),
            "forward_only": whole, "forward_and_backward": jax.grad(whole)}
@@ -91,6 +95,24 @@ def step_breakdown(task, params, batch, args) -> dict:
   times["decoder_recurrence"] = (times["forward_and_backward"] - times["encoder"]
                                  - times["output_projection_and_loss"])
   return {k: round(v, 4) for k, v in times.items()}
+
+
+def lab_padded_batches(split, batch_size: int, count: int, seed: int = 0) -> list:
+  """`count` batches as the lab makes them: random training pairs of every
+  length, padded to 40 source x 25 target tokens (pairs longer are left out)."""
+  def padded(key, length):
+    return np.concatenate([np.pad(b[key], ((0, 0), (0, max(0, length - b[key].shape[1]))))[:, :length]
+                           for b in split.buckets])
+  src, tgt_in, tgt_out = padded("src", 40), padded("tgt_in", 25), padded("tgt_out", 25)
+  fits = np.concatenate([(b["src"][:, 40:] == 0).all(1) & (b["tgt_out"][:, 25:] == 0).all(1)
+                         for b in split.buckets])
+  rng = np.random.default_rng(seed)
+  batches = []
+  for _ in range(count):
+    rows = rng.choice(np.flatnonzero(fits), batch_size, replace=False)
+    batches.append({"src": src[rows], "tgt_in": tgt_in[rows], "tgt_out": tgt_out[rows],
+                    "weight": np.ones(batch_size, np.float32)})
+  return batches
 
 
 def python_loop_greedy_rate(task, params, split, sentences: int) -> float:
@@ -140,17 +162,22 @@ def bench_nmt(args, skip: set[str]) -> dict:
     state, m = step(state, batch)
     return m
 
-  if "padded" not in skip:  # the lab's shape: everything padded to 40 x 25
-    b = make_batches(splits["train"].buckets, args.batch_size)[0]
-    padded = {"src": np.pad(b["src"], ((0, 0), (0, 40 - b["src"].shape[1]))),
-              "tgt_in": np.pad(b["tgt_in"], ((0, 0), (0, 25 - b["tgt_in"].shape[1]))),
-              "tgt_out": np.pad(b["tgt_out"], ((0, 0), (0, 25 - b["tgt_out"].shape[1]))),
-              "weight": b["weight"]}
-    first, median = timed(lambda: run(padded), args.steps, args.warmup)
+  if "padded" not in skip:  # the lab's batches: random pairs of any length, padded to 40 x 25
+    batches = lab_padded_batches(splits["train"], args.batch_size, args.steps + args.warmup + 1)
+    first, median = timed(lambda it=iter(batches): run(next(it)), args.steps, args.warmup)
     flops = train_step_flops(args.batch_size, 40, 25, args.embedding_dim, args.units, vocab)
+    real = np.mean([(b["tgt_out"] != 0).mean() for b in batches])
+    # What the step runs once it skips steps past every row's end: the
+    # recurrences up to the batch's longest row (projections counted in full).
+    ran = np.mean([train_step_flops(args.batch_size, (b["src"] != 0).sum(1).max(),
+                                    (b["tgt_out"] != 0).sum(1).max(), args.embedding_dim,
+                                    args.units, vocab) for b in batches])
     result["padded"] = {"shape": [args.batch_size, 40, 25], "first_step_s": round(first, 3),
-                        "median_step_s": round(median, 4), "gflops": round(flops / median / 1e9, 1),
-                        "breakdown_s": step_breakdown(task, state.params, padded, args)}
+                        "median_step_s": round(median, 4),
+                        "gflops_padded_work": round(flops / median / 1e9, 1),
+                        "gflops_unskipped_work": round(ran / median / 1e9, 1),
+                        "real_target_fraction": round(float(real), 3),
+                        "breakdown_s": step_breakdown(task, state.params, batches[0], args)}
 
   if "bucketed" not in skip:
     batches = make_batches(splits["train"].buckets, args.batch_size, epoch_rng(0, 0))
@@ -228,4 +255,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-  main()
+  sys.exit(cli.run(main, sys.argv[1:]))

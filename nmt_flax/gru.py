@@ -3,6 +3,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from nmt_flax.packing import PackedDense
+
 
 class GRUCell(nn.Module):
   """One GRU step on an input that is already projected to the three gates.
@@ -12,28 +14,46 @@ class GRUCell(nn.Module):
   matmul on h):
     r = σ(x_r + U_r h + b_r)    z = σ(x_z + U_z h + b_z)
     ñ = tanh(x_n + r ⊙ (U_n h + b_n))    h' = (1 - z) ⊙ h + z ⊙ ñ
-  Rows whose `mask` is False keep their state, so padding never updates it.
+  Rows whose `mask` is False keep their state, so padding never updates it; a
+  step where no row is real is skipped altogether (`lax.cond`, forward and
+  backward), so a batch padded past its longest row costs no recurrent work.
   """
   units: int
 
-  @nn.compact
-  def __call__(self, h, x_proj, mask=None):
-    """h: <float32>[batch, units]; x_proj: [batch, 3*units]; mask: <bool>[batch]."""
-    h_proj = nn.Dense(3 * self.units, name="recurrent",
-                      kernel_init=nn.initializers.orthogonal())(h)
+  def setup(self):
+    self.recurrent = nn.Dense(3 * self.units, kernel_init=nn.initializers.orthogonal())
+
+  def advance(self, h, x_proj):
+    """The GRU update for every row: h [batch, units], x_proj [batch, 3*units] -> h'."""
     x_r, x_z, x_n = jnp.split(x_proj, 3, axis=-1)
-    h_r, h_z, h_n = jnp.split(h_proj, 3, axis=-1)
+    h_r, h_z, h_n = jnp.split(self.recurrent(h), 3, axis=-1)
     r = jax.nn.sigmoid(x_r + h_r)
     z = jax.nn.sigmoid(x_z + h_z)
     n = jnp.tanh(x_n + r * h_n)
-    new_h = (1.0 - z) * h + z * n
-    if mask is not None:
+    return (1.0 - z) * h + z * n
+
+  def __call__(self, h, x_proj, mask=None):
+    """h: <float32>[batch, units]; x_proj: [batch, 3*units]; mask: <bool>[batch]."""
+    if mask is None:
+      new_h = self.advance(h, x_proj)
+    else:
+      new_h = skip_unless(jnp.any(mask), GRUCell.advance, lambda _, h, x: h, self, h, x_proj)
       new_h = jnp.where(mask[:, None], new_h, h)
     return new_h, new_h
 
 
+def skip_unless(active, advance, hold, module, *operands):
+  """`nn.cond(active, advance, hold, module, *operands)`, except while the
+  parameters are being created (only `advance` creates them, and both branches
+  of a cond must create the same ones)."""
+  if module.is_initializing():
+    return advance(module, *operands)
+  return nn.cond(active, advance, hold, module, *operands)
+
+
 class GRU(nn.Module):
-  """A GRU over a whole sequence; the input projection runs once, outside the scan."""
+  """A GRU over a whole sequence; the input projection runs once, outside the
+  scan, on the real positions only."""
   units: int
 
   @nn.compact
@@ -44,8 +64,11 @@ class GRU(nn.Module):
     from the last real position) and the final state [batch, units], which is
     the state at each row's real end.
     """
-    x_proj = nn.Dense(3 * self.units, name="input")(x)  # all time steps in one matmul
-    scan = nn.scan(GRUCell, variable_broadcast="params", split_rngs={"params": False},
+    x_proj = PackedDense(3 * self.units, name="input")(x, mask)
+    # Rematerialised: the backward pass recomputes each step's gates rather
+    # than storing them for every step (faster here; BENCHMARKS.md).
+    cell = nn.remat(GRUCell, prevent_cse=False, policy=jax.checkpoint_policies.nothing_saveable)
+    scan = nn.scan(cell, variable_broadcast="params", split_rngs={"params": False},
                    in_axes=1, out_axes=1)
     h0 = jnp.zeros((x.shape[0], self.units), x_proj.dtype)
     final, outputs = scan(self.units, name="cell")(h0, x_proj, mask)

@@ -1,10 +1,13 @@
 """The translation model: GRU encoder, attention, GRU decoder fed [context; embedding]."""
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
 
 from nmt_flax import attention as attention_lib
 from nmt_flax.encoder import TokenEncoder
-from nmt_flax.gru import GRUCell
+from nmt_flax.gru import GRUCell, skip_unless
+from nmt_flax.packing import PackedDense
+from nmt_flax.vocab import PAD_ID
 
 
 class Seq2Seq(nn.Module):
@@ -40,8 +43,9 @@ class Seq2Seq(nn.Module):
     self.attend = attention_lib.make(self.attention, self.units, self.max_src_len)
     self.tgt_embed = nn.Embed(self.tgt_vocab_size, self.embedding_dim)
     # The GRU's input projection split in two: W [c; e] = W_c c + W_e e. The
-    # embedding half is applied to all target steps at once, outside the scan.
-    self.embed_to_gates = nn.Dense(3 * self.units)
+    # embedding half is applied to all target steps at once, outside the scan
+    # (in training, to the real ones only).
+    self.embed_to_gates = PackedDense(3 * self.units)
     self.context_to_gates = nn.Dense(3 * self.units, use_bias=False)
     self.cell = GRUCell(self.units)
     self.drop = nn.Dropout(self.dropout)
@@ -67,26 +71,49 @@ class Seq2Seq(nn.Module):
       states = self.to_embedding(states)
     return self.tgt_embed.attend(states) + self.output_bias
 
-  def decode(self, memory, state, tgt_in, deterministic: bool = True):
-    """tgt_in: <int32>[batch, tgt_len] (<start> y_1 … ).
+  def decode_states(self, memory, state, tgt_in, deterministic: bool = True, skip_padding=False):
+    """The decoder's recurrence. tgt_in: <int32>[batch, tgt_len] (<start> y_1 … ).
 
-    Returns logits [batch, tgt_len, tgt_vocab], the final state [batch, units]
-    and the attention weights [batch, tgt_len, src_len].
+    Returns the states [batch, tgt_len, units] (dropout applied, ready for
+    `logits`), the final state [batch, units] and the attention weights
+    [batch, tgt_len, src_len]. With `skip_padding`, a step where every row of
+    tgt_in is PAD is skipped (`lax.cond`): its state is held and its weights
+    are 0; only positions a loss ignores are affected.
     """
     embedded = self.drop(self.tgt_embed(tgt_in), deterministic=deterministic)
-    gates_in = self.embed_to_gates(embedded)
+    gates_in = self.embed_to_gates(embedded, (tgt_in != PAD_ID) if skip_padding else None)
 
-    def step(module, s, gates_t):
+    def advance(module, s, gates_t):
       context, weights = module.attend(s, memory)
       context = module.drop(context, deterministic=deterministic)
       s, _ = module.cell(s, gates_t + module.context_to_gates(context))
+      return s, weights
+
+    def hold(module, s, gates_t):
+      return s, jnp.zeros(memory.mask.shape, gates_t.dtype)
+
+    def step(module, s, inputs):
+      gates_t, tokens_t = inputs
+      if skip_padding:
+        s, weights = skip_unless(jnp.any(tokens_t != PAD_ID), advance, hold, module, s, gates_t)
+      else:
+        s, weights = advance(module, s, gates_t)
       return s, (s, weights)
 
+    # Rematerialised: the backward pass recomputes each step's attention
+    # (tanh over [batch, src_len, units]) from the saved matmul outputs rather
+    # than storing it for every step (1.4x on the whole step; BENCHMARKS.md).
+    step = nn.remat(step, prevent_cse=False,
+                    policy=jax.checkpoint_policies.dots_with_no_batch_dims_saveable)
     # split_rngs dropout: each step draws its own dropout mask.
     scan = nn.scan(step, variable_broadcast="params", split_rngs={"params": False, "dropout": True},
                    in_axes=1, out_axes=1)
-    state, (states, weights) = scan(self, state, gates_in)
-    states = self.drop(states, deterministic=deterministic)
+    state, (states, weights) = scan(self, state, (gates_in, tgt_in))
+    return self.drop(states, deterministic=deterministic), state, weights
+
+  def decode(self, memory, state, tgt_in, deterministic: bool = True):
+    """As `decode_states`, with logits [batch, tgt_len, tgt_vocab] in place of the states."""
+    states, state, weights = self.decode_states(memory, state, tgt_in, deterministic)
     return self.logits(states), state, weights  # vocabulary projection after the scan
 
   def __call__(self, src, tgt_in, deterministic: bool = True):
@@ -94,6 +121,12 @@ class Seq2Seq(nn.Module):
     memory, state = self.encode(src, deterministic)
     logits, _, weights = self.decode(memory, state, tgt_in, deterministic)
     return logits, weights
+
+  def teacher_forced_states(self, src, tgt_in, deterministic: bool = True):
+    """Decoder states [batch, tgt_len, units] for a loss that projects only the
+    real positions itself (steps past every row's end are skipped)."""
+    memory, state = self.encode(src, deterministic)
+    return self.decode_states(memory, state, tgt_in, deterministic, skip_padding=True)[0]
 
   def decode_step(self, memory, state, token):
     """One greedy/beam step: token <int32>[batch] -> (logits [batch, V], state, weights [batch, src_len])."""

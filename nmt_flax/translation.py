@@ -10,7 +10,7 @@ from nmt_flax.batching import assign_buckets, pad
 from nmt_flax.beam import beam_search
 from nmt_flax.decoding import greedy_decode
 from nmt_flax.errors import UserError
-from nmt_flax.losses import token_cross_entropy
+from nmt_flax.losses import compact_token_cross_entropy
 from nmt_flax.seq2seq import Seq2Seq, init_inputs
 from nmt_flax.tasks import Split, Task
 from nmt_flax.text import chinese_tokens, detokenize, english_tokens
@@ -42,18 +42,25 @@ class Translation(Task):
   def make_split(self, sources: list[list[str]], targets: list[list[str]],
                  drop_long: bool) -> Split:
     """Encodes and buckets token lists. Pairs longer than the last bucket are
-    dropped (training) or cut to it (evaluation); both are counted in `extras`."""
+    dropped (training) or cut to it (evaluation); both are counted in `extras`.
+
+    Evaluation splits get a single bucket of the longest shape, sorted by
+    length: the model skips the padding of each (length-homogeneous) batch
+    itself, and one shape means one compilation instead of one per bucket.
+    """
     src_vocab, tgt_vocab = self.vocabs["src_vocab"], self.vocabs["tgt_vocab"]
     shapes = self.config.bucket_shapes
     src_ids = [src_vocab.encode(s) + [END_ID] for s in sources]
     words = [tgt_vocab.encode(t) for t in targets]
-    bucket_of = assign_buckets([(len(s), len(w) + 1) for s, w in zip(src_ids, words)], shapes)
+    lengths = [(len(s), len(w) + 1) for s, w in zip(src_ids, words)]
+    bucket_of = assign_buckets(lengths, shapes)
     too_long = bucket_of < 0
     if drop_long:
       keep = np.flatnonzero(~too_long)
     else:
-      keep = np.arange(len(src_ids))
-      bucket_of[too_long] = len(shapes) - 1
+      keep = np.array(sorted(range(len(src_ids)), key=lambda i: lengths[i]), np.int64)
+      shapes = shapes[-1:]
+      bucket_of[:] = 0
     buckets = []
     for b, (src_len, tgt_len) in enumerate(shapes):
       rows = [i for i in keep if bucket_of[i] == b]
@@ -81,11 +88,14 @@ class Translation(Task):
     return self.model().init(rng, *init_inputs())["params"]
 
   def loss(self, params, batch, rng):
-    logits, _ = self.model().apply(self.variables(params), batch["src"], batch["tgt_in"],
-                                  deterministic=rng is None,
-                                  rngs=None if rng is None else {"dropout": rng})
+    model, variables = self.model(), self.variables(params)
+    states = model.apply(variables, batch["src"], batch["tgt_in"], deterministic=rng is None,
+                         rngs=None if rng is None else {"dropout": rng},
+                         method=Seq2Seq.teacher_forced_states)
     smoothing = 0.0 if rng is None else self.config.label_smoothing  # plain CE in evaluation
-    return token_cross_entropy(logits, batch["tgt_out"], batch["weight"], smoothing)
+    return compact_token_cross_entropy(
+        lambda s: model.apply(variables, s, method=Seq2Seq.logits),
+        states, batch["tgt_out"], batch["weight"], smoothing)
 
   @functools.cached_property
   def translate_batch(self):
