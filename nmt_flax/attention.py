@@ -18,7 +18,6 @@ import jax
 import jax.numpy as jnp
 
 from nmt_flax.errors import UserError
-from nmt_flax.packing import PackedDense
 
 
 @flax.struct.dataclass
@@ -57,12 +56,12 @@ class Additive(Attention):
   """Bahdanau: vᵀ tanh(W_k h_i + W_q s); W_k h_i is computed once per sentence."""
 
   def setup(self):
-    self.key_proj = PackedDense(self.units, use_bias=False)
+    self.key_proj = nn.Dense(self.units, use_bias=False)
     self.query_proj = nn.Dense(self.units)
     self.v = nn.Dense(1, use_bias=False)
 
   def prepare(self, values, mask):
-    return Memory(values=values, keys=self.key_proj(values, mask), mask=mask)
+    return Memory(values=values, keys=self.key_proj(values), mask=mask)
 
   def score(self, query, memory):
     return self.v(jnp.tanh(memory.keys + self.query_proj(query)[:, None, :]))[..., 0]

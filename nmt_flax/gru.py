@@ -3,7 +3,6 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from nmt_flax.packing import PackedDense
 
 
 class GRUCell(nn.Module):
@@ -53,7 +52,8 @@ def skip_unless(active, advance, hold, module, *operands):
 
 class GRU(nn.Module):
   """A GRU over a whole sequence; the input projection runs once, outside the
-  scan, on the real positions only."""
+  scan, as one matmul over every position (running it on the real positions
+  only was slower: the sort costs more than the padding; BENCHMARKS.md)."""
   units: int
 
   @nn.compact
@@ -64,10 +64,11 @@ class GRU(nn.Module):
     from the last real position) and the final state [batch, units], which is
     the state at each row's real end.
     """
-    x_proj = PackedDense(3 * self.units, name="input")(x, mask)
-    # Rematerialised: the backward pass recomputes each step's gates rather
-    # than storing them for every step (faster here; BENCHMARKS.md).
-    cell = nn.remat(GRUCell, prevent_cse=False, policy=jax.checkpoint_policies.nothing_saveable)
+    x_proj = nn.Dense(3 * self.units, name="input")(x)
+    # Rematerialised: only the recurrent matmul's output is kept per step; the
+    # backward pass recomputes the gates' elementwise work from it (faster than
+    # storing them or recomputing everything; BENCHMARKS.md).
+    cell = nn.remat(GRUCell, prevent_cse=False, policy=jax.checkpoint_policies.dots_saveable)
     scan = nn.scan(cell, variable_broadcast="params", split_rngs={"params": False},
                    in_axes=1, out_axes=1)
     h0 = jnp.zeros((x.shape[0], self.units), x_proj.dtype)

@@ -3,7 +3,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from nmt_flax.packing import packed_apply
+from nmt_flax.packing import packed_sum
 
 
 def token_losses(logits, targets, label_smoothing: float = 0.0):
@@ -40,7 +40,7 @@ def compact_token_cross_entropy(logits_fn, states, targets, row_weight,
 
   states [batch, len, units]; logits_fn maps [n, units] -> [n, vocab]. The
   vocabulary projection is the largest matmul of a translation step, and in a
-  lab-padded batch 2/3 of its positions are padding: `packing.packed_apply`
+  lab-padded batch 2/3 of its positions are padding: `packing.packed_sum`
   skips them.
   """
   targets = jnp.asarray(targets)
@@ -51,4 +51,4 @@ def compact_token_cross_entropy(logits_fn, states, targets, row_weight,
     return jnp.sum(token_losses(logits_fn(s), t, label_smoothing) * w)
 
   rows = (states.reshape(-1, states.shape[-1]), targets.reshape(-1), weight)
-  return packed_apply(slice_loss, rows, weight != 0, reduce=True), jnp.sum(weight)
+  return packed_sum(slice_loss, rows, weight != 0), jnp.sum(weight)

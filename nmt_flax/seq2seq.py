@@ -6,7 +6,6 @@ import jax.numpy as jnp
 from nmt_flax import attention as attention_lib
 from nmt_flax.encoder import TokenEncoder
 from nmt_flax.gru import GRUCell, skip_unless
-from nmt_flax.packing import PackedDense
 from nmt_flax.vocab import PAD_ID
 
 
@@ -43,9 +42,8 @@ class Seq2Seq(nn.Module):
     self.attend = attention_lib.make(self.attention, self.units, self.max_src_len)
     self.tgt_embed = nn.Embed(self.tgt_vocab_size, self.embedding_dim)
     # The GRU's input projection split in two: W [c; e] = W_c c + W_e e. The
-    # embedding half is applied to all target steps at once, outside the scan
-    # (in training, to the real ones only).
-    self.embed_to_gates = PackedDense(3 * self.units)
+    # embedding half is applied to all target steps at once, outside the scan.
+    self.embed_to_gates = nn.Dense(3 * self.units)
     self.context_to_gates = nn.Dense(3 * self.units, use_bias=False)
     self.cell = GRUCell(self.units)
     self.drop = nn.Dropout(self.dropout)
@@ -81,7 +79,7 @@ class Seq2Seq(nn.Module):
     are 0; only positions a loss ignores are affected.
     """
     embedded = self.drop(self.tgt_embed(tgt_in), deterministic=deterministic)
-    gates_in = self.embed_to_gates(embedded, (tgt_in != PAD_ID) if skip_padding else None)
+    gates_in = self.embed_to_gates(embedded)
 
     def advance(module, s, gates_t):
       context, weights = module.attend(s, memory)
