@@ -4,7 +4,6 @@ import jax
 import jax.numpy as jnp
 
 
-
 class GRUCell(nn.Module):
   """One GRU step on an input that is already projected to the three gates.
 
