@@ -7,6 +7,7 @@
 #     bash benchmarks/alternate.sh nmt 256      # or: sentiment 256, nmt 1024 ...
 set -euo pipefail
 TASK=${1:?task: nmt or sentiment}; UNITS=${2:?units}; ROUNDS=${ROUNDS:-3}; STEPS=${STEPS:-8}
+case "$TASK" in nmt|sentiment) ;; *) echo "error: task $TASK: expected nmt or sentiment" >&2; exit 2;; esac
 ANCHORS=${ANCHORS:-../shared/anchors}
 TF_PYTHON=${TF_PYTHON:-$ANCHORS/.venv-tf/bin/python}
 DATA=${NMT_FLAX_DATA:-data}
