@@ -11,15 +11,17 @@ Measures on the real data (cmn-eng.txt, found as train.py finds it):
     (what the lab's step computes) and of the work left once steps past every
     row's end are skipped, and a breakdown into encoder, decoder recurrence
     and output projection + loss;
-  * bucketed: median step time per length bucket and the epoch time they add
-    up to (compile excluded; it is reported separately);
+  * bucketed: one real epoch's batches, each run once after its shape is
+    compiled: the epoch's step time, the mean step per length bucket, the
+    compile time (reported separately) and the GFLOP/s of the work left after
+    skipping;
   * greedy: sentences/s decoding the whole validation split with the jitted
     batched while_loop, against the naive way measured in the same run: one
     sentence at a time, a Python loop over steps calling a jitted decoder step
     and reading the argmax back to the host (on `--loop-sentences` sentences).
 Sentiment (`--task sentiment`): the step at [batch, max_len], its GFLOP/s, and
 the epoch it adds up to (every sentiment batch has that one shape).
-Times are medians over `--steps` runs after `--warmup` runs.
+Other times are medians over `--steps` runs after `--warmup` runs.
 """
 import argparse
 import json
