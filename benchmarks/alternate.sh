@@ -15,12 +15,12 @@ export NMT_FLAX_DATA=$DATA
 tmp=$(mktemp -d)
 for round in $(seq "$ROUNDS"); do
   if [ "$TASK" = nmt ]; then
-    python -m nmt_flax.bench --units "$UNITS" --steps "$STEPS" --skip bucketed,greedy \
+    python benchmarks/bench.py --units "$UNITS" --steps "$STEPS" --skip bucketed,greedy \
       > "$tmp/ours_$round.json"
     "$TF_PYTHON" "$ANCHORS/seed_tf_nmt.py" --data "$DATA/cmn-eng.txt" --units "$UNITS" --emb 256 \
       --batch 128 --steps "$STEPS" --warmup 2 --out "$tmp/lab_$round.json" > /dev/null
   else
-    python -m nmt_flax.bench --task sentiment --units "$UNITS" --steps "$STEPS" > "$tmp/ours_$round.json"
+    python benchmarks/bench.py --task sentiment --units "$UNITS" --steps "$STEPS" > "$tmp/ours_$round.json"
     "$TF_PYTHON" "$ANCHORS/seed_tf_sentiment.py" --data "$DATA/imdb_50k.csv.gz" --units "$UNITS" \
       --steps "$STEPS" --warmup 2 --out "$tmp/lab_$round.json" > /dev/null
   fi

@@ -17,10 +17,10 @@ OUT=${OUT:-runs/bench}
 mkdir -p "$OUT"
 export NMT_FLAX_DATA=$DATA
 
-python -m nmt_flax.bench --units 1024 --steps 5 > "$OUT/jax_nmt_1024.json"
-python -m nmt_flax.bench --units 256 --steps 10 > "$OUT/jax_nmt_256.json"
-python -m nmt_flax.bench --task sentiment --units 1024 --steps 5 > "$OUT/jax_sent_1024.json"
-python -m nmt_flax.bench --task sentiment --units 256 --steps 10 > "$OUT/jax_sent_256.json"
+python benchmarks/bench.py --units 1024 --steps 5 > "$OUT/jax_nmt_1024.json"
+python benchmarks/bench.py --units 256 --steps 10 > "$OUT/jax_nmt_256.json"
+python benchmarks/bench.py --task sentiment --units 1024 --steps 5 > "$OUT/jax_sent_1024.json"
+python benchmarks/bench.py --task sentiment --units 256 --steps 10 > "$OUT/jax_sent_256.json"
 for units in 1024 256; do
   steps=$([ "$units" = 1024 ] && echo 5 || echo 10)
   "$TF_PYTHON" "$ANCHORS/seed_tf_nmt.py" --data "$DATA/cmn-eng.txt" --units "$units" --emb 256 \

@@ -13,9 +13,10 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from nmt_flax import data, tasks
+from nmt_flax import data, sentiment, tasks, translation
 from nmt_flax.checkpoint import Checkpoints
-from nmt_flax.config import Config
+from nmt_flax.config import read_stored
+from nmt_flax.decoding import DecodeOptions
 from nmt_flax.errors import UserError
 from nmt_flax.text import detokenize, english_tokens, chinese_tokens, review_tokens
 
@@ -55,10 +56,7 @@ class LoadedModel:
 
   def __init__(self, workdir: Path, checkpoint: str = "best"):
     self.workdir = Path(workdir)
-    config_path = self.workdir / "config.json"
-    if not config_path.is_file():
-      raise UserError(f"{self.workdir}: not an nmt-flax workdir (no config.json)")
-    self.config = Config.from_json(config_path.read_text(encoding="utf-8"), str(config_path))
+    self.config = read_stored(self.workdir)
     self.task = tasks.get(self.config, tasks.task_class(self.config.task).load_vocabs(self.workdir))
     ckpt_dir = self.workdir / "checkpoints"
     if not ckpt_dir.is_dir():
@@ -85,8 +83,8 @@ class LoadedModel:
       return checkpoints.latest_step()
     if checkpoint.isdigit() and int(checkpoint) in steps:
       return int(checkpoint)
-    raise UserError(f"--checkpoint {checkpoint!r}: expected best, latest or one of "
-                    f"{', '.join(map(str, steps))}")
+    raise UserError(f"{checkpoint!r}: expected best, latest or one of "
+                    f"{', '.join(map(str, steps))}", option="checkpoint")
 
   def split(self, name: str, data_file: str | None = None):
     """A split of the training data file (recreated from the config's seed), or
@@ -95,43 +93,42 @@ class LoadedModel:
       return self.read_file(data_file)
     splits = self.task.load_splits()
     if name not in splits:
-      raise UserError(f"--split {name!r}: this task has {', '.join(splits)}")
+      raise UserError(f"{name!r}: this task has {', '.join(splits)}", option="split")
     return splits[name]
-
-  def evaluate(self, split, **decoding) -> dict:
-    return self.task.evaluate(self.params, split, **decoding)
 
 
 class Translator(LoadedModel):
+  """Keyword arguments `**decoding` are the fields of `decoding.DecodeOptions`
+  (beam_size=1, alpha=0.6, n_best=1, max_len=None), checked in one place and
+  meaning the same as eval.py's flags."""
 
   def read_file(self, path: str):
     pairs = data.read_pairs(Path(path))
     return self.task.make_split([chinese_tokens(p.chinese) for p in pairs],
                                 [english_tokens(p.english) for p in pairs], drop_long=False)
 
-  def translate(self, texts: list[str], max_len: int | None = None, beam_size: int = 1,
-                alpha: float = 0.6) -> list[Translation]:
-    """Translations of free Chinese text: greedy (beam_size 1) or beam search."""
-    return [best[0] for best in self.nbest(texts, max_len, beam_size, alpha, 1)]
+  def evaluate(self, split, **decoding) -> dict:
+    """BLEU/chrF (and the loss) of the best translation of every example of `split`."""
+    return self.task.evaluate(self.params, split, DecodeOptions(**decoding))
 
-  def nbest(self, texts: list[str], max_len: int | None = None, beam_size: int = 5,
-            alpha: float = 0.6, n_best: int = 5) -> list[list[Translation]]:
-    """The `n_best` best beam hypotheses of each text, best first; batched and jitted."""
-    if not 1 <= n_best <= beam_size:
-      raise UserError(f"--n-best {n_best}: must be between 1 and --beam-size {beam_size}")
+  def translate(self, texts: list[str], **decoding) -> list[Translation]:
+    """Translations of free Chinese text: greedy (beam_size 1) or beam search."""
+    return [best[0] for best in self.nbest(texts, **{**decoding, "n_best": 1})]
+
+  def nbest(self, texts: list[str], **decoding) -> list[list[Translation]]:
+    """The `n_best` best hypotheses of each text, best first; batched and jitted."""
+    options = DecodeOptions(**decoding)
     src, sources, unknown, cut = self.task.encode_sources(list(texts))
-    max_len = max_len or self.task.max_output_len
     vocab = self.task.vocabs["tgt_vocab"]
     results = []
     for start in range(0, len(src), self.config.batch_size):
       chunk = src[start:start + self.config.batch_size]
       filler = np.zeros((self.config.batch_size - len(chunk), chunk.shape[1]), np.int32)
-      out = self.task.translate_batch(self.params, np.concatenate([chunk, filler]), max_len,
-                                      beam_size, alpha, n_best)
+      out = self.task.translate_batch(self.params, np.concatenate([chunk, filler]), options)
       tokens, scores, weights = (np.asarray(x) for x in out)
       for row in range(len(chunk)):
         i, hyps = start + row, []
-        for n in range(n_best):
+        for n in range(options.n_best):
           words = vocab.decode(tokens[row, n])
           hyps.append(Translation(source=sources[i], tokens=words,
                                   attention=weights[row, n, :len(words) + 1, :len(sources[i]) + 1],
@@ -145,16 +142,20 @@ class Classifier(LoadedModel):
   def read_file(self, path: str):
     frame = data.read_reviews(Path(path))
     return self.task.make_split([review_tokens(r) for r in frame["review"]],
-                                frame["label"].to_numpy(), frame["review"].to_numpy())
+                                frame["label"].to_numpy())
+
+  def evaluate(self, split) -> dict:
+    """Accuracy, precision, recall, F1, confusion matrix and loss on `split`."""
+    return self.task.evaluate(self.params, split)
 
   def predictions(self, split) -> list[Prediction]:
     """Predictions with attention for every example of a split."""
     logits, weights = self.task.predict_split(self.params, split)
-    probs = 1.0 / (1.0 + np.exp(-logits.astype(np.float64)))
+    labels, probs = sentiment.predict(logits)
     out = []
     for i, tokens in enumerate(split.extras["tokens"]):
       shown = self.task.visible_tokens(tokens)
-      out.append(Prediction(label=int(probs[i] > 0.5), probability=float(probs[i]),
+      out.append(Prediction(label=int(labels[i]), probability=float(probs[i]),
                             tokens=shown, attention=weights[i, :len(shown)]))
     return out
 
@@ -163,15 +164,17 @@ class Classifier(LoadedModel):
     tokens = [review_tokens(t) for t in texts]
     for n, t in enumerate(tokens, start=1):
       if not t:
-        raise UserError(f"--review #{n}: no words left after preprocessing (letters only, "
-                        "2+ characters)")
+        raise UserError(f"#{n}: no words left after preprocessing (letters only, "
+                        "2+ characters)", option="reviews")
     return self.predictions(self.task.make_split(tokens, np.zeros(len(tokens), np.int32)))
 
 
 def load(workdir: str | Path, checkpoint: str = "best") -> Translator | Classifier:
   """Loads a trained workdir as a Translator (nmt) or a Classifier (sentiment)."""
-  path = Path(workdir) / "config.json"
-  if not path.is_file():
-    raise UserError(f"{workdir}: not an nmt-flax workdir (no config.json)")
-  task = Config.from_json(path.read_text(encoding="utf-8"), str(path)).task
-  return (Translator if task == "nmt" else Classifier)(Path(workdir), checkpoint)
+  task = read_stored(Path(workdir)).task
+  return API[tasks.task_class(task)](Path(workdir), checkpoint)
+
+
+# What `load` returns for each task class of the registry.
+API: dict[type[tasks.Task], type[LoadedModel]] = {translation.Translation: Translator,
+                                              sentiment.Sentiment: Classifier}

@@ -98,6 +98,15 @@ class ScaledDot(Attention):
     return jnp.einsum("bd,bsd->bs", query, memory.keys) / jnp.sqrt(memory.keys.shape[-1])
 
 
+def unit_length(x, eps: float = 1e-12):
+  """x / |x| over the last axis, 0 at x = 0 with a finite gradient there.
+
+  `x / (jnp.linalg.norm(x) + eps)` is not safe: the norm's own gradient at 0
+  is 0/0 = NaN whatever is added after it (a zero state is common: filler rows
+  of a bidirectional encoder's bridge start at tanh(0) = 0)."""
+  return x * jax.lax.rsqrt(jnp.sum(x * x, axis=-1, keepdims=True) + eps)
+
+
 class Cosine(Attention):
   """Graves: γ · cos(s, h_i), with a learned sharpness γ (initially 5).
 
@@ -107,15 +116,13 @@ class Cosine(Attention):
   """
 
   def prepare(self, values, mask):
-    keys = values / (jnp.linalg.norm(values, axis=-1, keepdims=True) + 1e-6)
-    return Memory(values=values, keys=keys, mask=mask)
+    return Memory(values=values, keys=unit_length(values), mask=mask)
 
   @nn.compact
   def score(self, query, memory):
     _same_size(query, memory, "cosine")
     sharpness = self.param("sharpness", nn.initializers.constant(5.0), ())
-    query = query / (jnp.linalg.norm(query, axis=-1, keepdims=True) + 1e-6)
-    return sharpness * jnp.einsum("bd,bsd->bs", query, memory.keys)
+    return sharpness * jnp.einsum("bd,bsd->bs", unit_length(query), memory.keys)
 
 
 class Location(Attention):
@@ -155,7 +162,8 @@ def get(name: str) -> type[Attention]:
   cls = REGISTRY.get(ALIASES.get(name, name))
   if cls is None:
     names = sorted(REGISTRY) + [f"{a} (= {t})" for a, t in sorted(ALIASES.items())]
-    raise UserError(f"--attention {name!r}: unknown; expected one of {', '.join(names)}")
+    raise UserError(f"{name!r}: unknown; expected one of {', '.join(names)}",
+                    option="attention")
   return cls
 
 

@@ -89,4 +89,8 @@ def beam_search(step_fn: StepFn, carry, src_mask, max_len: int, beam_size: int,
   normalised = jnp.where(no_source[:, None], 0.0, normalised)
   best, order = jax.lax.top_k(normalised, n_best)
   pick = lambda x: jnp.take_along_axis(x, order.reshape(order.shape + (1,) * (x.ndim - 2)), axis=1)
-  return pick(final.tokens), best, pick(final.weights)
+  # A row without source never ran a step, but top_k's tie-breaking can still
+  # have put tokens into its lower-ranked slots: every rank of it is PAD.
+  tokens = jnp.where(no_source[:, None, None], PAD_ID, pick(final.tokens))
+  weights = jnp.where(no_source[:, None, None, None], 0.0, pick(final.weights))
+  return tokens, best, weights

@@ -6,8 +6,15 @@ import os
 import sys
 from pathlib import Path
 
+import absl.logging
+import jax
+
+from nmt_flax import api, highlight, plotting
 from nmt_flax import config as config_lib
+from nmt_flax.decoding import DecodeOptions
 from nmt_flax.errors import UserError
+from nmt_flax.parallel import initialize_distributed
+from nmt_flax.training import Interrupted, train
 
 _TYPES = {int: int, float: float, str: str, "int | None": int, "str | None": str,
           "int": int, "float": float, "str": str}
@@ -33,13 +40,16 @@ class _Parser(argparse.ArgumentParser):
     raise UserError(f"{message} (see --help)")
 
 
+# Options of the library whose command-line flag has another name.
+FLAG_NAMES = {"texts": "--translate", "reviews": "--review"}
+
+
 def run(main, argv) -> int:
   """Runs `main(argv)`, turning UserError into `error: …` and exit status 2."""
-  from nmt_flax.training import Interrupted  # pylint: disable=import-outside-toplevel
   try:
     main(argv)
   except UserError as e:
-    print(f"error: {e}", file=sys.stderr)
+    print(f"error: {e.as_flag(FLAG_NAMES)}", file=sys.stderr)
     return 2
   except Interrupted as e:
     print(f"\n{e}", file=sys.stderr)
@@ -58,9 +68,6 @@ def _setup_jax() -> None:
 
   The cache lives in $NMT_FLAX_CACHE, else ~/.cache/nmt_flax/jax; set it to an
   empty string to turn the cache off."""
-  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-  import absl.logging  # pylint: disable=import-outside-toplevel
-  import jax  # pylint: disable=import-outside-toplevel
   absl.logging.set_verbosity(absl.logging.ERROR)  # orbax logs every save at INFO
   cache = os.environ.get(CACHE_ENV, str(Path.home() / ".cache" / "nmt_flax" / "jax"))
   if cache:
@@ -92,40 +99,21 @@ def train_parser() -> argparse.ArgumentParser:
 DISTRIBUTED_FLAGS = ("distributed", "coordinator_address", "num_processes", "process_id")
 
 
-def resolve_config(args: argparse.Namespace, workdir: Path) -> config_lib.Config:
-  """New workdir: task defaults < preset < flags. Existing one: its stored config."""
-  flags = {k: v for k, v in vars(args).items()
-           if k not in ("task", "workdir", "preset", *DISTRIBUTED_FLAGS)}
-  stored_path = workdir / "config.json"
-  if stored_path.is_file():
-    stored = config_lib.Config.from_json(stored_path.read_text(encoding="utf-8"), str(stored_path))
-    if args.task and args.task != stored.task:
-      raise UserError(f"--workdir {workdir}: holds a {stored.task} model, not {args.task}")
-    if args.preset:
-      flags = {**config_lib.preset_values(args.preset, stored.task), **flags}
-    return config_lib.merge_with_stored(stored, flags, workdir)
-  return config_lib.resolve(args.task or "nmt", args.preset, flags)
-
-
 def train_main(argv) -> None:
   args = train_parser().parse_args(argv)
   workdir = Path(args.workdir or f"runs/{args.task or 'nmt'}")
-  config = resolve_config(args, workdir)
+  flags = {k: v for k, v in vars(args).items()
+           if k not in ("task", "workdir", "preset", *DISTRIBUTED_FLAGS)}
+  config = config_lib.for_workdir(workdir, args.task, args.preset, flags)
   _setup_jax()
   if args.distributed or args.coordinator_address or args.num_processes or args.process_id is not None:
-    from nmt_flax.parallel import initialize_distributed  # pylint: disable=import-outside-toplevel
     initialize_distributed(args.coordinator_address, args.num_processes, args.process_id)
-  from nmt_flax.training import train  # pylint: disable=import-outside-toplevel
-  try:
-    workdir.mkdir(parents=True, exist_ok=True)
-    (workdir / "config.json").write_text(config.to_json(), encoding="utf-8")
-  except OSError as e:
-    raise UserError(f"--workdir {workdir}: cannot write ({e.strerror})") from None
   print(f"training {config.task} in {workdir} (units {config.units}, attention {config.attention}, "
         f"{config.epochs} epochs)")
   final = train(config, workdir)
   print(f"done: {workdir}; evaluate with `python eval.py --workdir {workdir}`"
-        + (f" (last validation {final.get('bleu', final.get('accuracy'))})" if final else ""))
+        + (f" (last validation {final.get('bleu', final.get('accuracy'))})"
+           if final.get("bleu", final.get("accuracy")) is not None else ""))
 
 
 # ---------------------------------------------------------------- eval.py
@@ -140,11 +128,12 @@ def eval_parser() -> argparse.ArgumentParser:
   p.add_argument("--output-json", default=None, help="also write the scores to this file")
   p.add_argument("--translate", action="append", default=[], metavar="TEXT",
                  help="nmt: translate this sentence (repeatable)")
-  p.add_argument("--beam-size", type=int, default=1,
-                 help="nmt: beam search with this many hypotheses (default 1: greedy)")
-  p.add_argument("--alpha", type=float, default=0.6,
-                 help="nmt: GNMT length penalty ((5+len)/6)^alpha for beam search (default 0.6)")
-  p.add_argument("--n-best", type=int, default=1,
+  defaults = DecodeOptions()
+  p.add_argument("--beam-size", type=int, default=defaults.beam_size,
+                 help=f"nmt: beam search with this many hypotheses (default {defaults.beam_size}: greedy)")
+  p.add_argument("--alpha", type=float, default=defaults.alpha,
+                 help=f"nmt: GNMT length penalty ((5+len)/6)^alpha for beam search (default {defaults.alpha})")
+  p.add_argument("--n-best", type=int, default=defaults.n_best,
                  help="nmt: with --translate, print this many best hypotheses (<= --beam-size)")
   p.add_argument("--plot-attention", default=None, metavar="OUTDIR",
                  help="nmt: write an attention heatmap PNG per --translate sentence")
@@ -167,15 +156,12 @@ def _write(path: str, text: str, flag: str) -> None:
     raise UserError(f"{flag} {path}: cannot write ({e.strerror})") from None
 
 
-def _eval_translation(model, args) -> None:
-  from nmt_flax import plotting  # pylint: disable=import-outside-toplevel
+def _eval_translation(model: api.Translator, args) -> None:
   if args.review:
     raise UserError("--review: this workdir holds a translation model; use --translate")
-  if args.beam_size < 1:
-    raise UserError(f"--beam-size {args.beam_size}: must be at least 1")
+  decoding = dict(beam_size=args.beam_size, alpha=args.alpha)
   if args.translate:
-    nbest = model.nbest(args.translate, beam_size=args.beam_size, alpha=args.alpha,
-                        n_best=args.n_best)
+    nbest = model.nbest(args.translate, **decoding, n_best=args.n_best)
     results = [hyps[0] for hyps in nbest]
     font = plotting.find_cjk_font(args.font) if args.plot_attention else None
     for n, (text, r) in enumerate(zip(args.translate, results), start=1):
@@ -195,7 +181,7 @@ def _eval_translation(model, args) -> None:
         print(f"  attention plot: {out / f'attention_{n}.png'}")
     return
   split = model.split(args.split or "val", args.data)
-  scores = model.evaluate(split, beam_size=args.beam_size, alpha=args.alpha)
+  scores = model.evaluate(split, **decoding)
   print(f"{scores['num_sentences']} sentences ({args.data or (args.split or 'val') + ' split'}), "
         f"{scores['decoder']} decoding, checkpoint step {model.step}")
   print(f"BLEU {scores['bleu']:.2f}  ({scores['bleu_signature']})")
@@ -207,8 +193,7 @@ def _eval_translation(model, args) -> None:
     _write(args.output_json, json.dumps({**scores, "step": model.step}, indent=2), "--output-json")
 
 
-def _eval_sentiment(model, args) -> None:
-  from nmt_flax import highlight  # pylint: disable=import-outside-toplevel
+def _eval_sentiment(model: api.Classifier, args) -> None:
   if args.translate:
     raise UserError("--translate: this workdir holds a sentiment model; use --review")
   color = not args.no_color and sys.stdout.isatty()
@@ -244,9 +229,12 @@ def _eval_sentiment(model, args) -> None:
 def eval_main(argv) -> None:
   args = eval_parser().parse_args(argv)
   _setup_jax()
-  from nmt_flax import api  # pylint: disable=import-outside-toplevel
-  model = api.load(args.workdir, args.checkpoint)
-  if model.config.task == "nmt":
+  evaluate_loaded(api.load(args.workdir, args.checkpoint), args)
+
+
+def evaluate_loaded(model: api.Translator | api.Classifier, args: argparse.Namespace) -> None:
+  """What eval.py does with a loaded workdir (tests reuse one model for many argument lists)."""
+  if isinstance(model, api.Translator):
     _eval_translation(model, args)
   else:
     _eval_sentiment(model, args)

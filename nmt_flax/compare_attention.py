@@ -27,8 +27,6 @@ SENTIMENT = PRESETS["quick"]["sentiment"]
 def run_variant(task: str, name: str, flags: dict, out: Path, beam: int) -> dict:
   workdir = out / f"{task}-{name}"
   config = resolve(task, None, {**flags, "attention": name})
-  workdir.mkdir(parents=True, exist_ok=True)
-  (workdir / "config.json").write_text(config.to_json(), encoding="utf-8")
   started = time.time()
   train(config, workdir, log=lambda *_: None)
   row = {"task": task, "attention": name, "train_seconds": round(time.time() - started, 1)}

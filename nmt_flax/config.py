@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from nmt_flax import attention
 from nmt_flax.errors import UserError
 
 TASKS = ("nmt", "sentiment")
@@ -92,8 +93,8 @@ class Config:
     except ValueError:
       ok = False
     if not ok:
-      raise UserError(f"--buckets {self.buckets!r}: expected ascending SRCxTGT pairs "
-                      "such as 10x10,16x14,40x32")
+      raise UserError(f"{self.buckets!r}: expected ascending SRCxTGT pairs such as "
+                      "10x10,16x14,40x32", option="buckets")
     return shapes  # type: ignore[return-value]
 
 
@@ -135,17 +136,17 @@ RESUMABLE = frozenset({"data", "epochs", "checkpoint_every", "keep_checkpoints",
 
 def preset_values(preset: str, task: str) -> dict[str, Any]:
   if preset not in PRESETS:
-    raise UserError(f"--preset {preset!r}: expected one of {', '.join(PRESETS)}")
+    raise UserError(f"{preset!r}: expected one of {', '.join(PRESETS)}", option="preset")
   if task not in PRESETS[preset]:
-    raise UserError(f"--preset {preset}: has no recipe for --task {task} "
-                    f"(it has: {', '.join(PRESETS[preset])})")
+    raise UserError(f"{preset}: has no recipe for task {task} (it has: {', '.join(PRESETS[preset])})",
+                    option="preset")
   return PRESETS[preset][task]
 
 
 def resolve(task: str, preset: str | None, flags: dict[str, Any]) -> Config:
   """Builds the config for a new run from task defaults, a preset and explicit flags."""
   if task not in TASKS:
-    raise UserError(f"--task {task!r}: expected one of {', '.join(TASKS)}")
+    raise UserError(f"{task!r}: expected one of {', '.join(TASKS)}", option="task")
   values: dict[str, Any] = dict(TASK_DEFAULTS[task], task=task)
   if preset is not None:
     values.update(preset_values(preset, task))
@@ -155,38 +156,58 @@ def resolve(task: str, preset: str | None, flags: dict[str, Any]) -> Config:
   return config
 
 
+CONFIG_FILE = "config.json"  # the resolved config, in every workdir
+
+
+def read_stored(workdir: Path) -> Config:
+  """The config a workdir was trained with."""
+  path = Path(workdir) / CONFIG_FILE
+  if not path.is_file():
+    raise UserError(f"{workdir}: not an nmt-flax workdir (no {CONFIG_FILE})")
+  return Config.from_json(path.read_text(encoding="utf-8"), str(path))
+
+
+def for_workdir(workdir: Path, task: str | None, preset: str | None,
+                flags: dict[str, Any]) -> Config:
+  """The config of a run in `workdir`: a new workdir gets task defaults < preset <
+  flags; one holding `config.json` keeps it, with only resumable flags applied."""
+  if not (Path(workdir) / CONFIG_FILE).is_file():
+    return resolve(task or "nmt", preset, flags)
+  stored = read_stored(workdir)
+  if task and task != stored.task:
+    raise UserError(f"{workdir}: holds a {stored.task} model, not {task}", option="workdir")
+  if preset:
+    flags = {**preset_values(preset, stored.task), **flags}
+  return merge_with_stored(stored, flags, workdir)
+
+
+def _check(ok: bool, option: str, message: str) -> None:
+  if not ok:
+    raise UserError(message, option=option)
+
+
 def validate(config: Config) -> None:
-  """Checks ranges and choices, naming the offending flag."""
-  from nmt_flax import attention  # late import: attention imports jax
+  """Checks ranges and choices, naming the offending option."""
   for f in dataclasses.fields(config):
-    choices = f.metadata.get("choices")
-    if choices and getattr(config, f.name) not in choices:
-      raise UserError(f"--{f.name.replace('_', '-')} {getattr(config, f.name)!r}: "
-                      f"expected one of {', '.join(choices)}")
+    choices, value = f.metadata.get("choices"), getattr(config, f.name)
+    _check(not choices or value in choices, f.name, f"{value!r}: expected one of {', '.join(choices or ())}")
   attention.get(config.attention)  # raises a UserError listing the valid names
-  positive = ("embedding_dim", "units", "epochs", "batch_size", "checkpoint_every", "max_bad_steps",
-              "max_len", "vocab_size", "keep_checkpoints")
-  for name in positive:
-    if getattr(config, name) <= 0:
-      raise UserError(f"--{name.replace('_', '-')} must be positive, got {getattr(config, name)}")
-  if config.max_examples is not None and config.max_examples <= 0:
-    raise UserError(f"--max-examples must be positive, got {config.max_examples}")
-  if not 0 < config.val_fraction < 1:
-    raise UserError(f"--val-fraction must be between 0 and 1, got {config.val_fraction}")
-  if config.encoder == "bi" and config.units % 2:
-    raise UserError(f"--encoder bi: --units must be even (each direction gets half), got {config.units}")
-  if not 0 <= config.test_fraction < 1 or config.val_fraction + config.test_fraction >= 1:
-    raise UserError(f"--test-fraction {config.test_fraction}: must be in [0, 1) and leave "
-                    f"training data next to --val-fraction {config.val_fraction}")
-  if not 0 <= config.label_smoothing < 1:
-    raise UserError(f"--label-smoothing must be in [0, 1), got {config.label_smoothing}")
-  if config.warmup_steps < 0:
-    raise UserError(f"--warmup-steps must be 0 or more, got {config.warmup_steps}")
-  if not 0 <= config.dropout < 1:
-    raise UserError(f"--dropout must be in [0, 1), got {config.dropout}")
-  if config.learning_rate <= 0:
-    raise UserError(f"--learning-rate must be positive, got {config.learning_rate}")
-  config.bucket_shapes  # pylint: disable=pointless-statement  (validates --buckets)
+  for name in ("embedding_dim", "units", "epochs", "batch_size", "checkpoint_every", "max_bad_steps",
+               "max_len", "vocab_size", "keep_checkpoints"):
+    _check(getattr(config, name) > 0, name, f"must be positive, got {getattr(config, name)}")
+  _check(config.max_examples is None or config.max_examples > 0, "max_examples",
+         f"must be positive, got {config.max_examples}")
+  _check(0 < config.val_fraction < 1, "val_fraction", f"must be between 0 and 1, got {config.val_fraction}")
+  _check(config.encoder != "bi" or config.units % 2 == 0, "encoder",
+         f"bi: units must be even (each direction gets half), got {config.units}")
+  _check(0 <= config.test_fraction < 1 and config.val_fraction + config.test_fraction < 1,
+         "test_fraction", f"{config.test_fraction}: must be in [0, 1) and leave training data "
+         f"next to val_fraction {config.val_fraction}")
+  _check(0 <= config.label_smoothing < 1, "label_smoothing", f"must be in [0, 1), got {config.label_smoothing}")
+  _check(config.warmup_steps >= 0, "warmup_steps", f"must be 0 or more, got {config.warmup_steps}")
+  _check(0 <= config.dropout < 1, "dropout", f"must be in [0, 1), got {config.dropout}")
+  _check(config.learning_rate > 0, "learning_rate", f"must be positive, got {config.learning_rate}")
+  config.bucket_shapes  # pylint: disable=pointless-statement  (validates buckets)
 
 
 def merge_with_stored(stored: Config, flags: dict[str, Any], where: Path) -> Config:

@@ -19,7 +19,7 @@ def find_data_file(task: str, given: str | None) -> Path:
     path = Path(given).expanduser()
     path = path / name if path.is_dir() else path
     if not path.is_file():
-      raise UserError(f"--data {given}: no such file")
+      raise UserError(f"{given}: no such file", option="data")
     return path
   folders = ([Path(os.environ[ENV_VAR]).expanduser()] if os.environ.get(ENV_VAR) else [])
   folders += [Path("data"), REPO_DATA_DIR]
@@ -83,8 +83,8 @@ def split_by_source(sources: list[str], val_fraction: float, test_fraction: floa
   n_val = max(1, int(round(val_fraction * len(unique))))
   n_test = int(round(test_fraction * len(unique)))
   if n_val + n_test >= len(unique):
-    raise UserError(f"--val-fraction {val_fraction} and --test-fraction {test_fraction}: leave no "
-                    f"training data ({len(unique)} unique source sentences)")
+    raise UserError(f"{val_fraction} and test_fraction {test_fraction}: leave no training data "
+                    f"({len(unique)} unique source sentences)", option="val_fraction")
   side = {unique[i]: 1 for i in order[:n_val]} | {unique[i]: 2 for i in order[n_val:n_val + n_test]}
   which = np.array([side.get(s, 0) for s in sources])
   return {name: np.flatnonzero(which == k) for k, name in enumerate(("train", "val", "test"))}

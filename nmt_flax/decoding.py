@@ -1,11 +1,43 @@
-"""Greedy decoding as one batched `lax.while_loop` on device."""
+"""Decoding options, and greedy decoding as one batched `lax.while_loop` on device."""
+import dataclasses
 from typing import Any, Callable
 
 import flax.struct
 import jax
 import jax.numpy as jnp
 
+from nmt_flax.errors import UserError
 from nmt_flax.vocab import END_ID, PAD_ID, START_ID
+
+
+@dataclasses.dataclass(frozen=True)
+class DecodeOptions:
+  """How to decode, the same in eval.py, the Python API and validation.
+
+  beam_size 1 is greedy decoding; larger runs beam search, ranking finished
+  hypotheses by log-probability / ((5 + length) / 6) ** alpha (GNMT; alpha 0:
+  raw log-probability). n_best hypotheses per sentence come back, best first.
+  max_len caps the output words (None: the model's longest training target).
+  """
+  beam_size: int = 1
+  alpha: float = 0.6
+  n_best: int = 1
+  max_len: int | None = None
+
+  def __post_init__(self):
+    if not isinstance(self.beam_size, int) or self.beam_size < 1:
+      raise UserError(f"{self.beam_size!r}: must be an integer of at least 1", option="beam_size")
+    if not isinstance(self.n_best, int) or not 1 <= self.n_best <= self.beam_size:
+      raise UserError(f"{self.n_best!r}: must be between 1 and the beam size {self.beam_size}",
+                      option="n_best")
+    if not isinstance(self.alpha, (int, float)) or not 0 <= self.alpha < float("inf"):
+      raise UserError(f"{self.alpha!r}: must be a finite number of at least 0", option="alpha")
+    if self.max_len is not None and (not isinstance(self.max_len, int) or self.max_len < 1):
+      raise UserError(f"{self.max_len!r}: must be a positive integer", option="max_len")
+
+  @property
+  def name(self) -> str:
+    return "greedy" if self.beam_size == 1 else f"beam {self.beam_size}, alpha {self.alpha}"
 
 # step_fn(carry, tokens <int32>[batch]) -> (logits [batch, vocab], carry, weights [batch, src_len])
 StepFn = Callable[[Any, jax.Array], tuple[jax.Array, Any, jax.Array]]

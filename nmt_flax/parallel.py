@@ -39,8 +39,8 @@ class DataParallel:
     self.mesh = None
     if len(self.devices) > 1:
       if batch_size % len(self.devices):
-        raise UserError(f"--batch-size {batch_size}: must be a multiple of the {len(self.devices)} "
-                        "devices to split batches across them")
+        raise UserError(f"{batch_size}: must be a multiple of the {len(self.devices)} "
+                        "devices to split batches across them", option="batch_size")
       self.mesh = Mesh(np.array(self.devices), ("data",))
       self.rows = NamedSharding(self.mesh, PartitionSpec("data"))
       self.replicated = NamedSharding(self.mesh, PartitionSpec())

@@ -131,7 +131,3 @@ class Seq2Seq(nn.Module):
     logits, state, weights = self.decode(memory, state, token[:, None])
     return logits[:, 0], state, weights[:, 0]
 
-
-def init_inputs(batch_size: int = 1, src_len: int = 2, tgt_len: int = 2):
-  """Dummy inputs for `Seq2Seq.init`."""
-  return (jnp.ones((batch_size, src_len), jnp.int32), jnp.ones((batch_size, tgt_len), jnp.int32))

@@ -1,7 +1,11 @@
-"""What a task is to the training loop: data, model, loss and validation.
+"""What a task is to the training loop (data, model, loss and validation), and
+the registry of tasks by name.
 
 The two tasks (`translation.Translation`, `sentiment.Sentiment`) differ only in
-these; everything else (optimiser, loop, checkpoints, logging) is shared.
+these; everything else (optimiser, loop, checkpoints, logging) is shared. Each
+task module registers its class with `@register`; the package's `__init__`
+imports both, so the registry is full whenever `nmt_flax` is imported, and no
+module here imports a task module (imports run one way).
 """
 import abc
 import dataclasses
@@ -111,9 +115,19 @@ class Task(abc.ABC):
     return int(sum(np.count_nonzero(v) for k, v in batch.items() if k in ("src", "tgt_out", "tokens")))
 
 
+REGISTRY: dict[str, type[Task]] = {}
+
+
+def register(cls: type[Task]) -> type[Task]:
+  """Class decorator: makes a task available under `cls.name`."""
+  REGISTRY[cls.name] = cls
+  return cls
+
+
 def task_class(name: str) -> type[Task]:
-  from nmt_flax import sentiment, translation  # pylint: disable=import-outside-toplevel
-  return {"nmt": translation.Translation, "sentiment": sentiment.Sentiment}[name]
+  if name not in REGISTRY:
+    raise UserError(f"{name!r}: expected one of {', '.join(REGISTRY)}", option="task")
+  return REGISTRY[name]
 
 
 def get(config: Config, vocabs: dict[str, Vocabulary] | None = None) -> Task:

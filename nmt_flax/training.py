@@ -1,9 +1,13 @@
 """The training loop shared by both tasks: Adam, jitted steps, checkpoints, resume.
 
 Resume order: if WORKDIR/checkpoints holds a checkpoint, training continues from
-the latest one (parameters, optimizer state, step, PRNG key, epoch and batch
-position); otherwise it starts from scratch with `config.seed`.
+the latest one (parameters, optimizer state, step, PRNG key and `Progress`: the
+position in the data, the epoch's running loss, the best score and the
+schedule's length); otherwise it starts from scratch with `config.seed`. The
+loop is three parts, as in flax's examples: `restore_or_init`, `train_epoch`
+and `validate_and_save`.
 """
+import dataclasses
 import json
 import math
 import signal
@@ -17,13 +21,15 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from flax.training import train_state
+from tqdm import tqdm
 
 from nmt_flax import tasks
 from nmt_flax.batching import count_batches, epoch_rng
 from nmt_flax.checkpoint import Checkpoints
-from nmt_flax.config import Config
+from nmt_flax.config import CONFIG_FILE, Config
 from nmt_flax.errors import UserError
 from nmt_flax.parallel import DataParallel
+from nmt_flax.plotting import plot_loss_curve
 
 
 class TrainState(train_state.TrainState):
@@ -80,10 +86,33 @@ def make_train_step(task: tasks.Task):
   return jax.jit(train_step, donate_argnums=0)
 
 
-def checkpoint_item(state: TrainState, epoch: int, batch: int) -> dict[str, Any]:
+@dataclasses.dataclass
+class Progress:
+  """Where a run stands, saved in every checkpoint beside the train state, so a
+  rerun continues exactly where the last checkpoint was taken: the data
+  position, the running sums of the epoch in progress, the early-stopping
+  record (the one place the best score lives) and the schedule's length."""
+  epoch: int = 0               # epochs finished
+  batch: int = 0               # batches of the next epoch already trained on
+  loss_sum: float = 0.0        # summed loss of this epoch's applied steps so far
+  count: float = 0.0           # tokens (rows) behind loss_sum
+  skipped: int = 0             # this epoch's steps skipped for non-finite values
+  best: float = -math.inf      # best validation score so far
+  stale: int = 0               # validations since `best` last improved
+  schedule_steps: int = 0      # the learning-rate schedule's length, set by the first run
+
+  def as_item(self) -> dict[str, np.ndarray]:
+    return {k: np.asarray(v, np.float64 if isinstance(v, float) else np.int64)
+            for k, v in dataclasses.asdict(self).items()}
+
+  @classmethod
+  def from_item(cls, item: dict) -> "Progress":
+    return cls(**{f.name: f.type(item[f.name]) for f in dataclasses.fields(cls)})
+
+
+def checkpoint_item(state: TrainState, progress: Progress) -> dict[str, Any]:
   return {"params": state.params, "opt_state": state.opt_state, "step": state.step,
-          "rng": state.rng, "epoch": np.asarray(epoch, np.int64),
-          "batch": np.asarray(batch, np.int64)}
+          "rng": state.rng, "progress": progress.as_item()}
 
 
 class StopRequest:
@@ -113,23 +142,24 @@ class Interrupted(Exception):
 
 
 def progress_bar(total: int, desc: str):
-  from tqdm import tqdm  # pylint: disable=import-outside-toplevel
   return tqdm(total=total, desc=desc, unit="batch", leave=False, dynamic_ncols=True,
               disable=None, mininterval=0.5)  # disable=None: no bar when not a terminal
 
 
-def train(config: Config, workdir: Path, log=print) -> dict:
-  """Trains `config` in `workdir`, resuming if it holds a checkpoint.
-
-  Returns the last validation metrics. Raises `Interrupted` after saving when
-  stopped by SIGINT/SIGTERM, and UserError for bad input.
-  """
+def prepare_workdir(config: Config, workdir: Path) -> Path:
+  """Creates `workdir` and writes the resolved config (what `nmt_flax.load` reads)."""
   workdir = Path(workdir)
   try:
     workdir.mkdir(parents=True, exist_ok=True)
+    if jax.process_index() == 0:
+      (workdir / CONFIG_FILE).write_text(config.to_json(), encoding="utf-8")
   except OSError as e:
-    raise UserError(f"--workdir {workdir}: cannot create ({e.strerror})") from None
-  task = tasks.get(config)
+    raise UserError(f"{workdir}: cannot create or write ({e.strerror})", option="workdir") from None
+  return workdir
+
+
+def load_data(task: tasks.Task, workdir: Path, log) -> dict[str, tasks.Split]:
+  """The task's splits, with the vocabularies saved in (or checked against) `workdir`."""
   stored_vocabs = (task.load_vocabs(workdir)
                    if (workdir / f"{task.vocab_files[0]}.json").exists() else None)
   splits = task.load_splits()
@@ -142,105 +172,165 @@ def train(config: Config, workdir: Path, log=print) -> dict:
   log(f"data: {train_split.size} training / {val_split.size} validation examples"
       + (f" ({dropped} training pairs longer than the last bucket left out)" if dropped else "")
       + "; " + ", ".join(f"{k} {len(v)}" for k, v in task.vocabs.items()))
+  return splits
 
-  checkpoints = Checkpoints(workdir / "checkpoints", keep_latest=config.keep_checkpoints)
+
+def restore_or_init(task: tasks.Task, checkpoints: Checkpoints, total_steps: int,
+                    log) -> tuple[TrainState, Progress]:
+  """The latest checkpoint's state and progress, or a fresh start.
+
+  A cosine schedule keeps the length it was given by the run that started the
+  workdir: rerunning with a larger --epochs continues at its final rate."""
+  state = create_state(task, task.config.seed, total_steps)
+  step = checkpoints.latest_step()
+  if step is None:
+    return state, Progress(schedule_steps=total_steps)
+  restored = checkpoints.restore(step, checkpoint_item(state, Progress()))
+  progress = Progress.from_item(restored["progress"])
+  state = state.replace(params=restored["params"], opt_state=restored["opt_state"],
+                        step=restored["step"], rng=restored["rng"],
+                        tx=make_optimizer(task.config, progress.schedule_steps))
+  log(f"resuming from step {step} (epoch {progress.epoch + 1}, batch {progress.batch})")
+  if task.config.lr_schedule == "cosine" and total_steps > progress.schedule_steps:
+    final = learning_rate(task.config, progress.schedule_steps)(progress.schedule_steps)
+    log(f"note: the cosine schedule keeps its length of {progress.schedule_steps} steps from the "
+        f"first run; the {total_steps - progress.schedule_steps} steps added by --epochs "
+        f"{task.config.epochs} train at its final rate {float(final):.3g}")
+  return state, progress
+
+
+def train_epoch(task, state, progress, batches, train_step, parallel, checkpoints, stop,
+                log) -> tuple[TrainState, Progress, dict]:
+  """Trains on `batches[progress.batch:]`; returns the state, the progress and
+  this process's timing. A stop request between two batches of the epoch saves
+  and raises `Interrupted`; one during the last batch lets the epoch finish."""
+  config = task.config
+  started, tokens, pending, last_report = time.time(), 0, [], time.time()
+  timing = {"started": started}
+
+  def pull_metrics():  # device metrics are read a few steps late, so the host never stalls
+    for m in jax.device_get(pending):
+      if m["skipped"]:
+        progress.skipped += 1
+      else:
+        progress.loss_sum += float(m["loss_sum"])
+        progress.count += float(m["count"])
+      if m["bad_in_a_row"] >= config.max_bad_steps:
+        raise UserError(
+            f"training stopped at step {int(state.step)}: {int(m['bad_in_a_row'])} steps "
+            "in a row had a non-finite loss or gradient (skipped, see --max-bad-steps); "
+            "the checkpoints saved so far are kept; lower --learning-rate or set --clip-norm")
+    pending.clear()
+
+  with progress_bar(len(batches), f"epoch {progress.epoch + 1}/{config.epochs}") as bar:
+    bar.update(progress.batch)
+    for i in range(progress.batch, len(batches)):
+      state, step_metrics = train_step(state, parallel.shard_batch(batches[i]))
+      if "first_step_seconds" not in timing:
+        jax.block_until_ready(step_metrics)
+        timing["first_step_seconds"] = round(time.time() - started, 2)
+      tokens += task.tokens_in(batches[i])
+      pending.append(step_metrics)
+      progress.batch = i + 1
+      interrupted = stop.signal is not None and i + 1 < len(batches)
+      if len(pending) >= 4 or i == len(batches) - 1 or interrupted:
+        pull_metrics()
+        postfix = {"loss": f"{progress.loss_sum / max(progress.count, 1):.3f}",
+                   "tok_s": f"{tokens / (time.time() - started):.0f}"}
+        bar.set_postfix(postfix)
+        if bar.disable and time.time() - last_report > 60:  # no terminal: a line a minute
+          last_report = time.time()
+          log(f"epoch {progress.epoch + 1} batch {i + 1}/{len(batches)} "
+              + " ".join(f"{k}={v}" for k, v in postfix.items()))
+      bar.update(1)
+      if interrupted:
+        checkpoints.save(int(state.step), checkpoint_item(state, progress), None)
+        raise Interrupted(f"stopped by signal {stop.signal} at step {int(state.step)} "
+                          f"(epoch {progress.epoch + 1}, batch {i + 1}/{len(batches)}); checkpoint "
+                          "saved: rerun the same command to resume")
+  timing.update(seconds=time.time() - started, tokens=tokens)
+  return state, progress, timing
+
+
+def validate_and_save(task, state, progress, val_split, checkpoints, schedule, timing) -> dict:
+  """Closes the epoch in `progress`: validates and saves when due, and returns
+  its metrics record. train_loss is None when no step of the epoch was applied."""
+  config = task.config
+  epoch = progress.epoch + 1
+  record = {"epoch": epoch, "step": int(state.step),
+            "train_loss": progress.loss_sum / progress.count if progress.count else None,
+            "epoch_seconds": round(timing["seconds"], 2),
+            "tokens_per_second": round(timing["tokens"] / max(timing["seconds"], 1e-9), 1),
+            "skipped_steps": progress.skipped}
+  if callable(schedule):
+    record["learning_rate"] = float(schedule(int(state.step)))
+  if "first_step_seconds" in timing:
+    record["first_step_seconds"] = timing["first_step_seconds"]
+  progress = dataclasses.replace(progress, epoch=epoch, batch=0, loss_sum=0.0, count=0.0, skipped=0)
+  if epoch % config.checkpoint_every == 0 or epoch == config.epochs:
+    val = task.evaluate(state.params, val_split)
+    record.update({f"val_{k}" if k == "loss" else k: v for k, v in val.items()
+                   if not isinstance(v, (list, dict))})
+    score = val[task.score_name]
+    improved = score > progress.best  # NaN never improves
+    progress.best, progress.stale = (score, 0) if improved else (progress.best, progress.stale + 1)
+    checkpoints.save(int(state.step), checkpoint_item(state, progress), score)
+  return record, progress
+
+
+def _format(record: dict) -> str:
+  return " ".join(f"{k}=n/a" if v is None else f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                  for k, v in record.items() if not k.endswith("signature"))
+
+
+def train(config: Config, workdir: Path, log=print) -> dict:
+  """Trains `config` in `workdir` (created, with its config.json), resuming if
+  it holds a checkpoint.
+
+  Returns the last epoch's metrics record. Raises `Interrupted` after saving
+  when stopped by SIGINT/SIGTERM, and UserError for bad input.
+  """
+  workdir = prepare_workdir(config, workdir)
+  task = tasks.get(config)
+  splits = load_data(task, workdir, log)
+  train_split, val_split = splits["train"], splits["val"]
   steps_per_epoch = count_batches(train_split.buckets, config.batch_size)
-  state = create_state(task, config.seed, config.epochs * steps_per_epoch)
-  schedule = learning_rate(config, config.epochs * steps_per_epoch)
-  start_epoch, start_batch = 0, 0
-  if checkpoints.latest_step() is not None:
-    step = checkpoints.latest_step()
-    restored = checkpoints.restore(step, checkpoint_item(state, 0, 0))
-    state = state.replace(params=restored["params"], opt_state=restored["opt_state"],
-                          step=restored["step"], rng=restored["rng"])
-    start_epoch, start_batch = int(restored["epoch"]), int(restored["batch"])
-    log(f"resuming from step {step} (epoch {start_epoch + 1}, batch {start_batch})")
-
-  parallel = DataParallel(config.batch_size)
-  if parallel.mesh is not None:
-    log(f"data parallel over {len(parallel.devices)} devices")
-  state = parallel.replicate(state)
-  train_step = make_train_step(task)
   metrics_path = workdir / "metrics.jsonl"
-  history = [json.loads(l) for l in metrics_path.read_text().splitlines()] if metrics_path.exists() else []
-  best = max((h.get(task.score_name, -math.inf) for h in history if "epoch" in h), default=-math.inf)
-  stale = 0
-  last_metrics: dict = history[-1] if history else {}
-  first_step_seconds = None  # time to the first finished step of this run: mostly compilation
-  run_started = time.time()
-
-  with StopRequest() as stop:
-    for epoch in range(start_epoch, config.epochs):
-      batches = task.batches(train_split, epoch_rng(config.seed, epoch))
-      first = start_batch if epoch == start_epoch else 0
-      started, tokens, loss_sum, count, skipped = time.time(), 0, 0.0, 0.0, 0
-      pending = []  # device metrics, pulled a few steps late so the host never stalls
-      last_report = started
-      with progress_bar(len(batches), f"epoch {epoch + 1}/{config.epochs}") as bar:
-        bar.update(first)
-        for i in range(first, len(batches)):
-          state, step_metrics = train_step(state, parallel.shard_batch(batches[i]))
-          if first_step_seconds is None:
-            jax.block_until_ready(step_metrics)
-            first_step_seconds = round(time.time() - started, 2)
-          tokens += task.tokens_in(batches[i])
-          pending.append(step_metrics)
-          if len(pending) >= 4 or i == len(batches) - 1:
-            for m in jax.device_get(pending):
-              if m["skipped"]:
-                skipped += 1
-              else:
-                loss_sum, count = loss_sum + float(m["loss_sum"]), count + float(m["count"])
-              if m["bad_in_a_row"] >= config.max_bad_steps:
-                checkpoints.close()
-                raise UserError(
-                    f"training stopped at step {int(state.step)}: {int(m['bad_in_a_row'])} steps "
-                    "in a row had a non-finite loss or gradient (skipped, see --max-bad-steps); "
-                    "the checkpoints saved so far are kept; lower --learning-rate or set --clip-norm")
-            pending = []
-            postfix = {"loss": f"{loss_sum / max(count, 1):.3f}",
-                       "tok_s": f"{tokens / (time.time() - started):.0f}"}
-            bar.set_postfix(postfix)
-            if bar.disable and time.time() - last_report > 60:  # no terminal: a line a minute
-              last_report = time.time()
-              log(f"epoch {epoch + 1} batch {i + 1}/{len(batches)} "
-                  + " ".join(f"{k}={v}" for k, v in postfix.items()))
-          bar.update(1)
-          if stop.signal is not None:
-            checkpoints.save(int(state.step), checkpoint_item(state, epoch, i + 1), None)
-            checkpoints.close()
-            raise Interrupted(f"stopped by signal {stop.signal} at step {int(state.step)} "
-                              f"(epoch {epoch + 1}, batch {i + 1}/{len(batches)}); checkpoint "
-                              "saved: rerun the same command to resume")
-      elapsed = time.time() - started
-      last_epoch = epoch + 1 == config.epochs
-      record = {"epoch": epoch + 1, "step": int(state.step),
-                "train_loss": loss_sum / max(count, 1.0), "epoch_seconds": round(elapsed, 2),
-                "tokens_per_second": round(tokens / max(elapsed, 1e-9), 1), "skipped_steps": skipped}
-      if callable(schedule):
-        record["learning_rate"] = float(schedule(int(state.step)))
-      if epoch == start_epoch:
-        record["first_step_seconds"] = first_step_seconds
-      if (epoch + 1) % config.checkpoint_every == 0 or last_epoch:
-        val = task.evaluate(state.params, val_split)
-        record.update({f"val_{k}" if k == "loss" else k: v for k, v in val.items()
-                       if not isinstance(v, (list, dict))})
-        score = val[task.score_name]
-        checkpoints.save(int(state.step), checkpoint_item(state, epoch + 1, 0), score)
-        stale = 0 if score > best else stale + 1
-        best = max(best, score)
-      record["elapsed_seconds"] = round(time.time() - run_started, 1)  # this process, validation included
-      if jax.process_index() == 0:  # multi-host: one writer
-        with metrics_path.open("a") as f:
-          f.write(json.dumps(record) + "\n")
-      last_metrics = record
-      log(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
-                   for k, v in record.items() if not k.endswith("signature")))
-      if config.patience and stale >= config.patience:
-        log(f"early stopping: no {task.score_name} improvement in {stale} validations")
-        break
-  checkpoints.close()
+  record: dict = {}
+  checkpoints = Checkpoints(workdir / "checkpoints", keep_latest=config.keep_checkpoints)
+  try:
+    state, progress = restore_or_init(task, checkpoints, config.epochs * steps_per_epoch, log)
+    schedule = learning_rate(config, progress.schedule_steps)
+    parallel = DataParallel(config.batch_size)
+    if parallel.mesh is not None:
+      log(f"data parallel over {len(parallel.devices)} devices")
+    state = parallel.replicate(state)
+    train_step = make_train_step(task)
+    run_started = time.time()
+    with StopRequest() as stop:
+      while progress.epoch < config.epochs:
+        batches = task.batches(train_split, epoch_rng(config.seed, progress.epoch))
+        state, progress, timing = train_epoch(task, state, progress, batches, train_step,
+                                              parallel, checkpoints, stop, log)
+        if record:  # compilation shows in the first epoch this process runs only
+          timing.pop("first_step_seconds", None)
+        record, progress = validate_and_save(task, state, progress, val_split, checkpoints,
+                                             schedule, timing)
+        record["elapsed_seconds"] = round(time.time() - run_started, 1)  # validation included
+        if jax.process_index() == 0:  # multi-host: one writer
+          with metrics_path.open("a") as f:
+            f.write(json.dumps(record) + "\n")
+        log(_format(record))
+        if stop.signal is not None:  # arrived during the epoch's last batch: the epoch is closed
+          checkpoints.save(int(state.step), checkpoint_item(state, progress), None)
+          raise Interrupted(f"stopped by signal {stop.signal} at step {int(state.step)} (end of "
+                            f"epoch {progress.epoch}); checkpoint saved: rerun the same command "
+                            "to resume")
+        if config.patience and progress.stale >= config.patience:
+          log(f"early stopping: no {task.score_name} improvement in {progress.stale} validations")
+          break
+  finally:
+    checkpoints.close()
   if jax.process_index() == 0:
-    from nmt_flax.plotting import plot_loss_curve  # pylint: disable=import-outside-toplevel
     plot_loss_curve(metrics_path, workdir / "loss.png")
-  return last_metrics
+  return record

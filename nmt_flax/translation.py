@@ -8,15 +8,16 @@ import numpy as np
 from nmt_flax import data, metrics
 from nmt_flax.batching import assign_buckets, pad
 from nmt_flax.beam import beam_search
-from nmt_flax.decoding import greedy_decode
+from nmt_flax.decoding import DecodeOptions, greedy_decode
 from nmt_flax.errors import UserError
 from nmt_flax.losses import compact_token_cross_entropy
-from nmt_flax.seq2seq import Seq2Seq, init_inputs
-from nmt_flax.tasks import Split, Task
+from nmt_flax.seq2seq import Seq2Seq
+from nmt_flax.tasks import Split, Task, register
 from nmt_flax.text import chinese_tokens, detokenize, english_tokens
 from nmt_flax.vocab import END_ID, START_ID, Vocabulary
 
 
+@register
 class Translation(Task):
   name = "nmt"
   score_name = "bleu"
@@ -85,7 +86,8 @@ class Translation(Task):
                    tie_embeddings=c.tie_embeddings)
 
   def init_params(self, rng):
-    return self.model().init(rng, *init_inputs())["params"]
+    tokens = jnp.ones((1, 2), jnp.int32)  # any [batch, len]: parameter shapes do not depend on it
+    return self.model().init(rng, tokens, tokens)["params"]
 
   def loss(self, params, batch, rng):
     model, variables = self.model(), self.variables(params)
@@ -99,14 +101,16 @@ class Translation(Task):
 
   @functools.cached_property
   def translate_batch(self):
-    """jit: (params, src <int32>[batch, src_len], max_len, beam_size=1, alpha=0.0,
-    n_best=1) -> tokens <int32>[batch, n_best, max_len], scores [batch, n_best],
-    weights [batch, n_best, max_len, src_len]. beam_size 1 is greedy decoding
-    (the while_loop of `decoding.greedy_decode`, no beam bookkeeping)."""
+    """jit: (params, src <int32>[batch, src_len], options: DecodeOptions) ->
+    tokens <int32>[batch, n_best, max_len], scores [batch, n_best], weights
+    [batch, n_best, max_len, src_len]; max_len = options.max_len or
+    `max_output_len`. beam_size 1 is greedy decoding (the while_loop of
+    `decoding.greedy_decode`, no beam bookkeeping; score 0)."""
     model = self.model()
 
-    @functools.partial(jax.jit, static_argnums=(2, 3, 4, 5))
-    def run(params, src, max_len, beam_size=1, alpha=0.0, n_best=1):
+    @functools.partial(jax.jit, static_argnums=2)
+    def run(params, src, options: DecodeOptions):
+      beam_size, max_len = options.beam_size, options.max_len or self.max_output_len
       variables = self.variables(params)
       memory, state = model.apply(variables, src, method=Seq2Seq.encode)
       src_mask = memory.mask
@@ -121,29 +125,28 @@ class Translation(Task):
       if beam_size == 1:
         tokens, weights = greedy_decode(step, state, src_mask, max_len)
         return tokens[:, None], jnp.zeros((tokens.shape[0], 1)), weights[:, None]
-      return beam_search(step, state, src_mask, max_len, beam_size, alpha, n_best)
+      return beam_search(step, state, src_mask, max_len, beam_size, options.alpha, options.n_best)
     return run
 
   @property
   def max_output_len(self) -> int:
     return self.config.bucket_shapes[-1][1]
 
-  def decode_split(self, params, split: Split, beam_size: int = 1,
-                   alpha: float = 0.0) -> list[list[str]]:
+  def decode_split(self, params, split: Split,
+                   options: DecodeOptions = DecodeOptions()) -> list[list[str]]:
     """Best translation of every example of `split`, in the split's order."""
     hypotheses: list[list[str]] = [[] for _ in split.extras["references"]]
     tgt_vocab = self.vocabs["tgt_vocab"]
     for batch in self.batches(split):
-      tokens, _, _ = self.translate_batch(params, batch["src"], self.max_output_len, beam_size, alpha)
+      tokens, _, _ = self.translate_batch(params, batch["src"], options)
       for row in np.flatnonzero(batch["weight"]):
         hypotheses[batch["example"][row]] = tgt_vocab.decode(np.asarray(tokens[row, 0]))
     return hypotheses
 
-  def evaluate(self, params, split: Split, beam_size: int = 1, alpha: float = 0.0) -> dict:
-    hypotheses = [detokenize(h) for h in self.decode_split(params, split, beam_size, alpha)]
+  def evaluate(self, params, split: Split, options: DecodeOptions = DecodeOptions()) -> dict:
+    hypotheses = [detokenize(h) for h in self.decode_split(params, split, options)]
     scores = metrics.translation_scores(hypotheses, split.extras["references"])
-    decoder = "greedy" if beam_size == 1 else f"beam {beam_size}, alpha {alpha}"
-    return {"loss": self.mean_loss(params, split), **scores, "decoder": decoder,
+    return {"loss": self.mean_loss(params, split), **scores, "decoder": options.name,
             "num_sentences": split.size, "unknown_chars": split.extras["unknown_chars"],
             "cut_to_max_len": split.extras["too_long"]}
 
@@ -157,7 +160,7 @@ class Translation(Task):
     for n, text in enumerate(texts, start=1):
       chars = chinese_tokens(text)
       if not chars:
-        raise UserError(f"--translate #{n}: the sentence is empty")
+        raise UserError(f"#{n}: the sentence is empty", option="texts")
       cut.append(len(chars) + 1 > max_src)
       chars = chars[:max_src - 1]
       tokens.append(chars)

@@ -26,11 +26,10 @@ class Vocabulary:
       raise ValueError("duplicate tokens in vocabulary")
 
   @classmethod
-  def build(cls, sentences: Iterable[Sequence[str]], max_size: int | None = None,
-            min_freq: int = 1) -> "Vocabulary":
+  def build(cls, sentences: Iterable[Sequence[str]], max_size: int | None = None) -> "Vocabulary":
     """Counts tokens; ties are broken by first appearance so builds are reproducible."""
     counts = collections.Counter(t for s in sentences for t in s)
-    ranked = sorted((t for t in counts if counts[t] >= min_freq and t not in SPECIALS),
+    ranked = sorted((t for t in counts if t not in SPECIALS),
                     key=lambda t: -counts[t])  # sorted() is stable: first-seen wins ties
     return cls(list(SPECIALS) + ranked[:max_size])
 

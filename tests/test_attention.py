@@ -86,3 +86,18 @@ def test_registry_aliases_and_unknown_name():
   assert attention.get("luong") is attention.General
   with pytest.raises(UserError, match="unknown; expected one of additive, cosine, dot"):
     attention.get("nope")
+
+
+@pytest.mark.parametrize("name", sorted(attention.REGISTRY))
+def test_gradients_are_finite_at_a_zero_query_and_zero_values(name):
+  # a zero decoder state is common (filler rows of a bidirectional bridge: tanh(0) = 0)
+  q, h = inputs(3)
+  q[1] = 0.0
+  h[0, 1] = 0.0
+  attn, params, _ = run(name, q, h)
+
+  def loss(p, q, h):
+    context, weights = attn.apply(p, q, h, method=lambda m, q, v: m(q, m.prepare(v, MASK)))
+    return jnp.sum(context ** 2) + jnp.sum(weights ** 2)
+  grads = jax.grad(loss, argnums=(0, 1, 2))(params, q, h)
+  assert all(np.all(np.isfinite(g)) for g in jax.tree_util.tree_leaves(grads))

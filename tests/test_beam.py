@@ -6,6 +6,7 @@ import pytest
 from nmt_flax import tasks, training
 from nmt_flax.batching import epoch_rng
 from nmt_flax.beam import beam_search, length_penalty
+from nmt_flax.decoding import DecodeOptions
 from nmt_flax.vocab import END_ID, PAD_ID
 
 V = 8
@@ -50,11 +51,15 @@ def test_length_penalty_can_prefer_the_longer_hypothesis():
   np.testing.assert_allclose(best[0, 0], np.log(0.45 * 0.9 ** 3) / length_penalty(4.0, 3.0), rtol=1e-4)
 
 
-def test_rows_without_source_stay_padding():
-  step = table_model(np.full((V, V), 1.0 / V))
-  tokens, scores, weights = beam_search(step, jnp.zeros(6),
-                                         jnp.array([[True, True], [False, False], [True, False]]), 4, 2)
+def test_rows_without_source_stay_padding_at_every_rank():
+  table = np.full((V, V), 1.0 / (V - 2))
+  table[:, [PAD_ID, 1]] = 0.0  # a model that never emits <pad> or <start>
+  step = table_model(table)
+  mask = jnp.array([[True, True], [False, False], [True, False]])
+  tokens, scores, weights = beam_search(step, jnp.zeros(9), mask, 4, beam_size=3, n_best=3)
   assert np.all(np.asarray(tokens[1]) == PAD_ID) and np.all(np.asarray(weights[1]) == 0)
+  assert np.all(np.asarray(scores[1]) == 0)
+  assert np.all(np.asarray(tokens[[0, 2], :, 0]) != PAD_ID)  # the other rows did decode
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +67,7 @@ def trained(request):
   from nmt_flax.config import resolve
   from tests.conftest import TINY_NMT
   config = resolve("nmt", None, dict(data=str(TINY_NMT), units=24, embedding_dim=12, batch_size=8,
-                                     val_fraction=0.2, buckets="6x6,12x10", learning_rate=1e-2))
+                                     val_fraction=0.2, buckets="12x10", learning_rate=1e-2))
   task = tasks.get(config)
   splits = task.load_splits()
   state = training.create_state(task, 0)
@@ -77,10 +82,11 @@ def test_beam_one_equals_greedy_and_beam_five_scores_at_least_as_high(trained):
   task, params, splits = trained
   model = task.model()
   for batch in task.batches(splits["val"]) + task.batches(splits["train"])[:2]:
-    greedy, _, _ = task.translate_batch(params, batch["src"], 10, 1)
+    greedy, _, _ = task.translate_batch(params, batch["src"], DecodeOptions(max_len=10))
     beam1, _, _ = beam_search_through_model(task, params, batch["src"], 1)
     np.testing.assert_array_equal(greedy[:, 0], beam1[:, 0])
-    beam5, _, _ = task.translate_batch(params, batch["src"], 10, 5, 0.0)
+    beam5, _, _ = task.translate_batch(params, batch["src"],
+                                       DecodeOptions(beam_size=5, alpha=0.0, max_len=10))
     real = np.flatnonzero(batch["weight"])
     for b in real:
       assert sequence_logprob(model, params, batch["src"][b], beam5[b, 0]) >= \
@@ -110,9 +116,10 @@ def sequence_logprob(model, params, src, tokens):
 def test_beam_results_do_not_depend_on_the_rest_of_the_batch(trained):
   task, params, splits = trained
   batch = task.batches(splits["val"])[0]
-  together, _, _ = task.translate_batch(params, batch["src"], 10, 4, 0.6, 2)
+  options = DecodeOptions(beam_size=4, alpha=0.6, n_best=2, max_len=10)
+  together, _, _ = task.translate_batch(params, batch["src"], options)
   for b in np.flatnonzero(batch["weight"]):
     alone_src = np.zeros_like(batch["src"])
     alone_src[0] = batch["src"][b]
-    alone, _, _ = task.translate_batch(params, alone_src, 10, 4, 0.6, 2)
+    alone, _, _ = task.translate_batch(params, alone_src, options)
     np.testing.assert_array_equal(alone[0], together[b])

@@ -4,6 +4,8 @@ import shutil
 
 import pytest
 
+import nmt_flax
+from nmt_flax.errors import UserError
 from tests.conftest import NMT_FLAGS, TINY_NMT, evaluate, one_error_line, train
 
 
@@ -125,3 +127,20 @@ def test_bad_review_files(sentiment_workdir, tmp_path, capsys, csv, fragments):
   path.write_text(csv)
   assert evaluate("--workdir", sentiment_workdir, "--data", path) == 2
   one_error_line(capsys, *fragments)
+
+
+def test_the_api_and_eval_py_decode_alike_with_the_same_flags(nmt_workdir, tmp_path, capsys):
+  out = tmp_path / "beam.json"
+  assert evaluate("--workdir", nmt_workdir, "--beam-size", "3", "--output-json", out) == 0
+  from_cli = json.loads(out.read_text())
+  model = nmt_flax.load(nmt_workdir)
+  from_api = model.evaluate(model.split("val"), beam_size=3)
+  assert from_api["decoder"] == from_cli["decoder"] == "beam 3, alpha 0.6"
+  assert from_api["bleu"] == from_cli["bleu"] and from_api["chrf"] == from_cli["chrf"]
+  # the options are checked once, in the library's words there and as flags here
+  with pytest.raises(UserError, match=r"^beam_size 0: must be an integer of at least 1"):
+    model.translate(["我有一隻貓。"], beam_size=0)
+  assert evaluate("--workdir", nmt_workdir, "--beam-size", "0") == 2
+  one_error_line(capsys, "--beam-size 0: must be")
+  assert evaluate("--workdir", nmt_workdir, "--translate", "你好", "--beam-size", "2", "--n-best", "3") == 2
+  one_error_line(capsys, "--n-best 3: must be between 1 and the beam size 2")

@@ -35,4 +35,5 @@ def test_aclimdb_tree_becomes_the_review_csv(tmp_path):
   assert list(frame["sentiment"]) == ["negative", "positive"]
   assert list(frame["split"]) == ["test", "train"] and list(frame["rating"]) == [2, 9]
   assert frame["review"].iloc[0] == "Bad,\nbad."  # a newline inside a quoted field survives
-  assert isinstance(pd.read_csv(io.BytesIO(gzip.decompress(path.read_bytes()))), pd.DataFrame)
+  raw = pd.read_csv(io.BytesIO(gzip.decompress(path.read_bytes())))  # a plain gzipped CSV
+  assert list(raw.columns) == ["review", "sentiment", "split", "rating"] and len(raw) == 2

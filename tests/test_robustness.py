@@ -20,36 +20,56 @@ from nmt_flax.data import read_pairs, read_reviews
 from nmt_flax.errors import UserError
 from nmt_flax.text import MAX_INPUT_CHARS, chinese_tokens, english_tokens, review_tokens
 from nmt_flax.vocab import UNK, Vocabulary
-from tests.conftest import NMT_FLAGS, TINY_NMT, evaluate, one_error_line, train
+from tests.conftest import NMT_FLAGS, TINY_NMT, evaluate, evaluate_with, one_error_line, train
 
 ROOT = Path(__file__).resolve().parent.parent
 
 # ------------------------------------------------------------------ kill -9
-KILL_FLAGS = [*NMT_FLAGS, "--epochs", "6", "--checkpoint-every", "1"]
+KILL_FLAGS = [*NMT_FLAGS, "--epochs", "3", "--checkpoint-every", "1"]
+
+# train.py, except that orbax's final rename of checkpoint write number N (the
+# moment a complete temporary step folder becomes a checkpoint) first announces
+# itself in a file and then waits to be killed: a kill -9 inside a write, every run.
+PAUSING_TRAIN = """
+import asyncio, pathlib, sys
+from orbax.checkpoint._src.path import atomicity
+marker, pause_at = pathlib.Path(sys.argv[1]), int(sys.argv[2])
+rename, calls = atomicity.AtomicRenameTemporaryPath.finalize, []
+async def finalize(self, *args, **kwargs):
+  step_folder = self.get().parent.name == "checkpoints"  # not an item folder inside it
+  calls.append(step_folder)
+  if step_folder and sum(calls) == pause_at:
+    marker.write_text(str(self.get()))
+    await asyncio.sleep(600)
+  return await rename(self, *args, **kwargs)
+atomicity.AtomicRenameTemporaryPath.finalize = finalize
+from nmt_flax import cli
+sys.exit(cli.run(cli.train_main, sys.argv[3:]))
+"""
 
 
-def start_training(workdir):
-  return subprocess.Popen([sys.executable, str(ROOT / "train.py"), "--data", str(TINY_NMT),
-                           "--workdir", str(workdir), *KILL_FLAGS], cwd=ROOT,
-                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+def train_command(workdir):
+  return ["--data", str(TINY_NMT), "--workdir", str(workdir), *KILL_FLAGS]
 
 
-def kill_when(workdir, condition, timeout=120):
-  """Starts training and SIGKILLs it as soon as `condition(workdir)` holds."""
-  proc = start_training(workdir)
-  deadline = time.time() + timeout
-  while proc.poll() is None and time.time() < deadline:
-    if condition(workdir):
-      proc.kill()
-      break
-    time.sleep(0.001)
-  proc.wait()
-  return proc.returncode
-
-
-def checkpoint_entries(workdir):
-  folder = workdir / "checkpoints"
-  return [p.name for p in folder.iterdir()] if folder.is_dir() else []
+def kill_during_write(workdir, write: int, tmp_path) -> str:
+  """Runs training until checkpoint write number `write` is complete but not yet
+  renamed, kills it with SIGKILL there, and returns the temporary folder's name."""
+  marker = tmp_path / f"paused_{write}"
+  proc = subprocess.Popen([sys.executable, "-c", PAUSING_TRAIN, str(marker), str(write),
+                           *train_command(workdir)], cwd=ROOT, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.PIPE)
+  try:
+    deadline = time.time() + 120
+    while not marker.exists():
+      assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+      assert time.time() < deadline, "the checkpoint write never started"
+      time.sleep(0.01)
+    proc.kill()
+    assert proc.wait() == -9
+  finally:
+    proc.kill()
+  return Path(marker.read_text()).name
 
 
 def latest_params(workdir):
@@ -57,20 +77,18 @@ def latest_params(workdir):
   return ckpt.latest_step(), ckpt.manager.restore(ckpt.latest_step())["params"]
 
 
-def test_kill_9_at_several_moments_then_rerun_ends_like_an_uninterrupted_run(tmp_path):
+def test_kill_9_inside_checkpoint_writes_then_rerun_ends_like_an_uninterrupted_run(tmp_path):
   straight = tmp_path / "straight"
-  assert start_training(straight).wait() == 0
+  assert train(*train_command(straight)) == 0
   resumed = tmp_path / "resumed"
-  kills = [  # the first checkpoint's temporary folder if we catch it, else just after it
-      lambda w: any("tmp" in n for n in checkpoint_entries(w)) or len(checkpoint_entries(w)) >= 2,
-      lambda w: (w / "metrics.jsonl").is_file() and  # mid-epoch, between saves
-      len((w / "metrics.jsonl").read_text().splitlines()) >= 3,
-      lambda w: any("tmp" in n for n in checkpoint_entries(w)),  # a later write, if caught
-  ]
-  status = [kill_when(resumed, condition, timeout=60) for condition in kills]
-  assert status[:2] == [-9, -9]  # the first two always strike before the run ends
-  proc = start_training(resumed)
-  assert proc.wait() == 0, proc.stderr.read().decode()
+  first = kill_during_write(resumed, 1, tmp_path)  # inside the very first write
+  assert "tmp" in first and Checkpoints(resumed / "checkpoints", read_only=True).steps() == []
+  second = kill_during_write(resumed, 1, tmp_path)  # nothing to resume from: epoch 1 again, same write
+  assert second == first
+  third = kill_during_write(resumed, 2, tmp_path)  # epoch 1's write completes; dies in epoch 2's
+  assert Checkpoints(resumed / "checkpoints", read_only=True).steps() == [int(first.split(".")[0])]
+  assert third != first
+  assert train(*train_command(resumed)) == 0
   (step_a, params_a), (step_b, params_b) = latest_params(straight), latest_params(resumed)
   assert step_a == step_b
   for a, b in zip(jax.tree_util.tree_leaves(params_a), jax.tree_util.tree_leaves(params_b)):
@@ -206,13 +224,18 @@ def test_translate_any_text_gives_capped_text_or_one_clear_error(translator, tex
   assert np.all(np.isfinite(result.attention))
 
 
+@pytest.fixture(scope="module")
+def classifier(sentiment_workdir):
+  return nmt_flax.load(sentiment_workdir)
+
+
 @with_examples
 @given(TEXT)
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-def test_cli_translate_and_review_never_show_a_traceback(nmt_workdir, sentiment_workdir, capsys, text):
-  for workdir, flag, works in [(nmt_workdir, "--translate", bool(chinese_tokens(text))),
-                               (sentiment_workdir, "--review", bool(review_tokens(text)))]:
-    status = evaluate("--workdir", workdir, f"{flag}={text}")
+def test_cli_translate_and_review_never_show_a_traceback(translator, classifier, capsys, text):
+  for model, flag, works in [(translator, "--translate", bool(chinese_tokens(text))),
+                             (classifier, "--review", bool(review_tokens(text)))]:
+    status = evaluate_with(model, f"{flag}={text}")
     out = capsys.readouterr()
     assert status == (0 if works else 2), out.err
     assert "Traceback" not in out.err

@@ -42,8 +42,22 @@ def test_learns_a_separable_toy_set(sentiment_config):
       state, _ = step(state, batch)
   scores = task.evaluate(state.params, splits["train"])
   assert scores["accuracy"] == 1.0
-  # the loss eval.py reports (numpy, from logits) equals the jitted training loss
-  np.testing.assert_allclose(scores["loss"], task.mean_loss(state.params, splits["train"]), rtol=1e-4)
+  # the reported loss against a reference written another way: sklearn's log loss
+  from sklearn.metrics import log_loss
+  from nmt_flax.sentiment import predict
+  logits, _ = task.predict_split(state.params, splits["train"])
+  labels, probs = predict(logits)
+  np.testing.assert_allclose(scores["loss"], log_loss(splits["train"].extras["labels"], probs,
+                                                       labels=[0, 1]), rtol=1e-4)
+  np.testing.assert_array_equal(labels, probs > 0.5)
+
+
+def test_one_threshold_logit_zero_is_negative_with_probability_one_half():
+  from nmt_flax.sentiment import predict
+  labels, probs = predict(np.array([-1e-7, 0.0, 1e-7, 40.0, -40.0]))
+  np.testing.assert_array_equal(labels, [0, 0, 1, 1, 0])
+  np.testing.assert_allclose(probs[:3], 0.5, atol=1e-6)
+  assert labels.dtype == np.int32 and 0 < probs[4] < 0.5 < probs[3] <= 1
 
 
 def test_lab_split_is_sklearns_80_20_with_random_state_42(sentiment_config):

@@ -95,7 +95,9 @@ def test_loss_ignores_padding_tokens_and_filler_rows():
   manual = -sum(float(logp[b, t, targets[b, t]]) for b in range(2) for t in range(4) if targets[b, t])
   np.testing.assert_allclose(total, manual, rtol=1e-5)
   total3, count3 = token_cross_entropy(logits, targets, jnp.array([1.0, 0.0]))  # row 2 is filler
+  row_1 = -sum(float(logp[0, t, targets[0, t]]) for t in range(4) if targets[0, t])
   assert count3 == 3
+  np.testing.assert_allclose(total3, row_1, rtol=1e-5)
 
 
 def test_label_smoothing_adds_the_analytic_amount():

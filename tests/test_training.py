@@ -1,3 +1,4 @@
+import dataclasses
 import json
 import os
 import signal
@@ -10,6 +11,7 @@ import nmt_flax
 from nmt_flax import tasks, training
 from nmt_flax.batching import epoch_rng
 from nmt_flax.checkpoint import Checkpoints
+from nmt_flax.decoding import DecodeOptions
 
 
 def params_of(workdir, step=None):
@@ -49,18 +51,50 @@ def test_overfits_tiny_corpus_and_translates_it(nmt_config, tmp_path):
   assert hyps == splits["train"].extras["references"]
 
 
-def test_resume_after_interrupt_equals_uninterrupted_run(nmt_config, tmp_path, monkeypatch):
-  config = nmt_config(epochs=2)
-  training.train(config, tmp_path / "straight", log=lambda *_: None)
+def records_of(workdir):
+  return [json.loads(l) for l in (workdir / "metrics.jsonl").read_text().splitlines()]
 
+
+def stored_scores(workdir):
+  ckpt = Checkpoints(workdir / "checkpoints", read_only=True)
+  return {s: ckpt.manager.metrics(s)["score"] for s in ckpt.steps()}
+
+
+def steps_per_epoch(config):
+  task = tasks.get(config)
+  return len(task.batches(task.load_splits()["train"]))
+
+
+_STRAIGHT_RUNS = {}
+
+
+def straight_run(config, tmp_path_factory):
+  """The uninterrupted run of `config`, trained once per session."""
+  if config not in _STRAIGHT_RUNS:
+    _STRAIGHT_RUNS[config] = tmp_path_factory.mktemp("straight")
+    training.train(config, _STRAIGHT_RUNS[config], log=lambda *_: None)
+  return _STRAIGHT_RUNS[config]
+
+
+@pytest.mark.parametrize("schedule", [
+    dict(),                                                        # constant rate
+    dict(lr_schedule="cosine", warmup_steps=2, learning_rate=0.01),  # warmup + cosine
+])
+@pytest.mark.parametrize("where", ["mid-epoch", "last batch of an epoch"])
+def test_resume_after_interrupt_equals_uninterrupted_run(nmt_config, tmp_path, tmp_path_factory,
+                                                         monkeypatch, schedule, where):
+  config = nmt_config(epochs=2, **schedule)
+  straight = straight_run(config, tmp_path_factory)
+  per_epoch = steps_per_epoch(config)
+  interrupt_at = 2 if where == "mid-epoch" else per_epoch  # the step during which SIGTERM arrives
   make_step = training.make_train_step
 
-  def interrupting_step(task):  # SIGTERM arrives during the 3rd step of the run
+  def interrupting_step(task):
     step, calls = make_step(task), []
 
     def wrapped(state, batch):
       calls.append(1)
-      if len(calls) == 3:
+      if len(calls) == interrupt_at:
         os.kill(os.getpid(), signal.SIGTERM)
       return step(state, batch)
     return wrapped
@@ -68,14 +102,22 @@ def test_resume_after_interrupt_equals_uninterrupted_run(nmt_config, tmp_path, m
   monkeypatch.setattr(training, "make_train_step", interrupting_step)
   with pytest.raises(training.Interrupted, match="rerun the same command to resume"):
     training.train(config, tmp_path / "resumed", log=lambda *_: None)
-  assert Checkpoints(tmp_path / "resumed" / "checkpoints", read_only=True).latest_step() == 3
+  assert Checkpoints(tmp_path / "resumed" / "checkpoints", read_only=True).latest_step() == interrupt_at
+  if where != "mid-epoch":  # the epoch was closed: validated, recorded, saved with its score
+    [record] = records_of(tmp_path / "resumed")
+    assert np.isfinite(record["bleu"]) and stored_scores(tmp_path / "resumed") == {per_epoch: record["bleu"]}
   monkeypatch.setattr(training, "make_train_step", make_step)
   training.train(config, tmp_path / "resumed", log=lambda *_: None)
 
-  ckpt_a, straight = params_of(tmp_path / "straight")
+  ckpt_a, straight_params = params_of(straight)
   ckpt_b, resumed = params_of(tmp_path / "resumed")
   assert ckpt_a.latest_step() == ckpt_b.latest_step()
-  assert_trees_equal(straight, resumed)
+  assert_trees_equal(straight_params, resumed)
+  # the same records (the interrupted epoch's loss covers all its steps) and the same scores
+  timeless = lambda records: [{k: v for k, v in r.items() if "seconds" not in k and k != "tokens_per_second"}
+                              for r in records]
+  assert timeless(records_of(tmp_path / "resumed")) == timeless(records_of(straight))
+  assert stored_scores(tmp_path / "resumed") == stored_scores(straight)
 
 
 def test_rerun_with_more_epochs_continues_to_the_total(nmt_config, tmp_path):
@@ -90,16 +132,14 @@ def test_rerun_with_more_epochs_continues_to_the_total(nmt_config, tmp_path):
 
 def test_checkpoint_round_trip_gives_identical_params_and_predictions(nmt_config, tmp_path):
   config = nmt_config(epochs=1)
-  workdir = tmp_path / "w"
-  workdir.mkdir()
-  (workdir / "config.json").write_text(config.to_json())
+  workdir = tmp_path / "new" / "w"  # train() creates it and writes config.json itself
   training.train(config, workdir, log=lambda *_: None)
   model = nmt_flax.load(workdir)
   _, saved = params_of(workdir, model.step)
   assert_trees_equal(model.params, saved)
   task = tasks.get(config, model.task.vocabs)
   src, *_ = task.encode_sources(["我有一隻貓。"])
-  tokens, _, _ = task.translate_batch(saved, src, 10)
+  tokens, _, _ = task.translate_batch(saved, src, DecodeOptions(max_len=10))
   assert model.translate(["我有一隻貓。"], max_len=10)[0].tokens == \
       model.task.vocabs["tgt_vocab"].decode(np.asarray(tokens[0, 0]))
 
@@ -157,7 +197,6 @@ def test_early_stopping_keeps_the_best_checkpoint_and_eval_uses_it(nmt_config, t
   monkeypatch.setattr(tasks.task_class("nmt"), "evaluate",
                       lambda self, params, split: {**original(self, params, split), "bleu": next(scores)})
   config = nmt_config(epochs=5, patience=2, keep_checkpoints=1)
-  (tmp_path / "config.json").write_text(config.to_json())
   training.train(config, tmp_path, log=lambda *_: None)
   records = [json.loads(l) for l in (tmp_path / "metrics.jsonl").read_text().splitlines()]
   assert [r["bleu"] for r in records] == [0.3, 0.5, 0.4, 0.2]
@@ -189,7 +228,6 @@ def test_splits_are_disjoint_by_source_and_fixed_by_seed(nmt_config):
 
 def test_evaluation_restores_parameters_whatever_optimizer_state_was_saved(nmt_config, tmp_path):
   config = nmt_config()
-  (tmp_path / "config.json").write_text(config.to_json())
   training.train(config, tmp_path, log=lambda *_: None)
   ckpt, params = params_of(tmp_path)
   ckpt.close()
@@ -210,3 +248,32 @@ def test_count_batches_matches_make_batches_and_filler_rows_weigh_nothing():
   assert count_batches(buckets, 8) == len(batches) == 1 + 1 + 2 + 3
   assert sum(b["weight"].sum() for b in batches) == 35
   assert all(b["src"].shape == (8, 3) and not b["src"][b["weight"] == 0].any() for b in batches)
+
+
+def test_cosine_attention_with_a_bi_encoder_trains_on_batches_with_filler_rows(nmt_config, tmp_path):
+  # Filler rows start the decoder at tanh(W·0 + 0) = 0, a zero query: a norm
+  # that is not safe at 0 made every step's gradient NaN, so every step was skipped.
+  record = training.train(nmt_config(encoder="bi", attention="cosine", batch_size=64), tmp_path,
+                          log=lambda *_: None)
+  assert record["skipped_steps"] == 0 and np.isfinite(record["train_loss"])
+
+
+def test_an_epoch_without_an_applied_step_reports_no_training_loss(nmt_config, tmp_path, monkeypatch):
+  cls = tasks.task_class("nmt")
+  original = cls.loss
+  monkeypatch.setattr(cls, "loss", lambda self, *a: tuple(x * np.nan for x in original(self, *a)))
+  lines = []
+  record = training.train(nmt_config(), tmp_path, log=lines.append)
+  assert record["train_loss"] is None and record["skipped_steps"] == steps_per_epoch(nmt_config())
+  assert records_of(tmp_path)[0]["train_loss"] is None
+  assert "train_loss=n/a" in lines[-1]
+
+
+def test_more_epochs_keep_the_cosine_schedule_of_the_first_run(nmt_config, tmp_path):
+  config = nmt_config(epochs=1, lr_schedule="cosine", learning_rate=0.01)
+  lines = []
+  training.train(config, tmp_path, log=lines.append)
+  training.train(dataclasses.replace(config, epochs=2), tmp_path, log=lines.append)
+  floor = 0.01 * 0.01  # the schedule's end: 1% of the peak
+  assert [r["learning_rate"] for r in records_of(tmp_path)] == pytest.approx([floor, floor])
+  assert any("cosine schedule keeps its length" in l and "--epochs 2" in l for l in lines)

@@ -1,7 +1,7 @@
 """Speed of the train steps and of greedy decoding; prints JSON.
 
-    python -m nmt_flax.bench --units 256 --batch-size 128 --steps 10
-    python -m nmt_flax.bench --task sentiment --units 256 --steps 10
+    python benchmarks/bench.py --units 256 --batch-size 128 --steps 10
+    python benchmarks/bench.py --task sentiment --units 256 --steps 10
 
 Measures on the real data (cmn-eng.txt, found as train.py finds it):
   * matmul_gflops: a 2048x2048 float32 matmul, the machine's practical peak;
