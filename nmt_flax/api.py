@@ -9,16 +9,20 @@
 """
 import dataclasses
 from pathlib import Path
+from typing import Iterable, Iterator
 
 import jax
 import numpy as np
 
-from nmt_flax import data, sentiment, tasks, translation
+from nmt_flax import data, provenance, sentiment, tasks, translation
 from nmt_flax.checkpoint import Checkpoints
 from nmt_flax.config import read_stored
 from nmt_flax.decoding import DecodeOptions
+from nmt_flax.batching import pad
 from nmt_flax.errors import UserError
+from nmt_flax.sentences import split_sentences
 from nmt_flax.text import detokenize, english_tokens, chinese_tokens, review_tokens
+from nmt_flax.vocab import END_ID, START_ID
 
 
 @dataclasses.dataclass
@@ -27,12 +31,65 @@ class Translation:
   tokens: list[str]       # output words, without <end>
   attention: np.ndarray   # [len(tokens) + 1, len(source) + 1]: rows incl. <end>, cols incl. <end>
   unknown: int            # source characters not in the training vocabulary
-  truncated: bool         # the source was longer than the model's maximum and was cut
-  score: float = 0.0      # beam search: log-probability / length penalty (greedy: 0)
+  truncated: bool         # the source was longer than text.MAX_INPUT_CHARS characters and was cut
+  score: float = 0.0      # log-probability (<end> included); beam search: / length penalty
 
   @property
   def text(self) -> str:
     return detokenize(self.tokens)
+
+
+@dataclasses.dataclass
+class PairScore:
+  """How likely the model finds a reference translation of a source."""
+  log_prob: float         # log P(reference words, <end> | source), natural log
+  tokens: int             # reference words + <end>
+  unknown_words: int      # reference words outside the target vocabulary (scored as <unk>)
+
+  @property
+  def mean_log_prob(self) -> float:
+    return self.log_prob / self.tokens
+
+
+@dataclasses.dataclass
+class LineTranslation:
+  """A line of text, translated sentence by sentence (`sentences.split_sentences`)."""
+  source: str                           # the line as given
+  sentences: list[str]                  # its sentences (blank line: none)
+  segments: list[list[Translation]]     # per sentence: its n-best hypotheses, best first
+
+  @property
+  def text(self) -> str:
+    """The best translations of the sentences, joined ('' for a blank line)."""
+    return " ".join(best[0].text for best in self.segments if best[0].text)
+
+  @property
+  def score(self) -> float:
+    """Sum of the sentences' best scores (0 for a blank line)."""
+    return sum(best[0].score for best in self.segments)
+
+  def to_json(self, alignment: bool = False) -> dict:
+    """The JSON record of `eval.py --input --format jsonl`: source, translation,
+    score, unknown (characters never seen in training), truncated; `nbest`
+    when several hypotheses were asked for (the k-th of a line joins the k-th of
+    each sentence); `alignment` with alignment=True; `segments` when the line
+    held several sentences, each with the same fields."""
+    def record(source: str, hyps: list[list[Translation]]) -> dict:
+      out = {"source": source, "translation": " ".join(h[0].text for h in hyps if h[0].text),
+             "score": sum(h[0].score for h in hyps), "unknown": sum(h[0].unknown for h in hyps),
+             "truncated": any(h[0].truncated for h in hyps)}
+      if hyps and len(hyps[0]) > 1:
+        out["nbest"] = [{"translation": " ".join(h[k].text for h in hyps if h[k].text),
+                         "score": sum(h[k].score for h in hyps)} for k in range(len(hyps[0]))]
+      if alignment and len(hyps) == 1:
+        best = hyps[0][0]
+        out["alignment"] = {"source": best.source + ["<end>"], "target": best.tokens + ["<end>"],
+                            "weights": np.round(best.attention, 4).tolist()}
+      return out
+    result = record(self.source, self.segments)
+    if len(self.segments) > 1:
+      result["segments"] = [record(s, [h]) for s, h in zip(self.sentences, self.segments)]
+    return result
 
 
 @dataclasses.dataclass
@@ -57,6 +114,7 @@ class LoadedModel:
   def __init__(self, workdir: Path, checkpoint: str = "best"):
     self.workdir = Path(workdir)
     self.config = read_stored(self.workdir)
+    self.provenance = provenance.read(self.workdir)
     self.task = tasks.get(self.config, tasks.task_class(self.config.task).load_vocabs(self.workdir))
     ckpt_dir = self.workdir / "checkpoints"
     if not ckpt_dir.is_dir():
@@ -68,6 +126,12 @@ class LoadedModel:
       self.params = checkpoints.restore_params(self.step, expected)
     finally:
       checkpoints.close()
+
+  def metadata(self) -> dict:
+    """What produced this model's outputs: workdir, checkpoint step, config, and
+    the provenance of its training runs (versions, git commit)."""
+    return {"workdir": str(self.workdir), "step": self.step,
+            "config": dataclasses.asdict(self.config), "provenance": self.provenance}
 
   def _no_checkpoint(self) -> UserError:
     return UserError(f"{self.workdir}: holds no checkpoint; train first with "
@@ -112,30 +176,103 @@ class Translator(LoadedModel):
     return self.task.evaluate(self.params, split, DecodeOptions(**decoding))
 
   def translate(self, texts: list[str], **decoding) -> list[Translation]:
-    """Translations of free Chinese text: greedy (beam_size 1) or beam search."""
+    """Translations of free Chinese text, one sentence per text: greedy
+    (beam_size 1) or beam search."""
     return [best[0] for best in self.nbest(texts, **{**decoding, "n_best": 1})]
 
   def nbest(self, texts: list[str], **decoding) -> list[list[Translation]]:
-    """The `n_best` best hypotheses of each text, best first; batched and jitted."""
+    """The `n_best` best hypotheses of each text, best first. Batched and jitted:
+    texts are grouped by padded length (the training buckets, then multiples
+    of 16), so any length is translated whole and only a few shapes compile."""
     options = DecodeOptions(**decoding)
-    src, sources, unknown, cut = self.task.encode_sources(list(texts))
+    encoded = [self.task.encode_source(t, n) for n, t in enumerate(texts, start=1)]
     vocab = self.task.vocabs["tgt_vocab"]
-    results = []
-    for start in range(0, len(src), self.config.batch_size):
-      chunk = src[start:start + self.config.batch_size]
-      filler = np.zeros((self.config.batch_size - len(chunk), chunk.shape[1]), np.int32)
-      out = self.task.translate_batch(self.params, np.concatenate([chunk, filler]), options)
-      tokens, scores, weights = (np.asarray(x) for x in out)
-      for row in range(len(chunk)):
-        i, hyps = start + row, []
-        for n in range(options.n_best):
-          words = vocab.decode(tokens[row, n])
-          hyps.append(Translation(source=sources[i], tokens=words,
-                                  attention=weights[row, n, :len(words) + 1, :len(sources[i]) + 1],
-                                  unknown=unknown[i], truncated=cut[i], score=float(scores[row, n])))
-        results.append(hyps)
+    results: list[list[Translation]] = [[] for _ in encoded]
+    by_shape: dict[int, list[int]] = {}
+    for i, (_, ids, _, _) in enumerate(encoded):
+      by_shape.setdefault(self.task.padded_length(len(ids)), []).append(i)
+    for src_len, members in sorted(by_shape.items()):
+      max_len = options.max_len or self.task.output_limit(src_len)
+      rows = self.task.rows_for(src_len, max_len, len(members))
+      for start in range(0, len(members), rows):
+        chunk = members[start:start + rows]
+        src = pad([encoded[i][1] for i in chunk] + [[]] * (rows - len(chunk)), src_len)
+        out = self.task.translate_batch(self.params, src,
+                                        dataclasses.replace(options, max_len=max_len))
+        tokens, scores, weights = (np.asarray(x) for x in out)
+        for row, i in enumerate(chunk):
+          chars, _, unknown, truncated = encoded[i]
+          for n in range(options.n_best):
+            words = vocab.decode(tokens[row, n])
+            results[i].append(Translation(
+                source=chars, tokens=words, attention=weights[row, n, :len(words) + 1, :len(chars) + 1],
+                unknown=unknown, truncated=truncated, score=float(scores[row, n])))
     return results
 
+  def score(self, sources: list[str], references: list[str]) -> list[PairScore]:
+    """The model's log-probability of each reference given its source (forced
+    decoding, <end> included), for reranking, filtering noisy pairs or research.
+    Batched by padded (source, target) shape; nothing is cut."""
+    if len(sources) != len(references):
+      raise UserError(f"{len(sources)} sources but {len(references)} references", option="references")
+    vocab = self.task.vocabs["tgt_vocab"]
+    pairs = []
+    for n, (source, reference) in enumerate(zip(sources, references), start=1):
+      words = english_tokens(reference)
+      pairs.append((self.task.encode_source(source, n)[1], vocab.encode(words), vocab.count_unknown(words)))
+    by_shape: dict[tuple[int, int], list[int]] = {}
+    for i, (src, tgt, _) in enumerate(pairs):
+      shape = (self.task.padded_length(len(src)), self.task.padded_length(len(tgt) + 1, side=1))
+      by_shape.setdefault(shape, []).append(i)
+    results: list[PairScore | None] = [None] * len(pairs)
+    for (src_len, tgt_len), members in sorted(by_shape.items()):
+      rows = self.config.batch_size
+      for start in range(0, len(members), rows):
+        chunk = members[start:start + rows]
+        filler = [[]] * (rows - len(chunk))
+        log_probs = np.asarray(self.task.score_batch(
+            self.params, pad([pairs[i][0] for i in chunk] + filler, src_len),
+            pad([[START_ID] + pairs[i][1] for i in chunk] + filler, tgt_len),
+            pad([pairs[i][1] + [END_ID] for i in chunk] + filler, tgt_len)))
+        for row, i in enumerate(chunk):
+          results[i] = PairScore(log_prob=float(log_probs[row]), tokens=len(pairs[i][1]) + 1,
+                                 unknown_words=pairs[i][2])
+    return results  # type: ignore[return-value]
+
+  def translate_lines(self, lines: Iterable[str], window: int = 1000,
+                      **decoding) -> Iterator[LineTranslation]:
+    """Translates a stream of lines (a file, stdin), yielding one result per
+    line in input order. Each line is split into sentences and every sentence
+    translated; a blank line gives an empty result. Lines are read `window` at
+    a time (sorted by length inside `nbest`), so a file of any size streams.
+    If reading a line raises (a bad line of a file), the lines before it are
+    still yielded first."""
+    options = dataclasses.asdict(DecodeOptions(**decoding))
+    buffer: list[str] = []
+    iterator = iter(lines)
+    while True:
+      try:
+        line = next(iterator, None)
+      except UserError:
+        yield from self._translate_window(buffer, options)
+        raise
+      if line is not None:
+        buffer.append(line)
+      if line is None or len(buffer) == window:  # a full window is translated before reading on
+        yield from self._translate_window(buffer, options)
+        buffer = []
+      if line is None:
+        return
+
+  def _translate_window(self, lines: list[str], options: dict) -> Iterator[LineTranslation]:
+    sentences = [[s for s in split_sentences(line) if chinese_tokens(s)] for line in lines]
+    flat = [s for line_sentences in sentences for s in line_sentences]
+    hypotheses = self.nbest(flat, **options) if flat else []
+    start = 0
+    for line, line_sentences in zip(lines, sentences):
+      yield LineTranslation(source=line, sentences=line_sentences,
+                            segments=hypotheses[start:start + len(line_sentences)])
+      start += len(line_sentences)
 
 class Classifier(LoadedModel):
 

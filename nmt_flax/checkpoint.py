@@ -77,7 +77,8 @@ class Checkpoints:
                       "the previous checkpoints are untouched") from None
 
   def restore(self, step: int, target: dict[str, Any]) -> dict[str, Any]:
-    """Restores the checkpoint at `step` into the structure and dtypes of `target`."""
+    """Restores the checkpoint at `step` into the structure, dtypes and device
+    placement of `target` (so a checkpoint written on another layout loads)."""
     abstract = jax.tree_util.tree_map(ocp.utils.to_shape_dtype_struct, target)
     with self._restore_errors(step):
       self._check_shapes(step, abstract)
@@ -85,10 +86,16 @@ class Checkpoints:
 
   def restore_params(self, step: int, params) -> dict[str, Any]:
     """Only the parameters at `step` (all evaluation needs), checked against the
-    structure and shapes of `params`, whatever optimizer state was saved beside them."""
+    structure and shapes of `params`, whatever optimizer state was saved beside
+    them, on this process's first device whatever layout wrote them (one
+    device, several, several processes)."""
+    here = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
     with self._restore_errors(step):
       self._check_shapes(step, {"params": params})
-      restored = self.manager.restore(step)["params"]
+      stored = self.manager.item_metadata(step)
+      target = jax.tree_util.tree_map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=here),
+                                      stored)
+      restored = self.manager.restore(step, args=ocp.args.StandardRestore(target))["params"]
     expected = {jax.tree_util.keystr(p) for p, _ in jax.tree_util.tree_leaves_with_path(params)}
     found = {jax.tree_util.keystr(p) for p, _ in jax.tree_util.tree_leaves_with_path(restored)}
     if expected != found:

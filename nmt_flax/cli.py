@@ -1,5 +1,6 @@
 """`train.py` and `eval.py`: argument parsing and error reporting; the work is in the library."""
 import argparse
+import contextlib
 import dataclasses
 import json
 import os
@@ -9,11 +10,12 @@ from pathlib import Path
 import absl.logging
 import jax
 
-from nmt_flax import api, highlight, plotting
+from nmt_flax import api, data, highlight, plotting, training
 from nmt_flax import config as config_lib
 from nmt_flax.decoding import DecodeOptions
 from nmt_flax.errors import UserError
 from nmt_flax.parallel import initialize_distributed
+from nmt_flax.text import MAX_INPUT_CHARS
 from nmt_flax.training import Interrupted, train
 
 _TYPES = {int: int, float: float, str: str, "int | None": int, "str | None": str,
@@ -128,13 +130,27 @@ def eval_parser() -> argparse.ArgumentParser:
   p.add_argument("--output-json", default=None, help="also write the scores to this file")
   p.add_argument("--translate", action="append", default=[], metavar="TEXT",
                  help="nmt: translate this sentence (repeatable)")
+  p.add_argument("--input", default=None, metavar="FILE",
+                 help="nmt: translate FILE ('-': stdin; a terminal gets a prompt), one line of "
+                 "text per line, each split into sentences; one output line per input line")
+  p.add_argument("--output", default=None, metavar="FILE",
+                 help="nmt: write --input translations or --score records here (default stdout)")
+  p.add_argument("--format", choices=("text", "jsonl"), default="text",
+                 help="nmt --input: plain translations, or one JSON object per line (source, "
+                 "translation, score, unknown, truncated, nbest, segments, alignment)")
+  p.add_argument("--alignment", action="store_true",
+                 help="nmt --input --format jsonl: add the attention weights (output words x "
+                 "source characters)")
+  p.add_argument("--score", action="store_true",
+                 help="nmt, with --data PAIRS: write each reference's log-probability given its "
+                 "source (forced decoding) as JSON lines, instead of decoding")
   defaults = DecodeOptions()
   p.add_argument("--beam-size", type=int, default=defaults.beam_size,
                  help=f"nmt: beam search with this many hypotheses (default {defaults.beam_size}: greedy)")
   p.add_argument("--alpha", type=float, default=defaults.alpha,
                  help=f"nmt: GNMT length penalty ((5+len)/6)^alpha for beam search (default {defaults.alpha})")
   p.add_argument("--n-best", type=int, default=defaults.n_best,
-                 help="nmt: with --translate, print this many best hypotheses (<= --beam-size)")
+                 help="nmt: with --translate or --input jsonl, this many best hypotheses (<= --beam-size)")
   p.add_argument("--plot-attention", default=None, metavar="OUTDIR",
                  help="nmt: write an attention heatmap PNG per --translate sentence")
   p.add_argument("--font", default=None, help="font file for Chinese labels (default: find one)")
@@ -156,17 +172,88 @@ def _write(path: str, text: str, flag: str) -> None:
     raise UserError(f"{flag} {path}: cannot write ({e.strerror})") from None
 
 
+@contextlib.contextmanager
+def _output(path: str | None):
+  """stdout, or FILE written as results come (what was written stays if a later line fails)."""
+  if path is None:
+    yield sys.stdout
+    return
+  try:
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    stream = open(path, "w", encoding="utf-8")  # pylint: disable=consider-using-with
+  except OSError as e:
+    raise UserError(f"--output {path}: cannot write ({e.strerror})") from None
+  with stream:
+    yield stream
+
+
+def _translate_input(model: api.Translator, args, decoding: dict) -> None:
+  """--input: a file or stdin, line by line, in order; a prompt on a terminal."""
+  interactive = args.input == "-" and sys.stdin.isatty()
+  lines = data.stream_lines(args.input)
+  if interactive:
+    print("nmt-flax: type Chinese text, Enter to translate, Ctrl-D to quit", file=sys.stderr)
+  metadata = {**model.metadata(), "decoding": decoding}
+  with _output(args.output) as out:
+    bar = None if interactive or not sys.stderr.isatty() else training.progress_bar(None, "translating", "line")
+    results = model.translate_lines(lines, window=1 if interactive else 1000, **decoding)
+    number = 0
+    for number, result in enumerate(results, start=1):
+      if args.format == "jsonl":
+        record = result.to_json(alignment=args.alignment)
+        out.write(json.dumps({**record, "metadata": metadata} if number == 1 else record,
+                             ensure_ascii=False) + "\n")
+      else:
+        out.write(result.text + "\n")
+        if any(best[0].truncated for best in result.segments):
+          print(f"note: line {number}: a sentence longer than {MAX_INPUT_CHARS} characters was "
+                "cut there", file=sys.stderr)
+      if interactive or bar is None:
+        out.flush()
+      if bar is not None:
+        bar.update(1)
+    if bar is not None:
+      bar.close()
+  if number == 0 and not interactive:
+    print(f"note: {args.input}: no lines, nothing to translate", file=sys.stderr)
+
+
+def _score_pairs(model: api.Translator, args) -> None:
+  """--score: one JSON line per pair of --data: log P(reference | source)."""
+  if not args.data:
+    raise UserError("--score: needs --data PAIRS (English<TAB>Chinese lines) to score")
+  pairs = data.read_pairs(Path(args.data))
+  scores = model.score([p.chinese for p in pairs], [p.english for p in pairs])
+  with _output(args.output) as out:
+    for n, (pair, score) in enumerate(zip(pairs, scores)):
+      record = {"line": pair.line, "source": pair.chinese, "reference": pair.english,
+                "log_prob": score.log_prob, "tokens": score.tokens,
+                "mean_log_prob": score.mean_log_prob, "unknown_words": score.unknown_words}
+      out.write(json.dumps({**record, "metadata": model.metadata()} if n == 0 else record,
+                           ensure_ascii=False) + "\n")
+
+
 def _eval_translation(model: api.Translator, args) -> None:
   if args.review:
     raise UserError("--review: this workdir holds a translation model; use --translate")
   decoding = dict(beam_size=args.beam_size, alpha=args.alpha)
+  if (args.alignment or args.n_best > 1) and args.input and args.format != "jsonl":
+    raise UserError(f"--{'alignment' if args.alignment else 'n-best'}: with --input needs --format jsonl")
+  if args.output and not (args.input or args.score):
+    raise UserError("--output: goes with --input or --score (scores go to --output-json)")
+  if args.input:
+    _translate_input(model, args, {**decoding, "n_best": args.n_best if args.format == "jsonl" else 1})
+    return
+  if args.score:
+    _score_pairs(model, args)
+    return
   if args.translate:
     nbest = model.nbest(args.translate, **decoding, n_best=args.n_best)
     results = [hyps[0] for hyps in nbest]
     font = plotting.find_cjk_font(args.font) if args.plot_attention else None
     for n, (text, r) in enumerate(zip(args.translate, results), start=1):
       notes = ([f"{r.unknown} unknown character(s)"] if r.unknown else []) + \
-              (["input cut to the model's maximum length"] if r.truncated else [])
+              ([f"longer than {MAX_INPUT_CHARS} characters: cut there"] if r.truncated else [])
       print(f"{text} -> {r.text}" + (f"  ({'; '.join(notes)})" if notes else ""))
       for rank, alt in enumerate(nbest[n - 1][1:], start=2):
         print(f"  {rank}. {alt.text}  (score {alt.score:.3f})")
@@ -190,12 +277,13 @@ def _eval_translation(model: api.Translator, args) -> None:
   if scores["cut_to_max_len"]:
     print(f"{scores['cut_to_max_len']} pairs were longer than the last bucket and were cut to it")
   if args.output_json:
-    _write(args.output_json, json.dumps({**scores, "step": model.step}, indent=2), "--output-json")
+    _write(args.output_json, json.dumps({**scores, **model.metadata()}, indent=2), "--output-json")
 
 
 def _eval_sentiment(model: api.Classifier, args) -> None:
-  if args.translate:
-    raise UserError("--translate: this workdir holds a sentiment model; use --review")
+  for flag in ("translate", "input", "score"):
+    if getattr(args, flag):
+      raise UserError(f"--{flag}: this workdir holds a sentiment model; use --review or --data")
   color = not args.no_color and sys.stdout.isatty()
   if args.review:
     predictions, titles = model.classify(args.review), [f"review {n}" for n in range(1, len(args.review) + 1)]
@@ -209,7 +297,7 @@ def _eval_sentiment(model: api.Classifier, args) -> None:
     (tn, fp), (fn, tp) = scores["confusion_matrix"]
     print(f"confusion matrix (rows true neg/pos, columns predicted): [[{tn} {fp}] [{fn} {tp}]]")
     if args.output_json:
-      _write(args.output_json, json.dumps({**scores, "step": model.step}, indent=2), "--output-json")
+      _write(args.output_json, json.dumps({**scores, **model.metadata()}, indent=2), "--output-json")
     predictions = model.predictions(split)[:args.show]
     labels = split.extras["labels"]
     titles = [f"review {i + 1}: true {'positive' if labels[i] else 'negative'}"

@@ -1,7 +1,9 @@
 """Finding, reading and splitting the two corpora, with one-line errors for bad files."""
 import dataclasses
 import os
+import sys
 from pathlib import Path
+from typing import BinaryIO, Iterator
 
 import numpy as np
 
@@ -51,6 +53,34 @@ def read_lines(path: Path) -> list[str]:
     raise UserError(f"{path}:{line}: not UTF-8 text") from None
   # split("\n") rather than splitlines(): U+2028 inside a sentence is not a line break
   return [l.rstrip("\r") for l in text.split("\n")]
+
+
+def stream_lines(path: str, stdin: BinaryIO | None = None) -> Iterator[str]:
+  """The lines of a UTF-8 text file, or of `stdin` for '-', read lazily (a file
+  of any size streams), without their line ending; a BOM is dropped. A line
+  that is not UTF-8 or holds a NUL byte (a binary file) raises UserError
+  naming it, after the lines before it have been yielded."""
+  if path == "-":
+    lines, name = stdin or sys.stdin.buffer, "<stdin>"
+  else:
+    if Path(path).is_dir():
+      raise UserError(f"{path}: is a directory, not a text file", option="input")
+    try:
+      lines, name = open(path, "rb"), path  # pylint: disable=consider-using-with
+    except OSError as e:
+      raise UserError(f"{path}: cannot read ({e.strerror})", option="input") from None
+  try:
+    for number, raw in enumerate(lines, start=1):
+      if b"\0" in raw:
+        raise UserError(f"{name}:{number}: holds a NUL byte: not a text file")
+      try:
+        line = raw.decode("utf-8-sig" if number == 1 else "utf-8")
+      except UnicodeDecodeError:
+        raise UserError(f"{name}:{number}: not UTF-8 text") from None
+      yield line.rstrip("\r\n")
+  finally:
+    if lines is not stdin and path != "-":
+      lines.close()
 
 
 def read_pairs(path: Path) -> list[Pair]:

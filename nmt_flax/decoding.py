@@ -47,6 +47,7 @@ StepFn = Callable[[Any, jax.Array], tuple[jax.Array, Any, jax.Array]]
 class GreedyState:
   t: jax.Array        # <int32>[] number of steps taken
   tokens: jax.Array   # <int32>[batch, max_len], PAD after <end>
+  scores: jax.Array   # <float32>[batch] summed log-probabilities of the tokens so far
   weights: jax.Array  # <float32>[batch, max_len, src_len], 0 after <end>
   carry: Any          # the model's recurrent state
   last: jax.Array     # <int32>[batch] token fed at the next step
@@ -58,13 +59,15 @@ def greedy_decode(step_fn: StepFn, carry: Any, src_mask: jax.Array, max_len: int
 
   src_mask: <bool>[batch, src_len]; rows without any source token (batch
   filler) are done from the start and come back as all PAD.
-  Returns tokens <int32>[batch, max_len] (<end> included, PAD after it) and
-  attention weights [batch, max_len, src_len].
+  Returns tokens <int32>[batch, max_len] (<end> included, PAD after it), their
+  summed log-probabilities [batch] (<end> included; what beam search with
+  beam_size 1 and alpha 0 scores) and attention weights [batch, max_len, src_len].
   """
   batch, src_len = src_mask.shape
   state = GreedyState(
       t=jnp.zeros((), jnp.int32),
       tokens=jnp.full((batch, max_len), PAD_ID, jnp.int32),
+      scores=jnp.zeros((batch,), jnp.float32),
       weights=jnp.zeros((batch, max_len, src_len), jnp.float32),
       carry=carry,
       last=jnp.full((batch,), START_ID, jnp.int32),
@@ -76,12 +79,14 @@ def greedy_decode(step_fn: StepFn, carry: Any, src_mask: jax.Array, max_len: int
   def body(s: GreedyState):
     logits, carry, weights = step_fn(s.carry, s.last)
     token = jnp.where(s.done, PAD_ID, jnp.argmax(logits, axis=-1).astype(jnp.int32))
+    logp = jnp.take_along_axis(jax.nn.log_softmax(logits.astype(jnp.float32)), token[:, None], 1)[:, 0]
     weights = jnp.where(s.done[:, None], 0.0, weights).astype(jnp.float32)
     return GreedyState(
         t=s.t + 1,
         tokens=jax.lax.dynamic_update_slice(s.tokens, token[:, None], (0, s.t)),
+        scores=s.scores + jnp.where(s.done, 0.0, logp),
         weights=jax.lax.dynamic_update_slice(s.weights, weights[:, None, :], (0, s.t, 0)),
         carry=carry, last=token, done=s.done | (token == END_ID))
 
   final = jax.lax.while_loop(cond, body, state)
-  return final.tokens, final.weights
+  return final.tokens, final.scores, final.weights

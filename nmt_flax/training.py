@@ -23,10 +23,10 @@ import optax
 from flax.training import train_state
 from tqdm import tqdm
 
-from nmt_flax import tasks
+from nmt_flax import provenance, tasks
 from nmt_flax.batching import count_batches, epoch_rng
 from nmt_flax.checkpoint import Checkpoints
-from nmt_flax.config import CONFIG_FILE, Config
+from nmt_flax.config import CONFIG_FILE, Config, merge_with_stored, read_stored
 from nmt_flax.errors import UserError
 from nmt_flax.parallel import DataParallel
 from nmt_flax.plotting import plot_loss_curve
@@ -141,18 +141,22 @@ class Interrupted(Exception):
   """Raised after the checkpoint of an interrupted run has been written."""
 
 
-def progress_bar(total: int, desc: str):
-  return tqdm(total=total, desc=desc, unit="batch", leave=False, dynamic_ncols=True,
+def progress_bar(total: int | None, desc: str, unit: str = "batch"):
+  return tqdm(total=total, desc=desc, unit=unit, leave=False, dynamic_ncols=True,
               disable=None, mininterval=0.5)  # disable=None: no bar when not a terminal
 
 
 def prepare_workdir(config: Config, workdir: Path) -> Path:
-  """Creates `workdir` and writes the resolved config (what `nmt_flax.load` reads)."""
+  """Creates `workdir`, writes the resolved config (what `nmt_flax.load` reads)
+  and adds this run to its provenance (versions, git commit)."""
   workdir = Path(workdir)
+  if (workdir / CONFIG_FILE).is_file():  # the same check as train.py's: no silent change of model
+    merge_with_stored(read_stored(workdir), dataclasses.asdict(config), workdir)
   try:
     workdir.mkdir(parents=True, exist_ok=True)
     if jax.process_index() == 0:
       (workdir / CONFIG_FILE).write_text(config.to_json(), encoding="utf-8")
+      provenance.record_run(workdir)
   except OSError as e:
     raise UserError(f"{workdir}: cannot create or write ({e.strerror})", option="workdir") from None
   return workdir

@@ -10,11 +10,11 @@ from nmt_flax.batching import assign_buckets, pad
 from nmt_flax.beam import beam_search
 from nmt_flax.decoding import DecodeOptions, greedy_decode
 from nmt_flax.errors import UserError
-from nmt_flax.losses import compact_token_cross_entropy
+from nmt_flax.losses import compact_token_cross_entropy, token_losses
 from nmt_flax.seq2seq import Seq2Seq
 from nmt_flax.tasks import Split, Task, register
-from nmt_flax.text import chinese_tokens, detokenize, english_tokens
-from nmt_flax.vocab import END_ID, START_ID, Vocabulary
+from nmt_flax.text import MAX_INPUT_CHARS, chinese_tokens, detokenize, english_tokens
+from nmt_flax.vocab import END_ID, PAD_ID, START_ID, Vocabulary
 
 
 @register
@@ -105,7 +105,8 @@ class Translation(Task):
     tokens <int32>[batch, n_best, max_len], scores [batch, n_best], weights
     [batch, n_best, max_len, src_len]; max_len = options.max_len or
     `max_output_len`. beam_size 1 is greedy decoding (the while_loop of
-    `decoding.greedy_decode`, no beam bookkeeping; score 0)."""
+    `decoding.greedy_decode`, no beam bookkeeping; its score is the summed
+    log-probability, as beam search's with alpha 0)."""
     model = self.model()
 
     @functools.partial(jax.jit, static_argnums=2)
@@ -123,9 +124,22 @@ class Translation(Task):
                                              method=Seq2Seq.decode_step)
         return logits.astype(jnp.float32), carry, weights.astype(jnp.float32)
       if beam_size == 1:
-        tokens, weights = greedy_decode(step, state, src_mask, max_len)
-        return tokens[:, None], jnp.zeros((tokens.shape[0], 1)), weights[:, None]
+        tokens, scores, weights = greedy_decode(step, state, src_mask, max_len)
+        return tokens[:, None], scores[:, None], weights[:, None]
       return beam_search(step, state, src_mask, max_len, beam_size, options.alpha, options.n_best)
+    return run
+
+  @functools.cached_property
+  def score_batch(self):
+    """jit: (params, src <int32>[batch, src_len], tgt_in, tgt_out <int32>[batch,
+    tgt_len]) -> log P(tgt_out | src) [batch], teacher-forced, summed over the
+    non-PAD positions of tgt_out (its <end> included); float32."""
+    model = self.model()
+
+    @jax.jit
+    def run(params, src, tgt_in, tgt_out):
+      logits, _ = model.apply(self.variables(params), src, tgt_in)
+      return -jnp.sum(token_losses(logits, tgt_out) * (tgt_out != PAD_ID), axis=1)
     return run
 
   @property
@@ -151,19 +165,44 @@ class Translation(Task):
             "cut_to_max_len": split.extras["too_long"]}
 
   # --- free text ----------------------------------------------------------
-  def encode_sources(self, texts: list[str]):
-    """Free text -> (src <int32>[n, max_src_len], tokens, unknown counts, cut flags).
+  SHAPE_STEP = 16  # padded lengths beyond the training buckets are multiples of this
+  WEIGHTS_BUDGET = 2 ** 26  # floats in one batch's attention buffer [rows, max_len, src_len]
 
-    Raises UserError for an input with no character left after normalisation."""
-    max_src = self.config.bucket_shapes[-1][0]
-    tokens, ids, unknown, cut = [], [], [], []
-    for n, text in enumerate(texts, start=1):
-      chars = chinese_tokens(text)
-      if not chars:
-        raise UserError(f"#{n}: the sentence is empty", option="texts")
-      cut.append(len(chars) + 1 > max_src)
-      chars = chars[:max_src - 1]
-      tokens.append(chars)
-      ids.append(self.vocabs["src_vocab"].encode(chars) + [END_ID])
-      unknown.append(self.vocabs["src_vocab"].count_unknown(chars))
-    return pad(ids, max_src), tokens, unknown, cut
+  def encode_source(self, text: str, n: int = 1) -> tuple[list[str], list[int], int, bool]:
+    """One sentence -> (characters, ids with <end>, unknown characters, truncated).
+
+    Nothing is cut below the hard limit of `text.MAX_INPUT_CHARS` characters
+    (truncated says a sentence was longer). Raises UserError for a sentence with
+    no character left after normalisation (`n` numbers it in the message)."""
+    chars = chinese_tokens(text)
+    if not chars:
+      raise UserError(f"#{n}: the sentence is empty", option="texts")
+    vocab = self.vocabs["src_vocab"]
+    return chars, vocab.encode(chars) + [END_ID], vocab.count_unknown(chars), len(text) > MAX_INPUT_CHARS
+
+  def padded_length(self, length: int, side: int = 0) -> int:
+    """The shape for `length` ids of the source (side 0) or target (side 1): the
+    smallest training bucket that holds them, else the next multiple of
+    SHAPE_STEP, so few shapes are ever compiled."""
+    for shape in self.config.bucket_shapes:
+      if length <= shape[side]:
+        return shape[side]
+    return -(-length // self.SHAPE_STEP) * self.SHAPE_STEP
+
+  def output_limit(self, src_len: int) -> int:
+    """Most output words for sources padded to `src_len`: the longest training
+    target, scaled up in proportion for sources longer than any in training."""
+    max_src, max_tgt = self.config.bucket_shapes[-1]
+    if src_len <= max_src:
+      return max_tgt
+    return -(-src_len * max_tgt // max_src // self.SHAPE_STEP) * self.SHAPE_STEP
+
+  def rows_for(self, src_len: int, max_len: int, sentences: int) -> int:
+    """Rows per batch for `sentences` sentences of this shape: the power of two
+    that holds them (a single sentence is not padded to a whole batch), at
+    most `batch_size`, halved until the attention buffer fits WEIGHTS_BUDGET
+    (a 10,000-character sentence decodes alone)."""
+    rows = min(self.config.batch_size, 1 << max(sentences - 1, 0).bit_length())
+    while rows > 1 and rows * src_len * max_len > self.WEIGHTS_BUDGET:
+      rows //= 2
+    return rows

@@ -7,7 +7,7 @@ from nmt_flax import tasks, training
 from nmt_flax.batching import epoch_rng
 from nmt_flax.beam import beam_search, length_penalty
 from nmt_flax.decoding import DecodeOptions
-from nmt_flax.vocab import END_ID, PAD_ID
+from nmt_flax.vocab import END_ID, PAD_ID, START_ID
 
 V = 8
 
@@ -80,17 +80,17 @@ def trained(request):
 
 def test_beam_one_equals_greedy_and_beam_five_scores_at_least_as_high(trained):
   task, params, splits = trained
-  model = task.model()
   for batch in task.batches(splits["val"]) + task.batches(splits["train"])[:2]:
-    greedy, _, _ = task.translate_batch(params, batch["src"], DecodeOptions(max_len=10))
-    beam1, _, _ = beam_search_through_model(task, params, batch["src"], 1)
+    greedy, greedy_scores, _ = task.translate_batch(params, batch["src"], DecodeOptions(max_len=10))
+    beam1, beam1_scores, _ = beam_search_through_model(task, params, batch["src"], 1)
     np.testing.assert_array_equal(greedy[:, 0], beam1[:, 0])
+    np.testing.assert_allclose(greedy_scores, beam1_scores, rtol=1e-5, atol=1e-5)
     beam5, _, _ = task.translate_batch(params, batch["src"],
                                        DecodeOptions(beam_size=5, alpha=0.0, max_len=10))
     real = np.flatnonzero(batch["weight"])
-    for b in real:
-      assert sequence_logprob(model, params, batch["src"][b], beam5[b, 0]) >= \
-          sequence_logprob(model, params, batch["src"][b], greedy[b, 0]) - 1e-4
+    greedy_logprob = sequence_logprob(task, params, batch["src"], greedy[:, 0])[real]
+    np.testing.assert_allclose(greedy_scores[real, 0], greedy_logprob, rtol=1e-4, atol=1e-5)
+    assert np.all(sequence_logprob(task, params, batch["src"], beam5[:, 0])[real] >= greedy_logprob - 1e-4)
 
 
 def beam_search_through_model(task, params, src, beam_size):
@@ -102,15 +102,14 @@ def beam_search_through_model(task, params, src, beam_size):
   return beam_search(step, state, memory.mask, 10, beam_size)
 
 
-def sequence_logprob(model, params, src, tokens):
-  """Teacher-forced log-probability of `tokens` (up to and including <end>)."""
-  tokens = [int(t) for t in tokens]
-  n = tokens.index(END_ID) + 1 if END_ID in tokens else len(tokens)
-  tgt_out = jnp.array([tokens[:n]])
-  tgt_in = jnp.array([[1] + tokens[:n - 1]])
-  logits, _ = model.apply({"params": params}, jnp.asarray(src)[None], tgt_in)
-  logp = jax.nn.log_softmax(logits[0])
-  return float(jnp.sum(logp[jnp.arange(n), tgt_out[0]]))
+def sequence_logprob(task, params, src, tokens):
+  """Teacher-forced log-probabilities [batch] of decoded `tokens` [batch, len]
+  (up to and including <end>; `Translation.score_batch`, tested against a
+  step-by-step reference in test_translate_text)."""
+  tokens = np.asarray(tokens)
+  tgt_in = np.concatenate([np.full((len(tokens), 1), START_ID), tokens[:, :-1]], axis=1)
+  tgt_in[np.cumsum(tokens == END_ID, axis=1) - (tokens == END_ID) > 0] = PAD_ID  # nothing after <end>
+  return np.asarray(task.score_batch(params, src, tgt_in, tokens))
 
 
 def test_beam_results_do_not_depend_on_the_rest_of_the_batch(trained):

@@ -72,8 +72,10 @@ def test_eval_writes_scores_json(nmt_workdir, tmp_path, capsys):
 def test_translate_unknown_long_and_empty_input(nmt_workdir, tmp_path, capsys):
   assert evaluate("--workdir", nmt_workdir, "--translate", "我有一隻貓。", "--translate",
                   "鬱鬱" + "貓" * 30, "--plot-attention", tmp_path / "plots") == 0
-  out = capsys.readouterr().out
-  assert "2 unknown character(s)" in out and "input cut" in out
+  out = capsys.readouterr().out.splitlines()
+  assert "2 unknown character(s)" in out[2] and "cut" not in out[2]  # 32 characters: translated whole
+  assert evaluate("--workdir", nmt_workdir, "--translate", "貓" * 10_001) == 0
+  assert "longer than 10000 characters: cut there" in capsys.readouterr().out
   assert (tmp_path / "plots" / "attention_1.png").stat().st_size > 1000
   assert evaluate("--workdir", nmt_workdir, "--translate", " \t ") == 2
   one_error_line(capsys, "--translate #1: the sentence is empty")

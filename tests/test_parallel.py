@@ -9,7 +9,9 @@ from pathlib import Path
 import jax
 import numpy as np
 
+import nmt_flax
 from nmt_flax import tasks, training
+from nmt_flax.checkpoint import Checkpoints
 from tests.conftest import TINY_NMT
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -48,14 +50,24 @@ FOUR_DEVICES = textwrap.dedent(f"""
                            val=task.evaluate(state.params, task.load_splits()["val"]))
     # and the whole loop: train, checkpoint, validate, resume-able, on 4 devices
     results["record"] = training.train(config, sys.argv[1], log=print)
+    # a workdir written on one device: evaluated here, then trained on for an epoch
+    import dataclasses, nmt_flax
+    results["one_device_workdir_bleu"] = nmt_flax.load(sys.argv[2]).evaluate(
+        nmt_flax.load(sys.argv[2]).split("val"))["bleu"]
+    training.train(dataclasses.replace(config, epochs=2), sys.argv[2], log=print)
     print("RESULT", json.dumps(results))
 """)
 
 
-def test_four_devices_give_the_same_losses_and_parameters_as_one(tmp_path):
+def test_four_devices_give_the_same_losses_and_parameters_as_one(tmp_path, nmt_config):
+  one_device = tmp_path / "one_device"
+  config = nmt_config(buckets="12x10", dropout=0.3)
+  training.train(config, one_device, log=lambda *_: None)
+  one_device_bleu = nmt_flax.load(one_device).evaluate(nmt_flax.load(one_device).split("val"))["bleu"]
   env = {**os.environ, "JAX_PLATFORMS": "cpu",
          "XLA_FLAGS": os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=4"}
-  proc = subprocess.run([sys.executable, "-c", FOUR_DEVICES, str(tmp_path)], cwd=ROOT, env=env,
+  proc = subprocess.run([sys.executable, "-c", FOUR_DEVICES, str(tmp_path / "four"), str(one_device)],
+                        cwd=ROOT, env=env,
                         capture_output=True, text=True, timeout=300)
   assert proc.returncode == 0, proc.stderr[-3000:]
   assert "data parallel over 4 devices" in proc.stdout
@@ -69,7 +81,14 @@ def test_four_devices_give_the_same_losses_and_parameters_as_one(tmp_path):
   assert four["bleu"] == one["bleu"] and four["chrf"] == one["chrf"]
   record = results["record"]
   assert record["epoch"] == 1 and np.isfinite(record["train_loss"]) and "bleu" in record
-  assert json.loads((tmp_path / "metrics.jsonl").read_text().splitlines()[-1])["bleu"] == record["bleu"]
+  assert json.loads((tmp_path / "four" / "metrics.jsonl").read_text().splitlines()[-1])["bleu"] == record["bleu"]
+  # checkpoints load on any layout: 4 devices -> this 1-device process, and 1 -> 4 -> 1
+  four = nmt_flax.load(tmp_path / "four")
+  assert four.evaluate(four.split("val"))["bleu"] == record["bleu"]
+  assert results["one_device_workdir_bleu"] == one_device_bleu
+  steps = Checkpoints(one_device / "checkpoints", read_only=True).steps()
+  assert steps[-1] == 2 * steps[0] and nmt_flax.load(one_device, "latest").step == steps[-1]
+  assert [r["epoch"] for r in map(json.loads, (one_device / "metrics.jsonl").read_text().splitlines())] == [1, 2]
 
 
 def test_bfloat16_trains_with_finite_decreasing_loss_and_float32_state(nmt_config):

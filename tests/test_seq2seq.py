@@ -62,7 +62,7 @@ def test_while_loop_greedy_equals_python_loop():
   model, params = model_and_params()
   memory, state = model.apply({"params": params}, SRC, method=Seq2Seq.encode)
   step = lambda carry, tok: model.apply({"params": params}, memory, carry, tok, method=Seq2Seq.decode_step)
-  tokens, weights = jax.jit(lambda s: greedy_decode(step, s, memory.mask, 7))(state)
+  tokens, scores, weights = jax.jit(lambda s: greedy_decode(step, s, memory.mask, 7))(state)
   np.testing.assert_array_equal(tokens, python_greedy(model, params, SRC, 7))
   assert weights.shape == (2, 7, 6)
 
@@ -74,11 +74,14 @@ def test_greedy_with_a_fake_model_stops_at_end_and_pads_after():
     nxt = jnp.where(nxt > 6, END_ID, nxt)
     return jax.nn.one_hot(nxt, 10) * 10.0, carry, jnp.ones((2, 3)) / 3
   mask = jnp.array([[True, True, False], [True, False, False]])
-  tokens, weights = greedy_decode(step, jnp.array([4, 6]), mask, 6)
+  tokens, scores, weights = greedy_decode(step, jnp.array([4, 6]), mask, 6)
   np.testing.assert_array_equal(tokens, [[4, 5, 6, END_ID, 0, 0], [6, END_ID, 0, 0, 0, 0]])
   assert np.all(np.asarray(weights)[1, 2:] == 0) and np.all(np.asarray(weights)[0, :4] > 0)
+  per_token = 10.0 - np.log(np.exp(10.0) + 9.0)  # log-softmax of the chosen one-hot logit
+  np.testing.assert_allclose(scores, [4 * per_token, 2 * per_token], rtol=1e-3)  # float32
   # a row with no source is done from the start
-  tokens, _ = greedy_decode(step, jnp.array([4, 6]), mask.at[1].set(False), 6)
+  tokens, scores, _ = greedy_decode(step, jnp.array([4, 6]), mask.at[1].set(False), 6)
+  assert scores[1] == 0.0
   np.testing.assert_array_equal(tokens[1], 0)
 
 

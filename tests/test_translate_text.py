@@ -1,0 +1,192 @@
+"""Translating real text: files and streams line by line, paragraphs sentence by
+sentence, sentences of any length, forced-decoding scores, provenance."""
+import io
+import json
+import os
+import pty
+import subprocess
+import sys
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import nmt_flax
+from nmt_flax.errors import UserError
+from nmt_flax.sentences import split_sentences
+from nmt_flax.seq2seq import Seq2Seq
+from nmt_flax.text import english_tokens
+from nmt_flax.vocab import END_ID, START_ID
+from tests.conftest import TINY_NMT, evaluate_with, one_error_line
+
+ROOT = Path(__file__).resolve().parent.parent
+PARAGRAPH = "今天天气很好，我们去公园散步吧。然后我们可以去吃晚饭。你觉得怎么样？"
+LONG = "我有一隻貓，" * 10 + "。"  # 61 characters: far past the model's last bucket (12)
+
+
+@pytest.fixture(scope="module")
+def translator(nmt_workdir):
+  return nmt_flax.load(nmt_workdir)
+
+
+def test_split_sentences_at_chinese_and_western_sentence_ends():
+  assert split_sentences(PARAGRAPH) == ["今天天气很好，我们去公园散步吧。", "然后我们可以去吃晚饭。", "你觉得怎么样？"]
+  assert split_sentences("他说：「你好！」然后走了。") == ["他说：「你好！」", "然后走了。"]
+  assert split_sentences("真的吗?!是的;好…\n第二行") == ["真的吗?!", "是的;", "好…", "第二行"]
+  assert split_sentences("价格是3.5元") == ["价格是3.5元"]  # '.' is no sentence end
+  assert split_sentences("") == split_sentences(" \t ") == []
+
+
+def test_lines_come_back_in_order_one_per_line_each_sentence_translated(translator):
+  lines = [PARAGRAPH, "", "我有一隻貓。", LONG, "   ", "你今晚會去派對嗎?"]
+  results = list(translator.translate_lines(lines, window=4))
+  assert [r.source for r in results] == lines
+  assert [len(r.segments) for r in results] == [3, 0, 1, 1, 0, 1]
+  assert results[1].text == results[4].text == ""
+  for line, result in zip(lines, results):  # each sentence translated as it would be alone
+    alone = translator.translate(split_sentences(line)) if split_sentences(line) else []
+    assert [best[0].tokens for best in result.segments] == [t.tokens for t in alone]
+    assert result.text == " ".join(t.text for t in alone if t.text)
+    np.testing.assert_allclose(result.score, sum(t.score for t in alone), rtol=1e-5)
+  # the window changes nothing
+  assert [r.text for r in translator.translate_lines(lines, window=1)] == [r.text for r in results]
+
+
+def test_a_sentence_longer_than_any_in_training_is_translated_whole(translator):
+  [result] = translator.translate([LONG])
+  assert len(result.source) == len(LONG) and not result.truncated
+  assert result.attention.shape == (len(result.tokens) + 1, len(LONG) + 1)
+  np.testing.assert_allclose(result.attention.sum(axis=1), 1.0, rtol=1e-5)
+  assert len(result.tokens) < translator.task.output_limit(translator.task.padded_length(len(LONG) + 1))
+  [cut] = translator.translate(["貓" * 10_050])
+  assert cut.truncated and len(cut.source) == 10_000
+
+
+def run_input(translator, capsys, monkeypatch, text: bytes, *flags):
+  monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(text)))
+  status = evaluate_with(translator, "--input", "-", *flags)
+  return status, capsys.readouterr()
+
+
+def test_stdin_gives_one_output_line_per_input_line(translator, capsys, monkeypatch):
+  status, out = run_input(translator, capsys, monkeypatch, "我有一隻貓。\n\n你今晚會去派對嗎?\n".encode())
+  assert status == 0
+  lines = out.out.split("\n")
+  assert len(lines) == 4 and lines[1] == "" and lines[3] == ""
+  assert lines[0] == translator.translate(["我有一隻貓。"])[0].text
+
+
+def test_jsonl_records_with_nbest_segments_alignment_and_metadata(translator, capsys, monkeypatch):
+  text = f"{PARAGRAPH}\n我有一隻貓。\n".encode()
+  status, out = run_input(translator, capsys, monkeypatch, text, "--format", "jsonl",
+                          "--beam-size", "3", "--n-best", "2", "--alignment")
+  assert status == 0, out.err
+  first, second = (json.loads(line) for line in out.out.splitlines())
+  assert [s["source"] for s in first["segments"]] == split_sentences(PARAGRAPH)
+  assert first["translation"] == " ".join(s["translation"] for s in first["segments"] if s["translation"])
+  assert len(first["nbest"]) == 2 and first["nbest"][0]["translation"] == first["translation"]
+  meta = first["metadata"]
+  assert meta["config"]["units"] == 16 and meta["decoding"]["beam_size"] == 3
+  assert meta["provenance"][0]["versions"]["jax"] == jax.__version__
+  assert "metadata" not in second and "segments" not in second
+  assert {"source", "translation", "score", "unknown", "truncated", "nbest", "alignment"} <= set(second)
+  alignment = second["alignment"]
+  assert alignment["source"] == list("我有一隻貓。") + ["<end>"]
+  assert np.asarray(alignment["weights"]).shape == (len(alignment["target"]), len(alignment["source"]))
+
+
+def empty_file(folder):
+  (folder / "empty.txt").write_bytes(b"")
+  return folder / "empty.txt"
+
+
+def test_bad_input_files_give_one_line_and_keep_what_was_written(translator, tmp_path, capsys):
+  bad = tmp_path / "bad.txt"
+  bad.write_bytes(b"\xe6\x88\x91\xe6\x9c\x89\xe4\xb8\x80\xe9\x9a\xbb\xe8\xb2\x93\n\xe4\xbd\xa0\xe5\xa5\xbd\n"
+                  b"\xff\xfe bad\n\xe9\x82\x84\n")
+  out = tmp_path / "out.txt"
+  assert evaluate_with(translator, "--input", bad, "--output", out) == 2
+  one_error_line(capsys, f"{bad}:3: not UTF-8 text")
+  assert len(out.read_text().split("\n")) == 3  # lines 1 and 2 were written before the error
+  binary = tmp_path / "b.bin"
+  binary.write_bytes(b"\x7fELF\x00\x01\n")
+  for path, fragment in [(tmp_path / "missing.txt", "cannot read (No such file"),
+                         (tmp_path, "is a directory"), (binary, ":1: holds a NUL byte")]:
+    assert evaluate_with(translator, "--input", path) == 2
+    one_error_line(capsys, fragment)
+  for flags, fragment in [(["--input", empty_file(tmp_path), "--alignment"], "--alignment: with --input needs --format jsonl"),
+                          (["--output", tmp_path / "o.txt"], "--output: goes with --input or --score")]:
+    assert evaluate_with(translator, *flags) == 2
+    one_error_line(capsys, fragment)
+  empty = tmp_path / "empty.txt"
+  empty.write_bytes(b"")
+  assert evaluate_with(translator, "--input", empty) == 0
+  assert "no lines, nothing to translate" in capsys.readouterr().err
+
+
+def test_an_interactive_terminal_gets_a_prompt_and_each_line_at_once(nmt_workdir):
+  controller, terminal = pty.openpty()
+  proc = subprocess.Popen([sys.executable, str(ROOT / "eval.py"), "--workdir", str(nmt_workdir),
+                           "--input", "-"], stdin=terminal, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, cwd=ROOT)
+  os.close(terminal)
+  try:
+    os.write(controller, "我有一隻貓。\n".encode())
+    first = proc.stdout.readline()  # answered while the input is still open
+    os.write(controller, b"\x04")  # Ctrl-D: end of input
+    assert proc.wait(timeout=120) == 0
+  finally:
+    proc.kill()
+    os.close(controller)
+  assert "type Chinese text" in proc.stderr.read().decode()
+  assert first.decode().rstrip("\n") == nmt_flax.load(nmt_workdir).translate(["我有一隻貓。"])[0].text
+
+
+def step_by_step_log_prob(translator, source: str, reference: str) -> float:
+  """Reference: the decoder run one step at a time, summing log-softmax."""
+  task, params = translator.task, translator.params
+  model, variables = task.model(), {"params": params}
+  _, src_ids, _, _ = task.encode_source(source)
+  target = task.vocabs["tgt_vocab"].encode(english_tokens(reference)) + [END_ID]
+  memory, state = model.apply(variables, jnp.asarray([src_ids]), method=Seq2Seq.encode)
+  step = jax.jit(lambda memory, state, token: model.apply(variables, memory, state, token,
+                                                          method=Seq2Seq.decode_step))
+  total, previous = 0.0, START_ID
+  for token in target:
+    logits, state, _ = step(memory, state, jnp.asarray([previous]))
+    total += float(jax.nn.log_softmax(logits[0])[token])
+    previous = token
+  return total
+
+
+def test_forced_decoding_scores_equal_a_step_by_step_reference(translator, tmp_path, capsys):
+  sources = ["我有一隻貓。", LONG, "你好。"]
+  references = ["I have a cat.", "I have a cat, " * 10, "I have a zyzzyva."]  # long; an unknown word
+  scores = translator.score(sources, references)
+  for source, reference, score in zip(sources, references, scores):
+    np.testing.assert_allclose(score.log_prob, step_by_step_log_prob(translator, source, reference),
+                               rtol=1e-4)
+    assert score.tokens == len(english_tokens(reference)) + 1
+  assert scores[2].unknown_words == 1 and scores[0].mean_log_prob == scores[0].log_prob / 6
+  out = tmp_path / "scores.jsonl"
+  assert evaluate_with(translator, "--data", TINY_NMT, "--score", "--output", out) == 0
+  records = [json.loads(l) for l in out.read_text().splitlines()]
+  assert records[0]["reference"] == "I have a cat." and "metadata" in records[0]
+  np.testing.assert_allclose(records[0]["log_prob"], translator.score(["我有一隻貓。"], ["I have a cat."])[0].log_prob)
+  assert evaluate_with(translator, "--score") == 2
+  one_error_line(capsys, "--score: needs --data")
+  with pytest.raises(UserError, match="2 sources but 1 references"):
+    translator.score(["我", "你"], ["I"])
+
+
+def test_the_workdir_records_versions_and_commit_and_eval_json_carries_them(translator, tmp_path):
+  runs = json.loads((translator.workdir / "provenance.json").read_text())
+  assert runs[0]["versions"]["flax"] and runs[0]["versions"]["orbax-checkpoint"]
+  assert runs[0]["versions"]["nmt-flax"] == nmt_flax.__version__
+  assert "git_commit" in runs[0]
+  out = tmp_path / "scores.json"
+  assert evaluate_with(translator, "--output-json", out) == 0
+  scores = json.loads(out.read_text())
+  assert scores["config"]["units"] == 16 and scores["provenance"] == runs and "bleu" in scores
