@@ -14,7 +14,7 @@ from nmt_flax import api, data, highlight, plotting, training
 from nmt_flax import config as config_lib
 from nmt_flax.decoding import DecodeOptions
 from nmt_flax.errors import UserError
-from nmt_flax.parallel import initialize_distributed
+from nmt_flax.parallel import PeerLost, initialize_distributed
 from nmt_flax.text import MAX_INPUT_CHARS
 from nmt_flax.training import Interrupted, train
 
@@ -56,6 +56,10 @@ def run(main, argv) -> int:
   except Interrupted as e:
     print(f"\n{e}", file=sys.stderr)
     return 130
+  except PeerLost as e:
+    print(f"error: {e}", file=sys.stderr, flush=True)
+    sys.stdout.flush()
+    os._exit(3)  # pylint: disable=protected-access  (see PeerLost: no waiting on the lost process)
   except KeyboardInterrupt:
     print("\ninterrupted", file=sys.stderr)
     return 130

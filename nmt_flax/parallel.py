@@ -12,8 +12,11 @@ Multi-host (GPU clusters): `jax.distributed.initialize` is called from
 what JAX detects itself (SLURM, Open MPI, TPU pods). Every process reads the
 same data and seed, builds the same global batch and feeds only its own rows.
 """
+import contextlib
+
 import jax
 import numpy as np
+from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from nmt_flax.errors import UserError
@@ -26,9 +29,41 @@ def initialize_distributed(coordinator: str | None, num_processes: int | None,
   if any(v is not None for v in given) and not all(v is not None for v in given):
     raise UserError("--coordinator-address, --num-processes and --process-id go together")
   try:
-    jax.distributed.initialize(coordinator, num_processes, process_id)
+    jax.distributed.initialize(coordinator, num_processes, process_id,
+                               heartbeat_timeout_seconds=HEARTBEAT_TIMEOUT_S)
   except (RuntimeError, ValueError) as e:
     raise UserError(f"jax.distributed.initialize failed: {str(e).splitlines()[0]}") from None
+
+
+# A process that sends no heartbeat for this long is declared dead by JAX's
+# coordination service, which then stops the others (JAX's default is 100 s;
+# a lost peer is usually noticed sooner, by the next collective failing).
+HEARTBEAT_TIMEOUT_S = 60
+
+
+class PeerLost(Exception):
+  """Another process of a multi-process run stopped (killed, crashed, lost).
+
+  The command-line tools print it as one line and leave at once
+  (`os._exit`): JAX's normal shutdown would wait for the lost process and
+  then abort with a crash dump."""
+
+
+@contextlib.contextmanager
+def peer_failures_reported(last_checkpoint):
+  """Turns a failed collective of a multi-process run into `PeerLost`, saying
+  which process noticed, what failed, and the checkpoint to restart from
+  (`last_checkpoint()`: the latest complete step)."""
+  try:
+    yield
+  except jax.errors.JaxRuntimeError as e:
+    if jax.process_count() == 1:
+      raise
+    reason = str(e).strip().splitlines()[0][:160]
+    raise PeerLost(f"process {jax.process_index()} of {jax.process_count()} lost contact with another "
+                   f"process of the run ({reason}); the last complete checkpoint (step "
+                   f"{last_checkpoint()}) is intact: restart every process with the same command "
+                   "to resume from it") from None
 
 
 class DataParallel:
@@ -50,6 +85,12 @@ class DataParallel:
       return tree
     return jax.tree_util.tree_map(
         lambda x: jax.make_array_from_process_local_data(self.replicated, np.asarray(x)), tree)
+
+  def gather(self, x) -> np.ndarray:
+    """A (row-split) result -> the whole array as numpy, on every process."""
+    if self.mesh is None:
+      return np.asarray(x)
+    return np.asarray(multihost_utils.process_allgather(x, tiled=True))
 
   def shard_batch(self, batch: dict[str, np.ndarray]):
     """A global batch -> arrays split by rows; each process supplies its own rows."""

@@ -106,10 +106,10 @@ class Sentiment(Task):
     logits = np.zeros(split.size, np.float32)
     weights = np.zeros((split.size, self.config.max_len), np.float32)
     for batch in self.batches(split):
-      batch_logits, w = self.classify_batch(params, batch["tokens"])
+      batch_logits, w = self.classify_batch(params, self.on_devices({"tokens": batch["tokens"]})["tokens"])
       real = np.flatnonzero(batch["weight"])
-      logits[batch["example"][real]] = np.asarray(batch_logits)[real]
-      weights[batch["example"][real]] = np.asarray(w)[real]
+      logits[batch["example"][real]] = self.fetch(batch_logits)[real]
+      weights[batch["example"][real]] = self.fetch(w)[real]
     return logits, weights
 
   def evaluate(self, params, split: Split) -> dict:

@@ -19,6 +19,7 @@ import numpy as np
 from nmt_flax.batching import Batch, make_batches
 from nmt_flax.config import Config
 from nmt_flax.errors import UserError
+from nmt_flax.parallel import DataParallel
 from nmt_flax.vocab import Vocabulary
 
 
@@ -39,6 +40,15 @@ class Task(abc.ABC):
   def __init__(self, config: Config, vocabs: dict[str, Vocabulary] | None = None):
     self.config = config
     self.vocabs = vocabs or {}
+    self.parallel: DataParallel | None = None  # set by training: evaluation splits its batches too
+
+  def on_devices(self, batch: Batch) -> Batch:
+    """An evaluation batch split by rows across the training devices (if any)."""
+    return self.parallel.shard_batch(batch) if self.parallel else batch
+
+  def fetch(self, x) -> np.ndarray:
+    """A result of `on_devices` batches, whole, as numpy."""
+    return self.parallel.gather(x) if self.parallel else np.asarray(x)
 
   # --- data -------------------------------------------------------------
   @abc.abstractmethod
@@ -102,7 +112,7 @@ class Task(abc.ABC):
     """Loss over a whole split, weighted by tokens (NMT) or rows (sentiment)."""
     total = count = 0.0
     for batch in self.batches(split):
-      s, n = self._eval_loss(params, batch)
+      s, n = self._eval_loss(params, self.on_devices(batch))
       total, count = total + float(s), count + float(n)
     return total / max(count, 1.0)
 

@@ -28,7 +28,7 @@ from nmt_flax.batching import count_batches, epoch_rng
 from nmt_flax.checkpoint import Checkpoints
 from nmt_flax.config import CONFIG_FILE, Config, merge_with_stored, read_stored
 from nmt_flax.errors import UserError
-from nmt_flax.parallel import DataParallel
+from nmt_flax.parallel import DataParallel, PeerLost, peer_failures_reported
 from nmt_flax.plotting import plot_loss_curve
 
 
@@ -169,7 +169,7 @@ def load_data(task: tasks.Task, workdir: Path, log) -> dict[str, tasks.Split]:
   splits = task.load_splits()
   if stored_vocabs:
     task.check_vocabs(stored_vocabs, workdir)
-  else:
+  elif jax.process_index() == 0:  # several processes: one writer
     task.save_vocabs(workdir)
   train_split, val_split = splits["train"], splits["val"]
   dropped = train_split.extras.get("too_long")
@@ -303,38 +303,44 @@ def train(config: Config, workdir: Path, log=print) -> dict:
   record: dict = {}
   checkpoints = Checkpoints(workdir / "checkpoints", keep_latest=config.keep_checkpoints)
   try:
-    state, progress = restore_or_init(task, checkpoints, config.epochs * steps_per_epoch, log)
-    schedule = learning_rate(config, progress.schedule_steps)
-    parallel = DataParallel(config.batch_size)
-    if parallel.mesh is not None:
-      log(f"data parallel over {len(parallel.devices)} devices")
-    state = parallel.replicate(state)
-    train_step = make_train_step(task)
-    run_started = time.time()
-    with StopRequest() as stop:
-      while progress.epoch < config.epochs:
-        batches = task.batches(train_split, epoch_rng(config.seed, progress.epoch))
-        state, progress, timing = train_epoch(task, state, progress, batches, train_step,
-                                              parallel, checkpoints, stop, log)
-        if record:  # compilation shows in the first epoch this process runs only
-          timing.pop("first_step_seconds", None)
-        record, progress = validate_and_save(task, state, progress, val_split, checkpoints,
-                                             schedule, timing)
-        record["elapsed_seconds"] = round(time.time() - run_started, 1)  # validation included
-        if jax.process_index() == 0:  # multi-host: one writer
-          with metrics_path.open("a") as f:
-            f.write(json.dumps(record) + "\n")
-        log(_format(record))
-        if stop.signal is not None:  # arrived during the epoch's last batch: the epoch is closed
-          checkpoints.save(int(state.step), checkpoint_item(state, progress), None)
-          raise Interrupted(f"stopped by signal {stop.signal} at step {int(state.step)} (end of "
-                            f"epoch {progress.epoch}); checkpoint saved: rerun the same command "
-                            "to resume")
-        if config.patience and progress.stale >= config.patience:
-          log(f"early stopping: no {task.score_name} improvement in {progress.stale} validations")
-          break
-  finally:
+    with peer_failures_reported(checkpoints.latest_step):
+      state, progress = restore_or_init(task, checkpoints, config.epochs * steps_per_epoch, log)
+      schedule = learning_rate(config, progress.schedule_steps)
+      parallel = DataParallel(config.batch_size)
+      if parallel.mesh is not None:
+        log(f"data parallel over {len(parallel.devices)} devices")
+        task.parallel = parallel  # validation batches are split across the devices too
+      state = parallel.replicate(state)
+      train_step = make_train_step(task)
+      run_started = time.time()
+      with StopRequest() as stop:
+        while progress.epoch < config.epochs:
+          batches = task.batches(train_split, epoch_rng(config.seed, progress.epoch))
+          state, progress, timing = train_epoch(task, state, progress, batches, train_step,
+                                                parallel, checkpoints, stop, log)
+          if record:  # compilation shows in the first epoch this process runs only
+            timing.pop("first_step_seconds", None)
+          record, progress = validate_and_save(task, state, progress, val_split, checkpoints,
+                                               schedule, timing)
+          record["elapsed_seconds"] = round(time.time() - run_started, 1)  # validation included
+          if jax.process_index() == 0:  # multi-host: one writer
+            with metrics_path.open("a") as f:
+              f.write(json.dumps(record) + "\n")
+          log(_format(record))
+          if stop.signal is not None:  # arrived during the epoch's last batch: the epoch is closed
+            checkpoints.save(int(state.step), checkpoint_item(state, progress), None)
+            raise Interrupted(f"stopped by signal {stop.signal} at step {int(state.step)} (end of "
+                              f"epoch {progress.epoch}); checkpoint saved: rerun the same command "
+                              "to resume")
+          if config.patience and progress.stale >= config.patience:
+            log(f"early stopping: no {task.score_name} improvement in {progress.stale} validations")
+            break
+  except PeerLost:
+    raise  # checkpoints stay open: closing them would wait on the lost process
+  except BaseException:
     checkpoints.close()
+    raise
+  checkpoints.close()
   if jax.process_index() == 0:
     plot_loss_curve(metrics_path, workdir / "loss.png")
   return record

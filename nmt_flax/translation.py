@@ -152,9 +152,10 @@ class Translation(Task):
     hypotheses: list[list[str]] = [[] for _ in split.extras["references"]]
     tgt_vocab = self.vocabs["tgt_vocab"]
     for batch in self.batches(split):
-      tokens, _, _ = self.translate_batch(params, batch["src"], options)
+      tokens, _, _ = self.translate_batch(params, self.on_devices({"src": batch["src"]})["src"], options)
+      tokens = self.fetch(tokens)
       for row in np.flatnonzero(batch["weight"]):
-        hypotheses[batch["example"][row]] = tgt_vocab.decode(np.asarray(tokens[row, 0]))
+        hypotheses[batch["example"][row]] = tgt_vocab.decode(tokens[row, 0])
     return hypotheses
 
   def evaluate(self, params, split: Split, options: DecodeOptions = DecodeOptions()) -> dict:

@@ -1,0 +1,112 @@
+"""Two train.py processes on 127.0.0.1 train like one; a workdir moves between
+1 process, 2 processes of 1 device and 2 processes of 2 devices and back; a
+killed worker makes its peer leave at once with one line."""
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import jax
+import numpy as np
+
+import nmt_flax
+from nmt_flax.checkpoint import Checkpoints
+from tests.conftest import NMT_FLAGS, TINY_NMT, train
+
+ROOT = Path(__file__).resolve().parent.parent
+FLAGS = ["--data", str(TINY_NMT), *NMT_FLAGS, "--checkpoint-every", "1", "--dropout", "0.3"]
+
+
+def free_port() -> int:
+  with socket.socket() as s:
+    s.bind(("127.0.0.1", 0))
+    return s.getsockname()[1]
+
+
+def launch(workdir: Path, epochs: int, devices_per_process: int, *flags) -> list[subprocess.Popen]:
+  """Both processes of a 2-process run; each writes its output to WORKDIR.N.log."""
+  port = free_port()
+  env = {**os.environ, "JAX_PLATFORMS": "cpu",
+         "XLA_FLAGS": f"{os.environ.get('XLA_FLAGS', '')} "
+                      f"--xla_force_host_platform_device_count={devices_per_process}"}
+  return [subprocess.Popen(
+      [sys.executable, str(ROOT / "train.py"), *FLAGS, *map(str, flags), "--workdir", str(workdir),
+       "--epochs", str(epochs), "--coordinator-address", f"127.0.0.1:{port}",
+       "--num-processes", "2", "--process-id", str(i)],
+      cwd=ROOT, env=env, stdout=open(f"{workdir}.{i}.log", "w"), stderr=subprocess.STDOUT)
+      for i in range(2)]
+
+
+def finish(procs, timeout: float = 240) -> list[int]:
+  """Exit codes; both processes are killed if they outlast `timeout` (never a hung test)."""
+  deadline = time.time() + timeout
+  try:
+    return [p.wait(timeout=max(deadline - time.time(), 1)) for p in procs]
+  finally:
+    for p in procs:
+      p.kill()
+
+
+def params_at(workdir: Path, step: int):
+  ckpt = Checkpoints(workdir / "checkpoints", read_only=True)
+  return nmt_flax.load(workdir, str(step)).params, ckpt.steps()
+
+
+def records(workdir: Path) -> list[dict]:
+  return [json.loads(l) for l in (workdir / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_two_processes_train_like_one_and_checkpoints_move_between_layouts(tmp_path):
+  straight = tmp_path / "straight"
+  assert train(*FLAGS, "--workdir", straight, "--epochs", "3") == 0
+  per_epoch = records(straight)[0]["step"]
+  pair = tmp_path / "pair"  # epoch 1 in this process, 2 in two processes, 3 in two with 2 devices each
+  assert train(*FLAGS, "--workdir", pair, "--epochs", "1") == 0
+  assert finish(launch(pair, 2, 1)) == [0, 0], Path(f"{pair}.0.log").read_text()[-2000:]
+  log = Path(f"{pair}.1.log").read_text()
+  assert f"resuming from step {per_epoch}" in log and "data parallel over 2 devices" in log
+  # a rerun of both, now with 2 devices each (4 in all), resumes from the 1-device-each checkpoint
+  assert finish(launch(pair, 3, 2)) == [0, 0], Path(f"{pair}.0.log").read_text()[-2000:]
+  log = Path(f"{pair}.0.log").read_text()
+  assert f"resuming from step {2 * per_epoch}" in log and "over 4 devices" in log
+  for epoch in (2, 3):  # parameters of a 1-process run, to float rounding, in a plain process
+    here, steps = params_at(pair, epoch * per_epoch)
+    there, _ = params_at(straight, epoch * per_epoch)
+    for a, b in zip(jax.tree_util.tree_leaves(here), jax.tree_util.tree_leaves(there)):
+      np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-6)
+  assert steps == Checkpoints(straight / "checkpoints", read_only=True).steps()  # each written once
+  for a, b in zip(records(pair), records(straight)):  # same losses; same validation decoding
+    assert a["epoch"] == b["epoch"] and a["bleu"] == b["bleu"] and a["chrf"] == b["chrf"]
+    np.testing.assert_allclose([a["train_loss"], a["val_loss"]], [b["train_loss"], b["val_loss"]],
+                               rtol=1e-5)
+  model = nmt_flax.load(pair)
+  assert model.evaluate(model.split("val"))["bleu"] == records(straight)[-1]["bleu"]
+
+
+def test_a_killed_worker_makes_its_peer_leave_at_once_with_one_line_then_both_resume(tmp_path):
+  work = tmp_path / "w"
+  procs = launch(work, 40, 1, "--checkpoint-every", "10")
+  try:
+    deadline = time.time() + 180
+    while not ((work / "metrics.jsonl").is_file() and len(records(work)) >= 12):
+      assert time.time() < deadline and procs[0].poll() is None, Path(f"{work}.0.log").read_text()[-2000:]
+      time.sleep(0.05)
+    per_epoch = records(work)[0]["step"]
+    procs[1].kill()
+    killed = time.time()
+    assert finish(procs[:1], timeout=120) == [3]
+    assert time.time() - killed < 120
+  finally:
+    for p in procs:
+      p.kill()
+  log = Path(f"{work}.0.log").read_text().strip()
+  last = log.splitlines()[-1]
+  assert last.startswith("error: process 0 of 2 lost contact with another process") and \
+      f"last complete checkpoint (step {10 * per_epoch}) is intact" in last, log[-2000:]
+  assert "Traceback" not in log and "Check failure" not in log
+  assert finish(launch(work, 40, 1, "--checkpoint-every", "10")) == [0, 0]
+  assert f"resuming from step {10 * per_epoch}" in Path(f"{work}.0.log").read_text()
+  assert Checkpoints(work / "checkpoints", read_only=True).latest_step() == 40 * per_epoch
