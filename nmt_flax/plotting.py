@@ -15,6 +15,7 @@ from nmt_flax.errors import UserError  # pylint: disable=wrong-import-position
 CJK_FAMILIES = ("WenQuanYi Micro Hei", "WenQuanYi Zen Hei", "Noto Sans CJK SC", "Noto Sans CJK TC",
                 "Noto Sans CJK JP", "Source Han Sans SC", "Microsoft YaHei", "PingFang SC",
                 "SimHei", "Heiti TC", "AR PL UMing CN", "Droid Sans Fallback")
+CJK_FILE_NAMES = ("wqy", "notosanscjk", "notoserifcjk", "sourcehansans", "droidsansfallback", "uming")
 
 
 def find_cjk_font(path: str | None = None) -> font_manager.FontProperties | None:
@@ -23,10 +24,15 @@ def find_cjk_font(path: str | None = None) -> font_manager.FontProperties | None
     if not Path(path).is_file():
       raise UserError(f"--font {path}: no such file")
     return font_manager.FontProperties(fname=path)
-  installed = {f.name: f.fname for f in font_manager.fontManager.ttflist}
-  for family in CJK_FAMILIES:
-    if family in installed:
-      return font_manager.FontProperties(fname=installed[family])
+  for attempt in range(2):
+    installed = {f.name: f.fname for f in font_manager.fontManager.ttflist}
+    for family in CJK_FAMILIES:
+      if family in installed:
+        return font_manager.FontProperties(fname=installed[family])
+    if attempt == 0:  # matplotlib's font cache may predate the font's install: look on disk once
+      for file in font_manager.findSystemFonts():
+        if any(key in Path(file).name.lower() for key in CJK_FILE_NAMES):
+          font_manager.fontManager.addfont(file)
   return None
 
 

@@ -76,11 +76,11 @@ def straight_run(config, tmp_path_factory):
   return _STRAIGHT_RUNS[config]
 
 
-@pytest.mark.parametrize("schedule", [
-    dict(),                                                        # constant rate
-    dict(lr_schedule="cosine", warmup_steps=2, learning_rate=0.01),  # warmup + cosine
-])
-@pytest.mark.parametrize("where", ["mid-epoch", "last batch of an epoch"])
+CONSTANT, COSINE = dict(), dict(lr_schedule="cosine", warmup_steps=2, learning_rate=0.01)
+
+
+@pytest.mark.parametrize("schedule, where", [(CONSTANT, "mid-epoch"), (COSINE, "mid-epoch"),
+                                             (CONSTANT, "last batch of an epoch")])
 def test_resume_after_interrupt_equals_uninterrupted_run(nmt_config, tmp_path, tmp_path_factory,
                                                          monkeypatch, schedule, where):
   config = nmt_config(epochs=2, **schedule)
@@ -120,11 +120,11 @@ def test_resume_after_interrupt_equals_uninterrupted_run(nmt_config, tmp_path, t
   assert stored_scores(tmp_path / "resumed") == stored_scores(straight)
 
 
-def test_rerun_with_more_epochs_continues_to_the_total(nmt_config, tmp_path):
-  training.train(nmt_config(epochs=2), tmp_path / "a", log=lambda *_: None)
+def test_rerun_with_more_epochs_continues_to_the_total(nmt_config, tmp_path, tmp_path_factory):
+  straight = straight_run(nmt_config(epochs=2), tmp_path_factory)
   training.train(nmt_config(epochs=1), tmp_path / "b", log=lambda *_: None)
   training.train(nmt_config(epochs=2), tmp_path / "b", log=lambda *_: None)
-  assert_trees_equal(params_of(tmp_path / "a")[1], params_of(tmp_path / "b")[1])
+  assert_trees_equal(params_of(straight)[1], params_of(tmp_path / "b")[1])
   lines = [json.loads(l) for l in (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()]
   assert [l["epoch"] for l in lines] == [1, 2]
   assert (tmp_path / "b" / "loss.png").stat().st_size > 1000
