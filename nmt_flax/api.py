@@ -109,38 +109,47 @@ class Prediction:
 
 
 class LoadedModel:
-  """A trained workdir: its config, vocabularies, task and restored parameters."""
+  """A task with trained parameters: what `load` returns for a workdir (and
+  what training builds to write sample outputs to TensorBoard)."""
 
-  def __init__(self, workdir: Path, checkpoint: str = "best"):
-    self.workdir = Path(workdir)
-    self.config = read_stored(self.workdir)
-    self.provenance = provenance.read(self.workdir)
-    self.task = tasks.get(self.config, tasks.task_class(self.config.task).load_vocabs(self.workdir))
-    ckpt_dir = self.workdir / "checkpoints"
-    if not ckpt_dir.is_dir():
-      raise self._no_checkpoint()
-    checkpoints = Checkpoints(ckpt_dir, read_only=True)
+  def __init__(self, task: tasks.Task, params, workdir: Path | None = None, step: int | None = None):
+    self.task, self.params, self.config = task, params, task.config
+    self.workdir, self.step = (Path(workdir) if workdir else None), step
+    self.provenance = provenance.read(self.workdir) if self.workdir else []
+
+  @classmethod
+  def from_workdir(cls, workdir: Path, checkpoint: str = "best"):
+    """The workdir's task and vocabularies with the parameters of `checkpoint`
+    (best, latest or a step)."""
+    workdir = Path(workdir)
+    config = read_stored(workdir)
+    task = tasks.get(config, tasks.task_class(config.task).load_vocabs(workdir))
+    if not (workdir / "checkpoints").is_dir():
+      raise cls._no_checkpoint(workdir)
+    checkpoints = Checkpoints(workdir / "checkpoints", read_only=True)
     try:
-      self.step = self._pick_step(checkpoints, checkpoint)
-      expected = jax.eval_shape(self.task.init_params, jax.random.key(0))  # shapes only, no compute
-      self.params = checkpoints.restore_params(self.step, expected)
+      step = cls._pick_step(checkpoints, checkpoint, workdir)
+      expected = jax.eval_shape(task.init_params, jax.random.key(0))  # shapes only, no compute
+      return cls(task, checkpoints.restore_params(step, expected), workdir, step)
     finally:
       checkpoints.close()
 
   def metadata(self) -> dict:
     """What produced this model's outputs: workdir, checkpoint step, config, and
     the provenance of its training runs (versions, git commit)."""
-    return {"workdir": str(self.workdir), "step": self.step,
+    return {"workdir": str(self.workdir) if self.workdir else None, "step": self.step,
             "config": dataclasses.asdict(self.config), "provenance": self.provenance}
 
-  def _no_checkpoint(self) -> UserError:
-    return UserError(f"{self.workdir}: holds no checkpoint; train first with "
-                     f"`python train.py --workdir {self.workdir}`")
+  @staticmethod
+  def _no_checkpoint(workdir: Path) -> UserError:
+    return UserError(f"{workdir}: holds no checkpoint; train first with "
+                     f"`python train.py --workdir {workdir}`")
 
-  def _pick_step(self, checkpoints: Checkpoints, checkpoint: str) -> int:
+  @classmethod
+  def _pick_step(cls, checkpoints: Checkpoints, checkpoint: str, workdir: Path) -> int:
     steps = checkpoints.steps()
     if not steps:
-      raise self._no_checkpoint()
+      raise cls._no_checkpoint(workdir)
     if checkpoint == "best":
       return checkpoints.best_step()
     if checkpoint == "latest":
@@ -309,7 +318,7 @@ class Classifier(LoadedModel):
 def load(workdir: str | Path, checkpoint: str = "best") -> Translator | Classifier:
   """Loads a trained workdir as a Translator (nmt) or a Classifier (sentiment)."""
   task = read_stored(Path(workdir)).task
-  return API[tasks.task_class(task)](Path(workdir), checkpoint)
+  return API[tasks.task_class(task)].from_workdir(Path(workdir), checkpoint)
 
 
 # What `load` returns for each task class of the registry.

@@ -69,7 +69,7 @@ def run(main, argv) -> int:
 CACHE_ENV = "NMT_FLAX_CACHE"
 
 
-def _setup_jax() -> None:
+def setup_jax() -> None:
   """Quiet logs, and a persistent compilation cache so a second run starts faster.
 
   The cache lives in $NMT_FLAX_CACHE, else ~/.cache/nmt_flax/jax; set it to an
@@ -111,7 +111,7 @@ def train_main(argv) -> None:
   flags = {k: v for k, v in vars(args).items()
            if k not in ("task", "workdir", "preset", *DISTRIBUTED_FLAGS)}
   config = config_lib.for_workdir(workdir, args.task, args.preset, flags)
-  _setup_jax()
+  setup_jax()
   if args.distributed or args.coordinator_address or args.num_processes or args.process_id is not None:
     initialize_distributed(args.coordinator_address, args.num_processes, args.process_id)
   print(f"training {config.task} in {workdir} (units {config.units}, attention {config.attention}, "
@@ -320,7 +320,7 @@ def _eval_sentiment(model: api.Classifier, args) -> None:
 
 def eval_main(argv) -> None:
   args = eval_parser().parse_args(argv)
-  _setup_jax()
+  setup_jax()
   evaluate_loaded(api.load(args.workdir, args.checkpoint), args)
 
 

@@ -71,6 +71,8 @@ class Config:
   patience: int = _opt(0, "stop after N validations without improvement (0: never)")
   max_bad_steps: int = _opt(20, "steps with a non-finite loss or gradient are skipped; stop "
                             "after this many in a row")
+  tensorboard: bool = _opt(True, "write TensorBoard event files to WORKDIR/tensorboard (needs "
+                           "tensorboardX: pip install -e \".[tensorboard]\")")
 
   def to_json(self) -> str:
     return json.dumps(dataclasses.asdict(self), indent=2, ensure_ascii=False)
@@ -131,7 +133,7 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
 
 # Options a rerun on an existing workdir may change without making a new model.
 RESUMABLE = frozenset({"data", "epochs", "checkpoint_every", "keep_checkpoints", "patience",
-                       "max_bad_steps"})
+                       "max_bad_steps", "tensorboard"})
 
 
 def preset_values(preset: str, task: str) -> dict[str, Any]:

@@ -41,6 +41,14 @@ _warned = False
 
 def plot_attention(weights, source: list[str], output: list[str], path: Path,
                    font: font_manager.FontProperties | None) -> None:
+  """Writes `attention_figure` to `path` (PNG)."""
+  fig = attention_figure(weights, source, output, font)
+  fig.savefig(path, dpi=100)
+  plt.close(fig)
+
+
+def attention_figure(weights, source: list[str], output: list[str],
+                     font: font_manager.FontProperties | None):
   """Heatmap of weights [len(output), len(source)]: rows = output words, columns = source."""
   global _warned  # pylint: disable=global-statement
   if font is None and not _warned and any(ord(c) > 0x2E80 for c in "".join(source)):
@@ -57,8 +65,7 @@ def plot_attention(weights, source: list[str], output: list[str], path: Path,
     ax.set_yticklabels(output, fontsize=12)
     ax.set_xlabel("source", fontsize=11)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-  plt.close(fig)
+  return fig
 
 
 def plot_loss_curve(metrics_path: Path, path: Path) -> None:

@@ -30,6 +30,7 @@ from nmt_flax.config import CONFIG_FILE, Config, merge_with_stored, read_stored
 from nmt_flax.errors import UserError
 from nmt_flax.parallel import DataParallel, PeerLost, peer_failures_reported
 from nmt_flax.plotting import plot_loss_curve
+from nmt_flax.tensorboard import EventLog
 
 
 class TrainState(train_state.TrainState):
@@ -302,6 +303,7 @@ def train(config: Config, workdir: Path, log=print) -> dict:
   metrics_path = workdir / "metrics.jsonl"
   record: dict = {}
   checkpoints = Checkpoints(workdir / "checkpoints", keep_latest=config.keep_checkpoints)
+  events = EventLog(workdir, log, enabled=config.tensorboard)
   try:
     with peer_failures_reported(checkpoints.latest_step):
       state, progress = restore_or_init(task, checkpoints, config.epochs * steps_per_epoch, log)
@@ -327,6 +329,7 @@ def train(config: Config, workdir: Path, log=print) -> dict:
             with metrics_path.open("a") as f:
               f.write(json.dumps(record) + "\n")
           log(_format(record))
+          events.epoch(record, task, state.params, val_split)
           if stop.signal is not None:  # arrived during the epoch's last batch: the epoch is closed
             checkpoints.save(int(state.step), checkpoint_item(state, progress), None)
             raise Interrupted(f"stopped by signal {stop.signal} at step {int(state.step)} (end of "
@@ -339,8 +342,10 @@ def train(config: Config, workdir: Path, log=print) -> dict:
     raise  # checkpoints stay open: closing them would wait on the lost process
   except BaseException:
     checkpoints.close()
+    events.close()
     raise
   checkpoints.close()
+  events.close()
   if jax.process_index() == 0:
     plot_loss_curve(metrics_path, workdir / "loss.png")
   return record

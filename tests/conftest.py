@@ -36,7 +36,8 @@ def nmt_config():
 
   def make(**overrides):
     flags = dict(data=str(TINY_NMT), units=16, embedding_dim=8, batch_size=8, epochs=1,
-                 val_fraction=0.2, buckets="12x10", checkpoint_every=1)  # one shape: one compile
+                 val_fraction=0.2, buckets="12x10", checkpoint_every=1,  # one shape: one compile
+                 tensorboard=False)  # the CLI-trained workdirs below write it (test_tensorboard)
     flags.update(overrides)
     return resolve("nmt", None, flags)
   return make
@@ -48,7 +49,7 @@ def sentiment_config():
 
   def make(**overrides):
     flags = dict(data=str(TINY_REVIEWS), units=16, embedding_dim=8, batch_size=8, epochs=1,
-                 max_len=12, vocab_size=100, val_fraction=0.2, checkpoint_every=1)
+                 max_len=12, vocab_size=100, val_fraction=0.2, checkpoint_every=1, tensorboard=False)
     flags.update(overrides)
     return resolve("sentiment", None, flags)
   return make

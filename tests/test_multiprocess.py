@@ -17,7 +17,8 @@ from nmt_flax.checkpoint import Checkpoints
 from tests.conftest import NMT_FLAGS, TINY_NMT, train
 
 ROOT = Path(__file__).resolve().parent.parent
-FLAGS = ["--data", str(TINY_NMT), *NMT_FLAGS, "--checkpoint-every", "1", "--dropout", "0.3"]
+FLAGS = ["--data", str(TINY_NMT), *NMT_FLAGS, "--checkpoint-every", "1", "--dropout", "0.3",
+         "--no-tensorboard"]
 
 
 def free_port() -> int:

@@ -25,7 +25,7 @@ from tests.conftest import NMT_FLAGS, TINY_NMT, evaluate, evaluate_with, one_err
 ROOT = Path(__file__).resolve().parent.parent
 
 # ------------------------------------------------------------------ kill -9
-KILL_FLAGS = [*NMT_FLAGS, "--epochs", "3", "--checkpoint-every", "1"]
+KILL_FLAGS = [*NMT_FLAGS, "--epochs", "3", "--checkpoint-every", "1", "--no-tensorboard"]
 
 # train.py, except that orbax's final rename of checkpoint write number N (the
 # moment a complete temporary step folder becomes a checkpoint) first announces

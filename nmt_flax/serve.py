@@ -1,0 +1,223 @@
+"""A local translation and sentiment service with a live attention page.
+
+    python -m nmt_flax.serve --workdir runs/quick [--workdir runs/imdb] [--host 127.0.0.1] [--port 8000]
+
+POST /translate {"texts": [...], "beam_size": 1, "n_best": 1}
+  -> {"translations": [{source, translation, score, attention, source_tokens,
+      target_tokens, nbest}]}   attention: [target_tokens][source_tokens]
+POST /classify {"texts": [...]}
+  -> {"predictions": [{label, sentiment, probability, tokens, attention, top_words}]}
+GET /health, and GET / : a page that draws both pictures in the browser.
+
+Built on FastAPI and uvicorn (optional: `pip install -e ".[serve]"`) over the
+same `nmt_flax` API as eval.py. With `--batch-wait-ms W > 0`, requests that
+arrive within W ms of each other with the same decoding options share one
+jitted device call (`MicroBatcher`); off by default, as on a 2-core CPU it
+measured no gain (BENCHMARKS.md). The shapes a request can meet are compiled at
+start-up.
+Safe by default: binds to 127.0.0.1, caps texts per request and characters per
+text, and answers every bad request with a 4xx and a JSON error body.
+"""
+import argparse
+import asyncio
+import concurrent.futures
+import sys
+import time
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from nmt_flax import api, cli
+from nmt_flax.errors import UserError
+
+try:
+  import fastapi
+  import pydantic
+  from fastapi import responses
+except ImportError:  # the [serve] extra is optional; `main` says how to install it
+  fastapi = None
+
+
+class MicroBatcher:
+  """Collects the texts of requests arriving together (same options) and runs
+  them as one call of `run(texts, **options)` in a worker thread; each request
+  gets its own slice of the results back."""
+
+  def __init__(self, run, wait_s: float, max_texts: int):
+    self.run, self.wait_s, self.max_texts = run, wait_s, max_texts
+    self.pending: dict[tuple, list] = {}
+    self.executor = concurrent.futures.ThreadPoolExecutor(max_workers=1)  # one device caller
+
+  async def submit(self, texts: list[str], **options):
+    if self.wait_s <= 0:  # micro-batching off: one call per request
+      return await asyncio.get_running_loop().run_in_executor(
+          self.executor, lambda: self.run(texts, **options))
+    key = tuple(sorted(options.items()))
+    future = asyncio.get_running_loop().create_future()
+    group = self.pending.setdefault(key, [])
+    group.append((texts, future))
+    if len(group) == 1:  # the first request of a group waits a moment for company
+      asyncio.get_running_loop().call_later(self.wait_s, self._flush, key, options)
+    elif sum(len(t) for t, _ in group) >= self.max_texts:
+      self._flush(key, options)
+    return await future
+
+  def _flush(self, key, options) -> None:
+    group = self.pending.pop(key, None)
+    if group:
+      asyncio.get_running_loop().create_task(self._run(group, options))
+
+  async def _run(self, group, options) -> None:
+    texts = [t for request_texts, _ in group for t in request_texts]
+    try:
+      results = await asyncio.get_running_loop().run_in_executor(
+          self.executor, lambda: self.run(texts, **options))
+    except Exception as e:  # pylint: disable=broad-except  (every waiting request gets it)
+      for _, future in group:
+        future.set_exception(e)
+      return
+    start = 0
+    for request_texts, future in group:
+      future.set_result(results[start:start + len(request_texts)])
+      start += len(request_texts)
+
+
+def translation_json(hypotheses: list[api.Translation]) -> dict:
+  best = hypotheses[0]
+  return {"source": "".join(best.source), "translation": best.text, "score": best.score,
+          "attention": np.round(best.attention, 4).tolist(), "source_tokens": best.source + ["<end>"],
+          "target_tokens": best.tokens + ["<end>"], "unknown": best.unknown,
+          "nbest": [{"translation": h.text, "score": h.score} for h in hypotheses]}
+
+
+def prediction_json(p: api.Prediction) -> dict:
+  return {"label": p.label, "sentiment": p.sentiment, "probability": p.probability,
+          "tokens": p.tokens, "attention": np.round(p.attention, 4).tolist(),
+          "top_words": p.top_words(10)}
+
+
+def create_app(models: list, max_texts: int = 64, max_chars: int = 2000, batch_wait_ms: float = 0.0,
+               max_beam: int = 10):
+  """The FastAPI app serving `models` (at most one Translator and one Classifier)."""
+  translator = next((m for m in models if isinstance(m, api.Translator)), None)
+  classifier = next((m for m in models if isinstance(m, api.Classifier)), None)
+  Texts = pydantic.conlist(pydantic.constr(min_length=1, max_length=max_chars),  # noqa: N806
+                           min_length=1, max_length=max_texts)
+
+  class TranslateRequest(pydantic.BaseModel):
+    model_config = pydantic.ConfigDict(extra="forbid")
+    texts: Texts
+    beam_size: pydantic.conint(ge=1, le=max_beam) = 1
+    n_best: pydantic.conint(ge=1, le=max_beam) = 1
+    alpha: pydantic.confloat(ge=0, le=10) = 0.6
+
+  class ClassifyRequest(pydantic.BaseModel):
+    model_config = pydantic.ConfigDict(extra="forbid")
+    texts: Texts
+
+  app = fastapi.FastAPI(title="nmt-flax", docs_url=None, redoc_url=None)
+  wait_s = batch_wait_ms / 1000
+  batchers = {"translate": MicroBatcher(translator.nbest, wait_s, max_texts) if translator else None,
+              "classify": MicroBatcher(classifier.classify, wait_s, max_texts) if classifier else None}
+
+  def error(status: int, message: str):
+    return responses.JSONResponse({"error": message}, status_code=status)
+
+  @app.exception_handler(fastapi.exceptions.RequestValidationError)
+  async def bad_request(_request, exc):
+    first = exc.errors()[0]
+    where = ("body" if first.get("type") == "json_invalid" else
+             ".".join(str(p) for p in first.get("loc", ()) if p != "body") or "body")
+    return error(422, f"{where}: {first.get('msg', 'invalid')}")
+
+  @app.exception_handler(Exception)
+  async def unexpected(_request, exc):  # never a traceback in a response
+    return error(500, f"internal error ({type(exc).__name__}); the service keeps running")
+
+  @app.get("/health")
+  async def health():
+    return {"status": "ok", "translate": translator is not None, "classify": classifier is not None,
+            "workdirs": [str(m.workdir) for m in models]}
+
+  @app.get("/", response_class=responses.HTMLResponse)
+  async def page():
+    return resources.files("nmt_flax").joinpath("static/index.html").read_text(encoding="utf-8")
+
+  @app.post("/translate")
+  async def translate(request: TranslateRequest):
+    if translator is None:
+      return error(404, "no translation model is loaded (start with --workdir of an nmt run)")
+    if request.n_best > request.beam_size:
+      return error(422, f"n_best: {request.n_best} is more than beam_size {request.beam_size}")
+    try:
+      results = await batchers["translate"].submit(request.texts, beam_size=request.beam_size,
+                                                   n_best=request.n_best, alpha=request.alpha)
+    except UserError as e:
+      return error(422, f"texts {e.message}" if e.option == "texts" else str(e))
+    return {"translations": [translation_json(h) for h in results]}
+
+  @app.post("/classify")
+  async def classify(request: ClassifyRequest):
+    if classifier is None:
+      return error(404, "no sentiment model is loaded (start with --workdir of a sentiment run)")
+    try:
+      results = await batchers["classify"].submit(request.texts)
+    except UserError as e:
+      return error(422, f"texts {e.message}" if e.option == "reviews" else str(e))
+    return {"predictions": [prediction_json(p) for p in results]}
+
+  return app
+
+
+def warm_up(models: list, max_texts: int) -> float:
+  """Compiles the shapes requests meet (every power-of-two row count up to
+  `max_texts` at each training bucket, greedy); returns the seconds it took."""
+  started = time.time()
+  for model in models:
+    if isinstance(model, api.Translator):
+      for src_len, _ in model.config.bucket_shapes:
+        sentence = "我" * (src_len - 1)
+        rows = 1
+        while rows <= min(max_texts, model.config.batch_size):
+          model.nbest([sentence] * rows)
+          rows *= 2
+    else:
+      model.classify(["a good film"])
+  return time.time() - started
+
+
+def parser() -> argparse.ArgumentParser:
+  p = argparse.ArgumentParser(prog="python -m nmt_flax.serve", description=__doc__,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+  p.add_argument("--workdir", action="append", required=True,
+                 help="a trained workdir (repeatable: one nmt and one sentiment)")
+  p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+  p.add_argument("--port", type=int, default=8000)
+  p.add_argument("--max-texts", type=int, default=64, help="texts per request (default 64)")
+  p.add_argument("--max-chars", type=int, default=2000, help="characters per text (default 2000)")
+  p.add_argument("--batch-wait-ms", type=float, default=0.0,
+                 help="how long a request waits for others to share its device call (default 0: off, "
+                 "the faster choice on a CPU, BENCHMARKS.md; try 5 on an accelerator)")
+  return p
+
+
+def main(argv) -> None:
+  args = parser().parse_args(argv)
+  if fastapi is None:
+    raise UserError('the service needs FastAPI and uvicorn: pip install -e ".[serve]"')
+  import uvicorn  # pylint: disable=import-outside-toplevel
+  cli.setup_jax()
+  models = [api.load(w) for w in args.workdir]
+  kinds = [type(m).__name__ for m in models]
+  if len(set(kinds)) != len(kinds):
+    raise UserError(f"--workdir: give at most one translation and one sentiment workdir (got {', '.join(kinds)})")
+  seconds = warm_up(models, args.max_texts)
+  print(f"compiled in {seconds:.1f} s; serving {', '.join(str(m.workdir) for m in models)} "
+        f"on http://{args.host}:{args.port}/", file=sys.stderr, flush=True)
+  uvicorn.run(create_app(models, args.max_texts, args.max_chars, args.batch_wait_ms),
+              host=args.host, port=args.port, log_level="warning")
+
+
+if __name__ == "__main__":
+  sys.exit(cli.run(main, sys.argv[1:]))
