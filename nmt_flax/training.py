@@ -267,8 +267,7 @@ def validate_and_save(task, state, progress, val_split, checkpoints, schedule, t
             "epoch_seconds": round(timing["seconds"], 2),
             "tokens_per_second": round(timing["tokens"] / max(timing["seconds"], 1e-9), 1),
             "skipped_steps": progress.skipped}
-  if callable(schedule):
-    record["learning_rate"] = float(schedule(int(state.step)))
+  record["learning_rate"] = float(schedule(int(state.step)) if callable(schedule) else schedule)
   if "first_step_seconds" in timing:
     record["first_step_seconds"] = timing["first_step_seconds"]
   progress = dataclasses.replace(progress, epoch=epoch, batch=0, loss_sum=0.0, count=0.0, skipped=0)
