@@ -38,6 +38,18 @@ class Translation:
   def text(self) -> str:
     return detokenize(self.tokens)
 
+  def alignment(self) -> dict:
+    """The attention as JSON: `attention[i][j]` is target token i's weight on
+    source token j, `<end>` included on both sides."""
+    return {"source_tokens": self.source + ["<end>"], "target_tokens": self.tokens + ["<end>"],
+            "attention": np.round(self.attention, 4).tolist()}
+
+
+def joined(segments: list[list[Translation]], rank: int = 0) -> tuple[str, float]:
+  """The rank-th hypotheses of consecutive sentences as one: text, summed score."""
+  return (" ".join(h[rank].text for h in segments if h[rank].text),
+          sum(h[rank].score for h in segments))
+
 
 @dataclasses.dataclass
 class PairScore:
@@ -61,12 +73,12 @@ class LineTranslation:
   @property
   def text(self) -> str:
     """The best translations of the sentences, joined ('' for a blank line)."""
-    return " ".join(best[0].text for best in self.segments if best[0].text)
+    return joined(self.segments)[0]
 
   @property
   def score(self) -> float:
     """Sum of the sentences' best scores (0 for a blank line)."""
-    return sum(best[0].score for best in self.segments)
+    return joined(self.segments)[1]
 
   def to_json(self, alignment: bool = False) -> dict:
     """The JSON record of `eval.py --input --format jsonl`: source, translation,
@@ -75,16 +87,13 @@ class LineTranslation:
     each sentence); `alignment` with alignment=True; `segments` when the line
     held several sentences, each with the same fields."""
     def record(source: str, hyps: list[list[Translation]]) -> dict:
-      out = {"source": source, "translation": " ".join(h[0].text for h in hyps if h[0].text),
-             "score": sum(h[0].score for h in hyps), "unknown": sum(h[0].unknown for h in hyps),
-             "truncated": any(h[0].truncated for h in hyps)}
+      text, score = joined(hyps)
+      out = {"source": source, "translation": text, "score": score,
+             "unknown": sum(h[0].unknown for h in hyps), "truncated": any(h[0].truncated for h in hyps)}
       if hyps and len(hyps[0]) > 1:
-        out["nbest"] = [{"translation": " ".join(h[k].text for h in hyps if h[k].text),
-                         "score": sum(h[k].score for h in hyps)} for k in range(len(hyps[0]))]
+        out["nbest"] = [dict(zip(("translation", "score"), joined(hyps, k))) for k in range(len(hyps[0]))]
       if alignment and len(hyps) == 1:
-        best = hyps[0][0]
-        out["alignment"] = {"source": best.source + ["<end>"], "target": best.tokens + ["<end>"],
-                            "weights": np.round(best.attention, 4).tolist()}
+        out["alignment"] = hyps[0][0].alignment()
       return out
     result = record(self.source, self.segments)
     if len(self.segments) > 1:
@@ -197,26 +206,36 @@ class Translator(LoadedModel):
     encoded = [self.task.encode_source(t, n) for n, t in enumerate(texts, start=1)]
     vocab = self.task.vocabs["tgt_vocab"]
     results: list[list[Translation]] = [[] for _ in encoded]
-    by_shape: dict[int, list[int]] = {}
-    for i, (_, ids, _, _) in enumerate(encoded):
-      by_shape.setdefault(self.task.padded_length(len(ids)), []).append(i)
-    for src_len, members in sorted(by_shape.items()):
-      max_len = options.max_len or self.task.output_limit(src_len)
-      rows = self.task.rows_for(src_len, max_len, len(members))
-      for start in range(0, len(members), rows):
-        chunk = members[start:start + rows]
-        src = pad([encoded[i][1] for i in chunk] + [[]] * (rows - len(chunk)), src_len)
-        out = self.task.translate_batch(self.params, src,
-                                        dataclasses.replace(options, max_len=max_len))
-        tokens, scores, weights = (np.asarray(x) for x in out)
-        for row, i in enumerate(chunk):
-          chars, _, unknown, truncated = encoded[i]
-          for n in range(options.n_best):
-            words = vocab.decode(tokens[row, n])
-            results[i].append(Translation(
-                source=chars, tokens=words, attention=weights[row, n, :len(words) + 1, :len(chars) + 1],
-                unknown=unknown, truncated=truncated, score=float(scores[row, n])))
+
+    def max_len(src_len: int) -> int:
+      return options.max_len or self.task.output_limit(src_len)
+    shapes = [self.task.padded_length(len(ids)) for _, ids, _, _ in encoded]
+    for src_len, chunk, rows in self._chunks(shapes, max_len):
+      out = self.task.translate_batch(self.params, pad([encoded[i][1] for i in chunk], src_len, rows=rows),
+                                      dataclasses.replace(options, max_len=max_len(src_len)))
+      tokens, scores, weights = (np.asarray(x) for x in out)
+      for row, i in enumerate(chunk):
+        chars, _, unknown, truncated = encoded[i]
+        for n in range(options.n_best):
+          words = vocab.decode(tokens[row, n])
+          results[i].append(Translation(
+              source=chars, tokens=words, attention=weights[row, n, :len(words) + 1, :len(chars) + 1],
+              unknown=unknown, truncated=truncated, score=float(scores[row, n])))
     return results
+
+  def _chunks(self, shapes: list, output_len) -> Iterator[tuple]:
+    """Item indices grouped by padded shape (a source length, or (source, target)
+    lengths), cut into chunks of at most `rows` (`Translation.rows_for`, with
+    `output_len(shape)` output positions): yields (shape, chunk, rows); each
+    chunk is padded to `rows` rows, so only a few shapes compile."""
+    groups: dict = {}
+    for i, shape in enumerate(shapes):
+      groups.setdefault(shape, []).append(i)
+    for shape, members in sorted(groups.items()):
+      src_len = shape[0] if isinstance(shape, tuple) else shape
+      rows = self.task.rows_for(src_len, output_len(shape), len(members))
+      for start in range(0, len(members), rows):
+        yield shape, members[start:start + rows], rows
 
   def score(self, sources: list[str], references: list[str]) -> list[PairScore]:
     """The model's log-probability of each reference given its source (forced
@@ -229,23 +248,17 @@ class Translator(LoadedModel):
     for n, (source, reference) in enumerate(zip(sources, references), start=1):
       words = english_tokens(reference)
       pairs.append((self.task.encode_source(source, n)[1], vocab.encode(words), vocab.count_unknown(words)))
-    by_shape: dict[tuple[int, int], list[int]] = {}
-    for i, (src, tgt, _) in enumerate(pairs):
-      shape = (self.task.padded_length(len(src)), self.task.padded_length(len(tgt) + 1, side=1))
-      by_shape.setdefault(shape, []).append(i)
+    shapes = [(self.task.padded_length(len(src)), self.task.padded_length(len(tgt) + 1, side=1))
+              for src, tgt, _ in pairs]
     results: list[PairScore | None] = [None] * len(pairs)
-    for (src_len, tgt_len), members in sorted(by_shape.items()):
-      rows = self.config.batch_size
-      for start in range(0, len(members), rows):
-        chunk = members[start:start + rows]
-        filler = [[]] * (rows - len(chunk))
-        log_probs = np.asarray(self.task.score_batch(
-            self.params, pad([pairs[i][0] for i in chunk] + filler, src_len),
-            pad([[START_ID] + pairs[i][1] for i in chunk] + filler, tgt_len),
-            pad([pairs[i][1] + [END_ID] for i in chunk] + filler, tgt_len)))
-        for row, i in enumerate(chunk):
-          results[i] = PairScore(log_prob=float(log_probs[row]), tokens=len(pairs[i][1]) + 1,
-                                 unknown_words=pairs[i][2])
+    for (src_len, tgt_len), chunk, rows in self._chunks(shapes, lambda shape: shape[1]):
+      log_probs = np.asarray(self.task.score_batch(
+          self.params, pad([pairs[i][0] for i in chunk], src_len, rows=rows),
+          pad([[START_ID] + pairs[i][1] for i in chunk], tgt_len, rows=rows),
+          pad([pairs[i][1] + [END_ID] for i in chunk], tgt_len, rows=rows)))
+      for row, i in enumerate(chunk):
+        results[i] = PairScore(log_prob=float(log_probs[row]), tokens=len(pairs[i][1]) + 1,
+                               unknown_words=pairs[i][2])
     return results  # type: ignore[return-value]
 
   def translate_lines(self, lines: Iterable[str], window: int = 1000,

@@ -10,12 +10,14 @@ from nmt_flax.vocab import PAD_ID
 Batch = dict[str, np.ndarray]
 
 
-def pad(sequences: list[list[int]], length: int, truncate: str = "post") -> np.ndarray:
-  """<int32>[n, length]: sequences padded with PAD_ID at the end, cut to `length`.
+def pad(sequences: list[list[int]], length: int, truncate: str = "post",
+        rows: int | None = None) -> np.ndarray:
+  """<int32>[rows or n, length]: sequences padded with PAD_ID at the end, cut to
+  `length`; `rows` > n adds all-padding filler rows (a fixed batch shape).
 
   truncate='pre' keeps the last `length` ids (Keras pad_sequences' default).
   """
-  out = np.full((len(sequences), length), PAD_ID, np.int32)
+  out = np.full((rows or len(sequences), length), PAD_ID, np.int32)
   for row, seq in enumerate(sequences):
     seq = seq[-length:] if truncate == "pre" else seq[:length]
     out[row, :len(seq)] = seq

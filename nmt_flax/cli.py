@@ -37,7 +37,7 @@ def _add_config_flags(parser: argparse.ArgumentParser) -> None:
                         metavar=f.name.upper(), help=help_text)
 
 
-class _Parser(argparse.ArgumentParser):
+class Parser(argparse.ArgumentParser):
   def error(self, message):  # reported like every other bad input: one line, exit 2
     raise UserError(f"{message} (see --help)")
 
@@ -83,7 +83,7 @@ def setup_jax() -> None:
 
 # ---------------------------------------------------------------- train.py
 def train_parser() -> argparse.ArgumentParser:
-  p = _Parser(prog="train.py", description="Train a translation or sentiment model.")
+  p = Parser(prog="train.py", description="Train a translation or sentiment model.")
   p.add_argument("--task", choices=config_lib.TASKS, default=None,
                  help="nmt (Chinese→English) or sentiment (IMDB); default nmt, or the workdir's")
   p.add_argument("--workdir", default=None,
@@ -124,7 +124,7 @@ def train_main(argv) -> None:
 
 # ---------------------------------------------------------------- eval.py
 def eval_parser() -> argparse.ArgumentParser:
-  p = _Parser(prog="eval.py", description="Evaluate a trained workdir, translate or classify text.")
+  p = Parser(prog="eval.py", description="Evaluate a trained workdir, translate or classify text.")
   p.add_argument("--workdir", required=True, help="a folder written by train.py")
   p.add_argument("--checkpoint", default="best", help="best (default), latest or a step number")
   p.add_argument("--data", default=None,
@@ -191,6 +191,11 @@ def _output(path: str | None):
     yield stream
 
 
+def _json_line(record: dict, metadata: dict | None = None) -> str:
+  """One JSON Lines record; the first of an output also carries `metadata` (model, provenance)."""
+  return json.dumps({**record, "metadata": metadata} if metadata else record, ensure_ascii=False) + "\n"
+
+
 def _translate_input(model: api.Translator, args, decoding: dict) -> None:
   """--input: a file or stdin, line by line, in order; a prompt on a terminal."""
   interactive = args.input == "-" and sys.stdin.isatty()
@@ -204,9 +209,7 @@ def _translate_input(model: api.Translator, args, decoding: dict) -> None:
     number = 0
     for number, result in enumerate(results, start=1):
       if args.format == "jsonl":
-        record = result.to_json(alignment=args.alignment)
-        out.write(json.dumps({**record, "metadata": metadata} if number == 1 else record,
-                             ensure_ascii=False) + "\n")
+        out.write(_json_line(result.to_json(alignment=args.alignment), metadata if number == 1 else None))
       else:
         out.write(result.text + "\n")
         if any(best[0].truncated for best in result.segments):
@@ -233,8 +236,7 @@ def _score_pairs(model: api.Translator, args) -> None:
       record = {"line": pair.line, "source": pair.chinese, "reference": pair.english,
                 "log_prob": score.log_prob, "tokens": score.tokens,
                 "mean_log_prob": score.mean_log_prob, "unknown_words": score.unknown_words}
-      out.write(json.dumps({**record, "metadata": model.metadata()} if n == 0 else record,
-                           ensure_ascii=False) + "\n")
+      out.write(_json_line(record, model.metadata() if n == 0 else None))
 
 
 def _eval_translation(model: api.Translator, args) -> None:

@@ -21,6 +21,7 @@ text, and answers every bad request with a 4xx and a JSON error body.
 import argparse
 import asyncio
 import concurrent.futures
+import socket
 import sys
 import time
 from importlib import resources
@@ -29,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from nmt_flax import api, cli
+from nmt_flax.config import read_stored
 from nmt_flax.errors import UserError
 
 try:
@@ -86,8 +88,7 @@ class MicroBatcher:
 def translation_json(hypotheses: list[api.Translation]) -> dict:
   best = hypotheses[0]
   return {"source": "".join(best.source), "translation": best.text, "score": best.score,
-          "attention": np.round(best.attention, 4).tolist(), "source_tokens": best.source + ["<end>"],
-          "target_tokens": best.tokens + ["<end>"], "unknown": best.unknown,
+          **best.alignment(), "unknown": best.unknown,
           "nbest": [{"translation": h.text, "score": h.score} for h in hypotheses]}
 
 
@@ -188,8 +189,8 @@ def warm_up(models: list, max_texts: int) -> float:
 
 
 def parser() -> argparse.ArgumentParser:
-  p = argparse.ArgumentParser(prog="python -m nmt_flax.serve", description=__doc__,
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
+  p = cli.Parser(prog="python -m nmt_flax.serve", description=__doc__,
+                 formatter_class=argparse.RawDescriptionHelpFormatter)
   p.add_argument("--workdir", action="append", required=True,
                  help="a trained workdir (repeatable: one nmt and one sentiment)")
   p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
@@ -204,14 +205,23 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv) -> None:
   args = parser().parse_args(argv)
+  for flag in ("max_texts", "max_chars"):
+    if getattr(args, flag) < 1:
+      raise UserError(f"--{flag.replace('_', '-')} must be positive, got {getattr(args, flag)}")
   if fastapi is None:
     raise UserError('the service needs FastAPI and uvicorn: pip install -e ".[serve]"')
   import uvicorn  # pylint: disable=import-outside-toplevel
+  tasks_given = [read_stored(Path(w)).task for w in args.workdir]
+  if len(set(tasks_given)) != len(tasks_given):
+    raise UserError(f"--workdir: give at most one workdir per task (got {', '.join(tasks_given)})")
+  try:  # the port is checked before minutes of loading and compiling, not after
+    with socket.socket() as probe:
+      probe.bind((args.host, args.port))
+  except (OSError, OverflowError) as e:
+    reason = getattr(e, "strerror", None) or str(e)
+    raise UserError(f"--host {args.host} --port {args.port}: cannot listen there ({reason})") from None
   cli.setup_jax()
   models = [api.load(w) for w in args.workdir]
-  kinds = [type(m).__name__ for m in models]
-  if len(set(kinds)) != len(kinds):
-    raise UserError(f"--workdir: give at most one translation and one sentiment workdir (got {', '.join(kinds)})")
   seconds = warm_up(models, args.max_texts)
   print(f"compiled in {seconds:.1f} s; serving {', '.join(str(m.workdir) for m in models)} "
         f"on http://{args.host}:{args.port}/", file=sys.stderr, flush=True)

@@ -8,6 +8,7 @@ of the session. Nothing is written into $HOME.
 """
 import os
 import shutil
+import socket
 import tempfile
 from pathlib import Path
 
@@ -98,3 +99,10 @@ def sentiment_workdir(tmp_path_factory):
   workdir = tmp_path_factory.mktemp("sent")
   assert train("--data", TINY_REVIEWS, "--workdir", workdir, *SENT_FLAGS) == 0
   return workdir
+
+
+def free_port() -> int:
+  """A TCP port on 127.0.0.1 that nothing listens on (for servers the tests start)."""
+  with socket.socket() as s:
+    s.bind(("127.0.0.1", 0))
+    return s.getsockname()[1]

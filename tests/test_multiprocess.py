@@ -3,7 +3,6 @@
 killed worker makes its peer leave at once with one line."""
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -14,17 +13,11 @@ import numpy as np
 
 import nmt_flax
 from nmt_flax.checkpoint import Checkpoints
-from tests.conftest import NMT_FLAGS, TINY_NMT, train
+from tests.conftest import NMT_FLAGS, TINY_NMT, free_port, train
 
 ROOT = Path(__file__).resolve().parent.parent
 FLAGS = ["--data", str(TINY_NMT), *NMT_FLAGS, "--checkpoint-every", "1", "--dropout", "0.3",
          "--no-tensorboard"]
-
-
-def free_port() -> int:
-  with socket.socket() as s:
-    s.bind(("127.0.0.1", 0))
-    return s.getsockname()[1]
 
 
 def launch(workdir: Path, epochs: int, devices_per_process: int, *flags) -> list[subprocess.Popen]:

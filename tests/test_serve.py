@@ -17,6 +17,7 @@ from fastapi.testclient import TestClient
 
 import nmt_flax
 from nmt_flax.serve import create_app
+from tests.conftest import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -110,12 +111,6 @@ def test_concurrent_requests_share_device_calls_and_get_their_own_answers(models
   assert sum(calls) == 40 and len(calls) < 40  # requests were batched together
 
 
-def free_port() -> int:
-  with socket.socket() as s:
-    s.bind(("127.0.0.1", 0))
-    return s.getsockname()[1]
-
-
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
@@ -151,3 +146,19 @@ def test_the_page_in_a_real_browser_shows_the_translation_and_one_heatmap_row_pe
   assert translation == expected.text.replace("&", "&amp;")
   assert dom.count('class="attention-row"') == len(expected.tokens) + 1  # one row per word and <end>
   assert "P(positive)" in dom and "<mark>" in dom
+
+
+def test_bad_service_flags_are_one_line_before_anything_loads(nmt_workdir, tmp_path, capsys):
+  from nmt_flax import cli, serve
+  from tests.conftest import one_error_line
+  with socket.socket() as busy:
+    busy.bind(("127.0.0.1", 0))
+    busy.listen()
+    port = busy.getsockname()[1]
+    for argv, fragment in [([], "required: --workdir"),
+                           (["--workdir", tmp_path], "not an nmt-flax workdir"),
+                           (["--workdir", nmt_workdir, "--workdir", nmt_workdir], "one workdir per task"),
+                           (["--workdir", nmt_workdir, "--port", port], f"--port {port}: cannot listen"),
+                           (["--workdir", nmt_workdir, "--max-texts", "0"], "--max-texts must be positive")]:
+      assert cli.run(serve.main, [str(a) for a in argv]) == 2
+      one_error_line(capsys, fragment)

@@ -93,8 +93,9 @@ def test_jsonl_records_with_nbest_segments_alignment_and_metadata(translator, ca
   assert "metadata" not in second and "segments" not in second
   assert {"source", "translation", "score", "unknown", "truncated", "nbest", "alignment"} <= set(second)
   alignment = second["alignment"]
-  assert alignment["source"] == list("我有一隻貓。") + ["<end>"]
-  assert np.asarray(alignment["weights"]).shape == (len(alignment["target"]), len(alignment["source"]))
+  assert alignment["source_tokens"] == list("我有一隻貓。") + ["<end>"]
+  assert np.asarray(alignment["attention"]).shape == (len(alignment["target_tokens"]),
+                                                      len(alignment["source_tokens"]))
 
 
 def empty_file(folder):
