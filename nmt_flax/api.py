@@ -21,22 +21,19 @@ from nmt_flax.decoding import DecodeOptions
 from nmt_flax.batching import pad
 from nmt_flax.errors import UserError
 from nmt_flax.sentences import split_sentences
-from nmt_flax.text import detokenize, english_tokens, chinese_tokens, review_tokens
+from nmt_flax.text import detokenize, english_tokens, review_tokens
 from nmt_flax.vocab import END_ID, START_ID
 
 
 @dataclasses.dataclass
 class Translation:
-  source: list[str]       # the source characters the model saw
-  tokens: list[str]       # output words, without <end>
+  source: list[str]       # the source characters the model saw (in its --chinese-script)
+  tokens: list[str]       # output tokens (words, or BPE pieces), without <end>
+  text: str               # the output as words, space-separated (BPE pieces joined)
   attention: np.ndarray   # [len(tokens) + 1, len(source) + 1]: rows incl. <end>, cols incl. <end>
   unknown: int            # source characters not in the training vocabulary
   truncated: bool         # the source was longer than text.MAX_INPUT_CHARS characters and was cut
   score: float = 0.0      # log-probability (<end> included); beam search: / length penalty
-
-  @property
-  def text(self) -> str:
-    return detokenize(self.tokens)
 
   def alignment(self) -> dict:
     """The attention as JSON: `attention[i][j]` is target token i's weight on
@@ -55,8 +52,8 @@ def joined(segments: list[list[Translation]], rank: int = 0) -> tuple[str, float
 class PairScore:
   """How likely the model finds a reference translation of a source."""
   log_prob: float         # log P(reference words, <end> | source), natural log
-  tokens: int             # reference words + <end>
-  unknown_words: int      # reference words outside the target vocabulary (scored as <unk>)
+  tokens: int             # reference tokens (words or BPE pieces) + <end>
+  unknown_words: int      # reference tokens outside the target vocabulary (scored as <unk>)
 
   @property
   def mean_log_prob(self) -> float:
@@ -186,7 +183,7 @@ class Translator(LoadedModel):
 
   def read_file(self, path: str):
     pairs = data.read_pairs(Path(path))
-    return self.task.make_split([chinese_tokens(p.chinese) for p in pairs],
+    return self.task.make_split([self.task.source_tokens(p.chinese) for p in pairs],
                                 [english_tokens(p.english) for p in pairs], drop_long=False)
 
   def evaluate(self, split, **decoding) -> dict:
@@ -219,7 +216,8 @@ class Translator(LoadedModel):
         for n in range(options.n_best):
           words = vocab.decode(tokens[row, n])
           results[i].append(Translation(
-              source=chars, tokens=words, attention=weights[row, n, :len(words) + 1, :len(chars) + 1],
+              source=chars, tokens=words, text=detokenize(self.task.target_words(words)),
+              attention=weights[row, n, :len(words) + 1, :len(chars) + 1],
               unknown=unknown, truncated=truncated, score=float(scores[row, n])))
     return results
 
@@ -246,8 +244,8 @@ class Translator(LoadedModel):
     vocab = self.task.vocabs["tgt_vocab"]
     pairs = []
     for n, (source, reference) in enumerate(zip(sources, references), start=1):
-      words = english_tokens(reference)
-      pairs.append((self.task.encode_source(source, n)[1], vocab.encode(words), vocab.count_unknown(words)))
+      tokens = self.task.target_tokens(english_tokens(reference))
+      pairs.append((self.task.encode_source(source, n)[1], vocab.encode(tokens), vocab.count_unknown(tokens)))
     shapes = [(self.task.padded_length(len(src)), self.task.padded_length(len(tgt) + 1, side=1))
               for src, tgt, _ in pairs]
     results: list[PairScore | None] = [None] * len(pairs)
@@ -287,7 +285,7 @@ class Translator(LoadedModel):
         return
 
   def _translate_window(self, lines: list[str], options: dict) -> Iterator[LineTranslation]:
-    sentences = [[s for s in split_sentences(line) if chinese_tokens(s)] for line in lines]
+    sentences = [[s for s in split_sentences(line) if self.task.source_tokens(s)] for line in lines]
     flat = [s for line_sentences in sentences for s in line_sentences]
     hypotheses = self.nbest(flat, **options) if flat else []
     start = 0

@@ -33,6 +33,8 @@ class Config:
                        ("uni", "bi"))
   dropout: float = _opt(0.0, "dropout rate on embeddings and encoder outputs (NMT also: on the "
                         "context fed to the decoder GRU at each step, and on the decoder states)")
+  gru_layer_norm: bool = _opt(False, "layer-normalise the input and recurrent projections of "
+                              "every GRU gate (Ba et al. 2016)")
   tie_embeddings: bool = _opt(False, "NMT: output layer = target embedding matrix (transposed), "
                               "after a projection from units to embedding-dim if they differ")
   # Optimisation
@@ -43,8 +45,15 @@ class Config:
   lr_schedule: str = _opt("constant", "constant, or cosine: decay to 1%% of --learning-rate over "
                           "the run's steps (both after --warmup-steps)", ("constant", "cosine"))
   warmup_steps: int = _opt(0, "raise the learning rate linearly from 0 over this many steps")
-  label_smoothing: float = _opt(0.0, "NMT: training target = (1-ε)·one-hot + ε·uniform "
-                                "(validation loss stays plain cross-entropy)")
+  label_smoothing: float = _opt(0.0, "NMT: training target = (1-ε)·one-hot + ε·uniform over "
+                                "the tokens the model can emit (validation loss stays plain "
+                                "cross-entropy)")
+  word_dropout: float = _opt(0.0, "replace each input token (NMT: source characters and the "
+                             "decoder's input words; sentiment: review words) with <unk> with "
+                             "this probability during training")
+  batch_tokens: int = _opt(0, "NMT: batches of about this many padded source+target tokens, "
+                           "so short sentences come in bigger batches (0: --batch-size "
+                           "sentences per batch)")
   dtype: str = _opt("float32", "compute dtype; bfloat16 keeps float32 parameters and optimizer "
                     "state (mixed precision, for GPUs/TPUs)", ("float32", "bfloat16"))
   seed: int = _opt(0, "seed for splits, shuffling, initialisation and dropout")
@@ -54,6 +63,15 @@ class Config:
                              "source sentences; sentiment: of the training side)")
   test_fraction: float = _opt(0.05, "NMT: fraction of the unique source sentences held out as "
                               "the test split (sentiment: the lab's 20%% or the official half)")
+  chinese_script: str = _opt("simplified", "NMT: convert Chinese to this script with OpenCC "
+                              "before anything else (training data and every input), so both "
+                              "spellings of a sentence are one input; keep: no conversion",
+                              ("simplified", "traditional", "keep"))
+  target_tokens: str = _opt("word", "NMT: English output units: words (the lab's), or bpe: "
+                            "SentencePiece BPE pieces learnt from the training targets "
+                            "(needs pip install -e \".[subwords]\"); BLEU is on words either way",
+                            ("word", "bpe"))
+  bpe_size: int = _opt(2000, "NMT: SentencePiece vocabulary size for --target-tokens bpe")
   buckets: str = _opt("10x10,12x12,16x14,24x20,40x32",
                       "NMT: padded source x target lengths of the length buckets; the "
                       "last one is the maximum (longer training pairs are dropped)")
@@ -82,7 +100,7 @@ class Config:
     try:
       raw = json.loads(text)
       known = {f.name for f in dataclasses.fields(cls)}
-      return cls(**{k: v for k, v in raw.items() if k in known})
+      return cls(**{**PREDATING, **{k: v for k, v in raw.items() if k in known}})
     except (ValueError, TypeError) as e:
       raise UserError(f"{where}: not a valid nmt-flax config ({e})") from None
 
@@ -99,6 +117,10 @@ class Config:
                       "10x10,16x14,40x32", option="buckets")
     return shapes  # type: ignore[return-value]
 
+
+# What a stored config written before an option existed was trained with, where
+# that differs from the option's default today.
+PREDATING: dict[str, Any] = {"chinese_script": "keep"}
 
 # Defaults that differ between the tasks (the lab's values for each).
 TASK_DEFAULTS: dict[str, dict[str, Any]] = {
@@ -208,6 +230,9 @@ def validate(config: Config) -> None:
   _check(0 <= config.label_smoothing < 1, "label_smoothing", f"must be in [0, 1), got {config.label_smoothing}")
   _check(config.warmup_steps >= 0, "warmup_steps", f"must be 0 or more, got {config.warmup_steps}")
   _check(0 <= config.dropout < 1, "dropout", f"must be in [0, 1), got {config.dropout}")
+  _check(0 <= config.word_dropout < 1, "word_dropout", f"must be in [0, 1), got {config.word_dropout}")
+  _check(config.batch_tokens >= 0, "batch_tokens", f"must be 0 or more, got {config.batch_tokens}")
+  _check(config.bpe_size >= 100, "bpe_size", f"must be 100 or more, got {config.bpe_size}")
   _check(config.learning_rate > 0, "learning_rate", f"must be positive, got {config.learning_rate}")
   config.bucket_shapes  # pylint: disable=pointless-statement  (validates buckets)
 

@@ -4,18 +4,30 @@ import jax.numpy as jnp
 import optax
 
 from nmt_flax.packing import packed_sum
+from nmt_flax.vocab import NEVER_EMITTED
+
+MASKED_LOGIT = -1e9  # finite, so masked classes cost nothing in sums (float32 and bfloat16)
+
+
+def mask_never_emitted(logits):
+  """logits [..., vocab] with the classes of `vocab.NEVER_EMITTED` (PAD, <start>)
+  set to MASKED_LOGIT: no decoder can output them, and no probability is spent on them."""
+  emittable = jnp.ones(logits.shape[-1], bool).at[jnp.array(NEVER_EMITTED)].set(False)
+  return jnp.where(emittable, logits, jnp.asarray(MASKED_LOGIT, logits.dtype))
 
 
 def token_losses(logits, targets, label_smoothing: float = 0.0):
   """Per-token losses [...] (float32) of logits [..., vocab] against targets <int32>[...].
 
-  With label smoothing ε the target distribution is (1-ε)·one-hot + ε/V on every
-  class, so each token's loss is (1-ε)·(-log p_y) + ε·mean_k(-log p_k).
+  With label smoothing ε the target distribution is (1-ε)·one-hot + ε·uniform
+  over the K classes a decoder can emit (all but `NEVER_EMITTED`), so each
+  token's loss is (1-ε)·(-log p_y) + ε·mean_{k emittable}(-log p_k).
   """
   logits = logits.astype(jnp.float32)
   losses = optax.softmax_cross_entropy_with_integer_labels(logits, targets)
   if label_smoothing:
-    uniform = -jnp.mean(jax.nn.log_softmax(logits), axis=-1)
+    emittable = jnp.ones(logits.shape[-1]).at[jnp.array(NEVER_EMITTED)].set(0.0)
+    uniform = -jnp.sum(jax.nn.log_softmax(logits) * emittable, axis=-1) / jnp.sum(emittable)
     losses = (1.0 - label_smoothing) * losses + label_smoothing * uniform
   return losses
 

@@ -1,13 +1,23 @@
 """Scores: sacrebleu BLEU/chrF for translation, sklearn metrics for classification."""
 import numpy as np
 
+from nmt_flax.vocab import UNK
+
+# What an output <unk> is scored as: one token that matches nothing (sacrebleu's
+# 13a tokeniser would split '<unk>' into three, two of them punctuation that
+# can match a reference's '<' or '>').
+UNK_IN_SCORING = "\u2047"
+
 
 def translation_scores(hypotheses: list[str], references: list[str]) -> dict:
-  """Corpus BLEU and chrF on lowercased, space-tokenised English (13a tokeniser on top)."""
+  """Corpus BLEU and chrF of space-tokenised English (13a tokeniser on top),
+  case-insensitive (signatures say case:lc), with <unk> as one unmatched token."""
   import sacrebleu  # pylint: disable=import-outside-toplevel
-  bleu, chrf = sacrebleu.metrics.BLEU(force=True), sacrebleu.metrics.CHRF()
+  bleu = sacrebleu.metrics.BLEU(lowercase=True, force=True)  # force: inputs are already tokenised
+  chrf = sacrebleu.metrics.CHRF(lowercase=True)
+  hypotheses = [h.replace(UNK, UNK_IN_SCORING) for h in hypotheses]
   return {
-      "bleu": bleu.corpus_score(hypotheses, [references]).score,  # inputs are already tokenised
+      "bleu": bleu.corpus_score(hypotheses, [references]).score,
       "chrf": chrf.corpus_score(hypotheses, [references]).score,
       "bleu_signature": str(bleu.get_signature()),
       "chrf_signature": str(chrf.get_signature()),

@@ -88,6 +88,8 @@ class Sentiment(Task):
     return self.model().init(rng, np.ones((1, 2), np.int32))["params"]
 
   def loss(self, params, batch, rng):
+    if rng is not None:
+      batch, rng = self.drop_words(batch, ("tokens",), rng)
     logits, _ = self.model().apply(self.variables(params), batch["tokens"],
                                   deterministic=rng is None,
                                   rngs=None if rng is None else {"dropout": rng})

@@ -6,6 +6,7 @@ import jax.numpy as jnp
 from nmt_flax import attention as attention_lib
 from nmt_flax.encoder import TokenEncoder
 from nmt_flax.gru import GRUCell, skip_unless
+from nmt_flax.losses import mask_never_emitted
 from nmt_flax.vocab import PAD_ID
 
 
@@ -62,12 +63,13 @@ class Seq2Seq(nn.Module):
     return self.attend.prepare(outputs, mask), final
 
   def logits(self, states):
-    """states [..., units] -> logits [..., tgt_vocab]."""
+    """states [..., units] -> logits [..., tgt_vocab]; PAD and <start> masked
+    (`losses.mask_never_emitted`)."""
     if not self.tie_embeddings:
-      return self.output(states)
+      return mask_never_emitted(self.output(states))
     if self.units != self.embedding_dim:
       states = self.to_embedding(states)
-    return self.tgt_embed.attend(states) + self.output_bias
+    return mask_never_emitted(self.tgt_embed.attend(states) + self.output_bias)
 
   def decode_states(self, memory, state, tgt_in, deterministic: bool = True, skip_padding=False):
     """The decoder's recurrence. tgt_in: <int32>[batch, tgt_len] (<start> y_1 … ).

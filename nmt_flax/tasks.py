@@ -21,6 +21,7 @@ from nmt_flax.config import Config
 from nmt_flax.errors import UserError
 from nmt_flax.parallel import DataParallel
 from nmt_flax.vocab import Vocabulary
+from nmt_flax.word_dropout import drop_words
 
 
 @dataclasses.dataclass
@@ -67,7 +68,8 @@ class Task(abc.ABC):
   def check_vocabs(self, stored: dict[str, Vocabulary], workdir: Path) -> None:
     """A resumed run must see the vocabularies its checkpoint was trained with."""
     for name in self.vocab_files:
-      if stored[name].itos != self.vocabs[name].itos:
+      if (stored[name].itos, stored[name].subword_model) != (self.vocabs[name].itos,
+                                                             self.vocabs[name].subword_model):
         raise UserError(f"{Path(workdir) / (name + '.json')} does not match the vocabulary built "
                         "from the data now given: was the data file changed?")
 
@@ -100,6 +102,16 @@ class Task(abc.ABC):
   @abc.abstractmethod
   def loss(self, params, batch: Batch, rng: jax.Array | None):
     """(summed loss, count) on one batch; rng=None means evaluation (no dropout)."""
+
+  def drop_words(self, batch: Batch, fields: tuple[str, ...], rng: jax.Array) -> tuple[Batch, jax.Array]:
+    """Training: --word-dropout applied to the token arrays `fields` of a batch.
+    Returns the batch and the key left for the rest of the step (unchanged
+    when word dropout is off, so runs without it are as before)."""
+    if not self.config.word_dropout:
+      return batch, rng
+    rng, *keys = jax.random.split(rng, len(fields) + 1)
+    return {**batch, **{f: drop_words(k, batch[f], self.config.word_dropout)
+                        for f, k in zip(fields, keys)}}, rng
 
   @functools.cached_property
   def _eval_loss(self):

@@ -5,7 +5,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from nmt_flax import data, metrics
+from nmt_flax import data, metrics, subwords
 from nmt_flax.batching import assign_buckets, pad
 from nmt_flax.beam import beam_search
 from nmt_flax.decoding import DecodeOptions, greedy_decode
@@ -23,26 +23,68 @@ class Translation(Task):
   score_name = "bleu"
   vocab_files = ("src_vocab", "tgt_vocab")
 
+  # --- text -------------------------------------------------------------
+  # Every sentence, from the data file, an evaluation file or a user, goes
+  # through these two, so a model always sees text as it was trained on it.
+  def source_tokens(self, text: str) -> list[str]:
+    """Chinese text -> characters, in the configured script."""
+    return chinese_tokens(text, self.config.chinese_script)
+
+  def target_tokens(self, words: list[str]) -> list[str]:
+    """English words (`text.english_tokens`) -> output tokens: the words, or BPE pieces."""
+    return self.segmenter.split(words) if self.segmenter else words
+
+  def target_words(self, tokens: list[str]) -> list[str]:
+    """The inverse of `target_tokens`: output tokens -> words."""
+    return self.segmenter.join(tokens) if self.segmenter else tokens
+
+  @functools.cached_property
+  def segmenter(self) -> subwords.Segmenter | None:
+    model = self.vocabs["tgt_vocab"].subword_model
+    return subwords.Segmenter(model) if model else None
+
   # --- data -------------------------------------------------------------
   def load_splits(self) -> dict[str, Split]:
+    """train/val/test by unique source sentence as written (NFKC), so every
+    setting of --chinese-script splits the same pairs; plus 'test-unseen': the
+    test pairs whose English is no training target and whose Chinese, in
+    simplified script, is no training source (no reference or script twin
+    seen in training)."""
     path = data.find_data_file("nmt", self.config.data)
     pairs = data.read_pairs(path)[:self.config.max_examples]
-    sources = [chinese_tokens(p.chinese) for p in pairs]
+    written = [chinese_tokens(p.chinese) for p in pairs]
     targets = [english_tokens(p.english) for p in pairs]
-    keep = [i for i in range(len(pairs)) if sources[i] and targets[i]]
-    sources, targets = [sources[i] for i in keep], [targets[i] for i in keep]
-    indices = data.split_by_source(["".join(s) for s in sources], self.config.val_fraction,
+    keep = [i for i in range(len(pairs)) if written[i] and targets[i]]
+    written, targets = [written[i] for i in keep], [targets[i] for i in keep]
+    raw = [pairs[i].chinese for i in keep]
+    indices = data.split_by_source(["".join(s) for s in written], self.config.val_fraction,
                                    self.config.test_fraction, self.config.seed)
+    sources = ([self.source_tokens(t) for t in raw] if self.config.chinese_script != "keep"
+               else written)
     if not self.vocabs:
-      self.vocabs = {"src_vocab": Vocabulary.build(sources[i] for i in indices["train"]),
-                     "tgt_vocab": Vocabulary.build(targets[i] for i in indices["train"])}
+      self.build_vocabs([sources[i] for i in indices["train"]], [targets[i] for i in indices["train"]])
+    simplified = [tuple(chinese_tokens(t, "simplified")) for t in raw]
+    seen_targets = {tuple(targets[i]) for i in indices["train"]}
+    seen_sources = {simplified[i] for i in indices["train"]}
+    indices["test-unseen"] = np.array([i for i in indices["test"] if tuple(targets[i]) not in seen_targets
+                                       and simplified[i] not in seen_sources], np.int64)
     return {name: self.make_split([sources[i] for i in rows], [targets[i] for i in rows],
                                   drop_long=name == "train")
             for name, rows in indices.items() if len(rows)}
 
+  def build_vocabs(self, sources: list[list[str]], targets: list[list[str]]) -> None:
+    """Vocabularies from the training split: characters, and words or (with
+    --target-tokens bpe) the pieces of a BPE model learnt on the targets."""
+    model = subwords.learn(targets, self.config.bpe_size) if self.config.target_tokens == "bpe" else None
+    segmenter = subwords.Segmenter(model) if model else None
+    self.vocabs = {"src_vocab": Vocabulary.build(sources),
+                   "tgt_vocab": Vocabulary.build((segmenter.split(t) for t in targets) if model
+                                                 else targets, subword_model=model)}
+
   def make_split(self, sources: list[list[str]], targets: list[list[str]],
                  drop_long: bool) -> Split:
-    """Encodes and buckets token lists. Pairs longer than the last bucket are
+    """Encodes and buckets sources (characters, from `source_tokens`) and
+    targets (words). Pairs longer than the last bucket are
     dropped (training) or cut to it (evaluation); both are counted in `extras`.
 
     Evaluation splits get a single bucket of the longest shape, sorted by
@@ -52,7 +94,7 @@ class Translation(Task):
     src_vocab, tgt_vocab = self.vocabs["src_vocab"], self.vocabs["tgt_vocab"]
     shapes = self.config.bucket_shapes
     src_ids = [src_vocab.encode(s) + [END_ID] for s in sources]
-    words = [tgt_vocab.encode(t) for t in targets]
+    words = [tgt_vocab.encode(self.target_tokens(t)) for t in targets]
     lengths = [(len(s), len(w) + 1) for s, w in zip(src_ids, words)]
     bucket_of = assign_buckets(lengths, shapes)
     too_long = bucket_of < 0
@@ -91,6 +133,8 @@ class Translation(Task):
 
   def loss(self, params, batch, rng):
     model, variables = self.model(), self.variables(params)
+    if rng is not None:
+      batch, rng = self.drop_words(batch, ("src", "tgt_in"), rng)
     states = model.apply(variables, batch["src"], batch["tgt_in"], deterministic=rng is None,
                          rngs=None if rng is None else {"dropout": rng},
                          method=Seq2Seq.teacher_forced_states)
@@ -148,14 +192,14 @@ class Translation(Task):
 
   def decode_split(self, params, split: Split,
                    options: DecodeOptions = DecodeOptions()) -> list[list[str]]:
-    """Best translation of every example of `split`, in the split's order."""
+    """Best translation (words) of every example of `split`, in the split's order."""
     hypotheses: list[list[str]] = [[] for _ in split.extras["references"]]
     tgt_vocab = self.vocabs["tgt_vocab"]
     for batch in self.batches(split):
       tokens, _, _ = self.translate_batch(params, self.on_devices({"src": batch["src"]})["src"], options)
       tokens = self.fetch(tokens)
       for row in np.flatnonzero(batch["weight"]):
-        hypotheses[batch["example"][row]] = tgt_vocab.decode(tokens[row, 0])
+        hypotheses[batch["example"][row]] = self.target_words(tgt_vocab.decode(tokens[row, 0]))
     return hypotheses
 
   def evaluate(self, params, split: Split, options: DecodeOptions = DecodeOptions()) -> dict:
@@ -175,7 +219,7 @@ class Translation(Task):
     Nothing is cut below the hard limit of `text.MAX_INPUT_CHARS` characters
     (truncated says a sentence was longer). Raises UserError for a sentence with
     no character left after normalisation (`n` numbers it in the message)."""
-    chars = chinese_tokens(text)
+    chars = self.source_tokens(text)
     if not chars:
       raise UserError(f"#{n}: the sentence is empty", option="texts")
     vocab = self.vocabs["src_vocab"]

@@ -1,4 +1,5 @@
 """Token <-> id mapping with fixed special ids; saved as JSON beside the checkpoints."""
+import base64
 import collections
 import json
 from pathlib import Path
@@ -9,29 +10,34 @@ from nmt_flax.errors import UserError
 PAD, START, END, UNK = "<pad>", "<start>", "<end>", "<unk>"
 PAD_ID, START_ID, END_ID, UNK_ID = 0, 1, 2, 3
 SPECIALS = (PAD, START, END, UNK)
+NEVER_EMITTED = (PAD_ID, START_ID)  # inputs only: a decoder's output distribution excludes them
 
 
 class Vocabulary:
   """Ids 0-3 are `<pad> <start> <end> <unk>`; the rest by falling frequency.
 
   Tokens never seen in training encode to `<unk>` instead of raising KeyError.
+  A subword vocabulary also holds the SentencePiece model that cuts words into
+  its tokens (`subwords.learn`), saved in the same file.
   """
 
-  def __init__(self, tokens: Sequence[str]):
+  def __init__(self, tokens: Sequence[str], subword_model: bytes | None = None):
     if tuple(tokens[:len(SPECIALS)]) != SPECIALS:
       raise ValueError(f"a vocabulary must start with {SPECIALS}")
     self.itos = list(tokens)
     self.stoi = {t: i for i, t in enumerate(self.itos)}
+    self.subword_model = subword_model
     if len(self.stoi) != len(self.itos):
       raise ValueError("duplicate tokens in vocabulary")
 
   @classmethod
-  def build(cls, sentences: Iterable[Sequence[str]], max_size: int | None = None) -> "Vocabulary":
+  def build(cls, sentences: Iterable[Sequence[str]], max_size: int | None = None,
+            subword_model: bytes | None = None) -> "Vocabulary":
     """Counts tokens; ties are broken by first appearance so builds are reproducible."""
     counts = collections.Counter(t for s in sentences for t in s)
     ranked = sorted((t for t in counts if t not in SPECIALS),
                     key=lambda t: -counts[t])  # sorted() is stable: first-seen wins ties
-    return cls(list(SPECIALS) + ranked[:max_size])
+    return cls(list(SPECIALS) + ranked[:max_size], subword_model)
 
   def __len__(self) -> int:
     return len(self.itos)
@@ -55,13 +61,19 @@ class Vocabulary:
     return out
 
   def save(self, path: Path) -> None:
-    Path(path).write_text(json.dumps(self.itos, ensure_ascii=False), encoding="utf-8")
+    """A JSON list of tokens; with a subword model, {"tokens": […], "sentencepiece": base64}."""
+    content = self.itos if self.subword_model is None else {
+        "tokens": self.itos, "sentencepiece": base64.b64encode(self.subword_model).decode("ascii")}
+    Path(path).write_text(json.dumps(content, ensure_ascii=False), encoding="utf-8")
 
   @classmethod
   def load(cls, path: Path) -> "Vocabulary":
     try:
-      return cls(json.loads(Path(path).read_text(encoding="utf-8")))
+      content = json.loads(Path(path).read_text(encoding="utf-8"))
+      if isinstance(content, dict):
+        return cls(content["tokens"], base64.b64decode(content["sentencepiece"]))
+      return cls(content)
     except FileNotFoundError:
       raise UserError(f"{path}: vocabulary file is missing") from None
-    except (ValueError, TypeError) as e:
-      raise UserError(f"{path}: not a valid vocabulary file ({e})") from None
+    except (ValueError, TypeError, KeyError) as e:
+      raise UserError(f"{path}: not a valid vocabulary file ({e!r})") from None

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from nmt_flax.decoding import greedy_decode
-from nmt_flax.losses import token_cross_entropy
+from nmt_flax.losses import mask_never_emitted, token_cross_entropy
 from nmt_flax.seq2seq import Seq2Seq
 from nmt_flax.vocab import END_ID, PAD_ID, START_ID
 
@@ -103,10 +103,12 @@ def test_loss_ignores_padding_tokens_and_filler_rows():
   np.testing.assert_allclose(total3, row_1, rtol=1e-5)
 
 
-def test_label_smoothing_adds_the_analytic_amount():
-  # Two classes with p = (1/4, 3/4), target class 1 (class 0 is padding): smoothing ε
-  # moves the loss by ε·(mean_k(-log p_k) - (-log p_1)) = ε·(log 3)/2.
-  logits, targets, rows = jnp.log(jnp.array([[[1.0, 3.0]]])), jnp.array([[1]]), jnp.ones(1)
+def test_label_smoothing_adds_the_analytic_amount_and_spares_pad_and_start():
+  # Classes PAD, <start> (masked, as the model's logits are), 2 and 3 with p = (1/4, 3/4),
+  # target 3: smoothing ε over the two emittable classes moves the loss by
+  # ε·(mean_{k=2,3}(-log p_k) - (-log p_3)) = ε·(log 3)/2.
+  logits = mask_never_emitted(jnp.log(jnp.array([[[5.0, 5.0, 1.0, 3.0]]])))
+  targets, rows = jnp.array([[3]]), jnp.ones(1)
   plain, _ = token_cross_entropy(logits, targets, rows)
   smoothed, _ = token_cross_entropy(logits, targets, rows, label_smoothing=0.1)
   np.testing.assert_allclose(plain, -np.log(0.75), rtol=1e-6)

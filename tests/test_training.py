@@ -223,7 +223,7 @@ def test_splits_are_disjoint_by_source_and_fixed_by_seed(nmt_config):
   # the task builds its test split from the same indices, and the vocabulary from train only
   task = tasks.get(nmt_config(test_fraction=0.25))
   splits = task.load_splits()
-  assert set(splits) == {"train", "val", "test"} and splits["test"].size >= 5
+  assert {"train", "val", "test"} <= set(splits) and splits["test"].size >= 5
 
 
 def test_evaluation_restores_parameters_whatever_optimizer_state_was_saved(nmt_config, tmp_path):

@@ -1,0 +1,60 @@
+"""One row of MODEL_CARD.md's ablation table: train a recipe, then score it.
+Prints (and appends to --results) one JSON record.
+
+    python benchmarks/ablation.py --name baseline --workdir runs/ablation/baseline -- \
+        --preset best-cpu --chinese-script keep
+
+Everything after `--` goes to train.py as given. Then, with the best
+checkpoint: validation BLEU (greedy), test and test-unseen BLEU (greedy and
+beam 5), and script agreement: the share of test sentences whose simplified
+and traditional spellings (OpenCC t2s / s2t of the source) get the same beam-5
+translation. `train_s` is train.py's wall time (compilation, validation after
+every epoch and checkpoints included); a rerun on a finished workdir only
+scores it again.
+"""
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def main(argv=None) -> None:
+  parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser.add_argument("--name", required=True, help="the row's name in the table")
+  parser.add_argument("--workdir", required=True)
+  parser.add_argument("--results", default=None, help="append the JSON record to this file")
+  parser.add_argument("train_flags", nargs=argparse.REMAINDER, help="-- then train.py's flags")
+  args = parser.parse_args(argv)
+  flags = args.train_flags[1:] if args.train_flags[:1] == ["--"] else args.train_flags
+  started = time.perf_counter()
+  subprocess.run([sys.executable, str(ROOT / "train.py"), "--workdir", args.workdir, *flags], check=True)
+  record = {"name": args.name, "command": " ".join(["python train.py", "--workdir", args.workdir, *flags]),
+            "train_s": round(time.perf_counter() - started, 1)}
+
+  import nmt_flax  # pylint: disable=import-outside-toplevel  (after training: its own process)
+  from nmt_flax.text import chinese_tokens  # pylint: disable=import-outside-toplevel
+  translator = nmt_flax.load(args.workdir)
+  record["val_bleu"] = round(translator.evaluate(translator.split("val"))["bleu"], 2)
+  for split in ("test", "test-unseen"):
+    for beam in (1, 5):
+      scores = translator.evaluate(translator.split(split), beam_size=beam)
+      record[f"{split}_bleu_beam{beam}"] = round(scores["bleu"], 2)
+      record[f"{split}_chrf_beam{beam}"] = round(scores["chrf"], 2)
+    record[f"{split}_sentences"] = scores["num_sentences"]
+  record["bleu_signature"] = scores["bleu_signature"]
+  sources = translator.split("test").extras["sources"]
+  spellings = [["".join(chinese_tokens(s, script)) for s in sources] for script in ("simplified", "traditional")]
+  simplified, traditional = ([t.text for t in translator.translate(s, beam_size=5)] for s in spellings)
+  record["script_agreement"] = round(sum(a == b for a, b in zip(simplified, traditional)) / len(sources), 4)
+  print(json.dumps(record))
+  if args.results:
+    with open(args.results, "a", encoding="utf-8") as f:
+      f.write(json.dumps(record) + "\n")
+
+
+if __name__ == "__main__":
+  main()
