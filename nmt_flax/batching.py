@@ -35,16 +35,17 @@ def assign_buckets(lengths: list[tuple[int, ...]], shapes: list[tuple[int, ...]]
   return ids
 
 
-def make_batches(buckets: list[Batch], batch_size: int,
+def make_batches(buckets: list[Batch], batch_size: int | list[int],
                  rng: np.random.Generator | None = None) -> list[Batch]:
-  """Cuts each bucket (a dict of equal-length arrays) into fixed-size batches.
+  """Cuts each bucket (a dict of equal-length arrays) into fixed-size batches
+  of `batch_size` rows (or batch_size[b] rows for bucket b).
 
   With `rng`, rows are shuffled within buckets and the batches across buckets.
   Each batch gets `weight` <float32>[batch]: 1 for a real row, 0 for filler
   (filler rows are all zeros, i.e. all padding).
   """
   batches = []
-  for bucket in buckets:
+  for bucket, batch_size in zip(buckets, _per_bucket(batch_size, buckets)):
     n = len(next(iter(bucket.values())))
     order = rng.permutation(n) if rng is not None else np.arange(n)
     for start in range(0, n, batch_size):
@@ -59,9 +60,14 @@ def make_batches(buckets: list[Batch], batch_size: int,
   return batches
 
 
-def count_batches(buckets: list[Batch], batch_size: int) -> int:
+def _per_bucket(batch_size: int | list[int], buckets: list[Batch]) -> list[int]:
+  return [batch_size] * len(buckets) if isinstance(batch_size, int) else batch_size
+
+
+def count_batches(buckets: list[Batch], batch_size: int | list[int]) -> int:
   """How many batches `make_batches` cuts from `buckets`, without building them."""
-  return sum(-(-len(next(iter(b.values()))) // batch_size) for b in buckets)
+  return sum(-(-len(next(iter(b.values()))) // rows)
+             for b, rows in zip(buckets, _per_bucket(batch_size, buckets)))
 
 
 def epoch_rng(seed: int, epoch: int) -> np.random.Generator:

@@ -23,13 +23,14 @@ class AttentionClassifier(nn.Module):
   dropout: float = 0.0
   head_activation: str = "relu"
   bidirectional: bool = False
+  gru_layer_norm: bool = False
   head_sizes: tuple[int, ...] = (2048, 512, 64)
 
   @nn.compact
   def __call__(self, tokens, deterministic: bool = True):
     """tokens: <int32>[batch, len] -> logits <float32>[batch], weights [batch, len]."""
     outputs, final, mask = TokenEncoder(self.vocab_size, self.embedding_dim, self.units,
-                                        self.dropout, self.bidirectional,
+                                        self.dropout, self.bidirectional, self.gru_layer_norm,
                                         name="encoder")(tokens, deterministic)
     attend = attention_lib.make(self.attention, self.units, self.max_len, name="attend")
     x, weights = attend(final, attend.prepare(outputs, mask))

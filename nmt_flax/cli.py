@@ -129,8 +129,9 @@ def eval_parser() -> argparse.ArgumentParser:
   p.add_argument("--checkpoint", default="best", help="best (default), latest or a step number")
   p.add_argument("--data", default=None,
                  help="evaluate every example of this file instead of the held-out split")
-  p.add_argument("--split", default=None, help="held-out split to score: val (nmt default) "
-                 "or test (sentiment default)")
+  p.add_argument("--split", default=None, help="held-out split to score: val (nmt default), "
+                 "test (sentiment default), or nmt's test-unseen: the test pairs with no "
+                 "reference or script twin of the source in training")
   p.add_argument("--output-json", default=None, help="also write the scores to this file")
   p.add_argument("--translate", action="append", default=[], metavar="TEXT",
                  help="nmt: translate this sentence (repeatable)")

@@ -27,6 +27,7 @@ class TokenEncoder(nn.Module):
   units: int
   dropout: float = 0.0
   bidirectional: bool = False
+  gru_layer_norm: bool = False
 
   @nn.compact
   def __call__(self, tokens, deterministic: bool = True):
@@ -42,12 +43,12 @@ class TokenEncoder(nn.Module):
     x = nn.Dropout(self.dropout)(x, deterministic=deterministic)
     if self.bidirectional:
       lengths = mask.sum(axis=1)
-      forward, forward_final = GRU(self.units // 2, name="gru")(x, mask)
-      backward, backward_final = GRU(self.units // 2, name="gru_backward")(
+      forward, forward_final = GRU(self.units // 2, self.gru_layer_norm, name="gru")(x, mask)
+      backward, backward_final = GRU(self.units // 2, self.gru_layer_norm, name="gru_backward")(
           reverse_real(x, lengths), mask)
       outputs = jnp.concatenate([forward, reverse_real(backward, lengths)], axis=-1)
       final = jnp.concatenate([forward_final, backward_final], axis=-1)
     else:
-      outputs, final = GRU(self.units, name="gru")(x, mask)
+      outputs, final = GRU(self.units, self.gru_layer_norm, name="gru")(x, mask)
     outputs = nn.Dropout(self.dropout)(outputs, deterministic=deterministic)
     return outputs, final, mask

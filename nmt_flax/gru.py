@@ -15,16 +15,28 @@ class GRUCell(nn.Module):
   Rows whose `mask` is False keep their state, so padding never updates it; a
   step where no row is real is skipped altogether (`lax.cond`, forward and
   backward), so a batch padded past its longest row costs no recurrent work.
+  With `layer_norm`, each gate's input part x_g and recurrent part U_g h are
+  layer-normalised separately (Ba et al. 2016), each with its own gain and bias.
   """
   units: int
+  layer_norm: bool = False
 
   def setup(self):
     self.recurrent = nn.Dense(3 * self.units, kernel_init=nn.initializers.orthogonal())
+    if self.layer_norm:  # over each gate's units: [batch, 3, units], gain and bias [3, units]
+      self.norms = {part: nn.LayerNorm(feature_axes=(-2, -1)) for part in ("input", "recurrent")}
+
+  def per_gate_norm(self, part: str, projection):
+    """[batch, 3*units] -> the same, each gate's slice normalised (identity without layer_norm)."""
+    if not self.layer_norm:
+      return projection
+    gates = projection.reshape(projection.shape[:-1] + (3, self.units))
+    return self.norms[part](gates).reshape(projection.shape)
 
   def advance(self, h, x_proj):
     """The GRU update for every row: h [batch, units], x_proj [batch, 3*units] -> h'."""
-    x_r, x_z, x_n = jnp.split(x_proj, 3, axis=-1)
-    h_r, h_z, h_n = jnp.split(self.recurrent(h), 3, axis=-1)
+    x_r, x_z, x_n = jnp.split(self.per_gate_norm("input", x_proj), 3, axis=-1)
+    h_r, h_z, h_n = jnp.split(self.per_gate_norm("recurrent", self.recurrent(h)), 3, axis=-1)
     r = jax.nn.sigmoid(x_r + h_r)
     z = jax.nn.sigmoid(x_z + h_z)
     n = jnp.tanh(x_n + r * h_n)
@@ -54,6 +66,7 @@ class GRU(nn.Module):
   scan, as one matmul over every position (running it on the real positions
   only was slower: the sort costs more than the padding; BENCHMARKS.md)."""
   units: int
+  layer_norm: bool = False
 
   @nn.compact
   def __call__(self, x, mask):
@@ -71,5 +84,5 @@ class GRU(nn.Module):
     scan = nn.scan(cell, variable_broadcast="params", split_rngs={"params": False},
                    in_axes=1, out_axes=1)
     h0 = jnp.zeros((x.shape[0], self.units), x_proj.dtype)
-    final, outputs = scan(self.units, name="cell")(h0, x_proj, mask)
+    final, outputs = scan(self.units, self.layer_norm, name="cell")(h0, x_proj, mask)
     return outputs, final

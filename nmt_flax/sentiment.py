@@ -82,7 +82,7 @@ class Sentiment(Task):
     return AttentionClassifier(vocab_size=len(self.vocabs["vocab"]), embedding_dim=c.embedding_dim,
                                units=c.units, attention=c.attention, max_len=c.max_len,
                                dropout=c.dropout, head_activation=c.head_activation,
-                               bidirectional=c.encoder == "bi")
+                               bidirectional=c.encoder == "bi", gru_layer_norm=c.gru_layer_norm)
 
   def init_params(self, rng):
     return self.model().init(rng, np.ones((1, 2), np.int32))["params"]

@@ -34,10 +34,11 @@ class Seq2Seq(nn.Module):
   dropout: float = 0.0
   bidirectional: bool = False
   tie_embeddings: bool = False
+  gru_layer_norm: bool = False
 
   def setup(self):
     self.encoder = TokenEncoder(self.src_vocab_size, self.embedding_dim, self.units,
-                                self.dropout, self.bidirectional)
+                                self.dropout, self.bidirectional, self.gru_layer_norm)
     if self.bidirectional:
       self.bridge = nn.Dense(self.units)
     self.attend = attention_lib.make(self.attention, self.units, self.max_src_len)
@@ -46,7 +47,7 @@ class Seq2Seq(nn.Module):
     # embedding half is applied to all target steps at once, outside the scan.
     self.embed_to_gates = nn.Dense(3 * self.units)
     self.context_to_gates = nn.Dense(3 * self.units, use_bias=False)
-    self.cell = GRUCell(self.units)
+    self.cell = GRUCell(self.units, self.gru_layer_norm)
     self.drop = nn.Dropout(self.dropout)
     if not self.tie_embeddings:
       self.output = nn.Dense(self.tgt_vocab_size)

@@ -117,8 +117,14 @@ class Task(abc.ABC):
   def _eval_loss(self):
     return jax.jit(lambda params, batch: self.loss(params, batch, None))
 
-  def batches(self, split: Split, rng: np.random.Generator | None = None) -> list[Batch]:
-    return make_batches(split.buckets, self.config.batch_size, rng)
+  def batches(self, split: Split, rng: np.random.Generator | None = None,
+              rows: int | list[int] | None = None) -> list[Batch]:
+    """`split` cut into batches of `rows` (default --batch-size), shuffled with `rng`."""
+    return make_batches(split.buckets, rows or self.config.batch_size, rng)
+
+  def train_rows(self, split: Split) -> int | list[int]:
+    """Rows per training batch (per bucket of `split`, or one number for all)."""
+    return self.config.batch_size
 
   def mean_loss(self, params, split: Split) -> float:
     """Loss over a whole split, weighted by tokens (NMT) or rows (sentiment)."""

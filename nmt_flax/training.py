@@ -298,7 +298,8 @@ def train(config: Config, workdir: Path, log=print) -> dict:
   task = tasks.get(config)
   splits = load_data(task, workdir, log)
   train_split, val_split = splits["train"], splits["val"]
-  steps_per_epoch = count_batches(train_split.buckets, config.batch_size)
+  train_rows = task.train_rows(train_split)
+  steps_per_epoch = count_batches(train_split.buckets, train_rows)
   metrics_path = workdir / "metrics.jsonl"
   record: dict = {}
   checkpoints = Checkpoints(workdir / "checkpoints", keep_latest=config.keep_checkpoints)
@@ -316,7 +317,7 @@ def train(config: Config, workdir: Path, log=print) -> dict:
       run_started = time.time()
       with StopRequest() as stop:
         while progress.epoch < config.epochs:
-          batches = task.batches(train_split, epoch_rng(config.seed, progress.epoch))
+          batches = task.batches(train_split, epoch_rng(config.seed, progress.epoch), train_rows)
           state, progress, timing = train_epoch(task, state, progress, batches, train_step,
                                                 parallel, checkpoints, stop, log)
           if record:  # compilation shows in the first epoch this process runs only

@@ -118,6 +118,15 @@ class Translation(Task):
         "too_long": int(too_long.sum()), "unknown_chars": unknown,
         "source_chars": sum(len(s) for s in sources)})
 
+  def train_rows(self, split: Split) -> int | list[int]:
+    """--batch-tokens: each bucket's rows hold about that many padded tokens
+    (a multiple of 8 rows, at least 8), so a batch of short sentences is as
+    much work as one of long ones; otherwise --batch-size for every bucket."""
+    if not self.config.batch_tokens:
+      return self.config.batch_size
+    return [max(8, self.config.batch_tokens // (b["src"].shape[1] + b["tgt_in"].shape[1]) // 8 * 8)
+            for b in split.buckets]
+
   # --- model ------------------------------------------------------------
   def build_model(self) -> Seq2Seq:
     c = self.config
@@ -125,7 +134,7 @@ class Translation(Task):
                    tgt_vocab_size=len(self.vocabs["tgt_vocab"]), embedding_dim=c.embedding_dim,
                    units=c.units, attention=c.attention, max_src_len=c.bucket_shapes[-1][0],
                    dropout=c.dropout, bidirectional=c.encoder == "bi",
-                   tie_embeddings=c.tie_embeddings)
+                   tie_embeddings=c.tie_embeddings, gru_layer_norm=c.gru_layer_norm)
 
   def init_params(self, rng):
     tokens = jnp.ones((1, 2), jnp.int32)  # any [batch, len]: parameter shapes do not depend on it

@@ -1,50 +1,66 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from nmt_flax.encoder import TokenEncoder
 from nmt_flax.gru import GRU
 
 
-def numpy_gru(x, mask, w_in, b_in, w_rec, b_rec):
-  """The lab's GRU equations, one gate at a time (reset after the recurrent matmul)."""
+def numpy_gru(x, mask, w_in, b_in, w_rec, b_rec, norms=None):
+  """The lab's GRU equations, one gate at a time (reset after the recurrent matmul).
+  norms: {'input'|'recurrent': (gain [3, units], bias [3, units])}: layer-normalise
+  each gate's input and recurrent parts."""
   units = w_rec.shape[0]
   sig = lambda v: 1 / (1 + np.exp(-v))
   gate = lambda w, b, g: (w[:, g * units:(g + 1) * units], b[g * units:(g + 1) * units])
+
+  def part(name, g, v):
+    if not norms:
+      return v
+    gain, bias = norms[name]
+    return (v - v.mean(-1, keepdims=True)) / np.sqrt(v.var(-1, keepdims=True) + 1e-6) * gain[g] + bias[g]
   h = np.zeros((x.shape[0], units))
   outputs = []
   for t in range(x.shape[1]):
     (wr, br), (wz, bz), (wn, bn) = [gate(w_in, b_in, g) for g in range(3)]
     (ur, cr), (uz, cz), (un, cn) = [gate(w_rec, b_rec, g) for g in range(3)]
     xt = x[:, t]
-    r = sig(xt @ wr + br + h @ ur + cr)
-    z = sig(xt @ wz + bz + h @ uz + cz)
-    n = np.tanh(xt @ wn + bn + r * (h @ un + cn))
+    r = sig(part("input", 0, xt @ wr + br) + part("recurrent", 0, h @ ur + cr))
+    z = sig(part("input", 1, xt @ wz + bz) + part("recurrent", 1, h @ uz + cz))
+    n = np.tanh(part("input", 2, xt @ wn + bn) + r * part("recurrent", 2, h @ un + cn))
     new_h = (1 - z) * h + z * n
     h = np.where(mask[:, t:t + 1], new_h, h)
     outputs.append(h)
   return np.stack(outputs, 1), h
 
 
-def test_gru_matches_numpy_equations():
+@pytest.mark.parametrize("layer_norm", [False, True])
+def test_gru_matches_numpy_equations(layer_norm):
   rng = np.random.default_rng(0)
   x = rng.normal(size=(3, 5, 4)).astype(np.float32)
   mask = np.array([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0], [1, 0, 0, 0, 0]], bool)
-  gru = GRU(6)
+  gru = GRU(6, layer_norm)
   params = gru.init(jax.random.key(1), x, mask)["params"]
+  norms = None
+  if layer_norm:  # gains and biases away from their initial 1 and 0, so both are checked
+    params = jax.tree_util.tree_map(lambda p: p + rng.normal(scale=0.5, size=p.shape), params)
+    norms = {part: (np.asarray(params["cell"][f"norms_{part}"]["scale"]),
+                    np.asarray(params["cell"][f"norms_{part}"]["bias"])) for part in ("input", "recurrent")}
   outputs, final = gru.apply({"params": params}, x, mask)
   ref_out, ref_final = numpy_gru(x, mask, np.asarray(params["input"]["kernel"]),
                                  np.asarray(params["input"]["bias"]),
                                  np.asarray(params["cell"]["recurrent"]["kernel"]),
-                                 np.asarray(params["cell"]["recurrent"]["bias"]))
+                                 np.asarray(params["cell"]["recurrent"]["bias"]), norms)
   np.testing.assert_allclose(outputs, ref_out, atol=1e-5)
   np.testing.assert_allclose(final, ref_final, atol=1e-5)
 
 
-def test_padding_changes_neither_outputs_nor_final_state():
+@pytest.mark.parametrize("layer_norm", [False, True])
+def test_padding_changes_neither_outputs_nor_final_state(layer_norm):
   tokens = jnp.array([[5, 6, 7, 0], [8, 9, 0, 0]])
   longer = jnp.pad(tokens, ((0, 0), (0, 5)))  # same sentences, more padding
-  enc = TokenEncoder(vocab_size=12, embedding_dim=4, units=8)
+  enc = TokenEncoder(vocab_size=12, embedding_dim=4, units=8, gru_layer_norm=layer_norm)
   params = enc.init(jax.random.key(0), tokens)
   out_a, final_a, _ = enc.apply(params, tokens)
   out_b, final_b, _ = enc.apply(params, longer)

@@ -19,7 +19,8 @@ def model_and_params(attention="additive", **options):
 
 
 @pytest.mark.parametrize("options", [{}, dict(bidirectional=True), dict(tie_embeddings=True),
-                                     dict(tie_embeddings=True, embedding_dim=8)])
+                                     dict(tie_embeddings=True, embedding_dim=8),
+                                     dict(gru_layer_norm=True, bidirectional=True)])
 def test_teacher_forced_logits_equal_step_by_step_logits(options):
   model, params = model_and_params(**options)
   logits, weights = model.apply({"params": params}, SRC, TGT_IN)
