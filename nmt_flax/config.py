@@ -136,14 +136,15 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         "sentiment": dict(units=64, embedding_dim=64, epochs=1, max_len=100, batch_size=64,
                           checkpoint_every=1),
     },
-    # Measured (README "Results"): the best recipes found for 2 CPU cores and about 30 minutes.
+    # Measured (README "Results", MODEL_CARD.md's ablation): the best recipes found
+# for 2 CPU cores and about 30 minutes.
     "best-cpu": {
         "nmt": dict(units=512, embedding_dim=256, encoder="bi", dropout=0.2, label_smoothing=0.1,
                     tie_embeddings=True, learning_rate=2e-3, lr_schedule="cosine",
-                    warmup_steps=200, clip_norm=5.0, batch_size=64, epochs=12,
-                    checkpoint_every=1),
+                    warmup_steps=200, clip_norm=5.0, batch_size=64, word_dropout=0.1,
+                    epochs=18, checkpoint_every=1),
         "sentiment": dict(units=128, embedding_dim=128, max_len=400, batch_size=64, dropout=0.3,
-                          epochs=3, checkpoint_every=1),
+                          word_dropout=0.1, epochs=3, checkpoint_every=1),
     },
     "tiny": {  # smoke tests and CI: seconds, not minutes
         "nmt": dict(units=32, embedding_dim=16, epochs=1, batch_size=16, max_examples=400,

@@ -94,8 +94,8 @@ class Translation(Task):
     src_vocab, tgt_vocab = self.vocabs["src_vocab"], self.vocabs["tgt_vocab"]
     shapes = self.config.bucket_shapes
     src_ids = [src_vocab.encode(s) + [END_ID] for s in sources]
-    words = [tgt_vocab.encode(self.target_tokens(t)) for t in targets]
-    lengths = [(len(s), len(w) + 1) for s, w in zip(src_ids, words)]
+    tgt_ids = [tgt_vocab.encode(self.target_tokens(t)) for t in targets]
+    lengths = [(len(s), len(t) + 1) for s, t in zip(src_ids, tgt_ids)]
     bucket_of = assign_buckets(lengths, shapes)
     too_long = bucket_of < 0
     if drop_long:
@@ -109,8 +109,8 @@ class Translation(Task):
       rows = [i for i in keep if bucket_of[i] == b]
       if rows:
         buckets.append({"src": pad([src_ids[i] for i in rows], src_len),
-                        "tgt_in": pad([[START_ID] + words[i] for i in rows], tgt_len),
-                        "tgt_out": pad([words[i] + [END_ID] for i in rows], tgt_len),
+                        "tgt_in": pad([[START_ID] + tgt_ids[i] for i in rows], tgt_len),
+                        "tgt_out": pad([tgt_ids[i] + [END_ID] for i in rows], tgt_len),
                         "example": np.asarray(rows, np.int64)})
     unknown = sum(src_vocab.count_unknown(s) for s in sources)
     return Split(buckets=buckets, size=len(keep), extras={
