@@ -59,8 +59,7 @@ class Translation(Task):
     raw = [pairs[i].chinese for i in keep]
     indices = data.split_by_source(["".join(s) for s in written], self.config.val_fraction,
                                    self.config.test_fraction, self.config.seed)
-    sources = ([self.source_tokens(t) for t in raw] if self.config.chinese_script != "keep"
-               else written)
+    sources = [self.source_tokens(t) for t in raw]
     if not self.vocabs:
       self.build_vocabs([sources[i] for i in indices["train"]], [targets[i] for i in indices["train"]])
     simplified = [tuple(chinese_tokens(t, "simplified")) for t in raw]
