@@ -15,7 +15,7 @@ import jax
 import numpy as np
 
 from nmt_flax import data, provenance, sentiment, tasks, translation
-from nmt_flax.checkpoint import Checkpoints
+from nmt_flax.checkpoint import Checkpoints, is_trained
 from nmt_flax.config import read_stored
 from nmt_flax.decoding import DecodeOptions
 from nmt_flax.batching import pad
@@ -129,9 +129,9 @@ class LoadedModel:
     (best, latest or a step)."""
     workdir = Path(workdir)
     config = read_stored(workdir)
-    task = tasks.get(config, tasks.task_class(config.task).load_vocabs(workdir))
-    if not (workdir / "checkpoints").is_dir():
+    if not is_trained(workdir):  # before the vocabularies: a failed first run may have left none
       raise cls._no_checkpoint(workdir)
+    task = tasks.get(config, tasks.task_class(config.task).load_vocabs(workdir))
     checkpoints = Checkpoints(workdir / "checkpoints", read_only=True)
     try:
       step = cls._pick_step(checkpoints, checkpoint, workdir)
@@ -148,7 +148,7 @@ class LoadedModel:
 
   @staticmethod
   def _no_checkpoint(workdir: Path) -> UserError:
-    return UserError(f"{workdir}: holds no checkpoint; train first with "
+    return UserError(f"{workdir}: nothing trained here yet (no checkpoint); train first with "
                      f"`python train.py --workdir {workdir}`")
 
   @classmethod

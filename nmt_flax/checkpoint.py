@@ -29,6 +29,14 @@ def _shape(x) -> tuple[int, ...]:
   return tuple(x.shape) if hasattr(x, "shape") else np.shape(x)  # arrays, ShapeDtypeStructs, ints
 
 
+def is_trained(workdir: Path) -> bool:
+  """Whether `workdir` holds a finished checkpoint (orbax names each `STEP`; one
+  being written is `STEP.orbax-checkpoint-tmp-…`). Without one, a workdir is
+  new whatever else a failed first run left in it."""
+  folder = Path(workdir) / "checkpoints"
+  return folder.is_dir() and any(p.name.isdigit() and p.is_dir() for p in folder.iterdir())
+
+
 class Checkpoints:
   """Thin wrapper over `ocp.CheckpointManager` at `WORKDIR/checkpoints`."""
 
@@ -51,6 +59,10 @@ class Checkpoints:
       raise UserError(f"{self.directory}: cannot open checkpoints ({e})") from None
     finally:
       absl_logging.set_verbosity(verbosity)
+
+  def item_keys(self, step: int) -> set[str]:
+    """The top-level names stored in the checkpoint at `step`."""
+    return set(self.manager.item_metadata(step).keys())
 
   def steps(self) -> list[int]:
     return sorted(self.manager.all_steps())

@@ -10,7 +10,7 @@ from pathlib import Path
 import absl.logging
 import jax
 
-from nmt_flax import api, data, highlight, plotting, training
+from nmt_flax import api, data, files, highlight, plotting, training
 from nmt_flax import config as config_lib
 from nmt_flax.decoding import DecodeOptions
 from nmt_flax.errors import UserError
@@ -170,26 +170,28 @@ def eval_parser() -> argparse.ArgumentParser:
 
 
 def _write(path: str, text: str, flag: str) -> None:
-  try:
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Path(path).write_text(text, encoding="utf-8")
-  except OSError as e:
-    raise UserError(f"{flag} {path}: cannot write ({e.strerror})") from None
+  with _output(path, flag) as stream:
+    stream.write(text)
 
 
 @contextlib.contextmanager
-def _output(path: str | None):
-  """stdout, or FILE written as results come (what was written stays if a later line fails)."""
+def _output(path: str | None, flag: str = "--output", reading: str | None = None):
+  """stdout, or FILE: written to a temporary file renamed over FILE at the end,
+  so an interrupted run never leaves half an output in its place (after a bad
+  input line, the lines before it are kept). `reading` is the input file, which
+  FILE must not be."""
   if path is None:
     yield sys.stdout
     return
+  if reading not in (None, "-") and Path(path).exists() and Path(reading).exists() \
+      and os.path.samefile(path, reading):
+    raise UserError(f"{flag} {path}: is the input file; write the output to another file")
   try:
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    stream = open(path, "w", encoding="utf-8")  # pylint: disable=consider-using-with
+    with files.replacing(Path(path), keep_partial_on=(UserError,)) as stream:
+      yield stream
   except OSError as e:
-    raise UserError(f"--output {path}: cannot write ({e.strerror})") from None
-  with stream:
-    yield stream
+    raise UserError(f"{flag} {path}: cannot write ({e.strerror})") from None
 
 
 def _json_line(record: dict, metadata: dict | None = None) -> str:
@@ -204,7 +206,7 @@ def _translate_input(model: api.Translator, args, decoding: dict) -> None:
   if interactive:
     print("nmt-flax: type Chinese text, Enter to translate, Ctrl-D to quit", file=sys.stderr)
   metadata = {**model.metadata(), "decoding": decoding}
-  with _output(args.output) as out:
+  with _output(args.output, reading=args.input) as out:
     bar = None if interactive or not sys.stderr.isatty() else training.progress_bar(None, "translating", "line")
     results = model.translate_lines(lines, window=1 if interactive else 1000, **decoding)
     number = 0
@@ -231,8 +233,8 @@ def _score_pairs(model: api.Translator, args) -> None:
   if not args.data:
     raise UserError("--score: needs --data PAIRS (English<TAB>Chinese lines) to score")
   pairs = data.read_pairs(Path(args.data))
-  scores = model.score([p.chinese for p in pairs], [p.english for p in pairs])
-  with _output(args.output) as out:
+  with _output(args.output, reading=args.data) as out:
+    scores = model.score([p.chinese for p in pairs], [p.english for p in pairs])
     for n, (pair, score) in enumerate(zip(pairs, scores)):
       record = {"line": pair.line, "source": pair.chinese, "reference": pair.english,
                 "log_prob": score.log_prob, "tokens": score.tokens,

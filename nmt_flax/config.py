@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from nmt_flax import attention
+from nmt_flax.checkpoint import is_trained
 from nmt_flax.errors import UserError
 
 TASKS = ("nmt", "sentiment")
@@ -193,16 +194,27 @@ def read_stored(workdir: Path) -> Config:
 
 
 def for_workdir(workdir: Path, task: str | None, preset: str | None,
-                flags: dict[str, Any]) -> Config:
-  """The config of a run in `workdir`: a new workdir gets task defaults < preset <
-  flags; one holding `config.json` keeps it, with only resumable flags applied."""
-  if not (Path(workdir) / CONFIG_FILE).is_file():
+                flags: dict[str, Any], log=print) -> Config:
+  """The config of a run in `workdir`: a new workdir (one without a finished
+  checkpoint, whatever a failed first run left there) gets task defaults <
+  preset < flags; a trained one keeps its `config.json`, with only resumable
+  options applied. On a rerun only the flags given are compared with the
+  stored config: a preset whose recipe changed since the workdir was made is
+  noted by `log`, and the workdir keeps the values it was trained with."""
+  if not is_trained(workdir):
     return resolve(task or "nmt", preset, flags)
   stored = read_stored(workdir)
   if task and task != stored.task:
     raise UserError(f"{workdir}: holds a {stored.task} model, not {task}", option="workdir")
   if preset:
-    flags = {**preset_values(preset, stored.task), **flags}
+    recipe = preset_values(preset, stored.task)
+    changed = sorted(k for k, v in recipe.items()
+                     if k not in RESUMABLE and k not in flags and getattr(stored, k) != v)
+    if changed:
+      log(f"note: the {preset} preset has changed since {workdir} was trained ("
+          + ", ".join(f"{k} {recipe[k]!r}, trained with {getattr(stored, k)!r}" for k in changed)
+          + "); resuming with the values it was trained with")
+    flags = {**{k: v for k, v in recipe.items() if k in RESUMABLE}, **flags}
   return merge_with_stored(stored, flags, workdir)
 
 

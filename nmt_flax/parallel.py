@@ -60,16 +60,20 @@ def peer_failures_reported(last_checkpoint):
     if jax.process_count() == 1:
       raise
     reason = str(e).strip().splitlines()[0][:160]
+    step = last_checkpoint()
+    restart = ("no checkpoint was written yet: restart every process with the same command to "
+               "start again" if step is None else f"the last complete checkpoint (step {step}) is "
+               "intact: restart every process with the same command to resume from it")
     raise PeerLost(f"process {jax.process_index()} of {jax.process_count()} lost contact with another "
-                   f"process of the run ({reason}); the last complete checkpoint (step "
-                   f"{last_checkpoint()}) is intact: restart every process with the same command "
-                   "to resume from it") from None
+                   f"process of the run ({reason}); {restart}") from None
 
 
 class DataParallel:
   """Places the train state (replicated) and batches (split by rows) on the mesh."""
 
   def __init__(self, batch_size: int):
+    """`batch_size`: the training batches' rows (--batch-size; with
+    --batch-tokens each bucket's rows are made multiples of the device count)."""
     self.devices = jax.devices()
     self.mesh = None
     if len(self.devices) > 1:

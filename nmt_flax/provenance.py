@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from nmt_flax.files import write_atomically
+
 FILE = "provenance.json"
 PACKAGES = ("nmt-flax", "jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "numpy")
 
@@ -47,7 +49,4 @@ def read(workdir: Path) -> list[dict]:
 def record_run(workdir: Path) -> None:
   """Appends this process's record to `workdir`'s provenance (atomically: a
   crash leaves the old file or the new one, never half of it)."""
-  path = Path(workdir) / FILE
-  tmp = path.with_suffix(".tmp")
-  tmp.write_text(json.dumps(read(workdir) + [current()], indent=2), encoding="utf-8")
-  tmp.replace(path)
+  write_atomically(Path(workdir) / FILE, json.dumps(read(workdir) + [current()], indent=2))

@@ -25,9 +25,10 @@ from tqdm import tqdm
 
 from nmt_flax import provenance, tasks
 from nmt_flax.batching import count_batches, epoch_rng
-from nmt_flax.checkpoint import Checkpoints
+from nmt_flax.checkpoint import Checkpoints, is_trained
 from nmt_flax.config import CONFIG_FILE, Config, merge_with_stored, read_stored
 from nmt_flax.errors import UserError
+from nmt_flax.files import write_atomically
 from nmt_flax.parallel import DataParallel, PeerLost, peer_failures_reported
 from nmt_flax.plotting import plot_loss_curve
 from nmt_flax.tensorboard import EventLog
@@ -67,11 +68,15 @@ def create_state(task: tasks.Task, seed: int, total_steps: int = 1) -> TrainStat
 
 
 def make_train_step(task: tasks.Task):
-  """jit: (state, batch) -> (state, {'loss_sum', 'count', 'skipped', 'bad_in_a_row'});
-  the mean loss is the summed loss over real tokens (rows) divided by their number;
-  `skipped` says the update was dropped for non-finite gradients."""
+  """jit: (state, batch) -> (state, {'loss_sum', 'count', 'skipped', 'bad_in_a_row',
+  'stop'}); the mean loss is the summed loss over real tokens (rows) divided by
+  their number; `skipped` says the update was dropped for non-finite gradients.
+  batch["stop"] <bool>[batch] holds each process's stop request on its own
+  rows; metrics["stop"] is their OR over every process (see `StopRequest`)."""
 
   def train_step(state: TrainState, batch):
+    batch = dict(batch)
+    stop = jnp.any(batch.pop("stop", False))  # an all-reduce when the rows span processes
     rng = jax.random.fold_in(jax.random.wrap_key_data(state.rng), state.step)
 
     def mean_loss(params):
@@ -82,7 +87,7 @@ def make_train_step(task: tasks.Task):
     state = state.apply_gradients(grads=grads)
     guard = state.opt_state  # optax.ApplyIfFiniteState
     return state, {"loss_sum": total, "count": count, "skipped": ~guard.last_finite,
-                   "bad_in_a_row": guard.notfinite_count}
+                   "bad_in_a_row": guard.notfinite_count, "stop": stop}
 
   return jax.jit(train_step, donate_argnums=0)
 
@@ -116,11 +121,51 @@ def checkpoint_item(state: TrainState, progress: Progress) -> dict[str, Any]:
           "rng": state.rng, "progress": progress.as_item()}
 
 
+def progress_before_it_was_saved(epoch: int, batch: int, metrics_path: Path, score_name: str,
+                                 schedule_steps: int) -> Progress:
+  """The `Progress` of a checkpoint written before Progress existed (it stored
+  only `epoch` and `batch`): the best score and the validations since it from
+  metrics.jsonl (the records of the epochs that checkpoint had finished), the
+  schedule's length from the config. The loss sums of an epoch interrupted
+  then are lost: its train_loss covers the steps after the resume."""
+  records = [json.loads(l) for l in metrics_path.read_text().splitlines() if l.strip()] \
+      if metrics_path.is_file() else []
+  scores = [r[score_name] for r in records if r.get("epoch", math.inf) <= epoch
+            and isinstance(r.get(score_name), (int, float))]
+  progress = Progress(epoch=epoch, batch=batch, schedule_steps=schedule_steps)
+  for score in scores:
+    improved = score > progress.best
+    progress.best, progress.stale = (score, 0) if improved else (progress.best, progress.stale + 1)
+  return progress
+
+
 class StopRequest:
-  """Turns SIGINT/SIGTERM into a flag the loop checks after each step."""
+  """Turns SIGINT/SIGTERM into a stop that every process of a run makes at the
+  same step, so all of them save that step together.
+
+  One process stops after the step during which the signal came. With several,
+  a signal reaches one process (or reaches them at different moments): each
+  step carries every process's flag into the jitted step, which ORs them
+  (`make_train_step`), and the loop reads that OR where it reads the step's
+  metrics, at the same steps on every process; so all stop at the first such
+  read after any of them was signalled."""
 
   def __init__(self):
-    self.signal: int | None = None
+    self.signal: int | None = None  # the signal this process received
+    self.agreed = False             # every process knows that one was asked to stop
+
+  def flags(self, rows: int) -> np.ndarray:
+    """This process's request, as a step's batch["stop"]."""
+    return np.full(rows, self.signal is not None)
+
+  def observe(self, step_stops: list) -> None:
+    """Called where step metrics are read: `step_stops` are their "stop" values."""
+    self.agreed = self.agreed or any(bool(s) for s in step_stops) or (
+        jax.process_count() == 1 and self.signal is not None)
+
+  def describe(self) -> str:
+    return (f"stopped by signal {self.signal}" if self.signal is not None
+            else "stopped because another process of the run was signalled")
 
   def __enter__(self):
     self._previous = {}
@@ -151,12 +196,12 @@ def prepare_workdir(config: Config, workdir: Path) -> Path:
   """Creates `workdir`, writes the resolved config (what `nmt_flax.load` reads)
   and adds this run to its provenance (versions, git commit)."""
   workdir = Path(workdir)
-  if (workdir / CONFIG_FILE).is_file():  # the same check as train.py's: no silent change of model
+  if is_trained(workdir):  # the same check as train.py's: no silent change of model
     merge_with_stored(read_stored(workdir), dataclasses.asdict(config), workdir)
   try:
     workdir.mkdir(parents=True, exist_ok=True)
     if jax.process_index() == 0:
-      (workdir / CONFIG_FILE).write_text(config.to_json(), encoding="utf-8")
+      write_atomically(workdir / CONFIG_FILE, config.to_json())
       provenance.record_run(workdir)
   except OSError as e:
     raise UserError(f"{workdir}: cannot create or write ({e.strerror})", option="workdir") from None
@@ -164,9 +209,9 @@ def prepare_workdir(config: Config, workdir: Path) -> Path:
 
 
 def load_data(task: tasks.Task, workdir: Path, log) -> dict[str, tasks.Split]:
-  """The task's splits, with the vocabularies saved in (or checked against) `workdir`."""
-  stored_vocabs = (task.load_vocabs(workdir)
-                   if (workdir / f"{task.vocab_files[0]}.json").exists() else None)
+  """The task's splits, with the vocabularies saved in (or, once trained, checked against) `workdir`."""
+  stored_vocabs = (task.load_vocabs(workdir) if is_trained(workdir)
+                   and (workdir / f"{task.vocab_files[0]}.json").exists() else None)
   splits = task.load_splits()
   if stored_vocabs:
     task.check_vocabs(stored_vocabs, workdir)
@@ -180,7 +225,7 @@ def load_data(task: tasks.Task, workdir: Path, log) -> dict[str, tasks.Split]:
   return splits
 
 
-def restore_or_init(task: tasks.Task, checkpoints: Checkpoints, total_steps: int,
+def restore_or_init(task: tasks.Task, checkpoints: Checkpoints, total_steps: int, metrics_path: Path,
                     log) -> tuple[TrainState, Progress]:
   """The latest checkpoint's state and progress, or a fresh start.
 
@@ -190,8 +235,17 @@ def restore_or_init(task: tasks.Task, checkpoints: Checkpoints, total_steps: int
   step = checkpoints.latest_step()
   if step is None:
     return state, Progress(schedule_steps=total_steps)
-  restored = checkpoints.restore(step, checkpoint_item(state, Progress()))
-  progress = Progress.from_item(restored["progress"])
+  if "progress" in checkpoints.item_keys(step):
+    restored = checkpoints.restore(step, checkpoint_item(state, Progress()))
+    progress = Progress.from_item(restored["progress"])
+  else:  # the layout before Progress: {..., "epoch", "batch"}
+    position = {"epoch": np.asarray(0, np.int64), "batch": np.asarray(0, np.int64)}
+    item = {k: v for k, v in checkpoint_item(state, Progress()).items() if k != "progress"}
+    restored = checkpoints.restore(step, {**item, **position})
+    progress = progress_before_it_was_saved(int(restored["epoch"]), int(restored["batch"]),
+                                            metrics_path, task.score_name, total_steps)
+    log(f"note: step {step} was saved by an older nmt-flax; its best score and patience count "
+        "are rebuilt from metrics.jsonl")
   state = state.replace(params=restored["params"], opt_state=restored["opt_state"],
                         step=restored["step"], rng=restored["rng"],
                         tx=make_optimizer(task.config, progress.schedule_steps))
@@ -214,7 +268,9 @@ def train_epoch(task, state, progress, batches, train_step, parallel, checkpoint
   timing = {"started": started}
 
   def pull_metrics():  # device metrics are read a few steps late, so the host never stalls
-    for m in jax.device_get(pending):
+    fetched = jax.device_get(pending)
+    stop.observe([m["stop"] for m in fetched])
+    for m in fetched:
       if m["skipped"]:
         progress.skipped += 1
       else:
@@ -230,15 +286,17 @@ def train_epoch(task, state, progress, batches, train_step, parallel, checkpoint
   with progress_bar(len(batches), f"epoch {progress.epoch + 1}/{config.epochs}") as bar:
     bar.update(progress.batch)
     for i in range(progress.batch, len(batches)):
-      state, step_metrics = train_step(state, parallel.shard_batch(batches[i]))
+      batch = {**batches[i], "stop": stop.flags(len(batches[i]["weight"]))}
+      state, step_metrics = train_step(state, parallel.shard_batch(batch))
       if "first_step_seconds" not in timing:
         jax.block_until_ready(step_metrics)
         timing["first_step_seconds"] = round(time.time() - started, 2)
       tokens += task.tokens_in(batches[i])
       pending.append(step_metrics)
       progress.batch = i + 1
-      interrupted = stop.signal is not None and i + 1 < len(batches)
-      if len(pending) >= 4 or i == len(batches) - 1 or interrupted:
+      # the same read points on every process (a lone process also reads when signalled)
+      if len(pending) >= 4 or i == len(batches) - 1 or (
+          jax.process_count() == 1 and stop.signal is not None):
         pull_metrics()
         postfix = {"loss": f"{progress.loss_sum / max(progress.count, 1):.3f}",
                    "tok_s": f"{tokens / (time.time() - started):.0f}"}
@@ -248,9 +306,9 @@ def train_epoch(task, state, progress, batches, train_step, parallel, checkpoint
           log(f"epoch {progress.epoch + 1} batch {i + 1}/{len(batches)} "
               + " ".join(f"{k}={v}" for k, v in postfix.items()))
       bar.update(1)
-      if interrupted:
+      if stop.agreed and i + 1 < len(batches):  # in the last batch: the epoch closes first
         checkpoints.save(int(state.step), checkpoint_item(state, progress), None)
-        raise Interrupted(f"stopped by signal {stop.signal} at step {int(state.step)} "
+        raise Interrupted(f"{stop.describe()} at step {int(state.step)} "
                           f"(epoch {progress.epoch + 1}, batch {i + 1}/{len(batches)}); checkpoint "
                           "saved: rerun the same command to resume")
   timing.update(seconds=time.time() - started, tokens=tokens)
@@ -306,7 +364,8 @@ def train(config: Config, workdir: Path, log=print) -> dict:
   events = EventLog(workdir, log, enabled=config.tensorboard)
   try:
     with peer_failures_reported(checkpoints.latest_step):
-      state, progress = restore_or_init(task, checkpoints, config.epochs * steps_per_epoch, log)
+      state, progress = restore_or_init(task, checkpoints, config.epochs * steps_per_epoch,
+                                        metrics_path, log)
       schedule = learning_rate(config, progress.schedule_steps)
       parallel = DataParallel(config.batch_size)
       if parallel.mesh is not None:
@@ -330,10 +389,10 @@ def train(config: Config, workdir: Path, log=print) -> dict:
               f.write(json.dumps(record) + "\n")
           log(_format(record))
           events.epoch(record, task, state.params, val_split)
-          if stop.signal is not None:  # arrived during the epoch's last batch: the epoch is closed
+          if stop.agreed:  # agreed during the epoch's last batch: the epoch is closed
             checkpoints.save(int(state.step), checkpoint_item(state, progress), None)
-            raise Interrupted(f"stopped by signal {stop.signal} at step {int(state.step)} (end of "
-                              f"epoch {progress.epoch}); checkpoint saved: rerun the same command "
+            raise Interrupted(f"{stop.describe()} at step {int(state.step)} (end of epoch "
+                              f"{progress.epoch}); checkpoint saved: rerun the same command "
                               "to resume")
           if config.patience and progress.stale >= config.patience:
             log(f"early stopping: no {task.score_name} improvement in {progress.stale} validations")

@@ -1,5 +1,6 @@
 """The Chinese→English task: character source, word target, Seq2Seq, BLEU."""
 import functools
+import math
 
 import jax
 import jax.numpy as jnp
@@ -119,11 +120,13 @@ class Translation(Task):
 
   def train_rows(self, split: Split) -> int | list[int]:
     """--batch-tokens: each bucket's rows hold about that many padded tokens
-    (a multiple of 8 rows, at least 8), so a batch of short sentences is as
-    much work as one of long ones; otherwise --batch-size for every bucket."""
+    (a multiple of 8 and of the device count, so every device gets equal rows;
+    at least one such multiple), so a batch of short sentences is as much work
+    as one of long ones; otherwise --batch-size for every bucket."""
     if not self.config.batch_tokens:
       return self.config.batch_size
-    return [max(8, self.config.batch_tokens // (b["src"].shape[1] + b["tgt_in"].shape[1]) // 8 * 8)
+    step = math.lcm(8, jax.device_count())
+    return [max(step, self.config.batch_tokens // (b["src"].shape[1] + b["tgt_in"].shape[1]) // step * step)
             for b in split.buckets]
 
   # --- model ------------------------------------------------------------

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 from nmt_flax.errors import UserError
+from nmt_flax.files import write_atomically
 
 PAD, START, END, UNK = "<pad>", "<start>", "<end>", "<unk>"
 PAD_ID, START_ID, END_ID, UNK_ID = 0, 1, 2, 3
@@ -64,7 +65,7 @@ class Vocabulary:
     """A JSON list of tokens; with a subword model, {"tokens": […], "sentencepiece": base64}."""
     content = self.itos if self.subword_model is None else {
         "tokens": self.itos, "sentencepiece": base64.b64encode(self.subword_model).decode("ascii")}
-    Path(path).write_text(json.dumps(content, ensure_ascii=False), encoding="utf-8")
+    write_atomically(Path(path), json.dumps(content, ensure_ascii=False))
 
   @classmethod
   def load(cls, path: Path) -> "Vocabulary":

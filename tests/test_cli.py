@@ -88,7 +88,7 @@ def test_eval_workdir_without_checkpoint_or_corrupt(nmt_workdir, tmp_path, capsy
   shutil.copytree(nmt_workdir, broken)
   shutil.rmtree(broken / "checkpoints")
   assert evaluate("--workdir", broken) == 2
-  one_error_line(capsys, "holds no checkpoint")
+  one_error_line(capsys, "nothing trained here yet")
   shutil.copytree(nmt_workdir / "checkpoints", broken / "checkpoints")
   for f in (broken / "checkpoints").rglob("manifest.ocdbt"):
     f.write_bytes(b"garbage")
@@ -146,3 +146,15 @@ def test_the_api_and_eval_py_decode_alike_with_the_same_flags(nmt_workdir, tmp_p
   one_error_line(capsys, "--beam-size 0: must be")
   assert evaluate("--workdir", nmt_workdir, "--translate", "你好", "--beam-size", "2", "--n-best", "3") == 2
   one_error_line(capsys, "--n-best 3: must be between 1 and the beam size 2")
+
+
+def test_a_failed_first_run_blocks_neither_eval_nor_the_corrected_run(tmp_path, capsys):
+  bad = tmp_path / "bad.txt"
+  bad.write_text("a line without a tab\n", encoding="utf-8")
+  workdir = tmp_path / "w"
+  assert train("--data", bad, "--workdir", workdir, *NMT_FLAGS) == 2
+  capsys.readouterr()
+  assert evaluate("--workdir", workdir) == 2
+  one_error_line(capsys, f"{workdir}: nothing trained here yet")
+  assert train("--data", TINY_NMT, "--workdir", workdir, *NMT_FLAGS, "--dropout", "0.1") == 0
+  assert json.loads((workdir / "config.json").read_text())["dropout"] == 0.1

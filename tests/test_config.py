@@ -59,3 +59,34 @@ def test_tie_embeddings_is_an_on_off_flag():
   assert args.tie_embeddings is True and args.encoder == "bi"
   assert cli.train_parser().parse_args(["--no-tie-embeddings"]).tie_embeddings is False
   assert not hasattr(cli.train_parser().parse_args([]), "tie_embeddings")  # unset: stored value wins
+
+
+def trained_workdir(path, config):
+  """A workdir as train.py leaves it, as far as configs are concerned: config.json and a checkpoint."""
+  (path / "checkpoints" / "12").mkdir(parents=True)
+  (path / "config.json").write_text(config.to_json())
+  return path
+
+
+def test_rerunning_a_preset_whose_recipe_changed_keeps_the_trained_values_and_says_so(
+    tmp_path, monkeypatch):
+  workdir = trained_workdir(tmp_path, config_lib.resolve("nmt", "tiny", {}))
+  monkeypatch.setitem(config_lib.PRESETS["tiny"], "nmt",
+                      {**config_lib.PRESETS["tiny"]["nmt"], "word_dropout": 0.1, "epochs": 3})
+  notes = []
+  config = config_lib.for_workdir(workdir, None, "tiny", {}, log=notes.append)
+  assert config.word_dropout == 0.0 and config.epochs == 3  # trained value kept; epochs resumable
+  [note] = notes
+  assert "tiny preset has changed" in note and "word_dropout 0.1, trained with 0.0" in note
+  with pytest.raises(UserError, match=r"--word-dropout \(stored 0.0, given 0.2\)"):
+    config_lib.for_workdir(workdir, None, "tiny", {"word_dropout": 0.2})  # what the user typed: checked
+
+
+def test_a_workdir_without_a_finished_checkpoint_is_new_whatever_a_failed_run_left(tmp_path):
+  workdir = tmp_path / "w"
+  (workdir / "checkpoints" / "12.orbax-checkpoint-tmp-3").mkdir(parents=True)  # half written
+  (workdir / "config.json").write_text(config_lib.resolve("nmt", None, {"units": 32}).to_json())
+  assert config_lib.for_workdir(workdir, None, None, {"units": 64}).units == 64
+  (workdir / "checkpoints" / "12").mkdir()
+  with pytest.raises(UserError, match="trained with other settings"):
+    config_lib.for_workdir(workdir, None, None, {"units": 64})

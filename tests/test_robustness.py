@@ -135,6 +135,30 @@ def test_disk_full_while_saving_keeps_the_previous_checkpoint(nmt_config, tmp_pa
     np.testing.assert_array_equal(a, b)
 
 
+def test_files_other_processes_read_are_replaced_whole_or_not_at_all(nmt_config, tmp_path, monkeypatch):
+  """config.json, the vocabularies and provenance.json: a late peer or a rerun
+  after a crash finds the old file or the new one, never part of one."""
+  from nmt_flax import provenance, tasks
+  workdir = tmp_path / "w"
+  training.prepare_workdir(nmt_config(), workdir)
+  task = tasks.get(nmt_config())
+  task.load_splits()
+  task.save_vocabs(workdir)
+  names = ("config.json", "src_vocab.json", "tgt_vocab.json", "provenance.json")
+  before = {name: (workdir / name).read_bytes() for name in names}
+
+  def crash(_fd):  # the machine goes down after the bytes were written, before the rename
+    raise OSError(5, "Input/output error")
+  monkeypatch.setattr("os.fsync", crash)
+  task.vocabs = {k: Vocabulary(v.itos + ["new"]) for k, v in task.vocabs.items()}
+  for write in (lambda: training.prepare_workdir(nmt_config(epochs=7), workdir),
+                lambda: task.save_vocabs(workdir), lambda: provenance.record_run(workdir)):
+    with pytest.raises((OSError, UserError)):
+      write()
+  assert {name: (workdir / name).read_bytes() for name in names} == before
+  assert sorted(p.name for p in workdir.iterdir()) == sorted(names)  # no temporary file left
+
+
 def test_workdir_that_cannot_be_created_is_one_error_line(tmp_path, capsys):
   blocker = tmp_path / "a_file"
   blocker.write_text("not a folder")

@@ -1,6 +1,7 @@
 import dataclasses
 import json
 import os
+import shutil
 import signal
 
 import jax
@@ -277,3 +278,48 @@ def test_more_epochs_keep_the_cosine_schedule_of_the_first_run(nmt_config, tmp_p
   floor = 0.01 * 0.01  # the schedule's end: 1% of the peak
   assert [r["learning_rate"] for r in records_of(tmp_path)] == pytest.approx([floor, floor])
   assert any("cosine schedule keeps its length" in l and "--epochs 2" in l for l in lines)
+
+
+def test_a_checkpoint_written_before_progress_existed_resumes(nmt_config, tmp_path, tmp_path_factory):
+  """The layout before `Progress` ({..., 'epoch', 'batch'}), written here from a
+  real run's checkpoint: a rerun resumes from it and ends like a straight run."""
+  config = nmt_config(epochs=2)
+  straight = straight_run(config, tmp_path_factory)
+  old = tmp_path / "old"
+  training.train(dataclasses.replace(config, epochs=1), old, log=lambda *_: None)
+  ckpt = Checkpoints(old / "checkpoints")
+  step = ckpt.latest_step()
+  item = ckpt.manager.restore(step)
+  progress = training.Progress.from_item(item.pop("progress"))
+  score = ckpt.manager.metrics(step)["score"]
+  ckpt.close()
+  for path in (old / "checkpoints").iterdir():
+    shutil.rmtree(path)
+  ckpt = Checkpoints(old / "checkpoints")
+  ckpt.save(step, {**item, "epoch": np.asarray(progress.epoch, np.int64),
+                  "batch": np.asarray(progress.batch, np.int64)}, score)
+  ckpt.close()
+  logged = []
+  training.train(config, old, log=logged.append)
+  assert any("saved by an older nmt-flax" in line for line in logged), logged
+  assert_trees_equal(params_of(straight)[1], params_of(old)[1])
+  assert stored_scores(old) == stored_scores(straight)
+
+
+def test_progress_of_an_old_checkpoint_is_rebuilt_from_the_metrics_log(tmp_path):
+  log = tmp_path / "metrics.jsonl"
+  log.write_text("".join(json.dumps(r) + "\n" for r in [
+      {"epoch": 1, "bleu": 3.0}, {"epoch": 2, "bleu": 5.0}, {"epoch": 3, "bleu": 4.0},
+      {"epoch": 4, "bleu": 4.5}, {"epoch": 5, "bleu": 9.0}]))  # epoch 5: after the checkpoint
+  progress = training.progress_before_it_was_saved(4, 7, log, "bleu", 120)
+  assert (progress.epoch, progress.batch, progress.best, progress.stale, progress.schedule_steps) == \
+      (4, 7, 5.0, 2, 120)
+
+
+def test_token_batches_give_every_device_equal_rows(nmt_config, monkeypatch):
+  task = tasks.get(nmt_config(batch_tokens=100, buckets="10x10,12x12"))
+  split = task.load_splits()["train"]
+  for devices in (1, 3, 16):
+    monkeypatch.setattr(jax, "device_count", lambda devices=devices: devices)
+    rows = task.train_rows(split)
+    assert all(r % devices == 0 and r % 8 == 0 for r in rows), (devices, rows)

@@ -127,6 +127,34 @@ def test_bad_input_files_give_one_line_and_keep_what_was_written(translator, tmp
   assert "no lines, nothing to translate" in capsys.readouterr().err
 
 
+def test_output_never_replaces_the_input_nor_is_left_half_written(translator, tmp_path, capsys,
+                                                                  monkeypatch):
+  text = tmp_path / "zh.txt"
+  text.write_text("我有一隻貓。\n你好。\n", encoding="utf-8")
+  for same in (text, tmp_path / "." / "zh.txt"):
+    assert evaluate_with(translator, "--input", text, "--output", same) == 2
+    one_error_line(capsys, f"--output {same}: is the input file")
+    assert text.read_text(encoding="utf-8") == "我有一隻貓。\n你好。\n"
+  out = tmp_path / "out.txt"
+  out.write_text("an earlier translation\n")
+  calls = []
+  real = translator.translate_lines
+
+  def interrupted_after_one_line(lines, **kw):  # Ctrl-C while the second line is translated
+    for result in real(lines, **kw):
+      if calls:
+        raise KeyboardInterrupt
+      calls.append(result)
+      yield result
+  monkeypatch.setattr(translator, "translate_lines", interrupted_after_one_line)
+  assert evaluate_with(translator, "--input", text, "--output", out) == 130
+  assert out.read_text() == "an earlier translation\n"
+  assert not list(tmp_path.glob(".out.txt.*"))  # no temporary file left
+  monkeypatch.undo()
+  assert evaluate_with(translator, "--input", text, "--output", out) == 0
+  assert len(out.read_text().splitlines()) == 2
+
+
 def test_an_interactive_terminal_gets_a_prompt_and_each_line_at_once(nmt_workdir):
   controller, terminal = pty.openpty()
   proc = subprocess.Popen([sys.executable, str(ROOT / "eval.py"), "--workdir", str(nmt_workdir),
