@@ -1,8 +1,10 @@
 """Two train.py processes on 127.0.0.1 train like one; a workdir moves between
 1 process, 2 processes of 1 device and 2 processes of 2 devices and back; a
-killed worker makes its peer leave at once with one line."""
+signal to one process stops both at one step; a killed worker makes its peer
+leave at once with one line."""
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -10,6 +12,7 @@ from pathlib import Path
 
 import jax
 import numpy as np
+import pytest
 
 import nmt_flax
 from nmt_flax.checkpoint import Checkpoints
@@ -80,15 +83,37 @@ def test_two_processes_train_like_one_and_checkpoints_move_between_layouts(tmp_p
   assert model.evaluate(model.split("val"))["bleu"] == records(straight)[-1]["bleu"]
 
 
-def test_a_killed_worker_makes_its_peer_leave_at_once_with_one_line_then_both_resume(tmp_path):
+def wait_for_epochs(procs, work: Path, epochs: int) -> None:
+  deadline = time.time() + 180
+  while not ((work / "metrics.jsonl").is_file() and len(records(work)) >= epochs):
+    assert time.time() < deadline and procs[0].poll() is None, Path(f"{work}.0.log").read_text()[-2000:]
+    time.sleep(0.05)
+
+
+def test_a_signal_to_one_process_stops_both_at_one_step_and_a_killed_worker_makes_its_peer_leave(
+    tmp_path):
+  """SIGTERM to process 0 alone: both save one checkpoint at one step and exit
+  130; both rerun from it. Then kill -9 of process 1: process 0 leaves at once
+  with one line (exit 3); both rerun from the last complete checkpoint."""
   work = tmp_path / "w"
   procs = launch(work, 40, 1, "--checkpoint-every", "10")
   try:
-    deadline = time.time() + 180
-    while not ((work / "metrics.jsonl").is_file() and len(records(work)) >= 12):
-      assert time.time() < deadline and procs[0].poll() is None, Path(f"{work}.0.log").read_text()[-2000:]
-      time.sleep(0.05)
+    wait_for_epochs(procs, work, 2)
     per_epoch = records(work)[0]["step"]
+    procs[0].send_signal(signal.SIGTERM)
+    assert finish(procs, timeout=120) == [130, 130], Path(f"{work}.1.log").read_text()[-2000:]
+  finally:
+    for p in procs:
+      p.kill()
+  [stopped] = Checkpoints(work / "checkpoints", read_only=True).steps()  # one checkpoint
+  logs = [Path(f"{work}.{i}.log").read_text() for i in range(2)]
+  assert f"stopped by signal 15 at step {stopped} " in logs[0], logs[0][-2000:]
+  assert f"stopped because another process of the run was signalled at step {stopped} " in logs[1]
+  assert stopped > 2 * per_epoch and all("Traceback" not in log for log in logs)
+
+  procs = launch(work, 40, 1, "--checkpoint-every", "10")
+  try:
+    wait_for_epochs(procs, work, 12)
     procs[1].kill()
     killed = time.time()
     assert finish(procs[:1], timeout=120) == [3]
@@ -97,6 +122,7 @@ def test_a_killed_worker_makes_its_peer_leave_at_once_with_one_line_then_both_re
     for p in procs:
       p.kill()
   log = Path(f"{work}.0.log").read_text().strip()
+  assert f"resuming from step {stopped}" in log
   last = log.splitlines()[-1]
   assert last.startswith("error: process 0 of 2 lost contact with another process") and \
       f"last complete checkpoint (step {10 * per_epoch}) is intact" in last, log[-2000:]
@@ -104,3 +130,14 @@ def test_a_killed_worker_makes_its_peer_leave_at_once_with_one_line_then_both_re
   assert finish(launch(work, 40, 1, "--checkpoint-every", "10")) == [0, 0]
   assert f"resuming from step {10 * per_epoch}" in Path(f"{work}.0.log").read_text()
   assert Checkpoints(work / "checkpoints", read_only=True).latest_step() == 40 * per_epoch
+
+
+def test_a_peer_lost_before_the_first_checkpoint_says_there_is_none(monkeypatch):
+  from nmt_flax.parallel import PeerLost, peer_failures_reported
+  monkeypatch.setattr(jax, "process_count", lambda: 2)
+  for last, expected in [(None, "no checkpoint was written yet: restart every process"),
+                         (30, "the last complete checkpoint (step 30) is intact")]:
+    with pytest.raises(PeerLost) as lost:
+      with peer_failures_reported(lambda last=last: last):
+        raise jax.errors.JaxRuntimeError("UNKNOWN: Gloo all-reduce failed: Connection reset by peer")
+    assert expected in str(lost.value) and "step None" not in str(lost.value)
