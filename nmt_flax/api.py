@@ -21,31 +21,55 @@ from nmt_flax.decoding import DecodeOptions
 from nmt_flax.batching import pad
 from nmt_flax.errors import UserError
 from nmt_flax.sentences import split_sentences
-from nmt_flax.text import detokenize, english_tokens, review_tokens
+from nmt_flax.text import check_unicode, detokenize, english_tokens, review_tokens
 from nmt_flax.vocab import END_ID, START_ID
 
 
 @dataclasses.dataclass
 class Translation:
+  """One text's translation. A text of several sentences is translated sentence
+  by sentence and joined (`join`): `source` and `tokens` then hold each
+  sentence's `<end>` between sentences, and `attention` is block-diagonal."""
   source: list[str]       # the source characters the model saw (in its --chinese-script)
-  tokens: list[str]       # output tokens (words, or BPE pieces), without <end>
+  tokens: list[str]       # output tokens (words, or BPE pieces), without the final <end>
   text: str               # the output as words, space-separated (BPE pieces joined)
-  attention: np.ndarray   # [len(tokens) + 1, len(source) + 1]: rows incl. <end>, cols incl. <end>
+  attention: np.ndarray   # [len(target_labels), len(source) + 1]: source columns incl. <end>
   unknown: int            # source characters not in the training vocabulary
-  truncated: bool         # the source was longer than text.MAX_INPUT_CHARS characters and was cut
+  truncated: bool         # characters past text.MAX_INPUT_CHARS were lost
   score: float = 0.0      # log-probability (<end> included); beam search: / length penalty
+  ended: bool = True      # the output ends with <end> (False: it stopped at the length limit)
+  warning: str | None = None  # why the source is unlikely to be translated well (Translator.source_warning)
+
+  @property
+  def target_labels(self) -> list[str]:
+    """The output tokens that have an attention row: `tokens`, and `<end>` if produced."""
+    return self.tokens + ["<end>"] if self.ended else self.tokens
 
   def alignment(self) -> dict:
     """The attention as JSON: `attention[i][j]` is target token i's weight on
-    source token j, `<end>` included on both sides."""
-    return {"source_tokens": self.source + ["<end>"], "target_tokens": self.tokens + ["<end>"],
-            "attention": np.round(self.attention, 4).tolist()}
+    source token j, `<end>` included on both sides (on the target side when it
+    was produced)."""
+    return {"source_tokens": self.source + ["<end>"], "target_tokens": self.target_labels,
+            "attention": np.round(self.attention.astype(np.float64), 4).tolist()}
 
 
-def joined(segments: list[list[Translation]], rank: int = 0) -> tuple[str, float]:
-  """The rank-th hypotheses of consecutive sentences as one: text, summed score."""
-  return (" ".join(h[rank].text for h in segments if h[rank].text),
-          sum(h[rank].score for h in segments))
+def join(parts: list[Translation]) -> Translation:
+  """Consecutive sentences' translations as one: texts joined, scores and
+  unknown characters summed, attention block-diagonal (each sentence's words
+  attend to its own characters)."""
+  if len(parts) == 1:
+    return parts[0]
+  source = [c for p in parts for c in p.source + ["<end>"]][:-1]
+  tokens = [t for p in parts for t in p.target_labels][:-1 if parts[-1].ended else None]
+  attention = np.zeros((sum(p.attention.shape[0] for p in parts), len(source) + 1), np.float32)
+  row = col = 0
+  for p in parts:
+    attention[row:row + p.attention.shape[0], col:col + p.attention.shape[1]] = p.attention
+    row, col = row + p.attention.shape[0], col + p.attention.shape[1]
+  return Translation(source=source, tokens=tokens, text=" ".join(p.text for p in parts if p.text),
+                     attention=attention, unknown=sum(p.unknown for p in parts),
+                     truncated=any(p.truncated for p in parts), score=sum(p.score for p in parts),
+                     ended=parts[-1].ended)
 
 
 @dataclasses.dataclass
@@ -66,35 +90,46 @@ class LineTranslation:
   source: str                           # the line as given
   sentences: list[str]                  # its sentences (blank line: none)
   segments: list[list[Translation]]     # per sentence: its n-best hypotheses, best first
+  warning: str | None = None            # as Translation.warning, for the whole line
+
+  def best(self, rank: int = 0) -> Translation | None:
+    """The rank-th hypotheses of the sentences joined (`join`); None for a blank line."""
+    return join([h[rank] for h in self.segments]) if self.segments else None
 
   @property
   def text(self) -> str:
     """The best translations of the sentences, joined ('' for a blank line)."""
-    return joined(self.segments)[0]
+    return self.best().text if self.segments else ""
 
   @property
   def score(self) -> float:
     """Sum of the sentences' best scores (0 for a blank line)."""
-    return joined(self.segments)[1]
+    return self.best().score if self.segments else 0.0
 
   def to_json(self, alignment: bool = False) -> dict:
-    """The JSON record of `eval.py --input --format jsonl`: source, translation,
-    score, unknown (characters never seen in training), truncated; `nbest`
-    when several hypotheses were asked for (the k-th of a line joins the k-th of
-    each sentence); `alignment` with alignment=True; `segments` when the line
-    held several sentences, each with the same fields."""
-    def record(source: str, hyps: list[list[Translation]]) -> dict:
-      text, score = joined(hyps)
-      out = {"source": source, "translation": text, "score": score,
-             "unknown": sum(h[0].unknown for h in hyps), "truncated": any(h[0].truncated for h in hyps)}
+    """The JSON record of `eval.py --input --format jsonl` and of the service's
+    /translate: source (as given), translation, score, unknown (characters
+    never seen in training), truncated, warning; `nbest` when several
+    hypotheses were asked for (the k-th of a line joins the k-th of each
+    sentence); `alignment` with alignment=True (the source_tokens,
+    target_tokens and attention of `join`); `segments` when the line held
+    several sentences, each with the same fields."""
+    def record(source: str, hyps: list[list[Translation]], warning: str | None,
+               alignment: bool) -> dict:
+      best = join([h[0] for h in hyps]) if hyps else None
+      out = {"source": source, "translation": best.text if best else "",
+             "score": best.score if best else 0.0, "unknown": best.unknown if best else 0,
+             "truncated": best.truncated if best else False, "warning": warning}
       if hyps and len(hyps[0]) > 1:
-        out["nbest"] = [dict(zip(("translation", "score"), joined(hyps, k))) for k in range(len(hyps[0]))]
-      if alignment and len(hyps) == 1:
-        out["alignment"] = hyps[0][0].alignment()
+        out["nbest"] = [{"translation": h.text, "score": h.score}
+                        for h in (join([s[k] for s in hyps]) for k in range(len(hyps[0])))]
+      if alignment and best:
+        out["alignment"] = best.alignment()
       return out
-    result = record(self.source, self.segments)
-    if len(self.segments) > 1:
-      result["segments"] = [record(s, [h]) for s, h in zip(self.sentences, self.segments)]
+    result = record(self.source, self.segments, self.warning, alignment)
+    if len(self.segments) > 1:  # each sentence's alignment is its block of the line's
+      result["segments"] = [record(s, [h], h[0].warning, False)
+                            for s, h in zip(self.sentences, self.segments)]
     return result
 
 
@@ -191,16 +226,56 @@ class Translator(LoadedModel):
     return self.task.evaluate(self.params, split, DecodeOptions(**decoding))
 
   def translate(self, texts: list[str], **decoding) -> list[Translation]:
-    """Translations of free Chinese text, one sentence per text: greedy
-    (beam_size 1) or beam search."""
+    """Translations of free Chinese text, greedy (beam_size 1) or beam search. A
+    text of several sentences is translated sentence by sentence and joined
+    (`join`), as `translate_lines` and eval.py treat a line."""
     return [best[0] for best in self.nbest(texts, **{**decoding, "n_best": 1})]
 
   def nbest(self, texts: list[str], **decoding) -> list[list[Translation]]:
-    """The `n_best` best hypotheses of each text, best first. Batched and jitted:
-    texts are grouped by padded length (the training buckets, then multiples
-    of 16), so any length is translated whole and only a few shapes compile."""
+    """The `n_best` best hypotheses of each text, best first (the k-th of a
+    text joins the k-th of each of its sentences). Raises UserError naming
+    the first text (#1, #2, …) that is empty or not valid Unicode."""
     options = DecodeOptions(**decoding)
-    encoded = [self.task.encode_source(t, n) for n, t in enumerate(texts, start=1)]
+    lines = self._translate(texts, self.check_texts(texts), options)
+    return [[dataclasses.replace(line.best(k), warning=line.warning) for k in range(options.n_best)]
+            for line in lines]
+
+  def check_texts(self, texts: list[str]) -> list[list[str]]:
+    """The sentences of each text; raises UserError naming the first text (#1,
+    #2, …) that is empty or not valid Unicode (the service checks each request
+    this way before it shares a device call with others)."""
+    sentences = [self._sentences(t, f"#{n}") for n, t in enumerate(texts, start=1)]
+    for n, found in enumerate(sentences, start=1):
+      if not found:
+        raise UserError(f"#{n}: the text is empty", option="texts")
+    return sentences
+
+  def _sentences(self, text: str, where: str) -> list[str]:
+    """`text`'s sentences that hold a character (`sentences.split_sentences`)."""
+    check_unicode(text, where, option="texts")
+    return [s for s in split_sentences(text) if self.task.source_tokens(s)]
+
+  def _translate(self, texts: list[str], sentences: list[list[str]],
+                 options: DecodeOptions) -> list[LineTranslation]:
+    """Each text with its sentences translated, in one batched call for all."""
+    hypotheses = self.sentence_nbest([s for found in sentences for s in found],
+                                     **dataclasses.asdict(options)) if any(sentences) else []
+    lines, start = [], 0
+    for text, found in zip(texts, sentences):
+      segments = hypotheses[start:start + len(found)]
+      start += len(found)
+      chars = [c for h in segments for c in h[0].source]
+      warning = self.task.source_warning(chars, sum(h[0].unknown for h in segments)) if chars else None
+      lines.append(LineTranslation(source=text, sentences=found, segments=segments, warning=warning))
+    return lines
+
+  def sentence_nbest(self, sentences: list[str], **decoding) -> list[list[Translation]]:
+    """The `n_best` best hypotheses of each sentence (not split further). Batched
+    and jitted: sentences are grouped by padded length (the training buckets,
+    then multiples of 16), so any length is translated whole and only a few
+    shapes compile."""
+    options = DecodeOptions(**decoding)
+    encoded = [self.task.encode_source(t, n) for n, t in enumerate(sentences, start=1)]
     vocab = self.task.vocabs["tgt_vocab"]
     results: list[list[Translation]] = [[] for _ in encoded]
 
@@ -215,10 +290,12 @@ class Translator(LoadedModel):
         chars, _, unknown, truncated = encoded[i]
         for n in range(options.n_best):
           words = vocab.decode(tokens[row, n])
+          ended = bool(np.any(tokens[row, n] == END_ID))
           results[i].append(Translation(
               source=chars, tokens=words, text=detokenize(self.task.target_words(words)),
-              attention=weights[row, n, :len(words) + 1, :len(chars) + 1],
-              unknown=unknown, truncated=truncated, score=float(scores[row, n])))
+              attention=weights[row, n, :len(words) + ended, :len(chars) + 1],
+              unknown=unknown, truncated=truncated, score=float(scores[row, n]), ended=ended,
+              warning=self.task.source_warning(chars, unknown)))
     return results
 
   def _chunks(self, shapes: list, output_len) -> Iterator[tuple]:
@@ -244,6 +321,7 @@ class Translator(LoadedModel):
     vocab = self.task.vocabs["tgt_vocab"]
     pairs = []
     for n, (source, reference) in enumerate(zip(sources, references), start=1):
+      check_unicode(reference, f"#{n}", option="references")
       tokens = self.task.target_tokens(english_tokens(reference))
       pairs.append((self.task.encode_source(source, n)[1], vocab.encode(tokens), vocab.count_unknown(tokens)))
     shapes = [(self.task.padded_length(len(src)), self.task.padded_length(len(tgt) + 1, side=1))
@@ -267,32 +345,26 @@ class Translator(LoadedModel):
     a time (sorted by length inside `nbest`), so a file of any size streams.
     If reading a line raises (a bad line of a file), the lines before it are
     still yielded first."""
-    options = dataclasses.asdict(DecodeOptions(**decoding))
+    options = DecodeOptions(**decoding)
     buffer: list[str] = []
+    sentences: list[list[str]] = []
+    window_start = 0
     iterator = iter(lines)
     while True:
       try:
         line = next(iterator, None)
       except UserError:
-        yield from self._translate_window(buffer, options)
+        yield from self._translate(buffer, sentences, options)
         raise
       if line is not None:
         buffer.append(line)
+        sentences.append(self._sentences(line, f"line {len(buffer) + window_start}"))
       if line is None or len(buffer) == window:  # a full window is translated before reading on
-        yield from self._translate_window(buffer, options)
-        buffer = []
+        yield from self._translate(buffer, sentences, options)
+        window_start += len(buffer)
+        buffer, sentences = [], []
       if line is None:
         return
-
-  def _translate_window(self, lines: list[str], options: dict) -> Iterator[LineTranslation]:
-    sentences = [[s for s in split_sentences(line) if self.task.source_tokens(s)] for line in lines]
-    flat = [s for line_sentences in sentences for s in line_sentences]
-    hypotheses = self.nbest(flat, **options) if flat else []
-    start = 0
-    for line, line_sentences in zip(lines, sentences):
-      yield LineTranslation(source=line, sentences=line_sentences,
-                            segments=hypotheses[start:start + len(line_sentences)])
-      start += len(line_sentences)
 
 class Classifier(LoadedModel):
 
@@ -318,6 +390,8 @@ class Classifier(LoadedModel):
 
   def classify(self, texts: list[str]) -> list[Prediction]:
     """Classifies free text. Raises UserError for text with no word left."""
+    for n, text in enumerate(texts, start=1):
+      check_unicode(text, f"#{n}", option="reviews")
     tokens = [review_tokens(t) for t in texts]
     for n, t in enumerate(tokens, start=1):
       if not t:

@@ -215,9 +215,9 @@ def _translate_input(model: api.Translator, args, decoding: dict) -> None:
         out.write(_json_line(result.to_json(alignment=args.alignment), metadata if number == 1 else None))
       else:
         out.write(result.text + "\n")
-        if any(best[0].truncated for best in result.segments):
-          print(f"note: line {number}: a sentence longer than {MAX_INPUT_CHARS} characters was "
-                "cut there", file=sys.stderr)
+        best = result.best()
+        if best is not None:
+          _notes(f"line {number}", dataclasses.replace(best, warning=result.warning))
       if interactive or bar is None:
         out.flush()
       if bar is not None:
@@ -226,6 +226,17 @@ def _translate_input(model: api.Translator, args, decoding: dict) -> None:
       bar.close()
   if number == 0 and not interactive:
     print(f"note: {args.input}: no lines, nothing to translate", file=sys.stderr)
+
+
+def _notes(where: str, translation: api.Translation) -> None:
+  """What a reader of plain text should know about a translation, on stderr."""
+  if translation.warning:
+    print(f"note: {where}: {translation.warning}: the translation is unreliable", file=sys.stderr)
+  if translation.truncated:
+    print(f"note: {where}: characters past the first {MAX_INPUT_CHARS} of a sentence were cut",
+          file=sys.stderr)
+  if not translation.ended:
+    print(f"note: {where}: the translation stopped at the output length limit", file=sys.stderr)
 
 
 def _score_pairs(model: api.Translator, args) -> None:
@@ -261,9 +272,8 @@ def _eval_translation(model: api.Translator, args) -> None:
     results = [hyps[0] for hyps in nbest]
     font = plotting.find_cjk_font(args.font) if args.plot_attention else None
     for n, (text, r) in enumerate(zip(args.translate, results), start=1):
-      notes = ([f"{r.unknown} unknown character(s)"] if r.unknown else []) + \
-              ([f"longer than {MAX_INPUT_CHARS} characters: cut there"] if r.truncated else [])
-      print(f"{text} -> {r.text}" + (f"  ({'; '.join(notes)})" if notes else ""))
+      print(f"{text} -> {r.text}" + (f"  ({r.unknown} unknown character(s))" if r.unknown else ""))
+      _notes(f"#{n}", r)
       for rank, alt in enumerate(nbest[n - 1][1:], start=2):
         print(f"  {rank}. {alt.text}  (score {alt.score:.3f})")
       if args.plot_attention:
@@ -272,7 +282,7 @@ def _eval_translation(model: api.Translator, args) -> None:
           out.mkdir(parents=True, exist_ok=True)
         except OSError as e:
           raise UserError(f"--plot-attention {out}: cannot create ({e.strerror})") from None
-        plotting.plot_attention(r.attention, r.source + ["<end>"], r.tokens + ["<end>"],
+        plotting.plot_attention(r.attention, r.source + ["<end>"], r.target_labels,
                                 out / f"attention_{n}.png", font)
         print(f"  attention plot: {out / f'attention_{n}.png'}")
     return

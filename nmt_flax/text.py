@@ -3,6 +3,8 @@ import functools
 import re
 import unicodedata
 
+from nmt_flax.errors import UserError
+
 MAX_INPUT_CHARS = 10_000  # free text longer than this is cut before any regex runs
 
 _EN_PUNCT = re.compile(r"([?.!,])")
@@ -35,19 +37,53 @@ def _converter(script: str):
   return opencc.OpenCC(OPENCC_CONFIGS[script])
 
 
-def chinese_tokens(text: str, script: str = "keep") -> list[str]:
-  """One token per character, whitespace and control characters dropped.
+def _is_token(c: str) -> bool:
+  return not c.isspace() and unicodedata.category(c)[0] != "C"
+
+
+def chinese_text(text: str, script: str = "keep") -> tuple[list[str], bool]:
+  """(tokens, cut): one token per character, whitespace and control characters
+  dropped; `cut` says characters that would have been tokens were lost to the
+  limit of MAX_INPUT_CHARS (trailing spaces past it are no loss).
 
   NFKC folds full-width forms, so '？' in the data and '?' typed by a user are
   the same token; unlike the lab, no character is ever removed. script
   'simplified' or 'traditional' converts with OpenCC first, so '會' and '会'
   are one token; 'keep' leaves the script as written.
   """
+  check_unicode(text)
+  cut = any(_is_token(c) for c in text[MAX_INPUT_CHARS:])
   # NFKC can expand a character (up to 18 for U+FDFA), so cut again after it
-  text = unicodedata.normalize("NFKC", text[:MAX_INPUT_CHARS]).lower()[:MAX_INPUT_CHARS]
+  normalized = unicodedata.normalize("NFKC", text[:MAX_INPUT_CHARS]).lower()
+  cut = cut or any(_is_token(c) for c in normalized[MAX_INPUT_CHARS:])
+  text = normalized[:MAX_INPUT_CHARS]
   if script != "keep":
     text = _converter(script).convert(text)
-  return [c for c in text if not c.isspace() and unicodedata.category(c)[0] != "C"]
+  return [c for c in text if _is_token(c)], cut
+
+
+def chinese_tokens(text: str, script: str = "keep") -> list[str]:
+  """The tokens of `chinese_text`."""
+  return chinese_text(text, script)[0]
+
+
+def is_han(c: str) -> bool:
+  """A Chinese character (CJK unified or compatibility ideograph)."""
+  return any(low <= ord(c) <= high for low, high in _HAN)
+
+
+_HAN = ((0x3400, 0x4DBF), (0x4E00, 0x9FFF), (0xF900, 0xFAFF), (0x20000, 0x3134F))
+
+
+def check_unicode(text: str, where: str = "text", option: str | None = None) -> None:
+  """Raises UserError for a string no UTF-8 can hold: a lone surrogate, which is
+  what Python makes of bytes that are not UTF-8 in a command-line argument.
+  `where` and `option` name the text in the message (`#2`, texts)."""
+  try:
+    text.encode("utf-8")
+  except UnicodeEncodeError as e:
+    raise UserError(f"{where}: not valid Unicode (a lone surrogate at character {e.start + 1}: "
+                    "was it given as bytes that are not UTF-8?)", option=option) from None
 
 
 def review_tokens(text: str) -> list[str]:

@@ -1,6 +1,7 @@
 """The Chinese→English task: character source, word target, Seq2Seq, BLEU."""
 import functools
 import math
+import unicodedata
 
 import jax
 import jax.numpy as jnp
@@ -14,7 +15,7 @@ from nmt_flax.errors import UserError
 from nmt_flax.losses import compact_token_cross_entropy, token_losses
 from nmt_flax.seq2seq import Seq2Seq
 from nmt_flax.tasks import Split, Task, register
-from nmt_flax.text import MAX_INPUT_CHARS, chinese_tokens, detokenize, english_tokens
+from nmt_flax.text import check_unicode, chinese_text, chinese_tokens, detokenize, english_tokens, is_han
 from nmt_flax.vocab import END_ID, PAD_ID, START_ID, Vocabulary
 
 
@@ -228,13 +229,27 @@ class Translation(Task):
     """One sentence -> (characters, ids with <end>, unknown characters, truncated).
 
     Nothing is cut below the hard limit of `text.MAX_INPUT_CHARS` characters
-    (truncated says a sentence was longer). Raises UserError for a sentence with
-    no character left after normalisation (`n` numbers it in the message)."""
-    chars = self.source_tokens(text)
+    (truncated says characters past it were lost). Raises UserError for a
+    sentence with no character left after normalisation or one that is not
+    valid Unicode (`n` numbers it in the message)."""
+    check_unicode(text, f"#{n}", option="texts")
+    chars, cut = chinese_text(text, self.config.chinese_script)
     if not chars:
       raise UserError(f"#{n}: the sentence is empty", option="texts")
     vocab = self.vocabs["src_vocab"]
-    return chars, vocab.encode(chars) + [END_ID], vocab.count_unknown(chars), len(text) > MAX_INPUT_CHARS
+    return chars, vocab.encode(chars) + [END_ID], vocab.count_unknown(chars), cut
+
+  def source_warning(self, chars: list[str], unknown: int) -> str | None:
+    """Why a source is unlikely to be translated well, or None: mostly
+    characters never seen in training, or mostly letters that are not Chinese
+    (the model answers anything with confident English)."""
+    letters = [c for c in chars if unicodedata.category(c).startswith("L")]
+    han = sum(map(is_han, letters))
+    if han * 2 < len(letters):
+      return f"mostly not Chinese ({han} of {len(letters)} letters are Chinese characters)"
+    if unknown * 2 > len(chars):
+      return f"{unknown} of {len(chars)} characters were never seen in training"
+    return None
 
   def padded_length(self, length: int, side: int = 0) -> int:
     """The shape for `length` ids of the source (side 0) or target (side 1): the

@@ -75,10 +75,10 @@ def test_translate_unknown_long_and_empty_input(nmt_workdir, tmp_path, capsys):
   out = capsys.readouterr().out.splitlines()
   assert "2 unknown character(s)" in out[2] and "cut" not in out[2]  # 32 characters: translated whole
   assert evaluate("--workdir", nmt_workdir, "--translate", "貓" * 10_001) == 0
-  assert "longer than 10000 characters: cut there" in capsys.readouterr().out
+  assert "note: #1: characters past the first 10000 of a sentence were cut" in capsys.readouterr().err
   assert (tmp_path / "plots" / "attention_1.png").stat().st_size > 1000
   assert evaluate("--workdir", nmt_workdir, "--translate", " \t ") == 2
-  one_error_line(capsys, "--translate #1: the sentence is empty")
+  one_error_line(capsys, "--translate #1: the text is empty")
 
 
 def test_eval_workdir_without_checkpoint_or_corrupt(nmt_workdir, tmp_path, capsys):

@@ -39,6 +39,79 @@ def test_split_sentences_at_chinese_and_western_sentence_ends():
   assert split_sentences("") == split_sentences(" \t ") == []
 
 
+@pytest.mark.parametrize("text, sentences", [
+    ("我想……算了吧。", ["我想……算了吧。"]),                    # an ellipsis is a pause
+    ("“你去吗？”他问。我不去。", ["“你去吗？”他问。", "我不去。"]),  # the attribution stays
+    ("「好！」她笑道。", ["「好！」她笑道。"]),
+    ("“我不去。”“为什么？”", ["“我不去。”", "“为什么？”"]),        # two quotations
+    ("他说：「你好！」然后走了。", ["他说：「你好！」", "然后走了。"]),  # no verb of speaking
+])
+def test_quotes_keep_their_attribution_and_an_ellipsis_ends_no_sentence(text, sentences):
+  assert split_sentences(text) == sentences
+
+
+def test_every_entry_point_translates_a_paragraph_sentence_by_sentence(translator, capsys):
+  parts = [translator.translate([s])[0] for s in split_sentences(PARAGRAPH)]
+  [whole] = translator.translate([PARAGRAPH])
+  [line] = translator.translate_lines([PARAGRAPH])
+  assert whole.text == line.text == " ".join(p.text for p in parts if p.text)
+  assert whole.score == pytest.approx(sum(p.score for p in parts), rel=1e-6)
+  # block-diagonal attention: each sentence's words attend to its own characters only
+  assert whole.source == [c for p in parts for c in p.source + ["<end>"]][:-1]
+  assert whole.attention.shape == (len(whole.target_labels), len(whole.source) + 1)
+  row = col = 0
+  for p in parts:  # (alone, a sentence is decoded in a batch of another shape: float rounding)
+    rows, cols = p.attention.shape
+    np.testing.assert_allclose(whole.attention[row:row + rows, col:col + cols], p.attention, rtol=1e-5)
+    assert whole.attention[row:row + rows].sum() == whole.attention[row:row + rows, col:col + cols].sum()
+    row, col = row + rows, col + cols
+  assert evaluate_with(translator, "--translate", PARAGRAPH) == 0
+  assert capsys.readouterr().out.startswith(f"{PARAGRAPH} -> {whole.text}  ({whole.unknown} unknown")
+
+
+def test_an_output_cut_at_the_length_limit_has_no_end_label_and_its_rows_match(translator):
+  params = translator.params  # a model that rarely ends: <end> made unlikely
+  never_ending = nmt_flax.Translator(translator.task, {**params, "output": {
+      **params["output"], "bias": params["output"]["bias"].at[END_ID].add(-20.0)}})
+  results = never_ending.translate(["我有一隻貓。", "她有一隻貓。。我喜歡茶。"], max_len=3, beam_size=2)
+  assert not any(r.ended for r in results)
+  for r in results + translator.translate(["我有一隻貓。"]):
+    alignment = r.alignment()
+    assert len(alignment["target_tokens"]) == len(alignment["attention"]) == len(r.tokens) + r.ended
+    assert (alignment["target_tokens"][-1:] == ["<end>"]) == r.ended
+
+
+def test_truncated_says_what_the_model_lost(translator):
+  task = translator.task
+  assert not task.encode_source("我" * 10_000 + " " * 50)[3]           # only spaces past the limit
+  assert task.encode_source("我" * 10_000 + "。")[3]
+  chars, _, _, cut = task.encode_source("\ufdfa" * 600)                # NFKC: 600 -> 10,800 chars
+  assert cut and 0 < len(chars) < 10_800  # (its spaces are no tokens)
+  assert not task.encode_source("我有一隻貓。")[3]
+
+
+def test_text_that_is_not_valid_unicode_is_one_error(translator, capsys):
+  argv_bytes = b"\xe6\x88\x91\xff\xfe".decode("utf-8", "surrogateescape")  # as Python decodes argv
+  assert evaluate_with(translator, "--translate", argv_bytes) == 2
+  one_error_line(capsys, "--translate #1: not valid Unicode (a lone surrogate at character 2")
+  for call in (lambda: translator.translate(["好", "\ud800"]),
+               lambda: translator.score(["好", "好"], ["good", "\udcff"]),
+               lambda: list(translator.translate_lines(["好", "坏\udcff"]))):
+    with pytest.raises(UserError, match="#2: not valid Unicode|line 2: not valid Unicode"):
+      call()
+
+
+def test_input_that_is_not_chinese_or_mostly_unknown_is_flagged(translator, capsys, monkeypatch):
+  emoji, english, chinese = translator.translate(["😀😂🎉👍", "Hello, how are you?", "我有一隻貓。"])
+  assert "4 of 4 characters were never seen in training" in emoji.warning
+  assert "mostly not Chinese (0 of 14 letters" in english.warning
+  assert chinese.warning is None
+  status, out = run_input(translator, capsys, monkeypatch, "Hello, how are you?\n我有一隻貓。\n".encode())
+  assert status == 0 and out.err.count("note: line 1: mostly not Chinese") == 1 and "line 2" not in out.err
+  status, out = run_input(translator, capsys, monkeypatch, "😀😂🎉👍\n".encode(), "--format", "jsonl")
+  assert "never seen in training" in json.loads(out.out)["warning"]
+
+
 def test_lines_come_back_in_order_one_per_line_each_sentence_translated(translator):
   lines = [PARAGRAPH, "", "我有一隻貓。", LONG, "   ", "你今晚會去派對嗎?"]
   results = list(translator.translate_lines(lines, window=4))
