@@ -280,9 +280,9 @@ class Translator(LoadedModel):
     results: list[list[Translation]] = [[] for _ in encoded]
 
     def max_len(src_len: int) -> int:
-      return options.max_len or self.task.output_limit(src_len)
+      return self.task.decode_length(src_len, options)
     shapes = [self.task.padded_length(len(ids)) for _, ids, _, _ in encoded]
-    for src_len, chunk, rows in self._chunks(shapes, max_len):
+    for src_len, chunk, rows in self._chunks(shapes, max_len, options.beam_size):
       out = self.task.translate_batch(self.params, pad([encoded[i][1] for i in chunk], src_len, rows=rows),
                                       dataclasses.replace(options, max_len=max_len(src_len)))
       tokens, scores, weights = (np.asarray(x) for x in out)
@@ -298,17 +298,18 @@ class Translator(LoadedModel):
               warning=self.task.source_warning(chars, unknown)))
     return results
 
-  def _chunks(self, shapes: list, output_len) -> Iterator[tuple]:
+  def _chunks(self, shapes: list, output_len, beam_size: int = 1) -> Iterator[tuple]:
     """Item indices grouped by padded shape (a source length, or (source, target)
     lengths), cut into chunks of at most `rows` (`Translation.rows_for`, with
-    `output_len(shape)` output positions): yields (shape, chunk, rows); each
-    chunk is padded to `rows` rows, so only a few shapes compile."""
+    `output_len(shape)` output positions and `beam_size` hypotheses): yields
+    (shape, chunk, rows); each chunk is padded to `rows` rows, so only a few
+    shapes compile."""
     groups: dict = {}
     for i, shape in enumerate(shapes):
       groups.setdefault(shape, []).append(i)
     for shape, members in sorted(groups.items()):
       src_len = shape[0] if isinstance(shape, tuple) else shape
-      rows = self.task.rows_for(src_len, output_len(shape), len(members))
+      rows = self.task.rows_for(src_len, output_len(shape), len(members), beam_size)
       for start in range(0, len(members), rows):
         yield shape, members[start:start + rows], rows
 
@@ -390,14 +391,20 @@ class Classifier(LoadedModel):
 
   def classify(self, texts: list[str]) -> list[Prediction]:
     """Classifies free text. Raises UserError for text with no word left."""
+    tokens = self.check_texts(texts)
+    return self.predictions(self.task.make_split(tokens, np.zeros(len(tokens), np.int32)))
+
+  def check_texts(self, texts: list[str]) -> list[list[str]]:
+    """The words of each text; raises UserError naming the first text (#1, #2,
+    …) that is not valid Unicode or has no word left."""
+    tokens = []
     for n, text in enumerate(texts, start=1):
       check_unicode(text, f"#{n}", option="reviews")
-    tokens = [review_tokens(t) for t in texts]
-    for n, t in enumerate(tokens, start=1):
-      if not t:
+      tokens.append(review_tokens(text))
+      if not tokens[-1]:
         raise UserError(f"#{n}: no words left after preprocessing (letters only, "
                         "2+ characters)", option="reviews")
-    return self.predictions(self.task.make_split(tokens, np.zeros(len(tokens), np.int32)))
+    return tokens
 
 
 def load(workdir: str | Path, checkpoint: str = "best") -> Translator | Classifier:

@@ -2,9 +2,11 @@
 
     python -m nmt_flax.serve --workdir runs/quick [--workdir runs/imdb] [--host 127.0.0.1] [--port 8000]
 
-POST /translate {"texts": [...], "beam_size": 1, "n_best": 1}
+POST /translate {"texts": [...], "beam_size": 1, "n_best": 1, "alpha": 0.6}
   -> {"translations": [{source, translation, score, attention, source_tokens,
-      target_tokens, nbest}]}   attention: [target_tokens][source_tokens]
+      target_tokens, unknown, truncated, warning, nbest}]}
+  attention: [target_tokens][source_tokens]; a text of several sentences is
+  translated sentence by sentence (block-diagonal attention), as eval.py does
 POST /classify {"texts": [...]}
   -> {"predictions": [{label, sentiment, probability, tokens, attention, top_words}]}
 GET /health, and GET / : a page that draws both pictures in the browser.
@@ -13,14 +15,19 @@ Built on FastAPI and uvicorn (optional: `pip install -e ".[serve]"`) over the
 same `nmt_flax` API as eval.py. With `--batch-wait-ms W > 0`, requests that
 arrive within W ms of each other with the same decoding options share one
 jitted device call (`MicroBatcher`); off by default, as on a 2-core CPU it
-measured no gain (BENCHMARKS.md). The shapes a request can meet are compiled at
-start-up.
-Safe by default: binds to 127.0.0.1, caps texts per request and characters per
-text, and answers every bad request with a 4xx and a JSON error body.
+measured no gain (BENCHMARKS.md). Greedy decoding of sentences up to the
+training length is compiled at start-up for every batch size a request can
+make (`warm_up`); beam search and longer sentences run in a second lane, so
+their first request (which compiles, seconds) never delays the first kind.
+Safe by default: binds to 127.0.0.1, answers only Host headers naming this
+machine (no DNS rebinding), caps the body size before parsing it, texts per
+request and characters per text, and answers every bad request with a 4xx and
+a JSON error body.
 """
 import argparse
 import asyncio
 import concurrent.futures
+import json
 import socket
 import sys
 import time
@@ -36,6 +43,7 @@ from nmt_flax.errors import UserError
 try:
   import fastapi
   import pydantic
+  import starlette.exceptions
   from fastapi import responses
 except ImportError:  # the [serve] extra is optional; `main` says how to install it
   fastapi = None
@@ -85,22 +93,78 @@ class MicroBatcher:
       start += len(request_texts)
 
 
-def translation_json(hypotheses: list[api.Translation]) -> dict:
+def translation_json(text: str, hypotheses: list[api.Translation]) -> dict:
+  """`text` as given, its best translation with the alignment (`source_tokens`:
+  what the model read), and every hypothesis."""
   best = hypotheses[0]
-  return {"source": "".join(best.source), "translation": best.text, "score": best.score,
-          **best.alignment(), "unknown": best.unknown,
+  return {"source": text, "translation": best.text, "score": best.score, **best.alignment(),
+          "unknown": best.unknown, "truncated": best.truncated, "warning": best.warning,
           "nbest": [{"translation": h.text, "score": h.score} for h in hypotheses]}
 
 
 def prediction_json(p: api.Prediction) -> dict:
   return {"label": p.label, "sentiment": p.sentiment, "probability": p.probability,
-          "tokens": p.tokens, "attention": np.round(p.attention, 4).tolist(),
+          "tokens": p.tokens, "attention": np.round(p.attention.astype(np.float64), 4).tolist(),
           "top_words": p.top_words(10)}
 
 
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+class Guard:
+  """ASGI middleware run before any parsing: refuses a request whose Host header
+  names no host this service answers for (a web page the user opens cannot
+  reach it by DNS rebinding: its requests carry the attacker's host name), and
+  a body larger than `max_body_bytes` (read no further than that)."""
+
+  def __init__(self, app, allowed_hosts, max_body_bytes: int):
+    self.app, self.allowed, self.max_body_bytes = app, set(allowed_hosts), max_body_bytes
+
+  async def __call__(self, scope, receive, send):
+    if scope["type"] != "http":
+      return await self.app(scope, receive, send)
+    headers = dict(scope["headers"])
+    host = headers.get(b"host", b"").decode("latin-1")
+    name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+    name = name.strip("[]").lower()
+    if "*" not in self.allowed and name not in self.allowed:
+      return await _send_error(send, 403, f"Host {host!r}: not served here (start the service with "
+                               f"--allowed-host {name or 'NAME'} to answer it)")
+    declared = headers.get(b"content-length", b"0")
+    if not declared.isdigit() or int(declared) > self.max_body_bytes:
+      return await _send_error(send, 413, f"body: larger than {self.max_body_bytes} bytes")
+    body, more = b"", True
+    while more:  # a body without a length (chunked) is counted as it arrives
+      message = await receive()
+      if message["type"] == "http.disconnect":
+        return None
+      body += message.get("body", b"")
+      more = message.get("more_body", False)
+      if len(body) > self.max_body_bytes:
+        return await _send_error(send, 413, f"body: larger than {self.max_body_bytes} bytes")
+    replayed = False
+
+    async def replay():
+      nonlocal replayed
+      if replayed:
+        return await receive()
+      replayed = True
+      return {"type": "http.request", "body": body, "more_body": False}
+    return await self.app(scope, replay, send)
+
+
+async def _send_error(send, status: int, message: str) -> None:
+  body = json.dumps({"error": message}).encode()
+  await send({"type": "http.response.start", "status": status,
+              "headers": [(b"content-type", b"application/json"),
+                          (b"content-length", str(len(body)).encode())]})
+  await send({"type": "http.response.body", "body": body})
+
+
 def create_app(models: list, max_texts: int = 64, max_chars: int = 2000, batch_wait_ms: float = 0.0,
-               max_beam: int = 10):
-  """The FastAPI app serving `models` (at most one Translator and one Classifier)."""
+               max_beam: int = 10, allowed_hosts=LOCAL_HOSTS):
+  """The FastAPI app serving `models` (at most one Translator and one Classifier),
+  answering requests whose Host header names one of `allowed_hosts` ("*": any)."""
   translator = next((m for m in models if isinstance(m, api.Translator)), None)
   classifier = next((m for m in models if isinstance(m, api.Classifier)), None)
   Texts = pydantic.conlist(pydantic.constr(min_length=1, max_length=max_chars),  # noqa: N806
@@ -118,12 +182,23 @@ def create_app(models: list, max_texts: int = 64, max_chars: int = 2000, batch_w
     texts: Texts
 
   app = fastapi.FastAPI(title="nmt-flax", docs_url=None, redoc_url=None)
+  # JSON escapes make a text at most 6 bytes a character; 64 KiB for the rest of the body
+  app.add_middleware(Guard, allowed_hosts=allowed_hosts,
+                     max_body_bytes=max_texts * (max_chars * 6 + 8) + 65536)
   wait_s = batch_wait_ms / 1000
+  # Two lanes, each with its own device-calling thread: greedy requests whose
+  # sentences fit the training lengths (compiled at start-up) never wait
+  # behind beam search or long sentences (which may compile first).
   batchers = {"translate": MicroBatcher(translator.nbest, wait_s, max_texts) if translator else None,
+              "translate_long": MicroBatcher(translator.nbest, wait_s, max_texts) if translator else None,
               "classify": MicroBatcher(classifier.classify, wait_s, max_texts) if classifier else None}
 
   def error(status: int, message: str):
     return responses.JSONResponse({"error": message}, status_code=status)
+
+  @app.exception_handler(starlette.exceptions.HTTPException)
+  async def http_error(_request, exc):  # 404, 405: the same JSON shape as every other error
+    return error(exc.status_code, str(exc.detail))
 
   @app.exception_handler(fastapi.exceptions.RequestValidationError)
   async def bad_request(_request, exc):
@@ -151,18 +226,22 @@ def create_app(models: list, max_texts: int = 64, max_chars: int = 2000, batch_w
       return error(404, "no translation model is loaded (start with --workdir of an nmt run)")
     if request.n_best > request.beam_size:
       return error(422, f"n_best: {request.n_best} is more than beam_size {request.beam_size}")
-    try:
-      results = await batchers["translate"].submit(request.texts, beam_size=request.beam_size,
-                                                   n_best=request.n_best, alpha=request.alpha)
+    try:  # checked alone, before it shares a device call with other requests
+      sentences = translator.check_texts(request.texts)
+      longest = max(len(translator.task.source_tokens(s)) for found in sentences for s in found)
+      short = request.beam_size == 1 and longest < translator.config.bucket_shapes[-1][0]
+      results = await batchers["translate" if short else "translate_long"].submit(
+          request.texts, beam_size=request.beam_size, n_best=request.n_best, alpha=request.alpha)
     except UserError as e:
       return error(422, f"texts {e.message}" if e.option == "texts" else str(e))
-    return {"translations": [translation_json(h) for h in results]}
+    return {"translations": [translation_json(t, h) for t, h in zip(request.texts, results)]}
 
   @app.post("/classify")
   async def classify(request: ClassifyRequest):
     if classifier is None:
       return error(404, "no sentiment model is loaded (start with --workdir of a sentiment run)")
     try:
+      classifier.check_texts(request.texts)  # alone, before it shares a device call
       results = await batchers["classify"].submit(request.texts)
     except UserError as e:
       return error(422, f"texts {e.message}" if e.option == "reviews" else str(e))
@@ -197,6 +276,10 @@ def parser() -> argparse.ArgumentParser:
   p.add_argument("--port", type=int, default=8000)
   p.add_argument("--max-texts", type=int, default=64, help="texts per request (default 64)")
   p.add_argument("--max-chars", type=int, default=2000, help="characters per text (default 2000)")
+  p.add_argument("--allowed-host", action="append", default=[], metavar="NAME",
+                 help="also answer requests whose Host header is NAME (repeatable; '*': any). "
+                 "By default only 127.0.0.1, localhost, ::1 and --host, so a web page cannot "
+                 "reach the service by DNS rebinding")
   p.add_argument("--batch-wait-ms", type=float, default=0.0,
                  help="how long a request waits for others to share its device call (default 0: off, "
                  "the faster choice on a CPU, BENCHMARKS.md; try 5 on an accelerator)")
@@ -225,7 +308,10 @@ def main(argv) -> None:
   seconds = warm_up(models, args.max_texts)
   print(f"compiled in {seconds:.1f} s; serving {', '.join(str(m.workdir) for m in models)} "
         f"on http://{args.host}:{args.port}/", file=sys.stderr, flush=True)
-  uvicorn.run(create_app(models, args.max_texts, args.max_chars, args.batch_wait_ms),
+  hosts = [*LOCAL_HOSTS, *([args.host] if args.host not in ("0.0.0.0", "::") else []),
+           *args.allowed_host]
+  uvicorn.run(create_app(models, args.max_texts, args.max_chars, args.batch_wait_ms,
+                         allowed_hosts=[h.lower() for h in hosts]),
               host=args.host, port=args.port, log_level="warning")
 
 

@@ -155,19 +155,24 @@ class Translation(Task):
         lambda s: model.apply(variables, s, method=Seq2Seq.logits),
         states, batch["tgt_out"], batch["weight"], smoothing)
 
+  def translate_batch(self, params, src, options: DecodeOptions = DecodeOptions()):
+    """(params, src <int32>[batch, src_len], options) -> tokens <int32>[batch,
+    n_best, max_len], scores [batch, n_best], weights [batch, n_best, max_len,
+    src_len]; max_len = options.max_len or `max_output_len`. beam_size 1 is
+    greedy decoding (the while_loop of `decoding.greedy_decode`, no beam
+    bookkeeping; its score is the summed log-probability, as beam search's with
+    alpha 0). Jitted per shape, beam size and n_best; alpha is a traced value,
+    so no value of it compiles anything (`decode_program`)."""
+    return self.decode_program(params, src, jnp.float32(options.alpha), beam_size=options.beam_size,
+                               n_best=options.n_best, max_len=options.max_len or self.max_output_len)
+
   @functools.cached_property
-  def translate_batch(self):
-    """jit: (params, src <int32>[batch, src_len], options: DecodeOptions) ->
-    tokens <int32>[batch, n_best, max_len], scores [batch, n_best], weights
-    [batch, n_best, max_len, src_len]; max_len = options.max_len or
-    `max_output_len`. beam_size 1 is greedy decoding (the while_loop of
-    `decoding.greedy_decode`, no beam bookkeeping; its score is the summed
-    log-probability, as beam search's with alpha 0)."""
+  def decode_program(self):
+    """The jitted decoder behind `translate_batch`."""
     model = self.model()
 
-    @functools.partial(jax.jit, static_argnums=2)
-    def run(params, src, options: DecodeOptions):
-      beam_size, max_len = options.beam_size, options.max_len or self.max_output_len
+    @functools.partial(jax.jit, static_argnames=("beam_size", "n_best", "max_len"))
+    def run(params, src, alpha, *, beam_size: int, n_best: int, max_len: int):
       variables = self.variables(params)
       memory, state = model.apply(variables, src, method=Seq2Seq.encode)
       src_mask = memory.mask
@@ -182,7 +187,7 @@ class Translation(Task):
       if beam_size == 1:
         tokens, scores, weights = greedy_decode(step, state, src_mask, max_len)
         return tokens[:, None], scores[:, None], weights[:, None]
-      return beam_search(step, state, src_mask, max_len, beam_size, options.alpha, options.n_best)
+      return beam_search(step, state, src_mask, max_len, beam_size, alpha, n_best)
     return run
 
   @functools.cached_property
@@ -268,12 +273,21 @@ class Translation(Task):
       return max_tgt
     return -(-src_len * max_tgt // max_src // self.SHAPE_STEP) * self.SHAPE_STEP
 
-  def rows_for(self, src_len: int, max_len: int, sentences: int) -> int:
+  def decode_length(self, src_len: int, options: DecodeOptions) -> int:
+    """Output positions for sources padded to `src_len`: options.max_len or
+    `output_limit`, cut so that one sentence's attention buffer, every beam
+    hypothesis included, fits WEIGHTS_BUDGET (an output stopped there has no
+    <end>: `Translation.ended`)."""
+    wanted = options.max_len or self.output_limit(src_len)
+    return max(1, min(wanted, self.WEIGHTS_BUDGET // (options.beam_size * src_len)))
+
+  def rows_for(self, src_len: int, max_len: int, sentences: int, beam_size: int = 1) -> int:
     """Rows per batch for `sentences` sentences of this shape: the power of two
     that holds them (a single sentence is not padded to a whole batch), at
-    most `batch_size`, halved until the attention buffer fits WEIGHTS_BUDGET
-    (a 10,000-character sentence decodes alone)."""
+    most `batch_size`, halved until the attention buffer of every hypothesis
+    [rows, beam_size, max_len, src_len] fits WEIGHTS_BUDGET (a 10,000-character
+    sentence decodes alone)."""
     rows = min(self.config.batch_size, 1 << max(sentences - 1, 0).bit_length())
-    while rows > 1 and rows * src_len * max_len > self.WEIGHTS_BUDGET:
+    while rows > 1 and rows * beam_size * src_len * max_len > self.WEIGHTS_BUDGET:
       rows //= 2
     return rows

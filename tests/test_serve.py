@@ -1,7 +1,9 @@
 """The local service: every endpoint and every error through FastAPI's test
 client, micro-batching under concurrent requests, and the page in a real browser."""
 import asyncio
+import re
 import shutil
+import threading
 import socket
 import subprocess
 import sys
@@ -11,11 +13,14 @@ import urllib.request
 from pathlib import Path
 
 import httpx
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
 import nmt_flax
+from nmt_flax.decoding import DecodeOptions
 from nmt_flax.serve import create_app
 from tests.conftest import free_port
 
@@ -27,22 +32,31 @@ def models(nmt_workdir, sentiment_workdir):
   return nmt_flax.load(nmt_workdir), nmt_flax.load(sentiment_workdir)
 
 
+def local_client(app) -> TestClient:
+  return TestClient(app, base_url="http://localhost:8000")  # a Host the service answers
+
+
 @pytest.fixture(scope="module")
 def client(models):
-  return TestClient(create_app(list(models), max_texts=8, max_chars=50))
+  return local_client(create_app(list(models), max_texts=8, max_chars=50))
 
 
 def test_health_translate_and_classify_answer_what_the_api_answers(client, models):
   translator, classifier = models
   assert client.get("/health").json()["status"] == "ok"
   assert "<canvas" not in client.get("/").text and 'id="heatmap"' in client.get("/").text
-  texts = ["我有一隻貓。", "你今晚會去派對嗎?"]
-  body = client.post("/translate", json={"texts": texts, "beam_size": 2, "n_best": 2}).json()
+  texts = ["我有一隻貓。", "你今晚會去派對嗎?我有一隻貓。"]
+  response = client.post("/translate", json={"texts": texts, "beam_size": 2, "n_best": 2})
+  body = response.json()
   expected = translator.nbest(texts, beam_size=2, n_best=2)
-  for got, hyps in zip(body["translations"], expected):
+  for text, got, hyps in zip(texts, body["translations"], expected):
+    assert got["source"] == text  # as given; what the model read is source_tokens
     assert got["translation"] == hyps[0].text and len(got["nbest"]) == 2
+    assert got["source_tokens"] == hyps[0].source + ["<end>"]  # a paragraph: both sentences
     assert np.asarray(got["attention"]).shape == (len(got["target_tokens"]), len(got["source_tokens"]))
     assert got["source_tokens"][-1] == got["target_tokens"][-1] == "<end>"
+  # weights rounded to 4 decimals as decimals (not float32 noise such as 0.04610000178217888)
+  assert not re.search(r"\d\.\d{5,}", response.text.split('"attention"')[1].split("]]")[0])
   reviews = ["A wonderful, moving film.", "Dull and far too long."]
   body = client.post("/classify", json={"texts": reviews}).json()
   for got, p in zip(body["predictions"], classifier.classify(reviews)):
@@ -57,30 +71,55 @@ def test_health_translate_and_classify_answer_what_the_api_answers(client, model
     ("/translate", {"texts": ["我"] * 9}, 422, "texts"),
     ("/translate", {"texts": ["我" * 51]}, 422, "texts.0"),
     ("/translate", {"texts": [""]}, 422, "texts.0"),
-    ("/translate", {"texts": [" \t "]}, 422, "texts #1: the sentence is empty"),
+    ("/translate", {"texts": [" \t "]}, 422, "texts #1: the text is empty"),
     ("/translate", {"texts": [3]}, 422, "texts.0"),
     ("/translate", {"texts": ["我"], "beam_size": 0}, 422, "beam_size"),
     ("/translate", {"texts": ["我"], "beam_size": 2, "n_best": 3}, 422, "n_best"),
     ("/translate", {"texts": ["我"], "unknown": 1}, 422, "unknown"),
     ("/classify", {"texts": ["!!! 42"]}, 422, "texts #1: no words left"),
     ("/classify", {}, 422, "texts"),
-    ("/nowhere", {"texts": ["x"]}, 404, ""),
+    ("/nowhere", {"texts": ["x"]}, 404, "Not Found"),
 ])
 def test_every_bad_request_gets_a_4xx_with_a_json_error_and_the_service_keeps_serving(
     client, path, body, status, fragment):
   response = (client.post(path, content=body, headers={"Content-Type": "application/json"})
               if isinstance(body, bytes) else client.post(path, json=body))
   assert response.status_code == status, response.text
-  if path != "/nowhere":
-    assert fragment in response.json()["error"] and "Traceback" not in response.text
+  assert fragment in response.json()["error"] and "Traceback" not in response.text
   assert client.post("/translate", json={"texts": ["我有一隻貓。"]}).status_code == 200
-  assert client.get("/translate").status_code == 405
+  wrong_method = client.get("/translate")
+  assert wrong_method.status_code == 405 and wrong_method.json() == {"error": "Method Not Allowed"}
+
+
+def test_other_hosts_and_oversized_bodies_are_refused_before_parsing(client):
+  for host in ("evil.example", "evil.example:8000", "127.0.0.1.nip.io"):  # DNS rebinding
+    response = client.post("/translate", json={"texts": ["我"]}, headers={"Host": host})
+    assert response.status_code == 403 and "not served here" in response.json()["error"]
+  for host in ("127.0.0.1:8000", "localhost", "[::1]:8000"):
+    assert client.post("/translate", json={"texts": ["我"]}, headers={"Host": host}).status_code == 200
+  huge = b'{"texts": ["' + b"x" * 4_000_000 + b'"]}'
+  response = client.post("/translate", content=huge, headers={"Content-Type": "application/json"})
+  assert response.status_code == 413 and response.json()["error"].startswith("body: larger than")
+
+  def chunked():  # no Content-Length: counted as it arrives
+    for _ in range(100):
+      yield b"x" * 100_000
+  response = client.post("/translate", content=chunked(), headers={"Content-Type": "application/json"})
+  assert response.status_code == 413
 
 
 def test_a_service_without_a_model_for_the_task_says_so(models):
-  client = TestClient(create_app([models[0]]))
+  client = local_client(create_app([models[0]]))
   response = client.post("/classify", json={"texts": ["good"]})
   assert response.status_code == 404 and "no sentiment model" in response.json()["error"]
+
+
+def send_together(app, requests: list[dict]) -> list:
+  async def send_all():
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as http:
+      return await asyncio.gather(*(http.post("/translate", json=r) for r in requests))
+  return asyncio.run(send_all())
 
 
 def test_concurrent_requests_share_device_calls_and_get_their_own_answers(models):
@@ -99,16 +138,75 @@ def test_concurrent_requests_share_device_calls_and_get_their_own_answers(models
   counting.__class__ = type("CountingTranslator", (Counting, nmt_flax.Translator), {})
   app = create_app([counting], batch_wait_ms=50)
   texts = [f"我有{n}隻貓。" for n in range(40)]
-
-  async def send_all():
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
-      return await asyncio.gather(*(http.post("/translate", json={"texts": [t]}) for t in texts))
-  responses = asyncio.run(send_all())
+  responses = send_together(app, [{"texts": [t]} for t in texts])
   assert [r.status_code for r in responses] == [200] * 40
   assert [r.json()["translations"][0]["translation"] for r in responses] == \
       [t.text for t in translator.translate(texts)]
   assert sum(calls) == 40 and len(calls) < 40  # requests were batched together
+
+
+def test_a_bad_text_fails_only_its_own_request_when_requests_share_a_device_call(models):
+  app = create_app([models[0]], batch_wait_ms=200)
+  ok, bad, other = send_together(app, [{"texts": ["我有一隻貓。"]}, {"texts": ["你好", " \t "]},
+                                       {"texts": ["她有一隻貓。"]}])
+  assert ok.status_code == other.status_code == 200
+  assert bad.status_code == 422 and bad.json()["error"] == "texts #2: the text is empty"
+
+
+def test_no_alpha_value_compiles_a_new_program(models):
+  translator = models[0]
+  client = local_client(create_app([translator]))
+  program = translator.task.decode_program
+  for beam_size in (1, 2):  # the first alpha of a beam size may compile; no other does
+    client.post("/translate", json={"texts": ["我有一隻貓。"], "beam_size": beam_size, "alpha": 0.6})
+    compiled = program._cache_size()  # pylint: disable=protected-access
+    for alpha in (0.0, 0.13, 0.7, 1.234, 9.9):
+      assert client.post("/translate", json={"texts": ["我有一隻貓。"], "beam_size": beam_size,
+                                             "alpha": alpha}).status_code == 200
+    assert program._cache_size() == compiled  # pylint: disable=protected-access
+
+
+def test_short_greedy_requests_never_wait_behind_beam_search_or_long_sentences(models):
+  translator = models[0]
+  release, started = threading.Event(), threading.Event()
+
+  class Slow(nmt_flax.Translator):  # beam search that takes as long as the test says
+    def nbest(self, texts, **options):
+      if options["beam_size"] > 1:
+        started.set()
+        assert release.wait(30)
+      return translator.nbest(texts, **options)
+  slow = Slow(translator.task, translator.params)
+  app = create_app([slow])
+
+  async def scenario():
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as http:
+      long = asyncio.ensure_future(http.post("/translate", json={"texts": ["我有一隻貓。"], "beam_size": 3}))
+      await asyncio.get_running_loop().run_in_executor(None, started.wait, 30)
+      short = await http.post("/translate", json={"texts": ["我有一隻貓。"]})  # answered meanwhile
+      assert short.status_code == 200 and not long.done()
+      release.set()
+      return (await long).status_code
+  assert asyncio.run(scenario()) == 200
+
+
+def test_decoding_memory_stays_within_budget_at_any_beam_size(models):
+  """XLA's planned memory for the longest sentence (10,000 characters) and a
+  full request of long texts, at beam sizes up to the service's limit
+  (before: 4.9 GiB at beam 5, 4.3 GiB for 64 x 2,000 characters at beam 10)."""
+  translator = models[0]
+  task = translator.task
+  for beam_size, src_len, sentences in [(1, 10_000, 1), (5, 10_000, 1), (10, 10_000, 1), (10, 2_000, 64)]:
+    options = DecodeOptions(beam_size=beam_size)
+    max_len = task.decode_length(src_len, options)
+    rows = task.rows_for(src_len, max_len, sentences, beam_size)
+    compiled = task.decode_program.lower(
+        translator.params, jax.ShapeDtypeStruct((rows, src_len), jnp.int32), jnp.float32(0.6),
+        beam_size=beam_size, n_best=1, max_len=max_len).compile()
+    memory = compiled.memory_analysis()
+    planned = memory.temp_size_in_bytes + memory.output_size_in_bytes
+    assert planned < 1.1 * 2**30, (beam_size, src_len, rows, max_len, planned / 2**30)
 
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -146,6 +244,8 @@ def test_the_page_in_a_real_browser_shows_the_translation_and_one_heatmap_row_pe
   assert translation == expected.text.replace("&", "&amp;")
   assert dom.count('class="attention-row"') == len(expected.tokens) + 1  # one row per word and <end>
   assert "P(positive)" in dom and "<mark>" in dom
+  assert 'data-translate="done"' in dom and 'data-classify="done"' in dom  # drawn, not half-way
+  assert 'class="legend"' in dom and "rgb(" in dom  # a colour scale for the weights
 
 
 def test_bad_service_flags_are_one_line_before_anything_loads(nmt_workdir, tmp_path, capsys):
