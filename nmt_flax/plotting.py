@@ -1,5 +1,8 @@
 """Loss curves and attention heatmaps (with a CJK font for Chinese labels)."""
+import contextlib
+import importlib.util
 import json
+import sys
 import warnings
 from pathlib import Path
 
@@ -18,49 +21,79 @@ CJK_FAMILIES = ("WenQuanYi Micro Hei", "WenQuanYi Zen Hei", "Noto Sans CJK SC", 
 CJK_FILE_NAMES = ("wqy", "notosanscjk", "notoserifcjk", "sourcehansans", "droidsansfallback", "uming")
 
 
-def find_cjk_font(path: str | None = None) -> font_manager.FontProperties | None:
-  """`path` if given (must exist), else the first installed CJK family, else None."""
-  if path:
-    if not Path(path).is_file():
-      raise UserError(f"--font {path}: no such file")
-    return font_manager.FontProperties(fname=path)
+# The `cjk` extra (pip install -e ".[cjk]": the mplfonts wheel) ships Noto Sans CJK SC: a
+# font without root, for the plots, TensorBoard images and the service's page.
+PIP_FONT = ("mplfonts", "fonts/NotoSansCJKsc-Regular.otf")
+NO_FONT_NOTE = ("note: no CJK font found, so Chinese characters show as boxes; install one "
+                "without root with pip install -e \".[cjk]\" (or apt-get install "
+                "fonts-wqy-microhei, or pass --font PATH)")
+
+
+def cjk_font_file() -> str | None:
+  """The file of the first installed CJK font: a system family, else the `cjk`
+  extra's; None if there is none."""
   for attempt in range(2):
     installed = {f.name: f.fname for f in font_manager.fontManager.ttflist}
     for family in CJK_FAMILIES:
       if family in installed:
-        return font_manager.FontProperties(fname=installed[family])
+        return installed[family]
     if attempt == 0:  # matplotlib's font cache may predate the font's install: look on disk once
       for file in font_manager.findSystemFonts():
         if any(key in Path(file).name.lower() for key in CJK_FILE_NAMES):
           font_manager.fontManager.addfont(file)
+  spec = importlib.util.find_spec(PIP_FONT[0])  # located, not imported
+  if spec and spec.submodule_search_locations:
+    file = Path(list(spec.submodule_search_locations)[0]) / PIP_FONT[1]
+    if file.is_file():
+      return str(file)
   return None
 
 
-_warned = False
+_noted = False
+
+
+def find_cjk_font(path: str | None = None) -> font_manager.FontProperties | None:
+  """`path` if given (must exist), else `cjk_font_file()`, else None (and a
+  one-line note on stderr, once, naming the fix)."""
+  global _noted  # pylint: disable=global-statement
+  if path:
+    if not Path(path).is_file():
+      raise UserError(f"--font {path}: no such file")
+    return font_manager.FontProperties(fname=path)
+  file = cjk_font_file()
+  if file is None and not _noted:
+    print(NO_FONT_NOTE, file=sys.stderr)
+    _noted = True
+  return font_manager.FontProperties(fname=file) if file else None
+
+
+@contextlib.contextmanager
+def quiet_glyphs():
+  """matplotlib warns about every missing glyph at every draw; without a CJK
+  font, `find_cjk_font`'s one note says what to do instead."""
+  with warnings.catch_warnings():
+    warnings.filterwarnings("ignore", message=r"Glyph \d+ .*missing from font")
+    warnings.filterwarnings("ignore", message=r"Matplotlib currently does not support")
+    yield
 
 
 def plot_attention(weights, source: list[str], output: list[str], path: Path,
                    font: font_manager.FontProperties | None) -> None:
   """Writes `attention_figure` to `path` (PNG)."""
   fig = attention_figure(weights, source, output, font)
-  fig.savefig(path, dpi=100)
+  with quiet_glyphs():
+    fig.savefig(path, dpi=100)
   plt.close(fig)
 
 
 def attention_figure(weights, source: list[str], output: list[str],
                      font: font_manager.FontProperties | None):
   """Heatmap of weights [len(output), len(source)]: rows = output words, columns = source."""
-  global _warned  # pylint: disable=global-statement
-  if font is None and not _warned and any(ord(c) > 0x2E80 for c in "".join(source)):
-    warnings.warn("no CJK font found: Chinese labels will show as boxes; install "
-                  "fonts-wqy-microhei or pass --font PATH", stacklevel=2)
-    _warned = True
   fig, ax = plt.subplots(figsize=(max(4, 0.5 * len(source) + 2), max(3, 0.45 * len(output) + 2)))
   ax.matshow(weights, cmap="viridis", vmin=0, vmax=1)
   ax.set_xticks(range(len(source)))
   ax.set_yticks(range(len(output)))
-  with warnings.catch_warnings():
-    warnings.simplefilter("ignore")  # "Glyph missing" when there is no CJK font
+  with quiet_glyphs():
     ax.set_xticklabels(source, fontproperties=font, fontsize=13)
     ax.set_yticklabels(output, fontsize=12)
     ax.set_xlabel("source", fontsize=11)

@@ -36,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nmt_flax import api, cli
+from nmt_flax import api, cli, plotting
 from nmt_flax.config import read_stored
 from nmt_flax.errors import UserError
 
@@ -215,6 +215,14 @@ def create_app(models: list, max_texts: int = 64, max_chars: int = 2000, batch_w
   async def health():
     return {"status": "ok", "translate": translator is not None, "classify": classifier is not None,
             "workdirs": [str(m.workdir) for m in models]}
+
+  font_file = plotting.cjk_font_file()
+
+  @app.get("/font")
+  async def font():  # the page's Chinese labels, for a browser that has no CJK font of its own
+    if font_file is None:
+      return error(404, plotting.NO_FONT_NOTE.removeprefix("note: "))
+    return responses.FileResponse(font_file, headers={"Cache-Control": "max-age=86400"})
 
   @app.get("/", response_class=responses.HTMLResponse)
   async def page():

@@ -68,7 +68,8 @@ class EventLog:
       for n, (t, reference) in enumerate(zip(model.translate(sources), split.extras["references"])):
         lines.append(f"{n + 1}. {''.join(t.source)}  \n→ {t.text}  \n(reference: {reference})")
         fig = plotting.attention_figure(t.attention, t.source + ["<end>"], t.target_labels, font)
-        self.writer.add_figure(f"attention/{n + 1}", fig, step, close=True)
+        with plotting.quiet_glyphs():
+          self.writer.add_figure(f"attention/{n + 1}", fig, step, close=True)
       self.writer.add_text("samples/translations", "\n\n".join(lines), step)
     else:
       lines = []

@@ -45,6 +45,8 @@ def test_health_translate_and_classify_answer_what_the_api_answers(client, model
   translator, classifier = models
   assert client.get("/health").json()["status"] == "ok"
   assert "<canvas" not in client.get("/").text and 'id="heatmap"' in client.get("/").text
+  font = client.get("/font")  # the page's Chinese glyphs, whatever the browser has
+  assert font.status_code == 200 and font.content[:4] in (b"OTTO", b"\x00\x01\x00\x00", b"ttcf")
   texts = ["我有一隻貓。", "你今晚會去派對嗎?我有一隻貓。"]
   response = client.post("/translate", json={"texts": texts, "beam_size": 2, "n_best": 2})
   body = response.json()

@@ -4,6 +4,8 @@ import json
 import struct
 from collections import defaultdict
 
+import numpy as np
+
 from tensorboardX.proto import event_pb2
 
 
@@ -45,3 +47,25 @@ def test_sentiment_curves_and_attended_words(sentiment_workdir):
   assert set(events["val/accuracy"]) == set(events["train/loss"]) and len(events["val/f1"]) == 1
   text = next(iter(events["samples/reviews/text_summary"].values()))
   assert "[" in text and ("positive" in text or "negative" in text)
+
+
+def test_a_cjk_font_comes_without_root_and_a_missing_one_is_one_note(monkeypatch, capsys, tmp_path):
+  """The `cjk` extra's font is found with no system font installed; with none
+  at all, one line names the fix and matplotlib's per-glyph warnings stay quiet."""
+  import warnings
+  from matplotlib.ft2font import FT2Font
+  from nmt_flax import plotting
+  monkeypatch.setattr(plotting, "CJK_FAMILIES", ())
+  monkeypatch.setattr(plotting.font_manager, "findSystemFonts", lambda: [])
+  file = plotting.cjk_font_file()
+  assert file is not None and "NotoSansCJK" in file
+  assert all(FT2Font(file).get_char_index(ord(c)) for c in "我有一只猫")
+  monkeypatch.setattr(plotting, "PIP_FONT", ("no_such_package", "x.otf"))
+  monkeypatch.setattr(plotting, "_noted", False)
+  with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    font = plotting.find_cjk_font()
+    plotting.plot_attention(np.eye(3), ["我", "有", "<end>"], ["i", "have", "<end>"],
+                            tmp_path / "a.png", font)
+  assert font is None and not [w for w in caught if "Glyph" in str(w.message)]
+  assert capsys.readouterr().err.strip() == plotting.NO_FONT_NOTE
