@@ -33,7 +33,8 @@ def cjk_font_file() -> str | None:
   """The file of the first installed CJK font: a system family, else the `cjk`
   extra's; None if there is none."""
   for attempt in range(2):
-    installed = {f.name: f.fname for f in font_manager.fontManager.ttflist}
+    installed = {f.name: f.fname for f in font_manager.fontManager.ttflist
+                 if Path(f.fname).is_file()}  # the cache may list a font uninstalled since
     for family in CJK_FAMILIES:
       if family in installed:
         return installed[family]
@@ -90,7 +91,8 @@ def attention_figure(weights, source: list[str], output: list[str],
                      font: font_manager.FontProperties | None):
   """Heatmap of weights [len(output), len(source)]: rows = output words, columns = source."""
   fig, ax = plt.subplots(figsize=(max(4, 0.5 * len(source) + 2), max(3, 0.45 * len(output) + 2)))
-  ax.matshow(weights, cmap="viridis", vmin=0, vmax=1)
+  image = ax.matshow(weights, cmap="viridis", vmin=0, vmax=1)
+  fig.colorbar(image, ax=ax, fraction=0.03, pad=0.02, label="attention weight")
   ax.set_xticks(range(len(source)))
   ax.set_yticks(range(len(output)))
   with quiet_glyphs():
