@@ -18,6 +18,7 @@ from nmt_flax import training
 from nmt_flax.checkpoint import Checkpoints
 from nmt_flax.data import read_pairs, read_reviews
 from nmt_flax.errors import UserError
+from nmt_flax.sentences import split_sentences
 from nmt_flax.text import MAX_INPUT_CHARS, chinese_tokens, english_tokens, review_tokens
 from nmt_flax.vocab import UNK, Vocabulary
 from tests.conftest import NMT_FLAGS, TINY_NMT, evaluate, evaluate_with, one_error_line, train
@@ -201,9 +202,18 @@ def test_review_csv_with_quoted_newlines_commas_and_quotes(tmp_path):
 
 
 # ------------------------------------------------------------------ any text
-TEXT = st.text(st.characters(codec="utf-8"), max_size=200)
+# Any code point, lone surrogates included: Python makes them of argv bytes that are not UTF-8.
+TEXT = st.text(st.characters(exclude_categories=()), max_size=200)
 EXAMPLES = ["", " \t\n", "😀🎉", "e\u0301\u0308\u20dd", "\x00\x07\x1b[31m", "貓" * 10_000,
-            "我有一隻cat, да 😀 مرحبا", "\ufeff\u200b\u2028", "ﷺ" * 700]
+            "我有一隻cat, да 😀 مرحبا", "\ufeff\u200b\u2028", "ﷺ" * 700, "我\udcff", "。！“你去吗？”他问。…"]
+
+
+def is_unicode(text: str) -> bool:
+  return not any(0xD800 <= ord(c) <= 0xDFFF for c in text)
+
+
+def sentences_of(text: str) -> list[str]:
+  return [s for s in split_sentences(text) if chinese_tokens(s)]
 
 
 def with_examples(test):
@@ -216,6 +226,10 @@ def with_examples(test):
 @given(TEXT)
 @settings(max_examples=200, deadline=None)
 def test_text_pipeline_accepts_any_unicode(text):
+  if not is_unicode(text):
+    with pytest.raises(UserError, match="not valid Unicode"):
+      chinese_tokens(text)
+    return
   chars = chinese_tokens(text)
   assert len(chars) <= MAX_INPUT_CHARS
   assert all(len(c) == 1 and not c.isspace() for c in chars)
@@ -239,14 +253,19 @@ def test_translate_any_text_gives_capped_text_or_one_clear_error(translator, tex
   try:
     [result] = translator.translate([text])
   except UserError as e:
-    assert not chinese_tokens(text) and "empty" in str(e)
+    assert ("not valid Unicode" in str(e)) if not is_unicode(text) else \
+        (not sentences_of(text) and "empty" in str(e))
     return
   assert isinstance(result.text, str)
   result.text.encode("utf-8")  # valid text: no lone surrogates
-  task = translator.task
-  assert len(result.tokens) <= task.output_limit(task.padded_length(len(result.source) + 1))
-  assert len(result.source) == len(chinese_tokens(text)) <= MAX_INPUT_CHARS  # nothing cut below the limit
-  assert result.attention.shape == (len(result.tokens) + 1, len(result.source) + 1)
+  task, sentences = translator.task, sentences_of(text)
+  # each sentence whole up to the limit; a paragraph holds each sentence's <end> between them
+  expected = [task.source_tokens(s) for s in sentences]
+  assert result.source == [c for chars in expected for c in chars + ["<end>"]][:-1]
+  assert all(len(chars) <= MAX_INPUT_CHARS for chars in expected)
+  assert len(result.tokens) <= sum(task.output_limit(task.padded_length(len(chars) + 1)) + 1
+                                   for chars in expected)
+  assert result.attention.shape == (len(result.target_labels), len(result.source) + 1)
   assert np.all(np.isfinite(result.attention))
 
 
@@ -259,8 +278,9 @@ def classifier(sentiment_workdir):
 @given(TEXT)
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 def test_cli_translate_and_review_never_show_a_traceback(translator, classifier, capsys, text):
-  for model, flag, works in [(translator, "--translate", bool(chinese_tokens(text))),
-                             (classifier, "--review", bool(review_tokens(text)))]:
+  valid = is_unicode(text)
+  for model, flag, works in [(translator, "--translate", valid and bool(sentences_of(text))),
+                             (classifier, "--review", valid and bool(review_tokens(text)))]:
     status = evaluate_with(model, f"{flag}={text}")
     out = capsys.readouterr()
     assert status == (0 if works else 2), out.err
