@@ -3,6 +3,7 @@ concurrencies, with micro-batching (--batch-wait-ms 5) and without (0).
 Prints JSON. Traffic goes to 127.0.0.1 only; every loop is bounded.
 
     python benchmarks/serve_bench.py --workdir runs/quick --requests 200
+    python benchmarks/serve_bench.py --workdir runs/quick --expectations
 
 Each setting starts `python -m nmt_flax.serve` on a free port, waits for
 /health, sends `--requests` POST /translate requests (one sentence each,
@@ -67,13 +68,46 @@ async def load(port: int, sentences: list[str], clients: int) -> dict:
           "p99_ms": round(1000 * latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))], 1)}
 
 
+async def expectations(port: int, sentence: str) -> dict:
+  """What one client sees after start-up (the README's "What a client can
+  expect"): a short greedy request; the first and second beam-5 requests (the
+  first compiles); a 2,000-character sentence at beam 5, and a short greedy
+  request sent while it runs (the two lanes)."""
+  async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=300) as http:
+    async def timed(body):
+      sent = time.perf_counter()
+      (await http.post("/translate", json=body)).raise_for_status()
+      return round(time.perf_counter() - sent, 3)
+    short = [await timed({"texts": [sentence]}) for _ in range(5)]
+    result = {"short_greedy_s_median": statistics.median(short),
+              "first_beam5_s": await timed({"texts": [sentence], "beam_size": 5}),
+              "second_beam5_s": await timed({"texts": [sentence], "beam_size": 5})}
+    long_sentence = sentence[:-1] * (2000 // len(sentence))  # no punctuation: one sentence
+    long = asyncio.ensure_future(timed({"texts": [long_sentence], "beam_size": 5}))
+    await asyncio.sleep(0.5)
+    result["short_greedy_during_long_s"] = await timed({"texts": [sentence]})
+    result["long_2000_chars_beam5_s"] = await long
+  return result
+
+
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument("--workdir", required=True)
   parser.add_argument("--requests", type=int, default=200)
   parser.add_argument("--clients", default="1,8,32")
   parser.add_argument("--data", default=None)
+  parser.add_argument("--expectations", action="store_true",
+                      help="measure what one client sees (start-up, lanes, first compiles) instead")
   args = parser.parse_args()
+  if args.expectations:
+    server, port, startup = start(args.workdir, 0.0)
+    try:
+      result = {"workdir": args.workdir, "startup_s": round(startup, 1),
+                **asyncio.run(expectations(port, "我有一隻貓。"))}
+    finally:
+      server.kill()
+    print(json.dumps(result, indent=2))
+    return
   sentences = sorted({p.chinese for p in data.read_pairs(data.find_data_file("nmt", args.data))})
   result = {"workdir": args.workdir, "requests": args.requests}
   for wait_ms in (5.0, 0.0):

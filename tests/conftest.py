@@ -14,7 +14,9 @@ from pathlib import Path
 
 import pytest
 
-_SESSION_DIR = Path(tempfile.mkdtemp(prefix="nmt_flax_tests_"))
+# One folder for the whole run: pytest-xdist's workers inherit the variable from
+# the controller (which imports this first), so they share one compile cache.
+_SESSION_DIR = Path(os.environ.setdefault("NMT_FLAX_TEST_DIR", tempfile.mkdtemp(prefix="nmt_flax_tests_")))
 # Set before jax is imported; subprocesses (train.py, the 4-device run) inherit them.
 FAST_COMPILE = "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true"
 os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {FAST_COMPILE}".strip()
@@ -25,7 +27,8 @@ os.environ["MPLCONFIGDIR"] = str(_SESSION_DIR / "matplotlib")
 
 
 def pytest_sessionfinish(session, exitstatus):  # pylint: disable=unused-argument
-  shutil.rmtree(_SESSION_DIR, ignore_errors=True)
+  if not hasattr(session.config, "workerinput"):  # the controller (or a run without xdist)
+    shutil.rmtree(_SESSION_DIR, ignore_errors=True)
 DATA = Path(__file__).parent / "data"
 TINY_NMT = DATA / "tiny_cmn_eng.txt"
 TINY_REVIEWS = DATA / "tiny_reviews.csv"
