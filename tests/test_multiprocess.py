@@ -132,9 +132,9 @@ def test_a_signal_to_one_process_stops_both_at_one_step_and_a_killed_worker_make
   assert last.startswith("error: process 0 of 2 lost contact with another process") and \
       f"last complete checkpoint (step {EVERY * per_epoch}) is intact" in last, log[-2000:]
   assert "Traceback" not in log and "Check failure" not in log
-  assert finish(launch(work, EPOCHS, 1, "--checkpoint-every", str(EVERY))) == [0, 0]
+  assert finish(launch(work, EVERY + 1, 1, "--checkpoint-every", str(EVERY))) == [0, 0]
   assert f"resuming from step {EVERY * per_epoch}" in Path(f"{work}.0.log").read_text()
-  assert Checkpoints(work / "checkpoints", read_only=True).latest_step() == EPOCHS * per_epoch
+  assert Checkpoints(work / "checkpoints", read_only=True).latest_step() == (EVERY + 1) * per_epoch
 
 
 def test_a_peer_lost_before_the_first_checkpoint_says_there_is_none(monkeypatch):
