@@ -88,8 +88,11 @@ def train_parser() -> argparse.ArgumentParser:
                  help="nmt (Chinese→English) or sentiment (IMDB); default nmt, or the workdir's")
   p.add_argument("--workdir", default=None,
                  help="folder for checkpoints, config, vocabularies, metrics (default runs/TASK)")
-  p.add_argument("--preset", default=None, help="named recipe: " + "; ".join(
-      f"{name} ({', '.join(tasks)})" for name, tasks in config_lib.PRESETS.items()))
+  p.add_argument("--preset", default=None, help="named recipe, the file nmt_flax/configs/TASK/NAME.yaml: "
+                 + "; ".join(f"{name} ({', '.join(tasks)})" for name, tasks in config_lib.PRESETS.items()))
+  p.add_argument("--config", default=None, metavar="FILE",
+                 help="a recipe file, YAML or JSON, with any keys of config.json (a workdir's "
+                 "config.json is one); it overrides --preset, and flags override it")
   _add_config_flags(p)
   multi = p.add_argument_group("multi-host data parallelism (see nmt_flax/parallel.py)")
   multi.add_argument("--distributed", action="store_true",
@@ -107,10 +110,17 @@ DISTRIBUTED_FLAGS = ("distributed", "coordinator_address", "num_processes", "pro
 
 def train_main(argv) -> None:
   args = train_parser().parse_args(argv)
-  workdir = Path(args.workdir or f"runs/{args.task or 'nmt'}")
   flags = {k: v for k, v in vars(args).items()
-           if k not in ("task", "workdir", "preset", *DISTRIBUTED_FLAGS)}
-  config = config_lib.for_workdir(workdir, args.task, args.preset, flags)
+           if k not in ("task", "workdir", "preset", "config", *DISTRIBUTED_FLAGS)}
+  task = args.task
+  if args.config:  # the file's values count as given, below the flags typed after it
+    recipe = config_lib.read_config_file(Path(args.config))
+    if task and recipe.get("task", task) != task:
+      raise UserError(f"--config {args.config}: is a {recipe['task']} recipe, not {task}")
+    task = task or recipe.get("task")
+    flags = {**{k: v for k, v in recipe.items() if k != "task"}, **flags}
+  workdir = Path(args.workdir or f"runs/{task or 'nmt'}")
+  config = config_lib.for_workdir(workdir, task, args.preset, flags)
   setup_jax()
   if args.distributed or args.coordinator_address or args.num_processes or args.process_id is not None:
     initialize_distributed(args.coordinator_address, args.num_processes, args.process_id)
@@ -292,6 +302,7 @@ def _eval_translation(model: api.Translator, args) -> None:
         f"{scores['decoder']} decoding, checkpoint step {model.step}")
   print(f"BLEU {scores['bleu']:.2f}  ({scores['bleu_signature']})")
   print(f"chrF {scores['chrf']:.2f}  ({scores['chrf_signature']})")
+  print(f"TER {scores['ter']:.2f}  ({scores['ter_signature']}; lower is better)")
   print(f"unknown source characters: {scores['unknown_chars']} of {split.extras['source_chars']}")
   if scores["cut_to_max_len"]:
     print(f"{scores['cut_to_max_len']} pairs were longer than the last bucket and were cut to it")

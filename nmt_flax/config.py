@@ -129,31 +129,54 @@ TASK_DEFAULTS: dict[str, dict[str, Any]] = {
     "sentiment": dict(attention="luong", epochs=10, checkpoint_every=2, val_fraction=0.05),
 }
 
-# Named recipes. `quick` is the README's first command: a few minutes on 2 CPU cores.
-PRESETS: dict[str, dict[str, dict[str, Any]]] = {
-    "quick": {
-        "nmt": dict(units=256, embedding_dim=128, epochs=6, learning_rate=3e-3,
-                    clip_norm=5.0, checkpoint_every=1, buckets="10x10,16x14"),
-        "sentiment": dict(units=64, embedding_dim=64, epochs=1, max_len=100, batch_size=64,
-                          checkpoint_every=1),
-    },
-    # Measured (README "Results", MODEL_CARD.md's ablation): the best recipes found
-# for 2 CPU cores and about 30 minutes.
-    "best-cpu": {
-        "nmt": dict(units=512, embedding_dim=256, encoder="bi", dropout=0.2, label_smoothing=0.1,
-                    tie_embeddings=True, learning_rate=2e-3, lr_schedule="cosine",
-                    warmup_steps=200, clip_norm=5.0, batch_size=64, word_dropout=0.1,
-                    epochs=18, checkpoint_every=1),
-        "sentiment": dict(units=128, embedding_dim=128, max_len=400, batch_size=64, dropout=0.3,
-                          word_dropout=0.1, epochs=3, checkpoint_every=1),
-    },
-    "tiny": {  # smoke tests and CI: seconds, not minutes
-        "nmt": dict(units=32, embedding_dim=16, epochs=1, batch_size=16, max_examples=400,
-                    checkpoint_every=1, buckets="10x10,16x14"),
-        "sentiment": dict(units=16, embedding_dim=16, epochs=1, batch_size=16, max_len=40,
-                          max_examples=400, vocab_size=500, checkpoint_every=1),
-    },
-}
+# Named recipes (`--preset NAME`): the files CONFIGS/<task>/<NAME>.yaml, each a
+# valid `--config` file. `quick` is the README's first command.
+CONFIGS = Path(__file__).resolve().parent / "configs"
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+  """A recipe file: YAML or JSON (a workdir's config.json is one) mapping keys
+  of config.json to values. Raises UserError naming the file and the key for
+  text that is neither, an unknown key or a value of the wrong type."""
+  path = Path(path)
+  try:
+    text = path.read_text(encoding="utf-8")
+  except (OSError, UnicodeDecodeError) as e:
+    raise UserError(f"{path}: cannot read ({getattr(e, 'strerror', None) or e})", option="config") from None
+  try:
+    import yaml  # pylint: disable=import-outside-toplevel  (YAML is a superset of JSON)
+    values = yaml.safe_load(text)
+  except yaml.YAMLError as e:
+    raise UserError(f"{path}: neither YAML nor JSON ({str(e).splitlines()[0]})", option="config") from None
+  if not isinstance(values, dict):
+    raise UserError(f"{path}: expected a mapping of config keys to values", option="config")
+  fields = {f.name: f for f in dataclasses.fields(Config)}
+  for key, value in values.items():
+    if key not in fields:
+      raise UserError(f"{path}: unknown key {key!r} (the keys are config.json's: "
+                      f"{', '.join(fields)})", option="config")
+    allowed = _ALLOWED.get(str(fields[key].type), _ALLOWED.get(fields[key].type))
+    if type(value) not in allowed:  # exact types: true is no number, 3 is no string
+      raise UserError(f"{path}: {key}: expected {' or '.join(t.__name__ for t in allowed)}, "
+                      f"got {value!r}", option="config")
+  return {k: float(v) if fields[k].type in (float, "float") else v for k, v in values.items()}
+
+
+_ALLOWED = {int: (int,), float: (int, float), str: (str,), bool: (bool,),
+            "int | None": (int, type(None)), "str | None": (str, type(None))}
+
+
+def _presets() -> dict[str, dict[str, dict[str, Any]]]:
+  """{preset: {task: values}} from the recipe files."""
+  presets: dict[str, dict[str, dict[str, Any]]] = {}
+  for file in sorted(CONFIGS.glob("*/*.yaml")):
+    values = read_config_file(file)
+    presets.setdefault(file.stem, {})[file.parent.name] = {k: v for k, v in values.items() if k != "task"}
+  return presets
+
+
+PRESETS = _presets()
+
 
 # Options a rerun on an existing workdir may change without making a new model.
 RESUMABLE = frozenset({"data", "epochs", "checkpoint_every", "keep_checkpoints", "patience",

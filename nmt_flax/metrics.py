@@ -10,17 +10,21 @@ UNK_IN_SCORING = "\u2047"
 
 
 def translation_scores(hypotheses: list[str], references: list[str]) -> dict:
-  """Corpus BLEU and chrF of space-tokenised English (13a tokeniser on top),
-  case-insensitive (signatures say case:lc), with <unk> as one unmatched token."""
+  """Corpus BLEU, chrF and TER (sacrebleu) of space-tokenised English (13a
+  tokeniser on top for BLEU), case-insensitive (signatures say case:lc), with
+  <unk> as one unmatched token. TER is an edit rate: lower is better."""
   import sacrebleu  # pylint: disable=import-outside-toplevel
   bleu = sacrebleu.metrics.BLEU(lowercase=True, force=True)  # force: inputs are already tokenised
   chrf = sacrebleu.metrics.CHRF(lowercase=True)
+  ter = sacrebleu.metrics.TER(case_sensitive=False)
   hypotheses = [h.replace(UNK, UNK_IN_SCORING) for h in hypotheses]
   return {
       "bleu": bleu.corpus_score(hypotheses, [references]).score,
       "chrf": chrf.corpus_score(hypotheses, [references]).score,
+      "ter": ter.corpus_score(hypotheses, [references]).score,
       "bleu_signature": str(bleu.get_signature()),
       "chrf_signature": str(chrf.get_signature()),
+      "ter_signature": str(ter.get_signature()),
   }
 
 

@@ -20,7 +20,7 @@ from nmt_flax.tasks import Split, Task
 SAMPLES = 3  # validation examples shown at each validation
 SCALARS = {"train_loss": "train/loss", "learning_rate": "train/learning_rate",
            "tokens_per_second": "train/tokens_per_second", "skipped_steps": "train/skipped_steps",
-           "val_loss": "val/loss", "bleu": "val/bleu", "chrf": "val/chrf", "accuracy": "val/accuracy",
+           "val_loss": "val/loss", "bleu": "val/bleu", "chrf": "val/chrf", "ter": "val/ter", "accuracy": "val/accuracy",
            "precision": "val/precision", "recall": "val/recall", "f1": "val/f1"}
 
 

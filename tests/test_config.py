@@ -90,3 +90,48 @@ def test_a_workdir_without_a_finished_checkpoint_is_new_whatever_a_failed_run_le
   (workdir / "checkpoints" / "12").mkdir()
   with pytest.raises(UserError, match="trained with other settings"):
     config_lib.for_workdir(workdir, None, None, {"units": 64})
+
+
+def test_presets_are_the_recipe_files_and_each_is_a_valid_config_file():
+  files = sorted(config_lib.CONFIGS.glob("*/*.yaml"))
+  assert {(f.parent.name, f.stem) for f in files} == \
+      {(task, name) for name, tasks in config_lib.PRESETS.items() for task in tasks}
+  for file in files:
+    recipe = config_lib.read_config_file(file)
+    assert recipe["task"] == file.parent.name
+    assert config_lib.resolve(recipe.pop("task"), None, recipe) == \
+        config_lib.resolve(file.parent.name, file.stem, {})
+
+
+def test_a_config_file_sits_between_the_preset_and_the_flags_and_config_json_is_one(tmp_path):
+  from nmt_flax import cli
+  recipe = tmp_path / "r.yaml"
+  recipe.write_text("task: sentiment\nunits: 48   # a comment\nlearning_rate: 1\ndropout: 0.1\n")
+  args = cli.train_parser().parse_args(["--config", str(recipe)])
+  assert args.config == str(recipe)
+  values = config_lib.read_config_file(recipe)
+  assert values == {"task": "sentiment", "units": 48, "learning_rate": 1.0, "dropout": 0.1}
+  flags = {k: v for k, v in values.items() if k != "task"}
+  config = config_lib.for_workdir(tmp_path / "new", "sentiment", "quick", {**flags, "units": 32})
+  assert (config.units, config.dropout, config.epochs) == (32, 0.1, 1)  # flag > file > preset
+  stored = tmp_path / "config.json"  # a workdir's config.json is a recipe that gives the same config
+  stored.write_text(config.to_json())
+  again = config_lib.read_config_file(stored)
+  assert config_lib.for_workdir(tmp_path / "other", again.pop("task"), None, again) == config
+
+
+@pytest.mark.parametrize("text, fragment", [
+    ("units: [1,\n", "neither YAML nor JSON"),
+    ("- units\n", "expected a mapping"),
+    ("unit: 32\n", "unknown key 'unit'"),
+    ("units: big\n", "units: expected int, got 'big'"),
+    ("epochs: true\n", "epochs: expected int, got True"),
+    ("tie_embeddings: 1\n", "tie_embeddings: expected bool, got 1"),
+    ('{"dropout": "0.1"}', "dropout: expected int or float, got '0.1'"),
+])
+def test_a_bad_config_file_is_one_line_naming_the_file_and_key(tmp_path, capsys, text, fragment):
+  from tests.conftest import one_error_line, train
+  recipe = tmp_path / "bad.yaml"
+  recipe.write_text(text)
+  assert train("--config", recipe, "--workdir", tmp_path / "w") == 2
+  one_error_line(capsys, f"--config {recipe}: {fragment}")

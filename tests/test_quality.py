@@ -157,6 +157,27 @@ def test_bleu_is_case_insensitive_says_so_and_counts_unk_as_one_unmatched_token(
   assert with_unk["bleu"] == pytest.approx(with_a_wrong_word["bleu"])
 
 
+def word_edits(hypothesis: list[str], reference: list[str]) -> int:
+  """Levenshtein distance over words (insertions, deletions, substitutions)."""
+  row = list(range(len(reference) + 1))
+  for i, h in enumerate(hypothesis, start=1):
+    row, previous = [i] + [0] * len(reference), row
+    for j, r in enumerate(reference, start=1):
+      row[j] = min(previous[j] + 1, row[j - 1] + 1, previous[j - 1] + (h != r))
+  return row[-1]
+
+
+def test_ter_is_word_edits_per_reference_word_case_insensitive():
+  """Without word-order shifts (where TER's shifts cannot help), TER is the
+  word edit distance over the reference length, summed over the corpus."""
+  hypotheses = ["I have a DOG .", "she is here", "tom likes tea very much ."]
+  references = ["i have a cat .", "she is here .", "tom likes tea ."]
+  edits = sum(word_edits(h.lower().split(), r.split()) for h, r in zip(hypotheses, references))
+  scores = metrics.translation_scores(hypotheses, references)
+  assert scores["ter"] == pytest.approx(100 * edits / sum(len(r.split()) for r in references))
+  assert "case:lc" in scores["ter_signature"]
+
+
 # --- the harder test split ----------------------------------------------------
 def test_test_unseen_drops_test_pairs_whose_reference_or_script_twin_was_trained_on(tmp_path, nmt_config):
   lines = TINY_NMT.read_text(encoding="utf-8").splitlines()
