@@ -153,15 +153,20 @@ class LoadedModel:
   """A task with trained parameters: what `load` returns for a workdir (and
   what training builds to write sample outputs to TensorBoard)."""
 
-  def __init__(self, task: tasks.Task, params, workdir: Path | None = None, step: int | None = None):
+  def __init__(self, task: tasks.Task, params, workdir: Path | None = None, step: int | None = None,
+               averaged: list[int] | None = None):
     self.task, self.params, self.config = task, params, task.config
     self.workdir, self.step = (Path(workdir) if workdir else None), step
+    self.averaged = averaged  # the checkpoint steps whose parameters were averaged, if any
     self.provenance = provenance.read(self.workdir) if self.workdir else []
 
   @classmethod
-  def from_workdir(cls, workdir: Path, checkpoint: str = "best"):
+  def from_workdir(cls, workdir: Path, checkpoint: str = "best", average_last: int = 0,
+                   average_best: int = 0):
     """The workdir's task and vocabularies with the parameters of `checkpoint`
-    (best, latest or a step)."""
+    (best, latest or a step), or the mean of the parameters of the
+    `average_last` latest or the `average_best` best (by validation score)
+    checkpoints."""
     workdir = Path(workdir)
     config = read_stored(workdir)
     if not is_trained(workdir):  # before the vocabularies: a failed first run may have left none
@@ -169,16 +174,36 @@ class LoadedModel:
     task = tasks.get(config, tasks.task_class(config.task).load_vocabs(workdir))
     checkpoints = Checkpoints(workdir / "checkpoints", read_only=True)
     try:
-      step = cls._pick_step(checkpoints, checkpoint, workdir)
       expected = jax.eval_shape(task.init_params, jax.random.key(0))  # shapes only, no compute
+      if average_last or average_best:
+        steps = cls._steps_to_average(checkpoints, average_last, average_best)
+        params = average_params([checkpoints.restore_params(s, expected) for s in steps])
+        return cls(task, params, workdir, max(steps), averaged=steps)
+      step = cls._pick_step(checkpoints, checkpoint, workdir)
       return cls(task, checkpoints.restore_params(step, expected), workdir, step)
     finally:
       checkpoints.close()
 
+  @staticmethod
+  def _steps_to_average(checkpoints: Checkpoints, last: int, best: int) -> list[int]:
+    if last and best:
+      raise UserError("give one of average_last and average_best", option="average_last")
+    option, count = ("average_last", last) if last else ("average_best", best)
+    steps = checkpoints.steps() if last else checkpoints.best_steps()
+    if not isinstance(count, int) or count < 1 or count > len(steps):
+      raise UserError(f"{count!r}: the workdir keeps {len(steps)} "
+                      f"{'checkpoints' if last else 'validated checkpoints'} "
+                      f"(steps {', '.join(map(str, steps))}); train with --keep-checkpoints "
+                      f"{max(count, 2) if isinstance(count, int) else 2} or more to average more",
+                      option=option)
+    return sorted(steps[-count:] if last else steps[:count])
+
   def metadata(self) -> dict:
-    """What produced this model's outputs: workdir, checkpoint step, config, and
-    the provenance of its training runs (versions, git commit)."""
+    """What produced this model's outputs: workdir, checkpoint step (and the
+    averaged steps), config, and the provenance of its training runs (versions,
+    git commit)."""
     return {"workdir": str(self.workdir) if self.workdir else None, "step": self.step,
+            **({"averaged_steps": self.averaged} if self.averaged else {}),
             "config": dataclasses.asdict(self.config), "provenance": self.provenance}
 
   @staticmethod
@@ -407,10 +432,21 @@ class Classifier(LoadedModel):
     return tokens
 
 
-def load(workdir: str | Path, checkpoint: str = "best") -> Translator | Classifier:
-  """Loads a trained workdir as a Translator (nmt) or a Classifier (sentiment)."""
+def average_params(trees: list):
+  """The element-wise mean of parameter trees of one structure (checkpoint
+  averaging), computed in float64 and stored in each leaf's dtype."""
+  return jax.tree_util.tree_map(
+      lambda *leaves: np.mean(np.stack([np.asarray(x, np.float64) for x in leaves]), axis=0)
+      .astype(np.asarray(leaves[0]).dtype), *trees)
+
+
+def load(workdir: str | Path, checkpoint: str = "best", average_last: int = 0,
+         average_best: int = 0) -> Translator | Classifier:
+  """Loads a trained workdir as a Translator (nmt) or a Classifier (sentiment):
+  the `checkpoint` (best, latest or a step), or the parameters of the
+  `average_last` latest or `average_best` best checkpoints averaged."""
   task = read_stored(Path(workdir)).task
-  return API[tasks.task_class(task)].from_workdir(Path(workdir), checkpoint)
+  return API[tasks.task_class(task)].from_workdir(Path(workdir), checkpoint, average_last, average_best)
 
 
 # What `load` returns for each task class of the registry.

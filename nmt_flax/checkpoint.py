@@ -70,11 +70,15 @@ class Checkpoints:
   def latest_step(self) -> int | None:
     return self.manager.latest_step()
 
+  def best_steps(self) -> list[int]:
+    """The steps with a validation score, best first (ties: the later first)."""
+    scored = [(s, _rank(self.manager.metrics(s))) for s in self.steps()]
+    return [s for s, r in sorted(scored, key=lambda sr: (sr[1], sr[0]), reverse=True) if r > -math.inf]
+
   def best_step(self) -> int | None:
     """The step with the highest validation score, or the latest if none has one."""
-    scored = [(s, _rank(self.manager.metrics(s))) for s in self.steps()]
-    scored = [(s, r) for s, r in scored if r > -math.inf]
-    return max(scored, key=lambda sr: (sr[1], sr[0]))[0] if scored else self.latest_step()
+    best = self.best_steps()
+    return best[0] if best else self.latest_step()
 
   def save(self, step: int, item: dict[str, Any], score: float | None) -> None:
     """Saves `item` (a pytree) at `step`; `score` ranks it for the best-checkpoint slot."""

@@ -137,6 +137,12 @@ def eval_parser() -> argparse.ArgumentParser:
   p = Parser(prog="eval.py", description="Evaluate a trained workdir, translate or classify text.")
   p.add_argument("--workdir", required=True, help="a folder written by train.py")
   p.add_argument("--checkpoint", default="best", help="best (default), latest or a step number")
+  p.add_argument("--average-last", type=int, default=0, metavar="N",
+                 help="use the mean of the parameters of the N latest checkpoints (train with "
+                 "--keep-checkpoints N or more)")
+  p.add_argument("--average-best", type=int, default=0, metavar="N",
+                 help="use the mean of the parameters of the N checkpoints with the best "
+                 "validation scores")
   p.add_argument("--data", default=None,
                  help="evaluate every example of this file instead of the held-out split")
   p.add_argument("--split", default=None, help="held-out split to score: val (nmt default), "
@@ -347,7 +353,12 @@ def _eval_sentiment(model: api.Classifier, args) -> None:
 def eval_main(argv) -> None:
   args = eval_parser().parse_args(argv)
   setup_jax()
-  evaluate_loaded(api.load(args.workdir, args.checkpoint), args)
+  if (args.average_last or args.average_best) and args.checkpoint != "best":
+    raise UserError("--checkpoint: give it or an --average-… option, not both")
+  model = api.load(args.workdir, args.checkpoint, args.average_last, args.average_best)
+  if model.averaged:
+    print(f"parameters averaged over checkpoints {', '.join(map(str, model.averaged))}", file=sys.stderr)
+  evaluate_loaded(model, args)
 
 
 def evaluate_loaded(model: api.Translator | api.Classifier, args: argparse.Namespace) -> None:

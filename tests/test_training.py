@@ -323,3 +323,26 @@ def test_token_batches_give_every_device_equal_rows(nmt_config, monkeypatch):
     monkeypatch.setattr(jax, "device_count", lambda devices=devices: devices)
     rows = task.train_rows(split)
     assert all(r % devices == 0 and r % 8 == 0 for r in rows), (devices, rows)
+
+
+def test_checkpoint_averaging_is_the_mean_of_the_chosen_checkpoints(nmt_config, tmp_path, capsys):
+  from tests.conftest import evaluate, one_error_line
+  known = nmt_flax.api.average_params([{"w": np.float32([1, 2]), "b": {"c": np.float32(-1)}},
+                                       {"w": np.float32([3, 5]), "b": {"c": np.float32(2)}}])
+  assert known["w"].tolist() == [2.0, 3.5] and known["b"]["c"] == 0.5 and known["w"].dtype == np.float32
+  workdir = tmp_path / "w"
+  training.train(nmt_config(epochs=3, keep_checkpoints=3), workdir, log=lambda *_: None)
+  ckpt = Checkpoints(workdir / "checkpoints", read_only=True)
+  steps, scores = ckpt.steps(), stored_scores(workdir)
+  stored = {s: ckpt.manager.restore(s)["params"] for s in steps}
+  best_two = sorted(sorted(steps, key=lambda s: (scores[s], s), reverse=True)[:2])
+  for model, chosen in [(nmt_flax.load(workdir, average_last=2), steps[-2:]),
+                        (nmt_flax.load(workdir, average_best=2), best_two)]:
+    assert model.averaged == chosen and model.metadata()["averaged_steps"] == chosen
+    for path, leaf in jax.tree_util.tree_leaves_with_path(model.params):
+      parts = [np.asarray(dict(jax.tree_util.tree_leaves_with_path(stored[s]))[path]) for s in chosen]
+      np.testing.assert_allclose(leaf, (parts[0].astype(np.float64) + parts[1]) / 2, rtol=1e-6, atol=1e-7)
+  assert evaluate("--workdir", workdir, "--average-last", "3", "--translate", "我有一隻貓。") == 0
+  assert "averaged over checkpoints " + ", ".join(map(str, steps)) in capsys.readouterr().err
+  assert evaluate("--workdir", workdir, "--average-last", "4") == 2
+  one_error_line(capsys, f"--average-last 4: the workdir keeps 3 checkpoints (steps {', '.join(map(str, steps))})")
