@@ -307,7 +307,7 @@ class Translator(LoadedModel):
     def max_len(src_len: int) -> int:
       return self.task.decode_length(src_len, options)
     shapes = [self.task.padded_length(len(ids)) for _, ids, _, _ in encoded]
-    for src_len, chunk, rows in self._chunks(shapes, max_len, options.beam_size):
+    for src_len, chunk, rows in self._chunks(shapes, max_len, options.hypotheses):
       out = self.task.translate_batch(self.params, pad([encoded[i][1] for i in chunk], src_len, rows=rows),
                                       dataclasses.replace(options, max_len=max_len(src_len)))
       tokens, scores, weights = (np.asarray(x) for x in out)

@@ -171,7 +171,21 @@ def eval_parser() -> argparse.ArgumentParser:
   p.add_argument("--alpha", type=float, default=defaults.alpha,
                  help=f"nmt: GNMT length penalty ((5+len)/6)^alpha for beam search (default {defaults.alpha})")
   p.add_argument("--n-best", type=int, default=defaults.n_best,
-                 help="nmt: with --translate or --input jsonl, this many best hypotheses (<= --beam-size)")
+                 help="nmt: with --translate or --input jsonl, this many best hypotheses (<= --beam-size), "
+                 "or samples with --sampling")
+  sampling = p.add_argument_group("sampling (nmt): draw outputs from the model's distribution")
+  sampling.add_argument("--sampling", action="store_true",
+                        help="sample each token instead of searching (with --beam-size 1); "
+                        "--n-best samples per sentence, highest score first")
+  sampling.add_argument("--temperature", type=float, default=defaults.temperature,
+                        help=f"divide the logits by this (default {defaults.temperature}; 0: greedy)")
+  sampling.add_argument("--top-k", type=int, default=defaults.top_k,
+                        help="sample among the K most likely tokens only (default 0: all)")
+  sampling.add_argument("--top-p", type=float, default=defaults.top_p,
+                        help="sample within the smallest set of tokens holding this much "
+                        f"probability (nucleus; default {defaults.top_p}: all)")
+  sampling.add_argument("--seed", type=int, default=defaults.seed,
+                        help=f"random seed of the samples (default {defaults.seed})")
   p.add_argument("--plot-attention", default=None, metavar="OUTDIR",
                  help="nmt: write an attention heatmap PNG per --translate sentence")
   p.add_argument("--font", default=None, help="font file for Chinese labels (default: find one)")
@@ -272,7 +286,8 @@ def _score_pairs(model: api.Translator, args) -> None:
 def _eval_translation(model: api.Translator, args) -> None:
   if args.review:
     raise UserError("--review: this workdir holds a translation model; use --translate")
-  decoding = dict(beam_size=args.beam_size, alpha=args.alpha)
+  decoding = dict(beam_size=args.beam_size, alpha=args.alpha, sampling=args.sampling,
+                  temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, seed=args.seed)
   if (args.alignment or args.n_best > 1) and args.input and args.format != "jsonl":
     raise UserError(f"--{'alignment' if args.alignment else 'n-best'}: with --input needs --format jsonl")
   if args.output and not (args.input or args.score):

@@ -18,25 +18,57 @@ class DecodeOptions:
   hypotheses by log-probability / ((5 + length) / 6) ** alpha (GNMT; alpha 0:
   raw log-probability). n_best hypotheses per sentence come back, best first.
   max_len caps the output words (None: the model's longest training target).
+
+  sampling=True draws each token from the model's distribution instead (with
+  beam_size 1): its logits divided by `temperature` (0: greedy), restricted to
+  the `top_k` most likely tokens (0: all) and to the smallest set whose
+  probability reaches `top_p` (nucleus sampling; 1: all); `n_best` samples per
+  sentence, drawn with `seed`, come back highest-scoring first (scores: the
+  model's log-probabilities, untempered).
   """
   beam_size: int = 1
   alpha: float = 0.6
   n_best: int = 1
   max_len: int | None = None
+  sampling: bool = False
+  temperature: float = 1.0
+  top_k: int = 0
+  top_p: float = 1.0
+  seed: int = 0
 
   def __post_init__(self):
     if not isinstance(self.beam_size, int) or self.beam_size < 1:
       raise UserError(f"{self.beam_size!r}: must be an integer of at least 1", option="beam_size")
-    if not isinstance(self.n_best, int) or not 1 <= self.n_best <= self.beam_size:
-      raise UserError(f"{self.n_best!r}: must be between 1 and the beam size {self.beam_size}",
-                      option="n_best")
+    most = 1000 if self.sampling else self.beam_size  # samples are independent rows
+    if not isinstance(self.n_best, int) or not 1 <= self.n_best <= most:
+      raise UserError(f"{self.n_best!r}: must be between 1 and " + (
+          f"{most} (samples)" if self.sampling else f"the beam size {self.beam_size}"), option="n_best")
     if not isinstance(self.alpha, (int, float)) or not 0 <= self.alpha < float("inf"):
       raise UserError(f"{self.alpha!r}: must be a finite number of at least 0", option="alpha")
     if self.max_len is not None and (not isinstance(self.max_len, int) or self.max_len < 1):
       raise UserError(f"{self.max_len!r}: must be a positive integer", option="max_len")
+    if self.sampling and self.beam_size != 1:
+      raise UserError(f"{self.beam_size}: sampling draws one token at a time; use beam_size 1 "
+                      "(n_best samples per sentence)", option="beam_size")
+    if not isinstance(self.temperature, (int, float)) or not 0 <= self.temperature < float("inf"):
+      raise UserError(f"{self.temperature!r}: must be a finite number of at least 0", option="temperature")
+    if not isinstance(self.top_k, int) or self.top_k < 0:
+      raise UserError(f"{self.top_k!r}: must be an integer of at least 0 (0: all tokens)", option="top_k")
+    if not isinstance(self.top_p, (int, float)) or not 0 < self.top_p <= 1:
+      raise UserError(f"{self.top_p!r}: must be in (0, 1]", option="top_p")
+    if not isinstance(self.seed, int):
+      raise UserError(f"{self.seed!r}: must be an integer", option="seed")
+
+  @property
+  def hypotheses(self) -> int:
+    """Rows decoded per sentence: the beam, or the samples."""
+    return self.n_best if self.sampling else self.beam_size
 
   @property
   def name(self) -> str:
+    if self.sampling:
+      return (f"sampling {self.n_best} (temperature {self.temperature}, top-k {self.top_k}, "
+              f"top-p {self.top_p}, seed {self.seed})")
     return "greedy" if self.beam_size == 1 else f"beam {self.beam_size}, alpha {self.alpha}"
 
 # step_fn(carry, tokens <int32>[batch]) -> (logits [batch, vocab], carry, weights [batch, src_len])
@@ -54,15 +86,42 @@ class GreedyState:
   done: jax.Array     # <bool>[batch] has produced <end> (or had no source)
 
 
-def greedy_decode(step_fn: StepFn, carry: Any, src_mask: jax.Array, max_len: int):
+def filtered_logits(logits, temperature, top_k, top_p):
+  """Sampling's distribution as logits [batch, vocab]: divided by `temperature`
+  (> 0), then every token outside the `top_k` most likely (0: none cut) and
+  outside the smallest most-likely set whose probability reaches `top_p` set
+  to -inf. All three may be traced values: no value compiles a new program."""
+  logits = logits / temperature
+  ranked = jnp.sort(logits, axis=-1)[:, ::-1]
+  vocab = logits.shape[-1]
+  kth = jnp.take(ranked, jnp.clip(jnp.where(top_k > 0, top_k, vocab) - 1, 0, vocab - 1), axis=-1)
+  # a token stays if the tokens ranked above it hold less than top_p of the mass
+  before = jnp.cumsum(jax.nn.softmax(ranked, axis=-1), axis=-1) - jax.nn.softmax(ranked, axis=-1)
+  nucleus_floor = jnp.min(jnp.where(before < top_p, ranked, jnp.inf), axis=-1)
+  floor = jnp.maximum(kth, nucleus_floor)[:, None]
+  return jnp.where(logits >= floor, logits, -jnp.inf)
+
+
+def sampling_pick(key, temperature, top_k, top_p):
+  """pick(logits, t) for `greedy_decode` that samples (temperature 0: argmax)."""
+  def pick(logits, t):
+    drawn = jax.random.categorical(jax.random.fold_in(key, t),
+                                   filtered_logits(logits, jnp.maximum(temperature, 1e-30), top_k, top_p))
+    return jnp.where(temperature > 0, drawn, jnp.argmax(logits, axis=-1))
+  return pick
+
+
+def greedy_decode(step_fn: StepFn, carry: Any, src_mask: jax.Array, max_len: int, pick=None):
   """Decodes a batch until every row has produced <end> or `max_len` tokens.
 
   src_mask: <bool>[batch, src_len]; rows without any source token (batch
-  filler) are done from the start and come back as all PAD.
+  filler) are done from the start and come back as all PAD. `pick(logits, t)`
+  chooses the tokens of step t (default: the most likely; `sampling_pick` draws).
   Returns tokens <int32>[batch, max_len] (<end> included, PAD after it), their
   summed log-probabilities [batch] (<end> included; what beam search with
   beam_size 1 and alpha 0 scores) and attention weights [batch, max_len, src_len].
   """
+  pick = pick or (lambda logits, _t: jnp.argmax(logits, axis=-1))
   batch, src_len = src_mask.shape
   state = GreedyState(
       t=jnp.zeros((), jnp.int32),
@@ -78,7 +137,7 @@ def greedy_decode(step_fn: StepFn, carry: Any, src_mask: jax.Array, max_len: int
 
   def body(s: GreedyState):
     logits, carry, weights = step_fn(s.carry, s.last)
-    token = jnp.where(s.done, PAD_ID, jnp.argmax(logits, axis=-1).astype(jnp.int32))
+    token = jnp.where(s.done, PAD_ID, pick(logits, s.t).astype(jnp.int32))
     logp = jnp.take_along_axis(jax.nn.log_softmax(logits.astype(jnp.float32)), token[:, None], 1)[:, 0]
     weights = jnp.where(s.done[:, None], 0.0, weights).astype(jnp.float32)
     return GreedyState(

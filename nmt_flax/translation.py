@@ -10,7 +10,7 @@ import numpy as np
 from nmt_flax import data, metrics, subwords
 from nmt_flax.batching import assign_buckets, pad
 from nmt_flax.beam import beam_search
-from nmt_flax.decoding import DecodeOptions, greedy_decode
+from nmt_flax.decoding import DecodeOptions, greedy_decode, sampling_pick
 from nmt_flax.errors import UserError
 from nmt_flax.losses import compact_token_cross_entropy, token_losses
 from nmt_flax.seq2seq import Seq2Seq
@@ -161,29 +161,49 @@ class Translation(Task):
     src_len]; max_len = options.max_len or `max_output_len`. beam_size 1 is
     greedy decoding (the while_loop of `decoding.greedy_decode`, no beam
     bookkeeping; its score is the summed log-probability, as beam search's with
-    alpha 0). Jitted per shape, beam size and n_best; alpha is a traced value,
-    so no value of it compiles anything (`decode_program`)."""
-    return self.decode_program(params, src, jnp.float32(options.alpha), beam_size=options.beam_size,
-                               n_best=options.n_best, max_len=options.max_len or self.max_output_len)
+    alpha 0). options.sampling draws n_best samples per sentence instead
+    (`decoding.sampling_pick`), highest score first. Jitted per shape, beam
+    size, n_best and sampling on/off; alpha and the sampling settings are traced
+    values, so none of their values compiles anything (`decode_program`)."""
+    traced, static = self.decode_arguments(options)
+    return self.decode_program(params, src, *traced, **static)
+
+  def decode_arguments(self, options: DecodeOptions) -> tuple[tuple, dict]:
+    """`decode_program`'s traced values and static settings for `options`."""
+    return ((jnp.float32(options.alpha), jnp.float32(options.temperature), jnp.int32(options.top_k),
+             jnp.float32(options.top_p), jnp.uint32(options.seed % 2**32)),
+            {"beam_size": options.beam_size, "n_best": options.n_best,
+             "max_len": options.max_len or self.max_output_len, "sampling": options.sampling})
 
   @functools.cached_property
   def decode_program(self):
     """The jitted decoder behind `translate_batch`."""
     model = self.model()
 
-    @functools.partial(jax.jit, static_argnames=("beam_size", "n_best", "max_len"))
-    def run(params, src, alpha, *, beam_size: int, n_best: int, max_len: int):
+    @functools.partial(jax.jit, static_argnames=("beam_size", "n_best", "max_len", "sampling"))
+    def run(params, src, alpha, temperature, top_k, top_p, seed, *, beam_size: int, n_best: int,
+            max_len: int, sampling: bool):
       variables = self.variables(params)
       memory, state = model.apply(variables, src, method=Seq2Seq.encode)
       src_mask = memory.mask
-      if beam_size > 1:  # encode once, then one row per hypothesis: [batch * beam, ...]
-        memory, state = jax.tree_util.tree_map(lambda x: jnp.repeat(x, beam_size, axis=0),
+      rows_per_sentence = n_best if sampling else beam_size
+      if rows_per_sentence > 1:  # encode once, then one row per hypothesis: [batch * beam, ...]
+        memory, state = jax.tree_util.tree_map(lambda x: jnp.repeat(x, rows_per_sentence, axis=0),
                                                (memory, state))
 
       def step(carry, token):  # scores in float32 whatever the compute dtype
         logits, carry, weights = model.apply(variables, memory, carry, token,
                                              method=Seq2Seq.decode_step)
         return logits.astype(jnp.float32), carry, weights.astype(jnp.float32)
+      if sampling:  # n_best independent draws per sentence, highest score first
+        pick = sampling_pick(jax.random.key(seed), temperature, top_k, top_p)
+        tokens, scores, weights = greedy_decode(step, state, jnp.repeat(src_mask, n_best, axis=0),
+                                                max_len, pick)
+        tokens, scores, weights = (x.reshape((src.shape[0], n_best) + x.shape[1:])
+                                   for x in (tokens, scores, weights))
+        order = jnp.argsort(-scores, axis=1)
+        take = lambda x: jnp.take_along_axis(x, order.reshape(order.shape + (1,) * (x.ndim - 2)), axis=1)
+        return take(tokens), take(scores), take(weights)
       if beam_size == 1:
         tokens, scores, weights = greedy_decode(step, state, src_mask, max_len)
         return tokens[:, None], scores[:, None], weights[:, None]
@@ -279,7 +299,7 @@ class Translation(Task):
     hypothesis included, fits WEIGHTS_BUDGET (an output stopped there has no
     <end>: `Translation.ended`)."""
     wanted = options.max_len or self.output_limit(src_len)
-    return max(1, min(wanted, self.WEIGHTS_BUDGET // (options.beam_size * src_len)))
+    return max(1, min(wanted, self.WEIGHTS_BUDGET // (options.hypotheses * src_len)))
 
   def rows_for(self, src_len: int, max_len: int, sentences: int, beam_size: int = 1) -> int:
     """Rows per batch for `sentences` sentences of this shape: the power of two

@@ -128,3 +128,59 @@ def test_beam_results_do_not_depend_on_the_rest_of_the_batch(trained):
     alone_src[0] = batch["src"][b]
     alone, _, _ = task.translate_batch(params, alone_src, options)
     np.testing.assert_array_equal(alone[0], together[b])
+
+
+# --- sampling -----------------------------------------------------------------
+def test_the_sampling_distribution_keeps_the_top_k_and_the_nucleus_written_another_way():
+  from nmt_flax.decoding import filtered_logits
+  rng = np.random.default_rng(0)
+  logits = rng.normal(size=(4, 12)).astype(np.float32)
+  for temperature, top_k, top_p in [(1.0, 0, 1.0), (0.5, 3, 1.0), (2.0, 0, 0.6), (1.0, 5, 0.3)]:
+    got = np.asarray(filtered_logits(jnp.asarray(logits), temperature, top_k, top_p))
+    for row, out in zip(logits / temperature, got):
+      order = np.argsort(-row)
+      probs = np.exp(row[order] - row.max())
+      probs /= probs.sum()
+      keep = set(order[:top_k or len(row)])
+      nucleus = set(order[:np.searchsorted(np.cumsum(probs), top_p) + 1])  # reaches top_p
+      kept = np.isfinite(out)
+      assert set(np.flatnonzero(kept)) == keep & nucleus, (temperature, top_k, top_p)
+      np.testing.assert_allclose(out[kept], row[kept], rtol=1e-6)
+
+
+def test_sampling_cold_or_narrow_is_greedy_and_draws_are_seeded_and_scored(trained):
+  task, params, splits = trained
+  src = task.batches(splits["val"])[0]["src"]
+  real = np.flatnonzero(task.batches(splits["val"])[0]["weight"])
+  greedy, _, _ = task.translate_batch(params, src, DecodeOptions(max_len=10))
+  for narrow in (dict(temperature=1e-4), dict(top_k=1), dict(top_p=1e-6), dict(temperature=0.0)):
+    tokens, _, _ = task.translate_batch(params, src, DecodeOptions(sampling=True, max_len=10, **narrow))
+    np.testing.assert_array_equal(tokens[real, 0], greedy[real, 0], err_msg=str(narrow))
+  options = DecodeOptions(sampling=True, n_best=6, max_len=10, temperature=1.5, seed=3)
+  compiled = task.decode_program._cache_size()  # pylint: disable=protected-access
+  first, scores, _ = task.translate_batch(params, src, options)
+  again, _, _ = task.translate_batch(params, src, options)
+  other, _, _ = task.translate_batch(params, src, DecodeOptions(**{**options.__dict__, "seed": 4,
+                                                                   "temperature": 1.2}))
+  assert task.decode_program._cache_size() == compiled + 1  # pylint: disable=protected-access
+  np.testing.assert_array_equal(first, again)
+  assert np.any(np.asarray(first) != np.asarray(other))
+  assert len({tuple(t) for t in np.asarray(first)[real[0]]}) > 1  # the draws differ
+  assert np.all(np.diff(np.asarray(scores)[real], axis=1) <= 1e-6)  # highest score first
+  for rank in range(6):  # each score is the model's own log-probability of that sample
+    np.testing.assert_allclose(np.asarray(scores)[real, rank],
+                               sequence_logprob(task, params, src, first[:, rank])[real], rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("options, fragment", [
+    (dict(sampling=True, beam_size=2), "beam_size 2: sampling draws one token at a time"),
+    (dict(sampling=True, top_p=0.0), "top_p 0.0: must be in (0, 1]"),
+    (dict(sampling=True, top_p=1.5), "top_p 1.5: must be in (0, 1]"),
+    (dict(sampling=True, temperature=-1.0), "temperature -1.0: must be a finite number"),
+    (dict(sampling=True, top_k=-2), "top_k -2: must be an integer of at least 0"),
+])
+def test_bad_sampling_options_name_the_option(options, fragment):
+  from nmt_flax.errors import UserError
+  with pytest.raises(UserError) as caught:
+    DecodeOptions(**options)
+  assert str(caught.value).startswith(fragment)

@@ -158,3 +158,16 @@ def test_a_failed_first_run_blocks_neither_eval_nor_the_corrected_run(tmp_path, 
   one_error_line(capsys, f"{workdir}: nothing trained here yet")
   assert train("--data", TINY_NMT, "--workdir", workdir, *NMT_FLAGS, "--dropout", "0.1") == 0
   assert json.loads((workdir / "config.json").read_text())["dropout"] == 0.1
+
+
+def test_sampling_from_eval_py_draws_what_the_api_draws(nmt_workdir, capsys):
+  model = nmt_flax.load(nmt_workdir)
+  flags = ["--sampling", "--n-best", "3", "--temperature", "1.3", "--top-k", "5", "--seed", "11"]
+  assert evaluate("--workdir", nmt_workdir, "--translate", "我有一隻貓。", *flags) == 0
+  printed = capsys.readouterr().out.splitlines()
+  samples = model.nbest(["我有一隻貓。"], sampling=True, n_best=3, temperature=1.3, top_k=5, seed=11)[0]
+  assert printed[0].endswith(f"-> {samples[0].text}")
+  assert [line.split(". ", 1)[1].rsplit("  (score", 1)[0] for line in printed[1:3]] == \
+      [s.text for s in samples[1:]]
+  assert evaluate("--workdir", nmt_workdir, "--translate", "你好", "--sampling", "--top-p", "0") == 2
+  one_error_line(capsys, "--top-p 0.0: must be in (0, 1]")
