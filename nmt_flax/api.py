@@ -250,18 +250,25 @@ class Translator(LoadedModel):
     """BLEU/chrF (and the loss) of the best translation of every example of `split`."""
     return self.task.evaluate(self.params, split, DecodeOptions(**decoding))
 
-  def translate(self, texts: list[str], **decoding) -> list[Translation]:
+  def translate(self, texts: list[str], prefixes: list[str | None] | None = None,
+                **decoding) -> list[Translation]:
     """Translations of free Chinese text, greedy (beam_size 1) or beam search. A
     text of several sentences is translated sentence by sentence and joined
-    (`join`), as `translate_lines` and eval.py treat a line."""
-    return [best[0] for best in self.nbest(texts, **{**decoding, "n_best": 1})]
+    (`join`), as `translate_lines` and eval.py treat a line. `prefixes`: per
+    text, English words its translation must start with (or None)."""
+    return [best[0] for best in self.nbest(texts, prefixes, **{**decoding, "n_best": 1})]
 
-  def nbest(self, texts: list[str], **decoding) -> list[list[Translation]]:
+  def nbest(self, texts: list[str], prefixes: list[str | None] | None = None,
+            **decoding) -> list[list[Translation]]:
     """The `n_best` best hypotheses of each text, best first (the k-th of a
-    text joins the k-th of each of its sentences). Raises UserError naming
-    the first text (#1, #2, …) that is empty or not valid Unicode."""
+    text joins the k-th of each of its sentences), each starting with the
+    text's prefix if given (forced decoding of the prefix, then search).
+    Raises UserError naming the first text (#1, #2, …) that is empty or not
+    valid Unicode, or whose prefix leaves no room in the output."""
     options = DecodeOptions(**decoding)
-    lines = self._translate(texts, self.check_texts(texts), options)
+    if prefixes is not None and len(prefixes) != len(texts):
+      raise UserError(f"{len(prefixes)} prefixes for {len(texts)} texts", option="prefixes")
+    lines = self._translate(texts, self.check_texts(texts), options, prefixes)
     return [[dataclasses.replace(line.best(k), warning=line.warning) for k in range(options.n_best)]
             for line in lines]
 
@@ -280,11 +287,16 @@ class Translator(LoadedModel):
     check_unicode(text, where, option="texts")
     return [s for s in split_sentences(text) if self.task.source_tokens(s)]
 
-  def _translate(self, texts: list[str], sentences: list[list[str]],
-                 options: DecodeOptions) -> list[LineTranslation]:
-    """Each text with its sentences translated, in one batched call for all."""
-    hypotheses = self.sentence_nbest([s for found in sentences for s in found],
-                                     **dataclasses.asdict(options)) if any(sentences) else []
+  def _translate(self, texts: list[str], sentences: list[list[str]], options: DecodeOptions,
+                 prefixes: list[str | None] | None = None, name=lambda n: f"#{n}") -> list[LineTranslation]:
+    """Each text with its sentences translated, in one batched call for all; a
+    text's prefix begins its first sentence's translation (`name(n)` names
+    text n, from 1, in errors)."""
+    prefixes = prefixes or [None] * len(texts)
+    flat = [(s, prefixes[n] if k == 0 else None, name(n + 1))
+            for n, found in enumerate(sentences) for k, s in enumerate(found)]
+    hypotheses = self.sentence_nbest([s for s, _, _ in flat], [p for _, p, _ in flat],
+                                     [n for _, _, n in flat], **dataclasses.asdict(options)) if flat else []
     lines, start = [], 0
     for text, found in zip(texts, sentences):
       segments = hypotheses[start:start + len(found)]
@@ -294,22 +306,35 @@ class Translator(LoadedModel):
       lines.append(LineTranslation(source=text, sentences=found, segments=segments, warning=warning))
     return lines
 
-  def sentence_nbest(self, sentences: list[str], **decoding) -> list[list[Translation]]:
-    """The `n_best` best hypotheses of each sentence (not split further). Batched
-    and jitted: sentences are grouped by padded length (the training buckets,
-    then multiples of 16), so any length is translated whole and only a few
-    shapes compile."""
+  def sentence_nbest(self, sentences: list[str], prefixes: list[str | None] | None = None,
+                     names: list[str] | None = None, **decoding) -> list[list[Translation]]:
+    """The `n_best` best hypotheses of each sentence (not split further), each
+    starting with its prefix (English words) when one is given (`names`: how
+    errors name the sentences; default #1, #2, …). Batched and
+    jitted: sentences are grouped by padded length (the training buckets, then
+    multiples of 16), so any length is translated whole and only a few shapes
+    compile."""
     options = DecodeOptions(**decoding)
     encoded = [self.task.encode_source(t, n) for n, t in enumerate(sentences, start=1)]
     vocab = self.task.vocabs["tgt_vocab"]
+    forced = [vocab.encode(self.task.target_tokens(english_tokens(p))) if p else []
+              for p in (prefixes or [None] * len(sentences))]
     results: list[list[Translation]] = [[] for _ in encoded]
 
     def max_len(src_len: int) -> int:
       return self.task.decode_length(src_len, options)
     shapes = [self.task.padded_length(len(ids)) for _, ids, _, _ in encoded]
+    names = names or [f"#{n}" for n in range(1, len(shapes) + 1)]
+    for name, shape, tokens in zip(names, shapes, forced):
+      if len(tokens) >= max_len(shape):  # room for at least one token of the model's
+        raise UserError(f"{name}: {len(tokens)} tokens, but this sentence's output holds at most "
+                        f"{max_len(shape)}", option="prefixes")
     for src_len, chunk, rows in self._chunks(shapes, max_len, options.hypotheses):
+      length = max_len(src_len)
+      prefix = (pad([forced[i] for i in chunk], length, rows=rows),
+                np.asarray([len(forced[i]) for i in chunk] + [0] * (rows - len(chunk)), np.int32))
       out = self.task.translate_batch(self.params, pad([encoded[i][1] for i in chunk], src_len, rows=rows),
-                                      dataclasses.replace(options, max_len=max_len(src_len)))
+                                      dataclasses.replace(options, max_len=length), prefix)
       tokens, scores, weights = (np.asarray(x) for x in out)
       for row, i in enumerate(chunk):
         chars, _, unknown, truncated = encoded[i]
@@ -363,32 +388,38 @@ class Translator(LoadedModel):
                                unknown_words=pairs[i][2])
     return results  # type: ignore[return-value]
 
-  def translate_lines(self, lines: Iterable[str], window: int = 1000,
+  def translate_lines(self, lines: Iterable[str], window: int = 1000, prefixed: bool = False,
                       **decoding) -> Iterator[LineTranslation]:
     """Translates a stream of lines (a file, stdin), yielding one result per
     line in input order. Each line is split into sentences and every sentence
-    translated; a blank line gives an empty result. Lines are read `window` at
-    a time (sorted by length inside `nbest`), so a file of any size streams.
-    If reading a line raises (a bad line of a file), the lines before it are
-    still yielded first."""
+    translated; a blank line gives an empty result. With `prefixed`, a line is
+    TEXT<TAB>PREFIX: its translation starts with the English words PREFIX.
+    Lines are read `window` at a time (sorted by length inside `nbest`), so a
+    file of any size streams. If reading a line raises (a bad line of a
+    file), the lines before it are still yielded first."""
     options = DecodeOptions(**decoding)
     buffer: list[str] = []
     sentences: list[list[str]] = []
+    prefixes: list[str | None] = []
     window_start = 0
     iterator = iter(lines)
     while True:
       try:
         line = next(iterator, None)
       except UserError:
-        yield from self._translate(buffer, sentences, options)
+        yield from self._translate(buffer, sentences, options, prefixes,
+                                   lambda n: f"line {window_start + n}")
         raise
       if line is not None:
-        buffer.append(line)
-        sentences.append(self._sentences(line, f"line {len(buffer) + window_start}"))
+        text, _, prefix = line.partition("\t") if prefixed else (line, "", "")
+        buffer.append(text)
+        prefixes.append(prefix or None)
+        sentences.append(self._sentences(text, f"line {len(buffer) + window_start}"))
       if line is None or len(buffer) == window:  # a full window is translated before reading on
-        yield from self._translate(buffer, sentences, options)
+        yield from self._translate(buffer, sentences, options, prefixes,
+                                   lambda n: f"line {window_start + n}")
         window_start += len(buffer)
-        buffer, sentences = [], []
+        buffer, sentences, prefixes = [], [], []
       if line is None:
         return
 

@@ -35,12 +35,15 @@ def length_penalty(lengths, alpha: float):
 
 
 def beam_search(step_fn: StepFn, carry, src_mask, max_len: int, beam_size: int,
-                alpha: float = 0.0, n_best: int = 1):
+                alpha: float = 0.0, n_best: int = 1, prefix=None):
   """Decodes `batch` sentences with `beam_size` hypotheses each.
 
   carry: model state for flat rows [batch * beam_size, ...] (row b*beam + k is
   hypothesis k of sentence b; all hypotheses of a sentence start equal).
   src_mask: <bool>[batch, src_len]; rows without source come back all PAD.
+  prefix: (tokens <int32>[batch, max_len], lengths <int32>[batch]) or None:
+  sentence b's hypotheses start with its first lengths[b] tokens (every other
+  continuation is pruned there; the forced tokens are scored like others).
   Returns tokens <int32>[batch, n_best, max_len] (PAD after <end>), their
   normalised scores [batch, n_best] (best first) and weights
   [batch, n_best, max_len, src_len].
@@ -66,6 +69,9 @@ def beam_search(step_fn: StepFn, carry, src_mask, max_len: int, beam_size: int,
     logits, carry, weights = step_fn(s.carry, last)
     logp = jax.nn.log_softmax(logits.astype(jnp.float32)).reshape(batch, k, -1)
     vocab = logp.shape[-1]
+    if prefix is not None:  # inside the prefix only its token may follow
+      other = jnp.arange(vocab)[None, None, :] != prefix[0][:, s.t][:, None, None]
+      logp = jnp.where((s.t < prefix[1])[:, None, None] & other, NEG_INF, logp)
     # a finished hypothesis has one continuation, PAD, at no cost
     frozen = jnp.full((vocab,), NEG_INF).at[PAD_ID].set(0.0)
     logp = jnp.where(s.finished[:, :, None], frozen, logp)

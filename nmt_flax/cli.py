@@ -43,7 +43,7 @@ class Parser(argparse.ArgumentParser):
 
 
 # Options of the library whose command-line flag has another name.
-FLAG_NAMES = {"texts": "--translate", "reviews": "--review"}
+FLAG_NAMES = {"texts": "--translate", "reviews": "--review", "prefixes": "--prefix"}
 
 
 def run(main, argv) -> int:
@@ -150,7 +150,12 @@ def eval_parser() -> argparse.ArgumentParser:
                  "reference or script twin of the source in training")
   p.add_argument("--output-json", default=None, help="also write the scores to this file")
   p.add_argument("--translate", action="append", default=[], metavar="TEXT",
-                 help="nmt: translate this sentence (repeatable)")
+                 help="nmt: translate this text (repeatable)")
+  p.add_argument("--prefix", action="append", default=None, metavar="WORDS",
+                 help="nmt: the translation of the matching --translate must start with these "
+                 "English words (repeatable, one per --translate, in order)")
+  p.add_argument("--prefix-column", action="store_true",
+                 help="nmt --input: each line is TEXT<TAB>PREFIX; its translation starts with PREFIX")
   p.add_argument("--input", default=None, metavar="FILE",
                  help="nmt: translate FILE ('-': stdin; a terminal gets a prompt), one line of "
                  "text per line, each split into sentences; one output line per input line")
@@ -238,7 +243,8 @@ def _translate_input(model: api.Translator, args, decoding: dict) -> None:
   metadata = {**model.metadata(), "decoding": decoding}
   with _output(args.output, reading=args.input) as out:
     bar = None if interactive or not sys.stderr.isatty() else training.progress_bar(None, "translating", "line")
-    results = model.translate_lines(lines, window=1 if interactive else 1000, **decoding)
+    results = model.translate_lines(lines, window=1 if interactive else 1000,
+                                    prefixed=args.prefix_column, **decoding)
     number = 0
     for number, result in enumerate(results, start=1):
       if args.format == "jsonl":
@@ -298,8 +304,10 @@ def _eval_translation(model: api.Translator, args) -> None:
   if args.score:
     _score_pairs(model, args)
     return
+  if args.prefix is not None and len(args.prefix) != len(args.translate):
+    raise UserError(f"--prefix: given {len(args.prefix)} times for {len(args.translate)} --translate")
   if args.translate:
-    nbest = model.nbest(args.translate, **decoding, n_best=args.n_best)
+    nbest = model.nbest(args.translate, args.prefix, **decoding, n_best=args.n_best)
     results = [hyps[0] for hyps in nbest]
     font = plotting.find_cjk_font(args.font) if args.plot_attention else None
     for n, (text, r) in enumerate(zip(args.translate, results), start=1):

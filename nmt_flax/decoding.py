@@ -111,12 +111,15 @@ def sampling_pick(key, temperature, top_k, top_p):
   return pick
 
 
-def greedy_decode(step_fn: StepFn, carry: Any, src_mask: jax.Array, max_len: int, pick=None):
+def greedy_decode(step_fn: StepFn, carry: Any, src_mask: jax.Array, max_len: int, pick=None,
+                  prefix=None):
   """Decodes a batch until every row has produced <end> or `max_len` tokens.
 
   src_mask: <bool>[batch, src_len]; rows without any source token (batch
   filler) are done from the start and come back as all PAD. `pick(logits, t)`
   chooses the tokens of step t (default: the most likely; `sampling_pick` draws).
+  prefix: (tokens <int32>[batch, max_len], lengths <int32>[batch]) or None: row
+  b's first lengths[b] tokens are forced (and scored like any other).
   Returns tokens <int32>[batch, max_len] (<end> included, PAD after it), their
   summed log-probabilities [batch] (<end> included; what beam search with
   beam_size 1 and alpha 0 scores) and attention weights [batch, max_len, src_len].
@@ -137,7 +140,10 @@ def greedy_decode(step_fn: StepFn, carry: Any, src_mask: jax.Array, max_len: int
 
   def body(s: GreedyState):
     logits, carry, weights = step_fn(s.carry, s.last)
-    token = jnp.where(s.done, PAD_ID, pick(logits, s.t).astype(jnp.int32))
+    token = pick(logits, s.t).astype(jnp.int32)
+    if prefix is not None:
+      token = jnp.where(s.t < prefix[1], prefix[0][:, s.t], token)
+    token = jnp.where(s.done, PAD_ID, token)
     logp = jnp.take_along_axis(jax.nn.log_softmax(logits.astype(jnp.float32)), token[:, None], 1)[:, 0]
     weights = jnp.where(s.done[:, None], 0.0, weights).astype(jnp.float32)
     return GreedyState(

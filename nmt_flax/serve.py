@@ -2,7 +2,7 @@
 
     python -m nmt_flax.serve --workdir runs/quick [--workdir runs/imdb] [--host 127.0.0.1] [--port 8000]
 
-POST /translate {"texts": [...], "beam_size": 1, "n_best": 1, "alpha": 0.6}
+POST /translate {"texts": [...], "beam_size": 1, "n_best": 1, "alpha": 0.6, "prefixes": [...]}
   -> {"translations": [{source, translation, score, attention, source_tokens,
       target_tokens, unknown, truncated, warning, nbest}]}
   attention: [target_tokens][source_tokens]; a text of several sentences is
@@ -50,9 +50,9 @@ except ImportError:  # the [serve] extra is optional; `main` says how to install
 
 
 class MicroBatcher:
-  """Collects the texts of requests arriving together (same options) and runs
-  them as one call of `run(texts, **options)` in a worker thread; each request
-  gets its own slice of the results back."""
+  """Collects the items (texts, or (text, prefix) pairs) of requests arriving
+  together (same options) and runs them as one call of `run(items, **options)`
+  in a worker thread; each request gets its own slice of the results back."""
 
   def __init__(self, run, wait_s: float, max_texts: int):
     self.run, self.wait_s, self.max_texts = run, wait_s, max_texts
@@ -176,6 +176,7 @@ def create_app(models: list, max_texts: int = 64, max_chars: int = 2000, batch_w
     beam_size: pydantic.conint(ge=1, le=max_beam) = 1
     n_best: pydantic.conint(ge=1, le=max_beam) = 1
     alpha: pydantic.confloat(ge=0, le=10) = 0.6
+    prefixes: list[pydantic.constr(max_length=max_chars) | None] | None = None  # per text, or None
 
   class ClassifyRequest(pydantic.BaseModel):
     model_config = pydantic.ConfigDict(extra="forbid")
@@ -189,8 +190,10 @@ def create_app(models: list, max_texts: int = 64, max_chars: int = 2000, batch_w
   # Two lanes, each with its own device-calling thread: greedy requests whose
   # sentences fit the training lengths (compiled at start-up) never wait
   # behind beam search or long sentences (which may compile first).
-  batchers = {"translate": MicroBatcher(translator.nbest, wait_s, max_texts) if translator else None,
-              "translate_long": MicroBatcher(translator.nbest, wait_s, max_texts) if translator else None,
+  def translate_items(items: list[tuple[str, str | None]], **options):  # (text, prefix) pairs
+    return translator.nbest([t for t, _ in items], [p for _, p in items], **options)
+  batchers = {"translate": MicroBatcher(translate_items, wait_s, max_texts) if translator else None,
+              "translate_long": MicroBatcher(translate_items, wait_s, max_texts) if translator else None,
               "classify": MicroBatcher(classifier.classify, wait_s, max_texts) if classifier else None}
 
   def error(status: int, message: str):
@@ -234,14 +237,18 @@ def create_app(models: list, max_texts: int = 64, max_chars: int = 2000, batch_w
       return error(404, "no translation model is loaded (start with --workdir of an nmt run)")
     if request.n_best > request.beam_size:
       return error(422, f"n_best: {request.n_best} is more than beam_size {request.beam_size}")
+    prefixes = request.prefixes or [None] * len(request.texts)
+    if len(prefixes) != len(request.texts):
+      return error(422, f"prefixes: {len(prefixes)} given for {len(request.texts)} texts")
     try:  # checked alone, before it shares a device call with other requests
       sentences = translator.check_texts(request.texts)
       longest = max(len(translator.task.source_tokens(s)) for found in sentences for s in found)
       short = request.beam_size == 1 and longest < translator.config.bucket_shapes[-1][0]
       results = await batchers["translate" if short else "translate_long"].submit(
-          request.texts, beam_size=request.beam_size, n_best=request.n_best, alpha=request.alpha)
+          list(zip(request.texts, prefixes)), beam_size=request.beam_size, n_best=request.n_best,
+          alpha=request.alpha)
     except UserError as e:
-      return error(422, f"texts {e.message}" if e.option == "texts" else str(e))
+      return error(422, f"{e.option} {e.message}" if e.option in ("texts", "prefixes") else str(e))
     return {"translations": [translation_json(t, h) for t, h in zip(request.texts, results)]}
 
   @app.post("/classify")

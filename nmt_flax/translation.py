@@ -155,7 +155,7 @@ class Translation(Task):
         lambda s: model.apply(variables, s, method=Seq2Seq.logits),
         states, batch["tgt_out"], batch["weight"], smoothing)
 
-  def translate_batch(self, params, src, options: DecodeOptions = DecodeOptions()):
+  def translate_batch(self, params, src, options: DecodeOptions = DecodeOptions(), prefix=None):
     """(params, src <int32>[batch, src_len], options) -> tokens <int32>[batch,
     n_best, max_len], scores [batch, n_best], weights [batch, n_best, max_len,
     src_len]; max_len = options.max_len or `max_output_len`. beam_size 1 is
@@ -164,9 +164,13 @@ class Translation(Task):
     alpha 0). options.sampling draws n_best samples per sentence instead
     (`decoding.sampling_pick`), highest score first. Jitted per shape, beam
     size, n_best and sampling on/off; alpha and the sampling settings are traced
-    values, so none of their values compiles anything (`decode_program`)."""
+    values, so none of their values compiles anything (`decode_program`).
+    prefix: (tokens <int32>[batch, max_len], lengths <int32>[batch]): each
+    output starts with its sentence's first lengths[b] tokens (none: no prefix)."""
     traced, static = self.decode_arguments(options)
-    return self.decode_program(params, src, *traced, **static)
+    if prefix is None:
+      prefix = (np.zeros((src.shape[0], static["max_len"]), np.int32), np.zeros(src.shape[0], np.int32))
+    return self.decode_program(params, src, *traced, *prefix, **static)
 
   def decode_arguments(self, options: DecodeOptions) -> tuple[tuple, dict]:
     """`decode_program`'s traced values and static settings for `options`."""
@@ -181,8 +185,8 @@ class Translation(Task):
     model = self.model()
 
     @functools.partial(jax.jit, static_argnames=("beam_size", "n_best", "max_len", "sampling"))
-    def run(params, src, alpha, temperature, top_k, top_p, seed, *, beam_size: int, n_best: int,
-            max_len: int, sampling: bool):
+    def run(params, src, alpha, temperature, top_k, top_p, seed, prefix_tokens, prefix_len, *,
+            beam_size: int, n_best: int, max_len: int, sampling: bool):
       variables = self.variables(params)
       memory, state = model.apply(variables, src, method=Seq2Seq.encode)
       src_mask = memory.mask
@@ -197,17 +201,19 @@ class Translation(Task):
         return logits.astype(jnp.float32), carry, weights.astype(jnp.float32)
       if sampling:  # n_best independent draws per sentence, highest score first
         pick = sampling_pick(jax.random.key(seed), temperature, top_k, top_p)
+        repeated = (jnp.repeat(prefix_tokens, n_best, axis=0), jnp.repeat(prefix_len, n_best, axis=0))
         tokens, scores, weights = greedy_decode(step, state, jnp.repeat(src_mask, n_best, axis=0),
-                                                max_len, pick)
+                                                max_len, pick, repeated)
         tokens, scores, weights = (x.reshape((src.shape[0], n_best) + x.shape[1:])
                                    for x in (tokens, scores, weights))
         order = jnp.argsort(-scores, axis=1)
         take = lambda x: jnp.take_along_axis(x, order.reshape(order.shape + (1,) * (x.ndim - 2)), axis=1)
         return take(tokens), take(scores), take(weights)
+      prefix = (prefix_tokens, prefix_len)
       if beam_size == 1:
-        tokens, scores, weights = greedy_decode(step, state, src_mask, max_len)
+        tokens, scores, weights = greedy_decode(step, state, src_mask, max_len, prefix=prefix)
         return tokens[:, None], scores[:, None], weights[:, None]
-      return beam_search(step, state, src_mask, max_len, beam_size, alpha, n_best)
+      return beam_search(step, state, src_mask, max_len, beam_size, alpha, n_best, prefix)
     return run
 
   @functools.cached_property

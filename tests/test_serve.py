@@ -58,6 +58,9 @@ def test_health_translate_and_classify_answer_what_the_api_answers(client, model
     assert got["source_tokens"] == hyps[0].source + ["<end>"]  # a paragraph: both sentences
     assert np.asarray(got["attention"]).shape == (len(got["target_tokens"]), len(got["source_tokens"]))
     assert got["source_tokens"][-1] == got["target_tokens"][-1] == "<end>"
+  led = client.post("/translate", json={"texts": texts, "prefixes": [None, "she has"]}).json()
+  assert led["translations"][1]["translation"] == translator.translate(texts, [None, "she has"])[1].text
+  assert led["translations"][1]["target_tokens"][:2] == ["she", "has"]
   # weights rounded to 4 decimals as decimals (not float32 noise such as 0.04610000178217888)
   assert not re.search(r"\d\.\d{5,}", response.text.split('"attention"')[1].split("]]")[0])
   reviews = ["A wonderful, moving film.", "Dull and far too long."]
@@ -79,6 +82,8 @@ def test_health_translate_and_classify_answer_what_the_api_answers(client, model
     ("/translate", {"texts": ["我"], "beam_size": 0}, 422, "beam_size"),
     ("/translate", {"texts": ["我"], "beam_size": 2, "n_best": 3}, 422, "n_best"),
     ("/translate", {"texts": ["我"], "unknown": 1}, 422, "unknown"),
+    ("/translate", {"texts": ["我", "你"], "prefixes": ["i"]}, 422, "prefixes: 1 given for 2 texts"),
+    ("/translate", {"texts": ["我"], "prefixes": ["a " * 20]}, 422, "prefixes #1: 20 tokens"),
     ("/classify", {"texts": ["!!! 42"]}, 422, "texts #1: no words left"),
     ("/classify", {}, 422, "texts"),
     ("/nowhere", {"texts": ["x"]}, 404, "Not Found"),
@@ -134,9 +139,9 @@ def test_concurrent_requests_share_device_calls_and_get_their_own_answers(models
     def __getattr__(self, name):
       return getattr(translator, name)
 
-    def nbest(self, texts, **options):
+    def nbest(self, texts, prefixes=None, **options):
       calls.append(len(texts))
-      return nbest(texts, **options)
+      return nbest(texts, prefixes, **options)
   counting = Counting()
   counting.__class__ = type("CountingTranslator", (Counting, nmt_flax.Translator), {})
   app = create_app([counting], batch_wait_ms=50)
@@ -174,11 +179,11 @@ def test_short_greedy_requests_never_wait_behind_beam_search_or_long_sentences(m
   release, started = threading.Event(), threading.Event()
 
   class Slow(nmt_flax.Translator):  # beam search that takes as long as the test says
-    def nbest(self, texts, **options):
+    def nbest(self, texts, prefixes=None, **options):
       if options["beam_size"] > 1:
         started.set()
         assert release.wait(30)
-      return translator.nbest(texts, **options)
+      return translator.nbest(texts, prefixes, **options)
   slow = Slow(translator.task, translator.params)
   app = create_app([slow])
 
@@ -207,8 +212,10 @@ def test_decoding_memory_stays_within_budget_at_any_beam_size(models):
     max_len = task.decode_length(src_len, options)
     rows = task.rows_for(src_len, max_len, sentences, options.hypotheses)
     traced, static = task.decode_arguments(dataclasses.replace(options, max_len=max_len))
+    prefix = (jax.ShapeDtypeStruct((rows, max_len), jnp.int32), jax.ShapeDtypeStruct((rows,), jnp.int32))
     compiled = task.decode_program.lower(
-        translator.params, jax.ShapeDtypeStruct((rows, src_len), jnp.int32), *traced, **static).compile()
+        translator.params, jax.ShapeDtypeStruct((rows, src_len), jnp.int32), *traced, *prefix,
+        **static).compile()
     memory = compiled.memory_analysis()
     planned = memory.temp_size_in_bytes + memory.output_size_in_bytes
     assert planned < 1.1 * 2**30, (options, src_len, rows, max_len, planned / 2**30)

@@ -292,3 +292,35 @@ def test_the_workdir_records_versions_and_commit_and_eval_json_carries_them(tran
   assert evaluate_with(translator, "--output-json", out) == 0
   scores = json.loads(out.read_text())
   assert scores["config"]["units"] == 16 and scores["provenance"] == runs and "bleu" in scores
+
+
+def test_a_prefix_is_kept_verbatim_and_scored_like_forced_decoding(translator, capsys, tmp_path):
+  source = "我有一隻貓。"
+  for options in (dict(), dict(beam_size=3, alpha=0.0)):
+    [free] = translator.translate([source], **options)
+    [led] = translator.translate([source], prefixes=["She has"], **options)
+    assert led.tokens[:2] == ["she", "has"]
+    assert led.text != free.text or free.tokens[:2] == ["she", "has"]
+    # its score: the model's log-probability of the whole output, prefix included, teacher-forced
+    task, vocab = translator.task, translator.task.vocabs["tgt_vocab"]
+    out = vocab.encode(led.tokens) + ([END_ID] if led.ended else [])
+    forced = task.score_batch(translator.params, np.asarray([task.encode_source(source)[1]]),
+                              np.asarray([[START_ID] + out[:-1]]), np.asarray([out]))
+    assert led.score == pytest.approx(float(forced[0]), rel=1e-4, abs=1e-4)
+    assert led.attention.shape == (len(led.target_labels), len(led.source) + 1)
+  [sampled] = translator.nbest([source], ["she has"], sampling=True, n_best=2, seed=2)
+  assert all(s.tokens[:2] == ["she", "has"] for s in sampled)
+  with pytest.raises(UserError, match=r"^prefixes #2: 40 tokens, but this sentence's output holds at most"):
+    translator.translate(["你好", source], prefixes=[None, "a " * 40])
+  [led] = translator.translate([source], prefixes=["she has"])  # greedy, as eval.py by default
+  assert evaluate_with(translator, "--translate", source, "--prefix", "she has") == 0
+  assert capsys.readouterr().out.startswith(f"{source} -> {led.text}")
+  assert evaluate_with(translator, "--translate", source, "--prefix", "a " * 40) == 2
+  one_error_line(capsys, "--prefix #1: 40 tokens")
+  text = tmp_path / "zh.tsv"
+  text.write_text(f"{source}\tshe has\n你好\n{source}\t" + "a " * 40 + "\n", encoding="utf-8")
+  assert evaluate_with(translator, "--input", text, "--prefix-column") == 2  # line 3: too long
+  one_error_line(capsys, "--prefix line 3: 40 tokens")
+  text.write_text(f"{source}\tshe has\n你好\n", encoding="utf-8")
+  assert evaluate_with(translator, "--input", text, "--prefix-column") == 0
+  assert capsys.readouterr().out.splitlines()[0] == led.text
