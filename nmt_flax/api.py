@@ -18,6 +18,7 @@ from nmt_flax import data, provenance, sentiment, tasks, translation
 from nmt_flax.checkpoint import Checkpoints, is_trained
 from nmt_flax.config import read_stored
 from nmt_flax.decoding import DecodeOptions
+from nmt_flax.ensemble import Ensemble
 from nmt_flax.batching import pad
 from nmt_flax.errors import UserError
 from nmt_flax.sentences import split_sentences
@@ -158,6 +159,7 @@ class LoadedModel:
     self.task, self.params, self.config = task, params, task.config
     self.workdir, self.step = (Path(workdir) if workdir else None), step
     self.averaged = averaged  # the checkpoint steps whose parameters were averaged, if any
+    self.members: list[dict] | None = None  # an ensemble's models: workdir and step of each
     self.provenance = provenance.read(self.workdir) if self.workdir else []
 
   @classmethod
@@ -204,6 +206,7 @@ class LoadedModel:
     git commit)."""
     return {"workdir": str(self.workdir) if self.workdir else None, "step": self.step,
             **({"averaged_steps": self.averaged} if self.averaged else {}),
+            **({"ensemble": self.members} if self.members else {}),
             "config": dataclasses.asdict(self.config), "provenance": self.provenance}
 
   @staticmethod
@@ -471,11 +474,26 @@ def average_params(trees: list):
       .astype(np.asarray(leaves[0]).dtype), *trees)
 
 
-def load(workdir: str | Path, checkpoint: str = "best", average_last: int = 0,
+def load(workdir: str | Path | list, checkpoint: str = "best", average_last: int = 0,
          average_best: int = 0) -> Translator | Classifier:
   """Loads a trained workdir as a Translator (nmt) or a Classifier (sentiment):
   the `checkpoint` (best, latest or a step), or the parameters of the
-  `average_last` latest or `average_best` best checkpoints averaged."""
+  `average_last` latest or `average_best` best checkpoints averaged. A list of
+  translation workdirs loads an ensemble (`nmt_flax.ensemble`): one Translator
+  whose every decoding step averages the models' log-probabilities."""
+  if isinstance(workdir, (list, tuple)):
+    if len(workdir) > 1:
+      models = [load(w, checkpoint, average_last, average_best) for w in workdir]
+      for w, model in zip(workdir, models):
+        if not isinstance(model, Translator):
+          raise UserError(f"{w}: holds a {model.config.task} model; ensembles are of translation "
+                          "models", option="workdir")
+      ensemble = Translator(Ensemble([m.task for m in models], [str(w) for w in workdir]),
+                            tuple(m.params for m in models), models[0].workdir)
+      ensemble.members = [{"workdir": str(m.workdir), "step": m.step,
+                           **({"averaged_steps": m.averaged} if m.averaged else {})} for m in models]
+      return ensemble
+    workdir = workdir[0]
   task = read_stored(Path(workdir)).task
   return API[tasks.task_class(task)].from_workdir(Path(workdir), checkpoint, average_last, average_best)
 

@@ -135,7 +135,9 @@ def train_main(argv) -> None:
 # ---------------------------------------------------------------- eval.py
 def eval_parser() -> argparse.ArgumentParser:
   p = Parser(prog="eval.py", description="Evaluate a trained workdir, translate or classify text.")
-  p.add_argument("--workdir", required=True, help="a folder written by train.py")
+  p.add_argument("--workdir", required=True, action="append",
+                 help="a folder written by train.py; repeated (nmt): an ensemble of the models, "
+                 "averaging their log-probabilities at every decoding step")
   p.add_argument("--checkpoint", default="best", help="best (default), latest or a step number")
   p.add_argument("--average-last", type=int, default=0, metavar="N",
                  help="use the mean of the parameters of the N latest checkpoints (train with "
@@ -379,6 +381,9 @@ def eval_main(argv) -> None:
   if (args.average_last or args.average_best) and args.checkpoint != "best":
     raise UserError("--checkpoint: give it or an --average-… option, not both")
   model = api.load(args.workdir, args.checkpoint, args.average_last, args.average_best)
+  if model.members:
+    print(f"ensemble of {len(model.members)} models: {', '.join(m['workdir'] for m in model.members)}",
+          file=sys.stderr)
   if model.averaged:
     print(f"parameters averaged over checkpoints {', '.join(map(str, model.averaged))}", file=sys.stderr)
   evaluate_loaded(model, args)

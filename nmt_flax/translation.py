@@ -179,26 +179,38 @@ class Translation(Task):
             {"beam_size": options.beam_size, "n_best": options.n_best,
              "max_len": options.max_len or self.max_output_len, "sampling": options.sampling})
 
+  def start_decoding(self, params, src, rows_per_sentence: int):
+    """(step, carry, src_mask) for `decoding.StepFn` users: the source encoded
+    once, each sentence's state repeated `rows_per_sentence` times (row
+    b * rows + k is hypothesis k of sentence b); step(carry, tokens) ->
+    (logits [rows, vocab], carry, weights [rows, src_len]), float32 whatever
+    the compute dtype. An ensemble (`nmt_flax.ensemble`) combines its members'."""
+    model, variables = self.model(), self.variables(params)
+    memory, state = model.apply(variables, src, method=Seq2Seq.encode)
+    src_mask = memory.mask
+    if rows_per_sentence > 1:  # encode once, then one row per hypothesis: [batch * beam, ...]
+      memory, state = jax.tree_util.tree_map(lambda x: jnp.repeat(x, rows_per_sentence, axis=0),
+                                             (memory, state))
+
+    def step(carry, token):
+      logits, carry, weights = model.apply(variables, memory, carry, token,
+                                           method=Seq2Seq.decode_step)
+      return logits.astype(jnp.float32), carry, weights.astype(jnp.float32)
+    return step, state, src_mask
+
+  def forced_logits(self, params, src, tgt_in):
+    """Teacher-forced logits [batch, tgt_len, vocab] (float32) of `tgt_in` given `src`."""
+    logits, _ = self.model().apply(self.variables(params), src, tgt_in)
+    return logits.astype(jnp.float32)
+
   @functools.cached_property
   def decode_program(self):
     """The jitted decoder behind `translate_batch`."""
-    model = self.model()
 
     @functools.partial(jax.jit, static_argnames=("beam_size", "n_best", "max_len", "sampling"))
     def run(params, src, alpha, temperature, top_k, top_p, seed, prefix_tokens, prefix_len, *,
             beam_size: int, n_best: int, max_len: int, sampling: bool):
-      variables = self.variables(params)
-      memory, state = model.apply(variables, src, method=Seq2Seq.encode)
-      src_mask = memory.mask
-      rows_per_sentence = n_best if sampling else beam_size
-      if rows_per_sentence > 1:  # encode once, then one row per hypothesis: [batch * beam, ...]
-        memory, state = jax.tree_util.tree_map(lambda x: jnp.repeat(x, rows_per_sentence, axis=0),
-                                               (memory, state))
-
-      def step(carry, token):  # scores in float32 whatever the compute dtype
-        logits, carry, weights = model.apply(variables, memory, carry, token,
-                                             method=Seq2Seq.decode_step)
-        return logits.astype(jnp.float32), carry, weights.astype(jnp.float32)
+      step, state, src_mask = self.start_decoding(params, src, n_best if sampling else beam_size)
       if sampling:  # n_best independent draws per sentence, highest score first
         pick = sampling_pick(jax.random.key(seed), temperature, top_k, top_p)
         repeated = (jnp.repeat(prefix_tokens, n_best, axis=0), jnp.repeat(prefix_len, n_best, axis=0))
@@ -221,11 +233,10 @@ class Translation(Task):
     """jit: (params, src <int32>[batch, src_len], tgt_in, tgt_out <int32>[batch,
     tgt_len]) -> log P(tgt_out | src) [batch], teacher-forced, summed over the
     non-PAD positions of tgt_out (its <end> included); float32."""
-    model = self.model()
 
     @jax.jit
     def run(params, src, tgt_in, tgt_out):
-      logits, _ = model.apply(self.variables(params), src, tgt_in)
+      logits = self.forced_logits(params, src, tgt_in)
       return -jnp.sum(token_losses(logits, tgt_out) * (tgt_out != PAD_ID), axis=1)
     return run
 

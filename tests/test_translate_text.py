@@ -324,3 +324,31 @@ def test_a_prefix_is_kept_verbatim_and_scored_like_forced_decoding(translator, c
   text.write_text(f"{source}\tshe has\n你好\n", encoding="utf-8")
   assert evaluate_with(translator, "--input", text, "--prefix-column") == 0
   assert capsys.readouterr().out.splitlines()[0] == led.text
+
+
+def test_an_ensemble_of_a_model_with_itself_is_the_model(translator, nmt_workdir, sentiment_workdir,
+                                                         capsys):
+  from nmt_flax.ensemble import Ensemble
+  from nmt_flax.vocab import Vocabulary
+  pair = nmt_flax.load([nmt_workdir, nmt_workdir])
+  texts = [PARAGRAPH, "我有一隻貓。"]
+  for options in (dict(), dict(beam_size=3, n_best=2)):
+    for alone, both in zip(translator.nbest(texts, **options), pair.nbest(texts, **options)):
+      assert [h.tokens for h in both] == [h.tokens for h in alone], options
+      np.testing.assert_allclose([h.score for h in both], [h.score for h in alone], rtol=1e-5, atol=1e-5)
+      np.testing.assert_allclose(both[0].attention, alone[0].attention, rtol=1e-5, atol=1e-6)
+  refs = ["I have a cat.", "Hi."]
+  np.testing.assert_allclose([s.log_prob for s in pair.score(texts, refs)],
+                             [s.log_prob for s in translator.score(texts, refs)], rtol=1e-5)
+  split = translator.split("val")  # the evaluation loss (eval.py's val_loss) of the averaged distribution
+  assert pair.task.mean_loss(pair.params, split) == pytest.approx(
+      translator.task.mean_loss(translator.params, split), rel=1e-5)
+  assert [m["workdir"] for m in pair.metadata()["ensemble"]] == [str(nmt_workdir)] * 2
+  assert evaluate_with(pair, "--translate", "我有一隻貓。") == 0
+  assert capsys.readouterr().out == f"我有一隻貓。 -> {translator.translate(['我有一隻貓。'])[0].text}\n"
+  other = translator.task.__class__(translator.config, {**translator.task.vocabs, "tgt_vocab": Vocabulary(
+      translator.task.vocabs["tgt_vocab"].itos + ["extra"])})
+  with pytest.raises(UserError, match="^workdir a and b: different tgt_vocab vocabularies"):
+    Ensemble([translator.task, other], ["a", "b"])
+  with pytest.raises(UserError, match="holds a sentiment model; ensembles are of translation models"):
+    nmt_flax.load([nmt_workdir, sentiment_workdir])
