@@ -341,6 +341,7 @@ class Translator(LoadedModel):
       tokens, scores, weights = (np.asarray(x) for x in out)
       for row, i in enumerate(chunk):
         chars, _, unknown, truncated = encoded[i]
+        warning = self.task.source_warning(chars, unknown)
         for n in range(options.n_best):
           words = vocab.decode(tokens[row, n])
           ended = bool(np.any(tokens[row, n] == END_ID))
@@ -348,7 +349,7 @@ class Translator(LoadedModel):
               source=chars, tokens=words, text=detokenize(self.task.target_words(words)),
               attention=weights[row, n, :len(words) + ended, :len(chars) + 1],
               unknown=unknown, truncated=truncated, score=float(scores[row, n]), ended=ended,
-              warning=self.task.source_warning(chars, unknown)))
+              warning=warning))
     return results
 
   def _chunks(self, shapes: list, output_len, beam_size: int = 1) -> Iterator[tuple]:
@@ -406,12 +407,14 @@ class Translator(LoadedModel):
     prefixes: list[str | None] = []
     window_start = 0
     iterator = iter(lines)
+
+    def flush() -> list[LineTranslation]:  # the lines read so far, translated
+      return self._translate(buffer, sentences, options, prefixes, lambda n: f"line {window_start + n}")
     while True:
       try:
         line = next(iterator, None)
       except UserError:
-        yield from self._translate(buffer, sentences, options, prefixes,
-                                   lambda n: f"line {window_start + n}")
+        yield from flush()
         raise
       if line is not None:
         text, _, prefix = line.partition("\t") if prefixed else (line, "", "")
@@ -419,8 +422,7 @@ class Translator(LoadedModel):
         prefixes.append(prefix or None)
         sentences.append(self._sentences(text, f"line {len(buffer) + window_start}"))
       if line is None or len(buffer) == window:  # a full window is translated before reading on
-        yield from self._translate(buffer, sentences, options, prefixes,
-                                   lambda n: f"line {window_start + n}")
+        yield from flush()
         window_start += len(buffer)
         buffer, sentences, prefixes = [], [], []
       if line is None:

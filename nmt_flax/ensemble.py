@@ -11,6 +11,7 @@ import jax
 import jax.numpy as jnp
 
 from nmt_flax.errors import UserError
+from nmt_flax.losses import token_losses
 from nmt_flax.translation import Translation
 from nmt_flax.vocab import PAD_ID
 
@@ -51,7 +52,6 @@ class Ensemble(Translation):
     """Evaluation only: (summed cross-entropy of the averaged distribution, tokens)."""
     if rng is not None:
       raise UserError("an ensemble is for decoding and scoring; train its members one by one")
-    log_probs = jax.nn.log_softmax(self.forced_logits(params, batch["src"], batch["tgt_in"]))
-    picked = jnp.take_along_axis(log_probs, batch["tgt_out"][..., None], axis=-1)[..., 0]
+    losses = token_losses(self.forced_logits(params, batch["src"], batch["tgt_in"]), batch["tgt_out"])
     mask = (batch["tgt_out"] != PAD_ID) * batch["weight"][:, None]
-    return -jnp.sum(picked * mask), jnp.sum(mask)
+    return jnp.sum(losses * mask), jnp.sum(mask)

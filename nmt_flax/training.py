@@ -111,6 +111,11 @@ class Progress:
     return {k: np.asarray(v, np.float64 if isinstance(v, float) else np.int64)
             for k, v in dataclasses.asdict(self).items()}
 
+  def record_score(self, score: float) -> None:
+    """A validation: the best score, and the validations since it improved (NaN never improves)."""
+    improved = score > self.best
+    self.best, self.stale = (score, 0) if improved else (self.best, self.stale + 1)
+
   @classmethod
   def from_item(cls, item: dict) -> "Progress":
     return cls(**{f.name: f.type(item[f.name]) for f in dataclasses.fields(cls)})
@@ -134,8 +139,7 @@ def progress_before_it_was_saved(epoch: int, batch: int, metrics_path: Path, sco
             and isinstance(r.get(score_name), (int, float))]
   progress = Progress(epoch=epoch, batch=batch, schedule_steps=schedule_steps)
   for score in scores:
-    improved = score > progress.best
-    progress.best, progress.stale = (score, 0) if improved else (progress.best, progress.stale + 1)
+    progress.record_score(score)
   return progress
 
 
@@ -158,10 +162,14 @@ class StopRequest:
     """This process's request, as a step's batch["stop"]."""
     return np.full(rows, self.signal is not None)
 
+  @property
+  def alone_and_signalled(self) -> bool:
+    """A lone process needs no agreement: its own signal is the decision."""
+    return jax.process_count() == 1 and self.signal is not None
+
   def observe(self, step_stops: list) -> None:
     """Called where step metrics are read: `step_stops` are their "stop" values."""
-    self.agreed = self.agreed or any(bool(s) for s in step_stops) or (
-        jax.process_count() == 1 and self.signal is not None)
+    self.agreed = self.agreed or any(bool(s) for s in step_stops) or self.alone_and_signalled
 
   def describe(self) -> str:
     return (f"stopped by signal {self.signal}" if self.signal is not None
@@ -295,8 +303,7 @@ def train_epoch(task, state, progress, batches, train_step, parallel, checkpoint
       pending.append(step_metrics)
       progress.batch = i + 1
       # the same read points on every process (a lone process also reads when signalled)
-      if len(pending) >= 4 or i == len(batches) - 1 or (
-          jax.process_count() == 1 and stop.signal is not None):
+      if len(pending) >= 4 or i == len(batches) - 1 or stop.alone_and_signalled:
         pull_metrics()
         postfix = {"loss": f"{progress.loss_sum / max(progress.count, 1):.3f}",
                    "tok_s": f"{tokens / (time.time() - started):.0f}"}
@@ -334,8 +341,7 @@ def validate_and_save(task, state, progress, val_split, checkpoints, schedule, t
     record.update({f"val_{k}" if k == "loss" else k: v for k, v in val.items()
                    if not isinstance(v, (list, dict))})
     score = val[task.score_name]
-    improved = score > progress.best  # NaN never improves
-    progress.best, progress.stale = (score, 0) if improved else (progress.best, progress.stale + 1)
+    progress.record_score(score)
     checkpoints.save(int(state.step), checkpoint_item(state, progress), score)
   return record, progress
 
