@@ -40,6 +40,7 @@ class Translation:
   score: float = 0.0      # log-probability (<end> included); beam search: / length penalty
   ended: bool = True      # the output ends with <end> (False: it stopped at the length limit)
   warning: str | None = None  # why the source is unlikely to be translated well (Translator.source_warning)
+  blocks: list[tuple[int, int]] | None = None  # joined: each sentence's (rows, columns) of `attention`
 
   @property
   def target_labels(self) -> list[str]:
@@ -54,6 +55,19 @@ class Translation:
             "attention": np.round(self.attention.astype(np.float64), 4).tolist()}
 
 
+def block_diagonal(blocks: list[np.ndarray]) -> np.ndarray:
+  """Arrays [..., rows_i, cols_i] (equal leading axes) as one [..., Σ rows, Σ
+  cols], each on the diagonal and 0 elsewhere: a paragraph's attention, each
+  sentence's words over its own characters."""
+  out = np.zeros(blocks[0].shape[:-2] + (sum(b.shape[-2] for b in blocks), sum(b.shape[-1] for b in blocks)),
+                 np.float32)
+  row = col = 0
+  for b in blocks:
+    out[..., row:row + b.shape[-2], col:col + b.shape[-1]] = b
+    row, col = row + b.shape[-2], col + b.shape[-1]
+  return out
+
+
 def join(parts: list[Translation]) -> Translation:
   """Consecutive sentences' translations as one: texts joined, scores and
   unknown characters summed, attention block-diagonal (each sentence's words
@@ -62,13 +76,10 @@ def join(parts: list[Translation]) -> Translation:
     return parts[0]
   source = [c for p in parts for c in p.source + ["<end>"]][:-1]
   tokens = [t for p in parts for t in p.target_labels][:-1 if parts[-1].ended else None]
-  attention = np.zeros((sum(p.attention.shape[0] for p in parts), len(source) + 1), np.float32)
-  row = col = 0
-  for p in parts:
-    attention[row:row + p.attention.shape[0], col:col + p.attention.shape[1]] = p.attention
-    row, col = row + p.attention.shape[0], col + p.attention.shape[1]
   return Translation(source=source, tokens=tokens, text=" ".join(p.text for p in parts if p.text),
-                     attention=attention, unknown=sum(p.unknown for p in parts),
+                     attention=block_diagonal([p.attention for p in parts]),
+                     blocks=[b for p in parts for b in (p.blocks or [p.attention.shape])],
+                     unknown=sum(p.unknown for p in parts),
                      truncated=any(p.truncated for p in parts), score=sum(p.score for p in parts),
                      ended=parts[-1].ended)
 
@@ -195,8 +206,9 @@ class LoadedModel:
     if not isinstance(count, int) or count < 1 or count > len(steps):
       raise UserError(f"{count!r}: the workdir keeps {len(steps)} "
                       f"{'checkpoints' if last else 'validated checkpoints'} "
-                      f"(steps {', '.join(map(str, steps))}); train with --keep-checkpoints "
-                      f"{max(count, 2) if isinstance(count, int) else 2} or more to average more",
+                      f"(steps {', '.join(map(str, steps))}); train with "
+                      f"{'--keep-checkpoints' if last else '--keep-best'} "
+                      f"{count if isinstance(count, int) and count > 1 else 2} or more to average more",
                       option=option)
     return sorted(steps[-count:] if last else steps[:count])
 
@@ -366,6 +378,26 @@ class Translator(LoadedModel):
       rows = self.task.rows_for(src_len, output_len(shape), len(members), beam_size)
       for start in range(0, len(members), rows):
         yield shape, members[start:start + rows], rows
+
+  def attention_heads(self, translation: Translation) -> np.ndarray:
+    """Every head of every layer's cross-attention over `translation` (from
+    `translate` or `nbest`): [layers, heads, len(target_labels),
+    len(source) + 1], teacher-forced on its output, so the last layer's mean
+    over heads is its `attention`; block-diagonal for a paragraph. A GRU model
+    has one layer of one head."""
+    if isinstance(self.task, Ensemble):
+      raise UserError("an ensemble has no single model's heads; load one workdir")
+    src_vocab, tgt_vocab = self.task.vocabs["src_vocab"], self.task.vocabs["tgt_vocab"]
+    labels, blocks, row, col = translation.target_labels, [], 0, 0
+    for rows, cols in translation.blocks or [translation.attention.shape]:
+      src = src_vocab.encode(translation.source[col:col + cols - 1]) + [END_ID]  # <end> in between too
+      tgt_in = [START_ID] + tgt_vocab.encode(labels[row:row + rows - 1])
+      heads = self.task.attention_heads(
+          self.params, pad([src], self.task.padded_length(len(src))),
+          pad([tgt_in], self.task.padded_length(len(tgt_in), side=1)))
+      blocks.append(np.asarray(heads)[:, 0, :, :rows, :cols])
+      row, col = row + rows, col + cols
+    return block_diagonal(blocks)
 
   def score(self, sources: list[str], references: list[str]) -> list[PairScore]:
     """The model's log-probability of each reference given its source (forced

@@ -90,12 +90,19 @@ class Dot(Attention):
     return jnp.einsum("bd,bsd->bs", query, memory.keys)
 
 
+def scaled_dot_scores(queries, keys):
+  """Vaswani's score of every query against every key: queries [..., q_len, n],
+  keys [..., k_len, n] -> [..., q_len, k_len], each qᵀk / √n. The `scaled_dot`
+  variant below and every head of the Transformer (`transformer.py`) use it."""
+  return jnp.einsum("...qd,...kd->...qk", queries, keys) / jnp.sqrt(jnp.asarray(keys.shape[-1], keys.dtype))
+
+
 class ScaledDot(Attention):
   """Vaswani: sᵀ h_i / √n, n the size of h_i."""
 
   def score(self, query, memory):
     _same_size(query, memory, "scaled_dot")
-    return jnp.einsum("bd,bsd->bs", query, memory.keys) / jnp.sqrt(memory.keys.shape[-1])
+    return scaled_dot_scores(query[:, None, :], memory.keys)[:, 0]
 
 
 def unit_length(x, eps: float = 1e-12):
@@ -136,10 +143,9 @@ class Location(Attention):
   def score(self, query, memory):
     src_len = memory.keys.shape[1]
     scores = nn.Dense(self.max_positions, name="W")(query)
-    if src_len <= self.max_positions:
-      return scores[:, :src_len]
-    beyond = jnp.full((query.shape[0], src_len - self.max_positions), jnp.finfo(scores.dtype).min)
-    return jnp.concatenate([scores, beyond], axis=1)
+    # padded past any src_len, then cut: no branch on src_len, so a symbolic one exports
+    beyond = jnp.full((query.shape[0], src_len), jnp.finfo(scores.dtype).min)
+    return jnp.concatenate([scores, beyond], axis=1)[:, :src_len]
 
   def __call__(self, query, memory):
     mask = memory.mask & (jnp.arange(memory.mask.shape[1]) < self.max_positions)

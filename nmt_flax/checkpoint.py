@@ -40,11 +40,11 @@ def is_trained(workdir: Path) -> bool:
 class Checkpoints:
   """Thin wrapper over `ocp.CheckpointManager` at `WORKDIR/checkpoints`."""
 
-  def __init__(self, directory: Path, keep_latest: int = 2, read_only: bool = False):
+  def __init__(self, directory: Path, keep_latest: int = 2, keep_best: int = 1, read_only: bool = False):
     self.directory = Path(directory).resolve()
     policy = policies.AnyPreservationPolicy([
         policies.LatestN(n=keep_latest),
-        policies.BestN(get_metric_fn=_rank, n=1, keep_checkpoints_without_metrics=False),
+        policies.BestN(get_metric_fn=_rank, n=keep_best, keep_checkpoints_without_metrics=False),
     ])
     verbosity = absl_logging.get_verbosity()
     absl_logging.set_verbosity(absl_logging.ERROR)  # orbax warns that read-only is read-only

@@ -133,8 +133,8 @@ def train_main(argv) -> None:
 
 
 # ---------------------------------------------------------------- eval.py
-def eval_parser() -> argparse.ArgumentParser:
-  p = Parser(prog="eval.py", description="Evaluate a trained workdir, translate or classify text.")
+def add_model_flags(p: argparse.ArgumentParser) -> None:
+  """Which trained model: eval.py's and the exporter's flags (`load_model`)."""
   p.add_argument("--workdir", required=True, action="append",
                  help="a folder written by train.py; repeated (nmt): an ensemble of the models, "
                  "averaging their log-probabilities at every decoding step")
@@ -144,7 +144,25 @@ def eval_parser() -> argparse.ArgumentParser:
                  "--keep-checkpoints N or more)")
   p.add_argument("--average-best", type=int, default=0, metavar="N",
                  help="use the mean of the parameters of the N checkpoints with the best "
-                 "validation scores")
+                 "validation scores (train with --keep-best N or more)")
+
+
+def load_model(args: argparse.Namespace) -> api.Translator | api.Classifier:
+  """The model `add_model_flags`' flags name, saying on stderr what it combines."""
+  if (args.average_last or args.average_best) and args.checkpoint != "best":
+    raise UserError("--checkpoint: give it or an --average-… option, not both")
+  model = api.load(args.workdir, args.checkpoint, args.average_last, args.average_best)
+  if model.members:
+    print(f"ensemble of {len(model.members)} models: {', '.join(m['workdir'] for m in model.members)}",
+          file=sys.stderr)
+  if model.averaged:
+    print(f"parameters averaged over checkpoints {', '.join(map(str, model.averaged))}", file=sys.stderr)
+  return model
+
+
+def eval_parser() -> argparse.ArgumentParser:
+  p = Parser(prog="eval.py", description="Evaluate a trained workdir, translate or classify text.")
+  add_model_flags(p)
   p.add_argument("--data", default=None,
                  help="evaluate every example of this file instead of the held-out split")
   p.add_argument("--split", default=None, help="held-out split to score: val (nmt default), "
@@ -194,7 +212,11 @@ def eval_parser() -> argparse.ArgumentParser:
   sampling.add_argument("--seed", type=int, default=defaults.seed,
                         help=f"random seed of the samples (default {defaults.seed})")
   p.add_argument("--plot-attention", default=None, metavar="OUTDIR",
-                 help="nmt: write an attention heatmap PNG per --translate sentence")
+                 help="nmt: write an attention heatmap PNG per --translate text (a Transformer: "
+                 "its last layer's cross-attention averaged over heads)")
+  p.add_argument("--attention-layer", type=int, default=None, metavar="N",
+                 help="nmt, with --plot-attention: also draw every head of decoder layer N's "
+                 "cross-attention (1 = the first; a GRU model has one layer of one head)")
   p.add_argument("--font", default=None, help="font file for Chinese labels (default: find one)")
   p.add_argument("--review", action="append", default=[], metavar="TEXT",
                  help="sentiment: classify this text (repeatable)")
@@ -277,6 +299,15 @@ def _notes(where: str, translation: api.Translation) -> None:
     print(f"note: {where}: the translation stopped at the output length limit", file=sys.stderr)
 
 
+def _plot_heads(model: api.Translator, translation: api.Translation, layer: int, path: Path, font) -> None:
+  heads = model.attention_heads(translation)  # [layers, heads, rows, columns]
+  if not 1 <= layer <= len(heads):
+    raise UserError(f"--attention-layer {layer}: this model has decoder layers 1 to {len(heads)}")
+  plotting.plot_attention(heads[layer - 1], translation.source + ["<end>"], translation.target_labels,
+                          path, font, [f"layer {layer}, head {h}" for h in range(1, len(heads[0]) + 1)])
+  print(f"  heads of layer {layer}: {path}")
+
+
 def _score_pairs(model: api.Translator, args) -> None:
   """--score: one JSON line per pair of --data: log P(reference | source)."""
   if not args.data:
@@ -306,6 +337,8 @@ def _eval_translation(model: api.Translator, args) -> None:
   if args.score:
     _score_pairs(model, args)
     return
+  if args.attention_layer is not None and not (args.plot_attention and args.translate):
+    raise UserError("--attention-layer: goes with --translate TEXT --plot-attention DIR")
   if args.prefix is not None and len(args.prefix) != len(args.translate):
     raise UserError(f"--prefix: given {len(args.prefix)} times for {len(args.translate)} --translate")
   if args.translate:
@@ -326,6 +359,8 @@ def _eval_translation(model: api.Translator, args) -> None:
         plotting.plot_attention(r.attention, r.source + ["<end>"], r.target_labels,
                                 out / f"attention_{n}.png", font)
         print(f"  attention plot: {out / f'attention_{n}.png'}")
+        if args.attention_layer is not None:
+          _plot_heads(model, r, args.attention_layer, out / f"attention_{n}_layer{args.attention_layer}.png", font)
     return
   split = model.split(args.split or "val", args.data)
   scores = model.evaluate(split, **decoding)
@@ -378,15 +413,7 @@ def _eval_sentiment(model: api.Classifier, args) -> None:
 def eval_main(argv) -> None:
   args = eval_parser().parse_args(argv)
   setup_jax()
-  if (args.average_last or args.average_best) and args.checkpoint != "best":
-    raise UserError("--checkpoint: give it or an --average-… option, not both")
-  model = api.load(args.workdir, args.checkpoint, args.average_last, args.average_best)
-  if model.members:
-    print(f"ensemble of {len(model.members)} models: {', '.join(m['workdir'] for m in model.members)}",
-          file=sys.stderr)
-  if model.averaged:
-    print(f"parameters averaged over checkpoints {', '.join(map(str, model.averaged))}", file=sys.stderr)
-  evaluate_loaded(model, args)
+  evaluate_loaded(load_model(args), args)
 
 
 def evaluate_loaded(model: api.Translator | api.Classifier, args: argparse.Namespace) -> None:

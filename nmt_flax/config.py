@@ -26,9 +26,19 @@ class Config:
   data: str | None = _opt(None, "data file (default: $NMT_FLAX_DATA/ or data/ with the "
                           "task's standard file name)")
   # Model
-  embedding_dim: int = _opt(256, "embedding size of source and target tokens")
-  units: int = _opt(1024, "GRU hidden size (encoder and decoder)")
-  attention: str = _opt("bahdanau", "attention score function (see nmt_flax.attention)")
+  model: str = _opt("gru", "NMT model family: gru (the lab's: GRU encoder, attention, GRU "
+                    "decoder; nmt_flax/seq2seq.py) or transformer (Vaswani et al.: --units "
+                    "wide, --layers, --heads, --ff-dim; nmt_flax/transformer.py)",
+                    ("gru", "transformer"))
+  embedding_dim: int = _opt(256, "embedding size of source and target tokens (GRU models; a "
+                            "Transformer's embeddings are --units wide)")
+  units: int = _opt(1024, "GRU hidden size (encoder and decoder), or the Transformer's width")
+  attention: str = _opt("bahdanau", "attention score function of the GRU models (see "
+                        "nmt_flax.attention; the Transformer's heads use scaled_dot)")
+  layers: int = _opt(3, "transformer: layers of the encoder and of the decoder (each)")
+  heads: int = _opt(4, "transformer: attention heads (--units must be a multiple)")
+  ff_dim: int = _opt(1024, "transformer: hidden width of each feed-forward sublayer")
+  attention_dropout: float = _opt(0.1, "transformer: dropout on the attention weights in training")
   encoder: str = _opt("uni", "uni: one GRU; bi: a forward and a backward GRU of units/2 each, "
                        "outputs concatenated (NMT: the decoder starts from tanh(W [h_fwd; h_bwd]))",
                        ("uni", "bi"))
@@ -58,6 +68,9 @@ class Config:
   dtype: str = _opt("float32", "compute dtype; bfloat16 keeps float32 parameters and optimizer "
                     "state (mixed precision, for GPUs/TPUs)", ("float32", "bfloat16"))
   seed: int = _opt(0, "seed for splits, shuffling, initialisation and dropout")
+  split_seed: int | None = _opt(None, "seed of the train/validation/test split alone (default: "
+                                "--seed), so runs of several seeds can share one split and "
+                                "vocabulary, as an ensemble needs")
   # Data
   max_examples: int | None = _opt(None, "use only the first N examples of the data file")
   val_fraction: float = _opt(0.05, "fraction held out for validation (NMT: of the unique "
@@ -86,7 +99,9 @@ class Config:
                               "('none' reproduces the lab)", ("relu", "tanh", "none"))
   # Checkpoints and logging
   checkpoint_every: int = _opt(1, "save (and validate) every N epochs; always at the end")
-  keep_checkpoints: int = _opt(2, "keep this many latest checkpoints, plus the best")
+  keep_checkpoints: int = _opt(2, "keep this many latest checkpoints")
+  keep_best: int = _opt(1, "also keep this many checkpoints with the best validation scores "
+                        "(for eval.py --average-best)")
   patience: int = _opt(0, "stop after N validations without improvement (0: never)")
   max_bad_steps: int = _opt(20, "steps with a non-finite loss or gradient are skipped; stop "
                             "after this many in a row")
@@ -104,6 +119,11 @@ class Config:
       return cls(**{**PREDATING, **{k: v for k, v in raw.items() if k in known}})
     except (ValueError, TypeError) as e:
       raise UserError(f"{where}: not a valid nmt-flax config ({e})") from None
+
+  @property
+  def data_seed(self) -> int:
+    """The seed that splits the data (`split_seed`, else `seed`)."""
+    return self.seed if self.split_seed is None else self.split_seed
 
   @property
   def bucket_shapes(self) -> list[tuple[int, int]]:
@@ -179,7 +199,7 @@ PRESETS = _presets()
 
 
 # Options a rerun on an existing workdir may change without making a new model.
-RESUMABLE = frozenset({"data", "epochs", "checkpoint_every", "keep_checkpoints", "patience",
+RESUMABLE = frozenset({"data", "epochs", "checkpoint_every", "keep_checkpoints", "keep_best", "patience",
                        "max_bad_steps", "tensorboard"})
 
 
@@ -252,12 +272,19 @@ def validate(config: Config) -> None:
     choices, value = f.metadata.get("choices"), getattr(config, f.name)
     _check(not choices or value in choices, f.name, f"{value!r}: expected one of {', '.join(choices or ())}")
   attention.get(config.attention)  # raises a UserError listing the valid names
-  for name in ("embedding_dim", "units", "epochs", "batch_size", "checkpoint_every", "max_bad_steps",
-               "max_len", "vocab_size", "keep_checkpoints"):
+  for name in ("embedding_dim", "units", "layers", "heads", "ff_dim", "epochs", "batch_size", "checkpoint_every", "max_bad_steps",
+               "max_len", "vocab_size", "keep_checkpoints", "keep_best"):
     _check(getattr(config, name) > 0, name, f"must be positive, got {getattr(config, name)}")
   _check(config.max_examples is None or config.max_examples > 0, "max_examples",
          f"must be positive, got {config.max_examples}")
   _check(0 < config.val_fraction < 1, "val_fraction", f"must be between 0 and 1, got {config.val_fraction}")
+  _check(config.model != "transformer" or config.task == "nmt", "model",
+         f"transformer: a translation model (task nmt), not {config.task}")
+  _check(config.model != "transformer" or (config.units % config.heads == 0 and config.units % 2 == 0),
+         "heads", f"{config.heads}: a Transformer's --units ({config.units}) must be even and a "
+         "multiple of the heads")
+  _check(0 <= config.attention_dropout < 1, "attention_dropout",
+         f"must be in [0, 1), got {config.attention_dropout}")
   _check(config.encoder != "bi" or config.units % 2 == 0, "encoder",
          f"bi: units must be even (each direction gets half), got {config.units}")
   _check(0 <= config.test_fraction < 1 and config.val_fraction + config.test_fraction < 1,

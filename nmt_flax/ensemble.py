@@ -36,8 +36,8 @@ class Ensemble(Translation):
     super().__init__(first.config, first.vocabs)
     self.members = members
 
-  def start_decoding(self, params, src, rows_per_sentence: int):
-    starts = [m.start_decoding(p, src, rows_per_sentence) for m, p in zip(self.members, params)]
+  def start_decoding(self, params, src, rows_per_sentence: int, max_len: int):
+    starts = [m.start_decoding(p, src, rows_per_sentence, max_len) for m, p in zip(self.members, params)]
 
     def step(carries, token):
       outputs = [start[0](carry, token) for start, carry in zip(starts, carries)]

@@ -7,6 +7,7 @@ import warnings
 from pathlib import Path
 
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")  # files only; no display needed
 import matplotlib.pyplot as plt  # pylint: disable=wrong-import-position
@@ -79,27 +80,37 @@ def quiet_glyphs():
 
 
 def plot_attention(weights, source: list[str], output: list[str], path: Path,
-                   font: font_manager.FontProperties | None) -> None:
+                   font: font_manager.FontProperties | None, titles: list[str] | None = None) -> None:
   """Writes `attention_figure` to `path` (PNG)."""
-  fig = attention_figure(weights, source, output, font)
+  fig = attention_figure(weights, source, output, font, titles)
   with quiet_glyphs():
     fig.savefig(path, dpi=100)
   plt.close(fig)
 
 
 def attention_figure(weights, source: list[str], output: list[str],
-                     font: font_manager.FontProperties | None):
-  """Heatmap of weights [len(output), len(source)]: rows = output words, columns = source."""
-  fig, ax = plt.subplots(figsize=(max(4, 0.5 * len(source) + 2), max(3, 0.45 * len(output) + 2)))
-  image = ax.matshow(weights, cmap="viridis", vmin=0, vmax=1)
-  fig.colorbar(image, ax=ax, fraction=0.03, pad=0.02, label="attention weight")
-  ax.set_xticks(range(len(source)))
-  ax.set_yticks(range(len(output)))
-  with quiet_glyphs():
-    ax.set_xticklabels(source, fontproperties=font, fontsize=13)
-    ax.set_yticklabels(output, fontsize=12)
-    ax.set_xlabel("source", fontsize=11)
-    fig.tight_layout()
+                     font: font_manager.FontProperties | None, titles: list[str] | None = None):
+  """Heatmap of weights [len(output), len(source)]: rows = output words,
+  columns = source; or, with `titles`, one per head of weights [heads,
+  len(output), len(source)], side by side (at most 4 to a row)."""
+  panels = np.asarray(weights)[None] if titles is None else np.asarray(weights)
+  columns = min(len(panels), 4)
+  grid = (-(-len(panels) // columns), columns)
+  size = (max(4, 0.5 * len(source) + 2), max(3, 0.45 * len(output) + 2))
+  fig, axes = plt.subplots(*grid, figsize=(size[0] * grid[1], size[1] * grid[0]), squeeze=False,
+                           layout="constrained")
+  for n, ax in enumerate(axes.flat):
+    if n >= len(panels):
+      ax.axis("off")
+      continue
+    image = ax.matshow(panels[n], cmap="viridis", vmin=0, vmax=1)
+    ax.set_xticks(range(len(source)))
+    ax.set_yticks(range(len(output)))
+    with quiet_glyphs():
+      ax.set_xticklabels(source, fontproperties=font, fontsize=13)
+      ax.set_yticklabels(output, fontsize=12)
+      ax.set_xlabel("source" if titles is None else titles[n], fontsize=11)
+  fig.colorbar(image, ax=axes, fraction=0.03, pad=0.02, label="attention weight")
   return fig
 
 

@@ -45,7 +45,7 @@ class Sentiment(Task):
       train, test = train_test_split(rows, test_size=LAB_TEST_FRACTION, random_state=LAB_RANDOM_STATE)
     if len(train) < 2 or len(test) < 1:
       raise UserError(f"{self.config.data or 'the data file'}: too few rows to split")
-    order = np.random.default_rng(self.config.seed).permutation(train)
+    order = np.random.default_rng(self.config.data_seed).permutation(train)
     n_val = max(1, int(round(self.config.val_fraction * len(train))))
     return {"train": np.sort(order[n_val:]), "val": np.sort(order[:n_val]), "test": np.asarray(test)}
 

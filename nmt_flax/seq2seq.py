@@ -36,6 +36,13 @@ class Seq2Seq(nn.Module):
   tie_embeddings: bool = False
   gru_layer_norm: bool = False
 
+  @classmethod
+  def from_config(cls, config, src_vocab_size: int, tgt_vocab_size: int) -> "Seq2Seq":
+    return cls(src_vocab_size, tgt_vocab_size, embedding_dim=config.embedding_dim, units=config.units,
+               attention=config.attention, max_src_len=config.bucket_shapes[-1][0],
+               dropout=config.dropout, bidirectional=config.encoder == "bi",
+               tie_embeddings=config.tie_embeddings, gru_layer_norm=config.gru_layer_norm)
+
   def setup(self):
     self.encoder = TokenEncoder(self.src_vocab_size, self.embedding_dim, self.units,
                                 self.dropout, self.bidirectional, self.gru_layer_norm)
@@ -123,11 +130,22 @@ class Seq2Seq(nn.Module):
     logits, _, weights = self.decode(memory, state, tgt_in, deterministic)
     return logits, weights
 
+  def cross_attention(self, src, tgt_in):
+    """The attention in the Transformer's layout [layers, batch, heads, tgt_len,
+    src_len]: one layer of one head here."""
+    return self(src, tgt_in)[1][None, :, None]
+
   def teacher_forced_states(self, src, tgt_in, deterministic: bool = True):
     """Decoder states [batch, tgt_len, units] for a loss that projects only the
     real positions itself (steps past every row's end are skipped)."""
     memory, state = self.encode(src, deterministic)
     return self.decode_states(memory, state, tgt_in, deterministic, skip_padding=True)[0]
+
+  def begin_decoding(self, src, max_len: int):
+    """(Memory, decoder initial state) for decoding up to max_len tokens (the
+    recurrent state does not depend on it)."""
+    del max_len
+    return self.encode(src)
 
   def decode_step(self, memory, state, token):
     """One greedy/beam step: token <int32>[batch] -> (logits [batch, V], state, weights [batch, src_len])."""

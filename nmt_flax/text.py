@@ -37,6 +37,11 @@ def _converter(script: str):
   return opencc.OpenCC(OPENCC_CONFIGS[script])
 
 
+def convert_script(text: str, script: str) -> str:
+  """`text` in `script` (simplified or traditional), phrase by phrase (OpenCC)."""
+  return _converter(script).convert(text)
+
+
 def _is_token(c: str) -> bool:
   return not c.isspace() and unicodedata.category(c)[0] != "C"
 
@@ -58,7 +63,7 @@ def chinese_text(text: str, script: str = "keep") -> tuple[list[str], bool]:
   cut = cut or any(_is_token(c) for c in normalized[MAX_INPUT_CHARS:])
   text = normalized[:MAX_INPUT_CHARS]
   if script != "keep":
-    text = _converter(script).convert(text)
+    text = convert_script(text, script)
   return [c for c in text if _is_token(c)], cut
 
 
@@ -69,10 +74,10 @@ def chinese_tokens(text: str, script: str = "keep") -> list[str]:
 
 def is_han(c: str) -> bool:
   """A Chinese character (CJK unified or compatibility ideograph)."""
-  return any(low <= ord(c) <= high for low, high in _HAN)
+  return any(low <= ord(c) <= high for low, high in HAN_RANGES)
 
 
-_HAN = ((0x3400, 0x4DBF), (0x4E00, 0x9FFF), (0xF900, 0xFAFF), (0x20000, 0x3134F))
+HAN_RANGES = ((0x3400, 0x4DBF), (0x4E00, 0x9FFF), (0xF900, 0xFAFF), (0x20000, 0x3134F))
 
 
 def check_unicode(text: str, where: str = "text", option: str | None = None) -> None:

@@ -366,7 +366,8 @@ def train(config: Config, workdir: Path, log=print) -> dict:
   steps_per_epoch = count_batches(train_split.buckets, train_rows)
   metrics_path = workdir / "metrics.jsonl"
   record: dict = {}
-  checkpoints = Checkpoints(workdir / "checkpoints", keep_latest=config.keep_checkpoints)
+  checkpoints = Checkpoints(workdir / "checkpoints", keep_latest=config.keep_checkpoints,
+                            keep_best=config.keep_best)
   events = EventLog(workdir, log, enabled=config.tensorboard)
   try:
     with peer_failures_reported(checkpoints.latest_step):

@@ -1,4 +1,4 @@
-"""The Chinese→English task: character source, word target, Seq2Seq, BLEU."""
+"""The Chinese→English task: character source, word target, a GRU or Transformer model, BLEU."""
 import functools
 import math
 import unicodedata
@@ -14,6 +14,7 @@ from nmt_flax.decoding import DecodeOptions, greedy_decode, sampling_pick
 from nmt_flax.errors import UserError
 from nmt_flax.losses import compact_token_cross_entropy, token_losses
 from nmt_flax.seq2seq import Seq2Seq
+from nmt_flax.transformer import Transformer
 from nmt_flax.tasks import Split, Task, register
 from nmt_flax.text import check_unicode, chinese_text, chinese_tokens, detokenize, english_tokens, is_han
 from nmt_flax.vocab import END_ID, PAD_ID, START_ID, Vocabulary
@@ -60,7 +61,7 @@ class Translation(Task):
     written, targets = [written[i] for i in keep], [targets[i] for i in keep]
     raw = [pairs[i].chinese for i in keep]
     indices = data.split_by_source(["".join(s) for s in written], self.config.val_fraction,
-                                   self.config.test_fraction, self.config.seed)
+                                   self.config.test_fraction, self.config.data_seed)
     sources = [self.source_tokens(t) for t in raw]
     if not self.vocabs:
       self.build_vocabs([sources[i] for i in indices["train"]], [targets[i] for i in indices["train"]])
@@ -131,13 +132,13 @@ class Translation(Task):
             for b in split.buckets]
 
   # --- model ------------------------------------------------------------
-  def build_model(self) -> Seq2Seq:
-    c = self.config
-    return Seq2Seq(src_vocab_size=len(self.vocabs["src_vocab"]),
-                   tgt_vocab_size=len(self.vocabs["tgt_vocab"]), embedding_dim=c.embedding_dim,
-                   units=c.units, attention=c.attention, max_src_len=c.bucket_shapes[-1][0],
-                   dropout=c.dropout, bidirectional=c.encoder == "bi",
-                   tie_embeddings=c.tie_embeddings, gru_layer_norm=c.gru_layer_norm)
+  # --model: each family offers begin_decoding, decode_step, logits,
+  # teacher_forced_states and __call__ (see Seq2Seq and Transformer)
+  MODELS = {"gru": Seq2Seq, "transformer": Transformer}
+
+  def build_model(self) -> Seq2Seq | Transformer:
+    return self.MODELS[self.config.model].from_config(
+        self.config, len(self.vocabs["src_vocab"]), len(self.vocabs["tgt_vocab"]))
 
   def init_params(self, rng):
     tokens = jnp.ones((1, 2), jnp.int32)  # any [batch, len]: parameter shapes do not depend on it
@@ -149,10 +150,10 @@ class Translation(Task):
       batch, rng = self.drop_words(batch, ("src", "tgt_in"), rng)
     states = model.apply(variables, batch["src"], batch["tgt_in"], deterministic=rng is None,
                          rngs=None if rng is None else {"dropout": rng},
-                         method=Seq2Seq.teacher_forced_states)
+                         method="teacher_forced_states")
     smoothing = 0.0 if rng is None else self.config.label_smoothing  # plain CE in evaluation
     return compact_token_cross_entropy(
-        lambda s: model.apply(variables, s, method=Seq2Seq.logits),
+        lambda s: model.apply(variables, s, method="logits"),
         states, batch["tgt_out"], batch["weight"], smoothing)
 
   def translate_batch(self, params, src, options: DecodeOptions = DecodeOptions(), prefix=None):
@@ -179,14 +180,15 @@ class Translation(Task):
             {"beam_size": options.beam_size, "n_best": options.n_best,
              "max_len": options.max_len or self.max_output_len, "sampling": options.sampling})
 
-  def start_decoding(self, params, src, rows_per_sentence: int):
-    """(step, carry, src_mask) for `decoding.StepFn` users: the source encoded
+  def start_decoding(self, params, src, rows_per_sentence: int, max_len: int):
+    """(step, carry, src_mask) for `decoding.StepFn` users decoding up to
+    `max_len` tokens: the source encoded
     once, each sentence's state repeated `rows_per_sentence` times (row
     b * rows + k is hypothesis k of sentence b); step(carry, tokens) ->
     (logits [rows, vocab], carry, weights [rows, src_len]), float32 whatever
     the compute dtype. An ensemble (`nmt_flax.ensemble`) combines its members'."""
     model, variables = self.model(), self.variables(params)
-    memory, state = model.apply(variables, src, method=Seq2Seq.encode)
+    memory, state = model.apply(variables, src, max_len, method="begin_decoding")
     src_mask = memory.mask
     if rows_per_sentence > 1:  # encode once, then one row per hypothesis: [batch * beam, ...]
       memory, state = jax.tree_util.tree_map(lambda x: jnp.repeat(x, rows_per_sentence, axis=0),
@@ -194,7 +196,7 @@ class Translation(Task):
 
     def step(carry, token):
       logits, carry, weights = model.apply(variables, memory, carry, token,
-                                           method=Seq2Seq.decode_step)
+                                           method="decode_step")
       return logits.astype(jnp.float32), carry, weights.astype(jnp.float32)
     return step, state, src_mask
 
@@ -210,7 +212,7 @@ class Translation(Task):
     @functools.partial(jax.jit, static_argnames=("beam_size", "n_best", "max_len", "sampling"))
     def run(params, src, alpha, temperature, top_k, top_p, seed, prefix_tokens, prefix_len, *,
             beam_size: int, n_best: int, max_len: int, sampling: bool):
-      step, state, src_mask = self.start_decoding(params, src, n_best if sampling else beam_size)
+      step, state, src_mask = self.start_decoding(params, src, n_best if sampling else beam_size, max_len)
       if sampling:  # n_best independent draws per sentence, highest score first
         pick = sampling_pick(jax.random.key(seed), temperature, top_k, top_p)
         repeated = (jnp.repeat(prefix_tokens, n_best, axis=0), jnp.repeat(prefix_len, n_best, axis=0))
@@ -238,6 +240,18 @@ class Translation(Task):
     def run(params, src, tgt_in, tgt_out):
       logits = self.forced_logits(params, src, tgt_in)
       return -jnp.sum(token_losses(logits, tgt_out) * (tgt_out != PAD_ID), axis=1)
+    return run
+
+  @functools.cached_property
+  def attention_heads(self):
+    """jit: (params, src <int32>[batch, src_len], tgt_in <int32>[batch, tgt_len])
+    -> every layer's every head of the cross-attention, teacher-forced:
+    [layers, batch, heads, tgt_len, src_len] (the GRU model: one of each)."""
+
+    @jax.jit
+    def run(params, src, tgt_in):
+      heads = self.model().apply(self.variables(params), src, tgt_in, method="cross_attention")
+      return heads.astype(jnp.float32)
     return run
 
   @property

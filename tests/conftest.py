@@ -98,6 +98,14 @@ def nmt_workdir(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def transformer_workdir(tmp_path_factory):
+  workdir = tmp_path_factory.mktemp("transformer")
+  assert train("--data", TINY_NMT, "--workdir", workdir, *NMT_FLAGS, "--model", "transformer",
+               "--heads", "2", "--ff-dim", "32", "--layers", "2", "--epochs", "3") == 0
+  return workdir
+
+
+@pytest.fixture(scope="session")
 def sentiment_workdir(tmp_path_factory):
   workdir = tmp_path_factory.mktemp("sent")
   assert train("--data", TINY_REVIEWS, "--workdir", workdir, *SENT_FLAGS) == 0

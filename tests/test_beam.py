@@ -62,12 +62,18 @@ def test_rows_without_source_stay_padding_at_every_rank():
   assert np.all(np.asarray(tokens[[0, 2], :, 0]) != PAD_ID)  # the other rows did decode
 
 
-@pytest.fixture(scope="module")
+# a tiny model of each family (--model), partly trained
+FAMILIES = {"gru": dict(units=24, embedding_dim=12),
+            "transformer": dict(model="transformer", units=24, heads=2, ff_dim=48, layers=2,
+                                dropout=0.0, attention_dropout=0.0)}
+
+
+@pytest.fixture(scope="module", params=list(FAMILIES))
 def trained(request):
   from nmt_flax.config import resolve
   from tests.conftest import TINY_NMT
-  config = resolve("nmt", None, dict(data=str(TINY_NMT), units=24, embedding_dim=12, batch_size=8,
-                                     val_fraction=0.2, buckets="12x10", learning_rate=1e-2))
+  config = resolve("nmt", None, dict(data=str(TINY_NMT), batch_size=8, val_fraction=0.2,
+                                     buckets="12x10", learning_rate=1e-2, **FAMILIES[request.param]))
   task = tasks.get(config)
   splits = task.load_splits()
   state = training.create_state(task, 0)
@@ -101,11 +107,8 @@ def test_beam_one_equals_greedy_and_beam_five_returns_what_it_scores_best_first(
 
 def beam_search_through_model(task, params, src, beam_size):
   """Beam search with beam_size given explicitly (translate_batch routes 1 to greedy)."""
-  from nmt_flax.seq2seq import Seq2Seq
-  model = task.model()
-  memory, state = model.apply({"params": params}, src, method=Seq2Seq.encode)
-  step = lambda c, t: model.apply({"params": params}, memory, c, t, method=Seq2Seq.decode_step)
-  return beam_search(step, state, memory.mask, 10, beam_size)
+  step, state, src_mask = task.start_decoding(params, src, beam_size, 10)
+  return beam_search(step, state, src_mask, 10, beam_size)
 
 
 def sequence_logprob(task, params, src, tokens):

@@ -20,13 +20,18 @@ def params_of(workdir, step=None):
   return ckpt, ckpt.manager.restore(step or ckpt.latest_step())["params"]
 
 
+# a tiny Transformer (--model transformer) for the tests that run both families
+TRANSFORMER = dict(model="transformer", units=16, heads=2, ff_dim=32, layers=1, dropout=0.1)
+
+
 def assert_trees_equal(a, b):
   for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)):
     np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
 
 
-def test_one_step_changes_every_parameter(nmt_config):
-  task = tasks.get(nmt_config())
+@pytest.mark.parametrize("model", [{}, TRANSFORMER], ids=["gru", "transformer"])
+def test_one_step_changes_every_parameter(nmt_config, model):
+  task = tasks.get(nmt_config(**model))
   splits = task.load_splits()
   state = training.create_state(task, 0)
   before = jax.tree_util.tree_map(np.array, state.params)
@@ -37,9 +42,12 @@ def test_one_step_changes_every_parameter(nmt_config):
     assert np.any(new != old), f"{jax.tree_util.keystr(path)} did not change"
 
 
-def test_overfits_tiny_corpus_and_translates_it(nmt_config, tmp_path):
-  config = nmt_config(units=48, embedding_dim=24, epochs=150, learning_rate=1e-2, clip_norm=5.0,
-                      val_fraction=0.04, checkpoint_every=150, batch_size=8)
+@pytest.mark.parametrize("model", [dict(units=48, embedding_dim=24, epochs=150),
+                                   dict(TRANSFORMER, units=32, heads=4, ff_dim=64, dropout=0.0, epochs=100)],
+                         ids=["gru", "transformer"])
+def test_overfits_tiny_corpus_and_translates_it(nmt_config, tmp_path, model):
+  config = nmt_config(learning_rate=1e-2, clip_norm=5.0, val_fraction=0.04, checkpoint_every=150,
+                      batch_size=8, **model)
   task = tasks.get(config)
   splits = task.load_splits()
   state = training.create_state(task, 0)
@@ -81,7 +89,9 @@ CONSTANT, COSINE = dict(), dict(lr_schedule="cosine", warmup_steps=2, learning_r
 
 
 @pytest.mark.parametrize("schedule, where", [(CONSTANT, "mid-epoch"), (COSINE, "mid-epoch"),
-                                             (CONSTANT, "last batch of an epoch")])
+                                             (CONSTANT, "last batch of an epoch"),
+                                             ({**COSINE, **TRANSFORMER}, "mid-epoch")],
+                         ids=["constant-mid-epoch", "cosine-mid-epoch", "epoch-end", "transformer"])
 def test_resume_after_interrupt_equals_uninterrupted_run(nmt_config, tmp_path, tmp_path_factory,
                                                          monkeypatch, schedule, where):
   config = nmt_config(epochs=2, **schedule)
@@ -225,6 +235,11 @@ def test_splits_are_disjoint_by_source_and_fixed_by_seed(nmt_config):
   task = tasks.get(nmt_config(test_fraction=0.25))
   splits = task.load_splits()
   assert {"train", "val", "test"} <= set(splits) and splits["test"].size >= 5
+  # --split-seed: another seed's model on this split and vocabulary (an ensemble's members)
+  examples = lambda t: {n: s.buckets[0]["example"].tolist() for n, s in t.load_splits().items()}
+  shared = tasks.get(nmt_config(test_fraction=0.25, seed=1, split_seed=0))
+  assert examples(shared) == examples(task) and shared.vocabs["src_vocab"].itos == task.vocabs["src_vocab"].itos
+  assert examples(tasks.get(nmt_config(test_fraction=0.25, seed=1))) != examples(task)
 
 
 def test_evaluation_restores_parameters_whatever_optimizer_state_was_saved(nmt_config, tmp_path):
@@ -331,9 +346,10 @@ def test_checkpoint_averaging_is_the_mean_of_the_chosen_checkpoints(nmt_config, 
                                        {"w": np.float32([3, 5]), "b": {"c": np.float32(2)}}])
   assert known["w"].tolist() == [2.0, 3.5] and known["b"]["c"] == 0.5 and known["w"].dtype == np.float32
   workdir = tmp_path / "w"
-  training.train(nmt_config(epochs=3, keep_checkpoints=3), workdir, log=lambda *_: None)
+  training.train(nmt_config(epochs=3, keep_checkpoints=1, keep_best=3), workdir, log=lambda *_: None)
   ckpt = Checkpoints(workdir / "checkpoints", read_only=True)
   steps, scores = ckpt.steps(), stored_scores(workdir)
+  assert len(steps) == 3  # the latest, and the best three
   stored = {s: ckpt.manager.restore(s)["params"] for s in steps}
   best_two = sorted(sorted(steps, key=lambda s: (scores[s], s), reverse=True)[:2])
   for model, chosen in [(nmt_flax.load(workdir, average_last=2), steps[-2:]),
@@ -345,4 +361,7 @@ def test_checkpoint_averaging_is_the_mean_of_the_chosen_checkpoints(nmt_config, 
   assert evaluate("--workdir", workdir, "--average-last", "3", "--translate", "我有一隻貓。") == 0
   assert "averaged over checkpoints " + ", ".join(map(str, steps)) in capsys.readouterr().err
   assert evaluate("--workdir", workdir, "--average-last", "4") == 2
-  one_error_line(capsys, f"--average-last 4: the workdir keeps 3 checkpoints (steps {', '.join(map(str, steps))})")
+  one_error_line(capsys, f"--average-last 4: the workdir keeps 3 checkpoints (steps {', '.join(map(str, steps))})",
+                 "--keep-checkpoints 4 or more")
+  assert evaluate("--workdir", workdir, "--average-best", "4") == 2
+  one_error_line(capsys, "--average-best 4: the workdir keeps 3 validated checkpoints", "--keep-best 4 or more")

@@ -1,0 +1,120 @@
+"""The Transformer's properties, checked by other means than its own code:
+causality through gradients, padding invariance, cached decoding against
+recomputing everything, and its heads against the lab's scaled dot product.
+Decoding, beam search, sampling and forced scores run for both model families
+in test_beam.py; training, resume and export through the task as for the GRU."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from nmt_flax.attention import Memory, ScaledDot
+from nmt_flax.transformer import Transformer, sinusoids
+
+MODEL = Transformer(src_vocab_size=13, tgt_vocab_size=11, dim=16, heads=4, ff_dim=24, layers=2)
+SRC = jnp.array([[5, 6, 7, 8, 2, 0], [9, 10, 2, 0, 0, 0]], jnp.int32)  # <end> = 2, PAD = 0
+TGT_IN = jnp.array([[1, 4, 5, 6, 7], [1, 8, 9, 0, 0]], jnp.int32)      # <start> = 1
+
+
+@pytest.fixture(scope="module")
+def params():
+  return jax.jit(MODEL.init)(jax.random.key(0), SRC, TGT_IN)["params"]
+
+
+def test_decoder_position_t_depends_on_no_later_target_input(params):
+  """d state[t] / d input[t'] is exactly zero for t' > t, and not for t' <= t."""
+  source = MODEL.apply({"params": params}, SRC, method=Transformer.encode)
+  x = jax.random.normal(jax.random.key(1), (2, 5, 16))
+  jacobian = jax.jit(jax.jacobian(lambda x: MODEL.apply({"params": params}, x, source,
+                                                method=Transformer.decoder_stack)[0]))(x)
+  dependence = np.abs(np.asarray(jacobian)).sum(axis=(2, 5))  # [batch, t, batch', t']
+  for b in range(2):
+    later = np.triu(np.ones((5, 5), bool), k=1)
+    assert np.all(dependence[b, :, b][later] == 0)
+    assert np.all(dependence[b, :, b][~later] > 0)
+    assert np.all(dependence[b, :, 1 - b] == 0)  # rows never mix
+
+
+def test_extra_padding_rows_and_columns_change_no_real_output(params):
+  logits, weights = MODEL.apply({"params": params}, SRC, TGT_IN)
+  wider = jnp.pad(SRC, ((0, 2), (0, 5)))  # two filler rows, five more PAD columns
+  longer = jnp.pad(TGT_IN, ((0, 2), (0, 3)))
+  padded_logits, padded_weights = MODEL.apply({"params": params}, wider, longer)
+  real = np.asarray(TGT_IN != 0)
+  np.testing.assert_allclose(np.asarray(padded_logits)[:2, :5][real], np.asarray(logits)[real],
+                             rtol=1e-5, atol=1e-5)
+  np.testing.assert_allclose(np.asarray(padded_weights)[:2, :5, :6], weights, atol=1e-6)
+  assert np.all(np.asarray(padded_weights)[:2, :, 6:] == 0)  # no weight on the new PAD columns
+  np.testing.assert_allclose(np.asarray(weights).sum(-1), 1.0, rtol=1e-5)
+
+
+def test_cached_decoding_equals_recomputing_the_whole_prefix_at_every_step(params):
+  source, cache = MODEL.apply({"params": params}, SRC, 8, method=Transformer.begin_decoding)
+  step = jax.jit(lambda cache, token: MODEL.apply({"params": params}, source, cache, token,
+                                                  method=Transformer.decode_step))
+  for t in range(TGT_IN.shape[1]):
+    step_logits, cache, step_weights = step(cache, TGT_IN[:, t])
+    full_logits, full_weights = jax.jit(MODEL.apply)({"params": params}, SRC, TGT_IN[:, :t + 1])  # no cache
+    np.testing.assert_allclose(step_logits, full_logits[:, t], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(step_weights, full_weights[:, t], rtol=1e-5, atol=1e-6)
+  assert np.all(np.asarray(cache.position) == TGT_IN.shape[1])
+
+
+def test_each_head_scores_as_the_lab_scaled_dot_product_and_the_picture_averages_heads(params):
+  heads = MODEL.apply({"params": params}, SRC, TGT_IN, method=Transformer.cross_attention)
+  assert heads.shape == (2, 2, 4, 5, 6)  # [layers, batch, heads, tgt_len, src_len]
+  np.testing.assert_allclose(heads[-1].mean(axis=1), MODEL.apply({"params": params}, SRC, TGT_IN)[1],
+                             rtol=1e-6)
+  # one head of the last layer, recomputed with the GRU models' `scaled_dot` module
+  source = MODEL.apply({"params": params}, SRC, method=Transformer.encode)
+  keys = source.keys_values[-1][0]  # [batch, src_len, heads, head_dim]
+  layer = params["decoder_1"]
+  x = jax.random.normal(jax.random.key(2), (2, 16))
+  queries = jnp.einsum("bd,dhk->bhk", x, layer["cross_attention"]["query"]["kernel"]) + \
+      layer["cross_attention"]["query"]["bias"]
+  mask = np.asarray(SRC != 0)
+  expected = ScaledDot(units=4, max_positions=6).apply(
+      {}, queries[:, 0], Memory(values=keys[:, :, 0], keys=keys[:, :, 0], mask=mask))[1]
+  got = MODEL.apply({"params": params}, x[:, None], *source.keys_values[-1], mask[:, None, None, :],
+                    method=lambda m, *a: m.decoder[-1].cross_attention(*a))[1][:, 0, 0]
+  np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_positions_are_sines_then_cosines_of_geometric_rates():
+  table = np.asarray(sinusoids(jnp.arange(50), 8))
+  rates = 1e-4 ** (np.arange(4) / 3)
+  np.testing.assert_allclose(table, np.concatenate([np.sin(np.arange(50)[:, None] * rates),
+                                                    np.cos(np.arange(50)[:, None] * rates)], 1), atol=1e-5)
+
+
+@pytest.mark.parametrize("family", ["gru", "transformer"])
+def test_every_entry_point_takes_either_family_and_shows_every_head(family, nmt_workdir, transformer_workdir,
+                                                                    tmp_path, capsys, monkeypatch):
+  import io
+  import json
+  import nmt_flax
+  from tests.conftest import evaluate, one_error_line
+  workdir = {"gru": nmt_workdir, "transformer": transformer_workdir}[family]
+  model = nmt_flax.load(workdir)
+  layers, heads = (1, 1) if family == "gru" else (2, 2)
+  paragraph = "我有一隻貓。他喜歡茶。"
+  [translation] = model.translate([paragraph], beam_size=2)
+  every = model.attention_heads(translation)  # teacher-forced, block-diagonal like the paragraph's
+  assert every.shape == (layers, heads) + translation.attention.shape
+  np.testing.assert_allclose(every[-1].mean(axis=0), translation.attention, atol=1e-5)
+  assert evaluate("--workdir", workdir, "--translate", paragraph, "--plot-attention", tmp_path,
+                  "--attention-layer", layers) == 0
+  assert (tmp_path / f"attention_1_layer{layers}.png").stat().st_size > 0
+  assert evaluate("--workdir", workdir, "--translate", paragraph, "--plot-attention", tmp_path,
+                  "--attention-layer", layers + 1) == 2
+  one_error_line(capsys, f"--attention-layer {layers + 1}: this model has decoder layers 1 to {layers}")
+  monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(f"{paragraph}\n".encode())))
+  assert evaluate("--workdir", workdir, "--input", "-", "--format", "jsonl", "--alignment") == 0
+  record = json.loads(capsys.readouterr().out.splitlines()[-1])
+  [greedy] = model.translate([paragraph])
+  assert record["translation"] == greedy.text
+  if family == "transformer":  # the two families as one ensemble: log-probabilities averaged per step
+    pair = nmt_flax.load([nmt_workdir, transformer_workdir])
+    [both] = pair.nbest([paragraph], beam_size=2, n_best=2)
+    assert len(both) == 2 and both[0].score >= both[1].score and both[0].text
+  np.testing.assert_allclose(record["alignment"]["attention"], greedy.attention, atol=1e-4)
