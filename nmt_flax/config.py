@@ -121,6 +121,13 @@ class Config:
       raise UserError(f"{where}: not a valid nmt-flax config ({e})") from None
 
   @property
+  def model_summary(self) -> str:
+    """The model in a few words, for logs."""
+    if self.model == "transformer":
+      return f"transformer: width {self.units}, {self.layers} layers, {self.heads} heads, feed-forward {self.ff_dim}"
+    return f"units {self.units}, attention {self.attention}"
+
+  @property
   def data_seed(self) -> int:
     """The seed that splits the data (`split_seed`, else `seed`)."""
     return self.seed if self.split_seed is None else self.split_seed

@@ -11,9 +11,10 @@ The exporter copies this file into DIR; it imports nothing from nmt_flax (nor
 flax, optax or orbax), so DIR runs wherever jax does. One input is one
 sentence (eval.py also splits paragraphs into sentences; this does not). The
 text rules are the package's: NFKC, lowercase, the training script, one token
-per character without whitespace or control characters; the script is
-converted character by character (the package's OpenCC also knows phrases such
-as 乾隆, which keep a traditional character).
+per character without whitespace or control characters. The script is
+converted with OpenCC when the `opencc` package is installed, as the package
+does; without it, character by character from model.json's table (OpenCC also
+knows phrases: 瞭解 becomes 了解 although 瞭 alone stays).
 """
 import argparse
 import json
@@ -28,6 +29,19 @@ from jax import export
 PAD_ID, START_ID, END_ID, UNK_ID = 0, 1, 2, 3  # nmt_flax.vocab's fixed ids
 
 
+def script_converter(spec: dict):
+  """text -> text in the training script: OpenCC's phrase-aware conversion if
+  installed, else the character table."""
+  if spec["opencc_config"] is None:
+    return lambda text: text
+  try:
+    import opencc  # pylint: disable=import-outside-toplevel
+    return opencc.OpenCC(spec["opencc_config"]).convert
+  except ImportError:
+    table = spec["script_map"]
+    return lambda text: "".join(table.get(c, c) for c in text)
+
+
 class ExportedTranslator:
   """The decoders, parameters and text rules of one export folder."""
 
@@ -39,11 +53,12 @@ class ExportedTranslator:
     self.decoders = {int(beam): export.deserialize(bytearray((directory / name).read_bytes()))
                      for beam, name in self.spec["decoders"].items()}
     self.source_index = {token: i for i, token in enumerate(self.spec["source_vocab"])}
+    self.convert_script = script_converter(self.spec)
 
   def source_ids(self, text: str) -> list[int]:
     """A sentence -> source ids, <end> included (unknown characters: <unk>)."""
     text = unicodedata.normalize("NFKC", text).lower()
-    text = "".join(self.spec["script_map"].get(c, c) for c in text)
+    text = self.convert_script(text)
     chars = [c for c in text if not c.isspace() and unicodedata.category(c)[0] != "C"]
     return [self.source_index.get(c, UNK_ID) for c in chars] + [END_ID]
 

@@ -2,11 +2,14 @@
 
     python -m nmt_flax.serve --workdir runs/quick [--workdir runs/imdb] [--host 127.0.0.1] [--port 8000]
 
-POST /translate {"texts": [...], "beam_size": 1, "n_best": 1, "alpha": 0.6, "prefixes": [...]}
+POST /translate {"texts": [...], "beam_size": 1, "n_best": 1, "alpha": 0.6, "prefixes": [...],
+                 "heads": false}
   -> {"translations": [{source, translation, score, attention, source_tokens,
-      target_tokens, unknown, truncated, warning, nbest}]}
+      target_tokens, unknown, truncated, warning, nbest[, heads]}]}
   attention: [target_tokens][source_tokens]; a text of several sentences is
-  translated sentence by sentence (block-diagonal attention), as eval.py does
+  translated sentence by sentence (block-diagonal attention), as eval.py does;
+  heads (when asked): [layers][heads][target_tokens][source_tokens], every
+  head of every decoder layer (`Translator.attention_heads`)
 POST /classify {"texts": [...]}
   -> {"predictions": [{label, sentiment, probability, tokens, attention, top_words}]}
 GET /health, and GET / : a page that draws both pictures in the browser.
@@ -177,6 +180,7 @@ def create_app(models: list, max_texts: int = 64, max_chars: int = 2000, batch_w
     n_best: pydantic.conint(ge=1, le=max_beam) = 1
     alpha: pydantic.confloat(ge=0, le=10) = 0.6
     prefixes: list[pydantic.constr(max_length=max_chars) | None] | None = None  # per text, or None
+    heads: bool = False  # also every head of every layer (the page's layer and head picker)
 
   class ClassifyRequest(pydantic.BaseModel):
     model_config = pydantic.ConfigDict(extra="forbid")
@@ -247,9 +251,15 @@ def create_app(models: list, max_texts: int = 64, max_chars: int = 2000, batch_w
       results = await batchers["translate" if short else "translate_long"].submit(
           list(zip(request.texts, prefixes)), beam_size=request.beam_size, n_best=request.n_best,
           alpha=request.alpha)
+      found = [translation_json(t, h) for t, h in zip(request.texts, results)]
+      if request.heads:  # teacher-forced on each best output, off the event loop
+        heads = await asyncio.get_running_loop().run_in_executor(
+            None, lambda: [translator.attention_heads(h[0]) for h in results])
+        for record, every in zip(found, heads):
+          record["heads"] = np.round(every.astype(np.float64), 4).tolist()
     except UserError as e:
       return error(422, f"{e.option} {e.message}" if e.option in ("texts", "prefixes") else str(e))
-    return {"translations": [translation_json(t, h) for t, h in zip(request.texts, results)]}
+    return {"translations": found}
 
   @app.post("/classify")
   async def classify(request: ClassifyRequest):

@@ -70,13 +70,16 @@ class FeedForward(nn.Module):
     return nn.Dense(self.dim, name="output")(nn.Dropout(self.dropout)(h, deterministic=deterministic))
 
 
-class EncoderLayer(nn.Module):
+class Block(nn.Module):
+  """The sizes every encoder and decoder layer shares."""
   dim: int
   heads: int
   ff_dim: int
   dropout: float = 0.0
   attention_dropout: float = 0.0
 
+
+class EncoderLayer(Block):
   @nn.compact
   def __call__(self, x, mask, deterministic: bool = True):
     """x [batch, src_len, dim], mask <bool>[batch, src_len] -> [batch, src_len, dim]."""
@@ -90,13 +93,7 @@ class EncoderLayer(nn.Module):
     return x + drop(y, deterministic=deterministic)
 
 
-class DecoderLayer(nn.Module):
-  dim: int
-  heads: int
-  ff_dim: int
-  dropout: float = 0.0
-  attention_dropout: float = 0.0
-
+class DecoderLayer(Block):
   def setup(self):
     self.self_attention = MultiHeadAttention(self.heads, self.dim, self.attention_dropout)
     self.cross_attention = MultiHeadAttention(self.heads, self.dim, self.attention_dropout)

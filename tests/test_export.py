@@ -1,6 +1,7 @@
 """`python -m nmt_flax.export`: the exported decoders, run by the exported
 runtime in a process where flax, optax, orbax and nmt_flax cannot be imported,
 translate exactly as the package does."""
+import importlib.util
 import json
 import subprocess
 import sys
@@ -17,8 +18,8 @@ from tests.conftest import TINY_NMT, one_error_line
 # stack: translate() results as JSON, then the command line on four stdin lines.
 RUN_WITHOUT_PACKAGE = """
 import io, json, sys
-for name in ("flax", "optax", "orbax", "orbax.checkpoint", "nmt_flax"):
-  sys.modules[name] = None  # an import of any of them raises ImportError
+for name in ("flax", "optax", "orbax", "orbax.checkpoint", "nmt_flax", "opencc"):
+  sys.modules[name] = None  # an import of any of them raises ImportError (opencc: the table is used)
 sys.path.insert(0, sys.argv[1])
 import runtime
 model = runtime.load(sys.argv[1])
@@ -29,12 +30,13 @@ print(json.dumps({beam: [{"text": r["text"], "score": r["score"], "attention": r
 sys.stdin = io.StringIO(sentences[0] + "\\n\\n" + sentences[1] + "\\n" + sentences[2] + "\\n")
 status = runtime.main(["--beam-size", "3"])
 loaded = [m for m, module in sys.modules.items() if module is not None
-          and m.split(".")[0] in ("flax", "optax", "orbax", "nmt_flax")]
+          and m.split(".")[0] in ("flax", "optax", "orbax", "nmt_flax", "opencc")]
 sys.exit(status or bool(loaded))
 """
 
 
-def test_exported_decoders_translate_exactly_as_the_package_without_it(nmt_workdir, tmp_path, capsys):
+def test_exported_decoders_translate_exactly_as_the_package_without_it(nmt_workdir, tmp_path, capsys,
+                                                                       monkeypatch):
   out = tmp_path / "exported"
   assert export.cli.run(export.main, ["--workdir", str(nmt_workdir), "--out", str(out),
                                       "--beam-size", "3"]) == 0
@@ -58,7 +60,14 @@ def test_exported_decoders_translate_exactly_as_the_package_without_it(nmt_workd
   texts = [r["text"] for r in exported["3"]]
   assert printed == f"{texts[0]}\n\n{texts[1]}\n{texts[2]}\n"  # a blank line stays blank
 
+  # with opencc installed the runtime converts phrase by phrase, as the package does
+  loaded = importlib.util.spec_from_file_location("exported_runtime", out / "runtime.py")
+  runtime = importlib.util.module_from_spec(loaded)
+  loaded.loader.exec_module(runtime)
   spec = json.loads((out / "model.json").read_text(encoding="utf-8"))
+  assert runtime.script_converter(spec)("他可以瞭解它。") == "他可以了解它。"
+  monkeypatch.setitem(sys.modules, "opencc", None)  # without it: the table, character by character
+  assert runtime.script_converter(spec)("他可以瞭解它。") == "他可以瞭解它。"
   assert spec["script_map"]["貓"] == "猫" and spec["exported_from"]["workdir"] == str(nmt_workdir)
   # exporting again replaces the earlier export whole, leaving nothing beside it
   assert export.cli.run(export.main, ["--workdir", str(nmt_workdir), "--out", str(out),

@@ -61,6 +61,9 @@ def test_health_translate_and_classify_answer_what_the_api_answers(client, model
   led = client.post("/translate", json={"texts": texts, "prefixes": [None, "she has"]}).json()
   assert led["translations"][1]["translation"] == translator.translate(texts, [None, "she has"])[1].text
   assert led["translations"][1]["target_tokens"][:2] == ["she", "has"]
+  [paragraph] = client.post("/translate", json={"texts": texts[1:], "heads": True}).json()["translations"]
+  np.testing.assert_allclose(paragraph["heads"], [[paragraph["attention"]]], atol=2e-4)  # one layer, one head
+  assert "heads" not in body["translations"][0]  # only when asked
   # weights rounded to 4 decimals as decimals (not float32 noise such as 0.04610000178217888)
   assert not re.search(r"\d\.\d{5,}", response.text.split('"attention"')[1].split("]]")[0])
   reviews = ["A wonderful, moving film.", "Dull and far too long."]
@@ -82,6 +85,7 @@ def test_health_translate_and_classify_answer_what_the_api_answers(client, model
     ("/translate", {"texts": ["我"], "beam_size": 0}, 422, "beam_size"),
     ("/translate", {"texts": ["我"], "beam_size": 2, "n_best": 3}, 422, "n_best"),
     ("/translate", {"texts": ["我"], "unknown": 1}, 422, "unknown"),
+    ("/translate", {"texts": ["我"], "heads": "all"}, 422, "heads"),
     ("/translate", {"texts": ["我", "你"], "prefixes": ["i"]}, 422, "prefixes: 1 given for 2 texts"),
     ("/translate", {"texts": ["我"], "prefixes": ["a " * 20]}, 422, "prefixes #1: 20 tokens"),
     ("/classify", {"texts": ["!!! 42"]}, 422, "texts #1: no words left"),
@@ -227,9 +231,11 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 @pytest.mark.skipif(CHROMIUM is None, reason="no headless Chromium (Debian's `chromium` package; "
                     ".ci/run installs it as root)")
 def test_the_page_in_a_real_browser_shows_the_translation_and_one_heatmap_row_per_word(
-    nmt_workdir, sentiment_workdir, models, tmp_path):
+    transformer_workdir, sentiment_workdir, tmp_path):
+  """Served by a Transformer (the GRU models go through every endpoint above),
+  with the page asked for head 1 of layer 2."""
   port = free_port()
-  server = subprocess.Popen([sys.executable, "-m", "nmt_flax.serve", "--workdir", str(nmt_workdir),
+  server = subprocess.Popen([sys.executable, "-m", "nmt_flax.serve", "--workdir", str(transformer_workdir),
                              "--workdir", str(sentiment_workdir), "--port", str(port),
                              "--max-texts", "1"], cwd=ROOT,  # one request shape: a short start-up
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -242,7 +248,8 @@ def test_the_page_in_a_real_browser_shows_the_translation_and_one_heatmap_row_pe
         break
       except OSError:
         time.sleep(0.2)
-    query = urllib.parse.urlencode({"text": "我有一隻貓。", "review": "A wonderful, moving film."})
+    query = urllib.parse.urlencode({"text": "我有一隻貓。", "review": "A wonderful, moving film.",
+                                    "view": "2.1"})
     url = f"http://127.0.0.1:{port}/?{query}"
     flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
              "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -251,10 +258,15 @@ def test_the_page_in_a_real_browser_shows_the_translation_and_one_heatmap_row_pe
                          timeout=120).stdout
   finally:
     server.kill()
-  expected = models[0].translate(["我有一隻貓。"])[0]
+  translator = nmt_flax.load(transformer_workdir)
+  expected = translator.translate(["我有一隻貓。"])[0]
   translation = dom.split('<div id="translation"', 1)[1].split(">", 1)[1].split("</div>", 1)[0]
   assert translation == expected.text.replace("&", "&amp;")
-  assert dom.count('class="attention-row"') == len(expected.tokens) + 1  # one row per word and <end>
+  assert dom.count('class="attention-row"') == len(expected.target_labels)  # a row per word (and <end>)
+  # the picker offers the mean and each of the 2 layers x 2 heads; the map shows layer 2, head 1
+  assert dom.count("<option") == 5 and 'data-view="2.1"' in dom
+  shown = [float(w) for w in re.findall(r'<td [^>]*title="([0-9.]+)"', dom.split('id="heatmap"', 1)[1])]
+  np.testing.assert_allclose(shown, translator.attention_heads(expected)[1, 0].ravel(), atol=1.5e-3)
   assert "P(positive)" in dom and "<mark>" in dom
   assert 'data-translate="done"' in dom and 'data-classify="done"' in dom  # drawn, not half-way
   assert 'class="legend"' in dom and "rgb(" in dom  # a colour scale for the weights

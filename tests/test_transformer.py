@@ -93,7 +93,7 @@ def test_every_entry_point_takes_either_family_and_shows_every_head(family, nmt_
   import io
   import json
   import nmt_flax
-  from tests.conftest import evaluate, one_error_line
+  from tests.conftest import evaluate_with, one_error_line
   workdir = {"gru": nmt_workdir, "transformer": transformer_workdir}[family]
   model = nmt_flax.load(workdir)
   layers, heads = (1, 1) if family == "gru" else (2, 2)
@@ -102,14 +102,14 @@ def test_every_entry_point_takes_either_family_and_shows_every_head(family, nmt_
   every = model.attention_heads(translation)  # teacher-forced, block-diagonal like the paragraph's
   assert every.shape == (layers, heads) + translation.attention.shape
   np.testing.assert_allclose(every[-1].mean(axis=0), translation.attention, atol=1e-5)
-  assert evaluate("--workdir", workdir, "--translate", paragraph, "--plot-attention", tmp_path,
-                  "--attention-layer", layers) == 0
+  assert evaluate_with(model, "--translate", paragraph, "--plot-attention", tmp_path,
+                       "--attention-layer", layers) == 0
   assert (tmp_path / f"attention_1_layer{layers}.png").stat().st_size > 0
-  assert evaluate("--workdir", workdir, "--translate", paragraph, "--plot-attention", tmp_path,
-                  "--attention-layer", layers + 1) == 2
+  assert evaluate_with(model, "--translate", paragraph, "--plot-attention", tmp_path,
+                       "--attention-layer", layers + 1) == 2
   one_error_line(capsys, f"--attention-layer {layers + 1}: this model has decoder layers 1 to {layers}")
   monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(f"{paragraph}\n".encode())))
-  assert evaluate("--workdir", workdir, "--input", "-", "--format", "jsonl", "--alignment") == 0
+  assert evaluate_with(model, "--input", "-", "--format", "jsonl", "--alignment") == 0
   record = json.loads(capsys.readouterr().out.splitlines()[-1])
   [greedy] = model.translate([paragraph])
   assert record["translation"] == greedy.text
