@@ -133,7 +133,7 @@ class Translation(Task):
 
   # --- model ------------------------------------------------------------
   # --model: each family offers begin_decoding, decode_step, logits,
-  # teacher_forced_states and __call__ (see Seq2Seq and Transformer)
+  # teacher_forced_states, cross_attention and __call__ (Seq2Seq, Transformer)
   MODELS = {"gru": Seq2Seq, "transformer": Transformer}
 
   def build_model(self) -> Seq2Seq | Transformer:
