@@ -228,6 +228,7 @@ def test_decoding_memory_stays_within_budget_at_any_beam_size(models):
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
+@pytest.mark.xdist_group("transformer_workdir")  # with test_transformer's users of that workdir
 @pytest.mark.skipif(CHROMIUM is None, reason="no headless Chromium (Debian's `chromium` package; "
                     ".ci/run installs it as root)")
 def test_the_page_in_a_real_browser_shows_the_translation_and_one_heatmap_row_per_word(

@@ -29,19 +29,6 @@ def assert_trees_equal(a, b):
     np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
 
 
-@pytest.mark.parametrize("model", [{}, TRANSFORMER], ids=["gru", "transformer"])
-def test_one_step_changes_every_parameter(nmt_config, model):
-  task = tasks.get(nmt_config(**model))
-  splits = task.load_splits()
-  state = training.create_state(task, 0)
-  before = jax.tree_util.tree_map(np.array, state.params)
-  state, metrics = training.make_train_step(task)(state, task.batches(splits["train"])[0])
-  assert metrics["count"] > 0 and np.isfinite(metrics["loss_sum"])
-  for path, old in jax.tree_util.tree_leaves_with_path(before):
-    new = np.asarray(dict(jax.tree_util.tree_leaves_with_path(state.params))[path])
-    assert np.any(new != old), f"{jax.tree_util.keystr(path)} did not change"
-
-
 @pytest.mark.parametrize("model", [dict(units=48, embedding_dim=24, epochs=150),
                                    dict(TRANSFORMER, units=32, heads=4, ff_dim=64, dropout=0.0, epochs=60)],
                          ids=["gru", "transformer"])
@@ -51,10 +38,14 @@ def test_overfits_tiny_corpus_and_translates_it(nmt_config, tmp_path, model):
   task = tasks.get(config)
   splits = task.load_splits()
   state = training.create_state(task, 0)
+  before = jax.tree_util.tree_map(np.array, state.params)
   step = training.make_train_step(task)
   for epoch in range(config.epochs):
     for batch in task.batches(splits["train"], epoch_rng(0, epoch)):
       state, m = step(state, batch)
+  for path, old in jax.tree_util.tree_leaves_with_path(before):  # no parameter without a gradient
+    new = np.asarray(dict(jax.tree_util.tree_leaves_with_path(state.params))[path])
+    assert np.any(new != old), f"{jax.tree_util.keystr(path)} did not change"
   assert task.mean_loss(state.params, splits["train"]) < 0.05
   hyps = [" ".join(h) for h in task.decode_split(state.params, splits["train"])]
   assert hyps == splits["train"].extras["references"]
@@ -88,10 +79,10 @@ def straight_run(config, tmp_path_factory):
 CONSTANT, COSINE = dict(), dict(lr_schedule="cosine", warmup_steps=2, learning_rate=0.01)
 
 
-# the cosine case trains a Transformer: one run covers the schedule and the other model family
-@pytest.mark.parametrize("schedule, where", [(CONSTANT, "mid-epoch"), ({**COSINE, **TRANSFORMER}, "mid-epoch"),
+# mid-epoch with a cosine schedule on a Transformer, and at an epoch's end on the GRU
+@pytest.mark.parametrize("schedule, where", [({**COSINE, **TRANSFORMER}, "mid-epoch"),
                                              (CONSTANT, "last batch of an epoch")],
-                         ids=["constant-mid-epoch", "cosine-transformer-mid-epoch", "epoch-end"])
+                         ids=["cosine-transformer-mid-epoch", "gru-epoch-end"])
 def test_resume_after_interrupt_equals_uninterrupted_run(nmt_config, tmp_path, tmp_path_factory,
                                                          monkeypatch, schedule, where):
   config = nmt_config(epochs=2, **schedule)

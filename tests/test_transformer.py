@@ -36,10 +36,11 @@ def test_decoder_position_t_depends_on_no_later_target_input(params):
 
 
 def test_extra_padding_rows_and_columns_change_no_real_output(params):
-  logits, weights = MODEL.apply({"params": params}, SRC, TGT_IN)
+  apply = jax.jit(MODEL.apply)
+  logits, weights = apply({"params": params}, SRC, TGT_IN)
   wider = jnp.pad(SRC, ((0, 2), (0, 5)))  # two filler rows, five more PAD columns
   longer = jnp.pad(TGT_IN, ((0, 2), (0, 3)))
-  padded_logits, padded_weights = MODEL.apply({"params": params}, wider, longer)
+  padded_logits, padded_weights = apply({"params": params}, wider, longer)
   real = np.asarray(TGT_IN != 0)
   np.testing.assert_allclose(np.asarray(padded_logits)[:2, :5][real], np.asarray(logits)[real],
                              rtol=1e-5, atol=1e-5)
@@ -87,6 +88,7 @@ def test_positions_are_sines_then_cosines_of_geometric_rates():
                                                     np.cos(np.arange(50)[:, None] * rates)], 1), atol=1e-5)
 
 
+@pytest.mark.xdist_group("transformer_workdir")  # one worker trains the shared workdir once
 @pytest.mark.parametrize("family", ["gru", "transformer"])
 def test_every_entry_point_takes_either_family_and_shows_every_head(family, nmt_workdir, transformer_workdir,
                                                                     tmp_path, capsys, monkeypatch):
