@@ -385,8 +385,6 @@ class Translator(LoadedModel):
     len(source) + 1], teacher-forced on its output, so the last layer's mean
     over heads is its `attention`; block-diagonal for a paragraph. A GRU model
     has one layer of one head."""
-    if isinstance(self.task, Ensemble):
-      raise UserError("an ensemble has no single model's heads; load one workdir")
     src_vocab, tgt_vocab = self.task.vocabs["src_vocab"], self.task.vocabs["tgt_vocab"]
     labels, blocks, row, col = translation.target_labels, [], 0, 0
     for rows, cols in translation.blocks or [translation.attention.shape]:

@@ -282,6 +282,9 @@ def validate(config: Config) -> None:
   for name in ("embedding_dim", "units", "layers", "heads", "ff_dim", "epochs", "batch_size", "checkpoint_every", "max_bad_steps",
                "max_len", "vocab_size", "keep_checkpoints", "keep_best"):
     _check(getattr(config, name) > 0, name, f"must be positive, got {getattr(config, name)}")
+  for name in ("seed", "split_seed"):  # numpy's generators take no negative seed
+    _check(getattr(config, name) is None or getattr(config, name) >= 0, name,
+           f"must be 0 or more, got {getattr(config, name)}")
   _check(config.max_examples is None or config.max_examples > 0, "max_examples",
          f"must be positive, got {config.max_examples}")
   _check(0 < config.val_fraction < 1, "val_fraction", f"must be between 0 and 1, got {config.val_fraction}")

@@ -96,7 +96,8 @@ def filtered_logits(logits, temperature, top_k, top_p):
   vocab = logits.shape[-1]
   kth = jnp.take(ranked, jnp.clip(jnp.where(top_k > 0, top_k, vocab) - 1, 0, vocab - 1), axis=-1)
   # a token stays if the tokens ranked above it hold less than top_p of the mass
-  before = jnp.cumsum(jax.nn.softmax(ranked, axis=-1), axis=-1) - jax.nn.softmax(ranked, axis=-1)
+  probs = jax.nn.softmax(ranked, axis=-1)
+  before = jnp.cumsum(probs, axis=-1) - probs
   nucleus_floor = jnp.min(jnp.where(before < top_p, ranked, jnp.inf), axis=-1)
   floor = jnp.maximum(kth, nucleus_floor)[:, None]
   return jnp.where(logits >= floor, logits, -jnp.inf)

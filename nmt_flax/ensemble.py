@@ -45,6 +45,10 @@ class Ensemble(Translation):
       return mean_log_probs([l for l, _, _ in outputs]), [c for _, c, _ in outputs], weights
     return step, [start[1] for start in starts], starts[0][2]
 
+  @property
+  def attention_heads(self):
+    raise UserError("an ensemble has no single model's heads; load one of its workdirs")
+
   def forced_logits(self, params, src, tgt_in):
     return mean_log_probs([m.forced_logits(p, src, tgt_in) for m, p in zip(self.members, params)])
 

@@ -211,22 +211,24 @@ class Transformer(nn.Module):
       weights.append(w)
     return self.decoder_norm(x), weights
 
-  def teacher_forced_states(self, src, tgt_in, deterministic: bool = True):
-    """Decoder states [batch, tgt_len, dim] of tgt_in <int32>[batch, tgt_len] (<start> y_1 …)."""
+  def teacher_forced(self, src, tgt_in, deterministic: bool = True):
+    """`decoder_stack` over tgt_in <int32>[batch, tgt_len] (<start> y_1 …) given src."""
     x = self.embed(self.tgt_embed, tgt_in, jnp.arange(tgt_in.shape[1])[None, :], deterministic)
-    return self.decoder_stack(x, self.encode(src, deterministic), deterministic)[0]
+    return self.decoder_stack(x, self.encode(src, deterministic), deterministic)
+
+  def teacher_forced_states(self, src, tgt_in, deterministic: bool = True):
+    """Decoder states [batch, tgt_len, dim], ready for `logits`."""
+    return self.teacher_forced(src, tgt_in, deterministic)[0]
 
   def cross_attention(self, src, tgt_in):
     """Every decoder layer's cross-attention weights, teacher-forced: [layers,
     batch, heads, tgt_len, src_len]."""
-    x = self.embed(self.tgt_embed, tgt_in, jnp.arange(tgt_in.shape[1])[None, :], True)
-    return jnp.stack(self.decoder_stack(x, self.encode(src))[1])
+    return jnp.stack(self.teacher_forced(src, tgt_in)[1])
 
   def __call__(self, src, tgt_in, deterministic: bool = True):
     """Teacher-forced logits [batch, tgt_len, tgt_vocab] and the last layer's
     cross-attention averaged over heads [batch, tgt_len, src_len]."""
-    x = self.embed(self.tgt_embed, tgt_in, jnp.arange(tgt_in.shape[1])[None, :], deterministic)
-    states, weights = self.decoder_stack(x, self.encode(src, deterministic), deterministic)
+    states, weights = self.teacher_forced(src, tgt_in, deterministic)
     return self.logits(states), jnp.mean(weights[-1], axis=1)
 
   def begin_decoding(self, src, max_len: int):

@@ -38,6 +38,9 @@ def test_data_file_with_bom_crlf_three_columns_and_blank_lines_is_read(tmp_path)
     (["--buckets", "10x10,5"], ["--buckets"]),
     (["--truncate", "middle"], ["--truncate 'middle'"]),
     (["--units", "abc"], ["--units", "invalid int"]),
+    (["--split-seed", "-1"], ["--split-seed must be 0 or more"]),
+    (["--keep-best", "0"], ["--keep-best must be positive"]),
+    (["--model", "transformer", "--heads", "3"], ["--heads 3", "even and a multiple of the heads"]),
 ])
 def test_bad_flags(tmp_path, capsys, argv, fragments):
   assert train("--data", TINY_NMT, "--workdir", tmp_path / "w", *argv) == 2

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from nmt_flax.attention import Memory, ScaledDot
+from nmt_flax.errors import UserError
 from nmt_flax.transformer import Transformer, sinusoids
 
 MODEL = Transformer(src_vocab_size=13, tgt_vocab_size=11, dim=16, heads=4, ff_dim=24, layers=2)
@@ -119,4 +120,6 @@ def test_every_entry_point_takes_either_family_and_shows_every_head(family, nmt_
     pair = nmt_flax.load([nmt_workdir, transformer_workdir])
     [both] = pair.nbest([paragraph], beam_size=2, n_best=2)
     assert len(both) == 2 and both[0].score >= both[1].score and both[0].text
+    with pytest.raises(UserError, match="an ensemble has no single model's heads"):
+      pair.attention_heads(both[0])
   np.testing.assert_allclose(record["alignment"]["attention"], greedy.attention, atol=1e-4)
