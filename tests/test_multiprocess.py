@@ -48,40 +48,11 @@ def finish(procs, timeout: float = 240) -> list[int]:
 
 
 def params_at(workdir: Path, step: int):
-  ckpt = Checkpoints(workdir / "checkpoints", read_only=True)
-  return nmt_flax.load(workdir, str(step)).params, ckpt.steps()
+  return nmt_flax.load(workdir, str(step)).params
 
 
 def records(workdir: Path) -> list[dict]:
   return [json.loads(l) for l in (workdir / "metrics.jsonl").read_text().splitlines()]
-
-
-@pytest.mark.xdist_group("processes")
-def test_two_processes_train_like_one_and_checkpoints_move_between_layouts(tmp_path):
-  straight = tmp_path / "straight"
-  assert train(*FLAGS, "--workdir", straight, "--epochs", "3") == 0
-  per_epoch = records(straight)[0]["step"]
-  pair = tmp_path / "pair"  # epoch 1 in this process, 2 in two processes, 3 in two with 2 devices each
-  assert train(*FLAGS, "--workdir", pair, "--epochs", "1") == 0
-  assert finish(launch(pair, 2, 1)) == [0, 0], Path(f"{pair}.0.log").read_text()[-2000:]
-  log = Path(f"{pair}.1.log").read_text()
-  assert f"resuming from step {per_epoch}" in log and "data parallel over 2 devices" in log
-  # a rerun of both, now with 2 devices each (4 in all), resumes from the 1-device-each checkpoint
-  assert finish(launch(pair, 3, 2)) == [0, 0], Path(f"{pair}.0.log").read_text()[-2000:]
-  log = Path(f"{pair}.0.log").read_text()
-  assert f"resuming from step {2 * per_epoch}" in log and "over 4 devices" in log
-  for epoch in (2, 3):  # parameters of a 1-process run, to float rounding, in a plain process
-    here, steps = params_at(pair, epoch * per_epoch)
-    there, _ = params_at(straight, epoch * per_epoch)
-    for a, b in zip(jax.tree_util.tree_leaves(here), jax.tree_util.tree_leaves(there)):
-      np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-6)
-  assert steps == Checkpoints(straight / "checkpoints", read_only=True).steps()  # each written once
-  for a, b in zip(records(pair), records(straight)):  # same losses; same validation decoding
-    assert a["epoch"] == b["epoch"] and a["bleu"] == b["bleu"] and a["chrf"] == b["chrf"]
-    np.testing.assert_allclose([a["train_loss"], a["val_loss"]], [b["train_loss"], b["val_loss"]],
-                               rtol=1e-5)
-  model = nmt_flax.load(pair)
-  assert model.evaluate(model.split("val"))["bleu"] == records(straight)[-1]["bleu"]
 
 
 def wait_for_epochs(procs, work: Path, epochs: int) -> None:
@@ -91,32 +62,41 @@ def wait_for_epochs(procs, work: Path, epochs: int) -> None:
     time.sleep(0.05)
 
 
-EPOCHS, EVERY = 18, 6
+def logs(work: Path) -> list[str]:
+  return [Path(f"{work}.{i}.log").read_text() for i in range(2)]
 
 
-@pytest.mark.xdist_group("processes")  # one xdist worker runs both multi-process tests
-def test_a_signal_to_one_process_stops_both_at_one_step_and_a_killed_worker_makes_its_peer_leave(
-    tmp_path):
-  """SIGTERM to process 0 alone: both save one checkpoint at one step and exit
-  130; both rerun from it. Then kill -9 of process 1: process 0 leaves at once
-  with one line (exit 3); both rerun from the last complete checkpoint."""
+EPOCHS, EVERY = 18, 6  # the 2-process runs save every EVERY epochs: far apart, so a stop lands between
+
+
+def test_two_processes_train_like_one_across_layouts_a_signal_and_a_lost_peer(tmp_path):
+  """Epoch 1 in this process. Two processes of 1 device resume from it; SIGTERM
+  to process 0 alone stops both at one step, each exits 130 and one checkpoint
+  is saved. Two processes of 2 devices resume from that mid-epoch checkpoint;
+  kill -9 of process 1 makes process 0 leave at once with one line (exit 3).
+  Two processes of 1 device rerun from the last complete checkpoint. Parameters
+  and records equal a 1-process run's throughout."""
   work = tmp_path / "w"
-  procs = launch(work, EPOCHS, 1, "--checkpoint-every", str(EVERY))
+  assert train(*FLAGS, "--workdir", work, "--epochs", "1") == 0
+  per_epoch = records(work)[0]["step"]
+
+  procs = launch(work, EPOCHS, 1, "--checkpoint-every", EVERY)
   try:
     wait_for_epochs(procs, work, 2)
-    per_epoch = records(work)[0]["step"]
     procs[0].send_signal(signal.SIGTERM)
-    assert finish(procs, timeout=120) == [130, 130], Path(f"{work}.1.log").read_text()[-2000:]
+    assert finish(procs, timeout=120) == [130, 130], logs(work)[1][-2000:]
   finally:
     for p in procs:
       p.kill()
-  [stopped] = Checkpoints(work / "checkpoints", read_only=True).steps()  # one checkpoint
-  logs = [Path(f"{work}.{i}.log").read_text() for i in range(2)]
-  assert f"stopped by signal 15 at step {stopped} " in logs[0], logs[0][-2000:]
-  assert f"stopped because another process of the run was signalled at step {stopped} " in logs[1]
-  assert stopped > 2 * per_epoch and all("Traceback" not in log for log in logs)
+  *_, stopped = Checkpoints(work / "checkpoints", read_only=True).steps()
+  log0, log1 = logs(work)
+  assert f"resuming from step {per_epoch} " in log1 and "data parallel over 2 devices" in log1
+  assert f"stopped by signal 15 at step {stopped} " in log0, log0[-2000:]
+  assert f"stopped because another process of the run was signalled at step {stopped} " in log1
+  assert 2 * per_epoch < stopped < EVERY * per_epoch
+  assert "Traceback" not in log0 + log1
 
-  procs = launch(work, EPOCHS, 1, "--checkpoint-every", str(EVERY))
+  procs = launch(work, EPOCHS, 2, "--checkpoint-every", EVERY)  # 4 devices in all
   try:
     wait_for_epochs(procs, work, EVERY + 1)  # one saved; the next far off
     procs[1].kill()
@@ -126,15 +106,33 @@ def test_a_signal_to_one_process_stops_both_at_one_step_and_a_killed_worker_make
   finally:
     for p in procs:
       p.kill()
-  log = Path(f"{work}.0.log").read_text().strip()
-  assert f"resuming from step {stopped}" in log
+  log = logs(work)[0].strip()
+  assert f"resuming from step {stopped} " in log and "over 4 devices" in log
   last = log.splitlines()[-1]
   assert last.startswith("error: process 0 of 2 lost contact with another process") and \
       f"last complete checkpoint (step {EVERY * per_epoch}) is intact" in last, log[-2000:]
   assert "Traceback" not in log and "Check failure" not in log
-  assert finish(launch(work, EVERY + 1, 1, "--checkpoint-every", str(EVERY))) == [0, 0]
-  assert f"resuming from step {EVERY * per_epoch}" in Path(f"{work}.0.log").read_text()
-  assert Checkpoints(work / "checkpoints", read_only=True).latest_step() == (EVERY + 1) * per_epoch
+
+  assert finish(launch(work, EVERY + 1, 1, "--checkpoint-every", EVERY)) == [0, 0]
+  assert f"resuming from step {EVERY * per_epoch} " in logs(work)[0]
+  assert Checkpoints(work / "checkpoints", read_only=True).steps() == [EVERY * per_epoch,
+                                                                      (EVERY + 1) * per_epoch]
+
+  straight = tmp_path / "straight"
+  assert train(*FLAGS, "--workdir", straight, "--epochs", EVERY + 1) == 0
+  for epoch in (EVERY, EVERY + 1):  # saved by 4 devices, then 2: a 1-process run's, to rounding
+    here, there = (params_at(w, epoch * per_epoch) for w in (work, straight))
+    for a, b in zip(jax.tree_util.tree_leaves(here), jax.tree_util.tree_leaves(there)):
+      np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-6)
+  by_epoch = {r["epoch"]: r for r in records(work)}  # the last record of each (the rerun's)
+  assert list(by_epoch) == list(range(1, EVERY + 2))
+  for a, b in zip(by_epoch.values(), records(straight)):  # the stopped epoch's loss covers all its steps
+    np.testing.assert_allclose(a["train_loss"], b["train_loss"], rtol=1e-5)
+    if "bleu" in a:
+      assert a["bleu"] == b["bleu"] and a["chrf"] == b["chrf"]
+      np.testing.assert_allclose(a["val_loss"], b["val_loss"], rtol=1e-5)
+  model = nmt_flax.load(work)
+  assert model.evaluate(model.split("val"))["bleu"] == records(straight)[-1]["bleu"]
 
 
 def test_a_peer_lost_before_the_first_checkpoint_says_there_is_none(monkeypatch):
