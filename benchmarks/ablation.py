@@ -57,7 +57,7 @@ def main(argv=None) -> None:
             "train_s": round(time.perf_counter() - started, 1)}
 
   import nmt_flax  # pylint: disable=import-outside-toplevel  (after training: its own process)
-  from nmt_flax.text import chinese_tokens  # pylint: disable=import-outside-toplevel
+  from nmt_flax.text import chinese_text  # pylint: disable=import-outside-toplevel
   translator = nmt_flax.load(args.workdir)
   record["val_bleu"] = round(translator.evaluate(translator.split("val"))["bleu"], 2)
   for split in ("test", "test-unseen"):
@@ -68,7 +68,7 @@ def main(argv=None) -> None:
     record[f"{split}_sentences"] = scores["num_sentences"]
   record["bleu_signature"] = scores["bleu_signature"]
   sources = translator.split("test").extras["sources"]
-  spellings = [["".join(chinese_tokens(s, script)) for s in sources] for script in ("simplified", "traditional")]
+  spellings = [["".join(chinese_text(s, script)[0]) for s in sources] for script in ("simplified", "traditional")]
   simplified, traditional = ([t.text for t in translator.translate(s, beam_size=5)] for s in spellings)
   record["script_agreement"] = round(sum(a == b for a, b in zip(simplified, traditional)) / len(sources), 4)
   print(json.dumps(record))

@@ -108,7 +108,7 @@ def main() -> None:
       server.kill()
     print(json.dumps(result, indent=2))
     return
-  sentences = sorted({p.chinese for p in data.read_pairs(data.find_data_file("nmt", args.data))})
+  sentences = sorted({p.source for p in data.read_pairs(data.find_data_file("nmt", args.data))})
   result = {"workdir": args.workdir, "requests": args.requests}
   for wait_ms in (5.0, 0.0):
     server, port, startup = start(args.workdir, wait_ms)

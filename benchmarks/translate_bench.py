@@ -35,7 +35,7 @@ def main(argv=None) -> None:
   parser.add_argument("--data", default=None)
   args = parser.parse_args(argv)
   translator = nmt_flax.load(args.workdir)
-  lines = sorted({p.chinese for p in data.read_pairs(data.find_data_file("nmt", args.data))})
+  lines = sorted({p.source for p in data.read_pairs(data.find_data_file("nmt", args.data))})
   random.Random(0).shuffle(lines)
   lines = lines[:args.sentences]
   result = {"workdir": args.workdir, "device": str(jax.devices()[0]), "sentences": len(lines),

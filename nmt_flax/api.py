@@ -22,7 +22,7 @@ from nmt_flax.ensemble import Ensemble
 from nmt_flax.batching import pad
 from nmt_flax.errors import UserError
 from nmt_flax.sentences import split_sentences
-from nmt_flax.text import check_unicode, detokenize, english_tokens, review_tokens
+from nmt_flax.text import check_unicode, review_tokens
 from nmt_flax.vocab import END_ID, START_ID
 
 
@@ -31,11 +31,11 @@ class Translation:
   """One text's translation. A text of several sentences is translated sentence
   by sentence and joined (`join`): `source` and `tokens` then hold each
   sentence's `<end>` between sentences, and `attention` is block-diagonal."""
-  source: list[str]       # the source characters the model saw (in its --chinese-script)
-  tokens: list[str]       # output tokens (words, or BPE pieces), without the final <end>
-  text: str               # the output as words, space-separated (BPE pieces joined)
+  source: list[str]       # the source tokens the model saw (characters: in its --chinese-script)
+  tokens: list[str]       # output tokens (words, characters or subword pieces), without the final <end>
+  text: str               # the output as text: words space-separated, characters not (pieces joined)
   attention: np.ndarray   # [len(target_labels), len(source) + 1]: source columns incl. <end>
-  unknown: int            # source characters not in the training vocabulary
+  unknown: int            # source tokens not in the training vocabulary
   truncated: bool         # characters past text.MAX_INPUT_CHARS were lost
   score: float = 0.0      # log-probability (<end> included); beam search: / length penalty
   ended: bool = True      # the output ends with <end> (False: it stopped at the length limit)
@@ -68,15 +68,16 @@ def block_diagonal(blocks: list[np.ndarray]) -> np.ndarray:
   return out
 
 
-def join(parts: list[Translation]) -> Translation:
-  """Consecutive sentences' translations as one: texts joined, scores and
+def join(parts: list[Translation], separator: str = " ") -> Translation:
+  """Consecutive sentences' translations as one: texts joined by `separator`
+  (a space, or none in a language written without spaces), scores and
   unknown characters summed, attention block-diagonal (each sentence's words
   attend to its own characters)."""
   if len(parts) == 1:
     return parts[0]
   source = [c for p in parts for c in p.source + ["<end>"]][:-1]
   tokens = [t for p in parts for t in p.target_labels][:-1 if parts[-1].ended else None]
-  return Translation(source=source, tokens=tokens, text=" ".join(p.text for p in parts if p.text),
+  return Translation(source=source, tokens=tokens, text=separator.join(p.text for p in parts if p.text),
                      attention=block_diagonal([p.attention for p in parts]),
                      blocks=[b for p in parts for b in (p.blocks or [p.attention.shape])],
                      unknown=sum(p.unknown for p in parts),
@@ -103,10 +104,11 @@ class LineTranslation:
   sentences: list[str]                  # its sentences (blank line: none)
   segments: list[list[Translation]]     # per sentence: its n-best hypotheses, best first
   warning: str | None = None            # as Translation.warning, for the whole line
+  separator: str = " "                  # between the sentences' translations: the target language's
 
   def best(self, rank: int = 0) -> Translation | None:
     """The rank-th hypotheses of the sentences joined (`join`); None for a blank line."""
-    return join([h[rank] for h in self.segments]) if self.segments else None
+    return join([h[rank] for h in self.segments], self.separator) if self.segments else None
 
   @property
   def text(self) -> str:
@@ -128,13 +130,13 @@ class LineTranslation:
     several sentences, each with the same fields."""
     def record(source: str, hyps: list[list[Translation]], warning: str | None,
                alignment: bool) -> dict:
-      best = join([h[0] for h in hyps]) if hyps else None
+      best = join([h[0] for h in hyps], self.separator) if hyps else None
       out = {"source": source, "translation": best.text if best else "",
              "score": best.score if best else 0.0, "unknown": best.unknown if best else 0,
              "truncated": best.truncated if best else False, "warning": warning}
       if hyps and len(hyps[0]) > 1:
         out["nbest"] = [{"translation": h.text, "score": h.score}
-                        for h in (join([s[k] for s in hyps]) for k in range(len(hyps[0])))]
+                        for h in (join([s[k] for s in hyps], self.separator) for k in range(len(hyps[0])))]
       if alignment and best:
         out["alignment"] = best.alignment()
       return out
@@ -257,9 +259,9 @@ class Translator(LoadedModel):
   meaning the same as eval.py's flags."""
 
   def read_file(self, path: str):
-    pairs = data.read_pairs(Path(path))
-    return self.task.make_split([self.task.source_tokens(p.chinese) for p in pairs],
-                                [english_tokens(p.english) for p in pairs], drop_long=False)
+    pairs = self.task.read_corpus(path)
+    return self.task.make_split([self.task.source_tokens(p.source) for p in pairs],
+                                [self.task.target_side.units(p.target)[0] for p in pairs], drop_long=False)
 
   def evaluate(self, split, **decoding) -> dict:
     """BLEU/chrF (and the loss) of the best translation of every example of `split`."""
@@ -267,10 +269,10 @@ class Translator(LoadedModel):
 
   def translate(self, texts: list[str], prefixes: list[str | None] | None = None,
                 **decoding) -> list[Translation]:
-    """Translations of free Chinese text, greedy (beam_size 1) or beam search. A
+    """Translations of free text in the source language, greedy (beam_size 1) or beam search. A
     text of several sentences is translated sentence by sentence and joined
     (`join`), as `translate_lines` and eval.py treat a line. `prefixes`: per
-    text, English words its translation must start with (or None)."""
+    text, target-language text its translation must start with (or None)."""
     return [best[0] for best in self.nbest(texts, prefixes, **{**decoding, "n_best": 1})]
 
   def nbest(self, texts: list[str], prefixes: list[str | None] | None = None,
@@ -300,7 +302,7 @@ class Translator(LoadedModel):
   def _sentences(self, text: str, where: str) -> list[str]:
     """`text`'s sentences that hold a character (`sentences.split_sentences`)."""
     check_unicode(text, where, option="texts")
-    return [s for s in split_sentences(text) if self.task.source_tokens(s)]
+    return [s for s in split_sentences(text, self.task.source_side.spaced) if self.task.source_tokens(s)]
 
   def _translate(self, texts: list[str], sentences: list[list[str]], options: DecodeOptions,
                  prefixes: list[str | None] | None = None, name=lambda n: f"#{n}") -> list[LineTranslation]:
@@ -318,13 +320,14 @@ class Translator(LoadedModel):
       start += len(found)
       chars = [c for h in segments for c in h[0].source]
       warning = self.task.source_warning(chars, sum(h[0].unknown for h in segments)) if chars else None
-      lines.append(LineTranslation(source=text, sentences=found, segments=segments, warning=warning))
+      lines.append(LineTranslation(source=text, sentences=found, segments=segments, warning=warning,
+                                   separator=" " if self.task.target_side.spaced else ""))
     return lines
 
   def sentence_nbest(self, sentences: list[str], prefixes: list[str | None] | None = None,
                      names: list[str] | None = None, **decoding) -> list[list[Translation]]:
     """The `n_best` best hypotheses of each sentence (not split further), each
-    starting with its prefix (English words) when one is given (`names`: how
+    starting with its prefix (target-language text) when one is given (`names`: how
     errors name the sentences; default #1, #2, …). Batched and
     jitted: sentences are grouped by padded length (the training buckets, then
     multiples of 16), so any length is translated whole and only a few shapes
@@ -332,7 +335,8 @@ class Translator(LoadedModel):
     options = DecodeOptions(**decoding)
     encoded = [self.task.encode_source(t, n) for n, t in enumerate(sentences, start=1)]
     vocab = self.task.vocabs["tgt_vocab"]
-    forced = [vocab.encode(self.task.target_tokens(english_tokens(p))) if p else []
+    target = self.task.target_side
+    forced = [vocab.encode(target.tokens(target.units(p)[0])) if p else []
               for p in (prefixes or [None] * len(sentences))]
     results: list[list[Translation]] = [[] for _ in encoded]
 
@@ -358,7 +362,7 @@ class Translator(LoadedModel):
           words = vocab.decode(tokens[row, n])
           ended = bool(np.any(tokens[row, n] == END_ID))
           results[i].append(Translation(
-              source=chars, tokens=words, text=detokenize(self.task.target_words(words)),
+              source=chars, tokens=words, text=target.text_of(words),
               attention=weights[row, n, :len(words) + ended, :len(chars) + 1],
               unknown=unknown, truncated=truncated, score=float(scores[row, n]), ended=ended,
               warning=warning))
@@ -403,11 +407,11 @@ class Translator(LoadedModel):
     Batched by padded (source, target) shape; nothing is cut."""
     if len(sources) != len(references):
       raise UserError(f"{len(sources)} sources but {len(references)} references", option="references")
-    vocab = self.task.vocabs["tgt_vocab"]
+    vocab, target = self.task.vocabs["tgt_vocab"], self.task.target_side
     pairs = []
     for n, (source, reference) in enumerate(zip(sources, references), start=1):
       check_unicode(reference, f"#{n}", option="references")
-      tokens = self.task.target_tokens(english_tokens(reference))
+      tokens = target.tokens(target.units(reference)[0])
       pairs.append((self.task.encode_source(source, n)[1], vocab.encode(tokens), vocab.count_unknown(tokens)))
     shapes = [(self.task.padded_length(len(src)), self.task.padded_length(len(tgt) + 1, side=1))
               for src, tgt, _ in pairs]
@@ -427,7 +431,7 @@ class Translator(LoadedModel):
     """Translates a stream of lines (a file, stdin), yielding one result per
     line in input order. Each line is split into sentences and every sentence
     translated; a blank line gives an empty result. With `prefixed`, a line is
-    TEXT<TAB>PREFIX: its translation starts with the English words PREFIX.
+    TEXT<TAB>PREFIX: its translation starts with PREFIX (target-language text).
     Lines are read `window` at a time (sorted by length inside `nbest`), so a
     file of any size streams. If reading a line raises (a bad line of a
     file), the lines before it are still yielded first."""

@@ -85,7 +85,7 @@ def setup_jax() -> None:
 def train_parser() -> argparse.ArgumentParser:
   p = Parser(prog="train.py", description="Train a translation or sentiment model.")
   p.add_argument("--task", choices=config_lib.TASKS, default=None,
-                 help="nmt (Chinese→English) or sentiment (IMDB); default nmt, or the workdir's")
+                 help="nmt (translation; Chinese→English by default) or sentiment (IMDB); default nmt, or the workdir's")
   p.add_argument("--workdir", default=None,
                  help="folder for checkpoints, config, vocabularies, metrics (default runs/TASK)")
   p.add_argument("--preset", default=None, help="named recipe, the file nmt_flax/configs/TASK/NAME.yaml: "
@@ -170,9 +170,9 @@ def eval_parser() -> argparse.ArgumentParser:
   p.add_argument("--output-json", default=None, help="also write the scores to this file")
   p.add_argument("--translate", action="append", default=[], metavar="TEXT",
                  help="nmt: translate this text (repeatable)")
-  p.add_argument("--prefix", action="append", default=None, metavar="WORDS",
-                 help="nmt: the translation of the matching --translate must start with these "
-                 "English words (repeatable, one per --translate, in order)")
+  p.add_argument("--prefix", action="append", default=None, metavar="TEXT",
+                 help="nmt: the translation of the matching --translate must start with this "
+                 "target-language text (repeatable, one per --translate, in order)")
   p.add_argument("--prefix-column", action="store_true",
                  help="nmt --input: each line is TEXT<TAB>PREFIX; its translation starts with PREFIX")
   p.add_argument("--input", default=None, metavar="FILE",
@@ -262,7 +262,7 @@ def _translate_input(model: api.Translator, args, decoding: dict) -> None:
   interactive = args.input == "-" and sys.stdin.isatty()
   lines = data.stream_lines(args.input)
   if interactive:
-    print("nmt-flax: type Chinese text, Enter to translate, Ctrl-D to quit", file=sys.stderr)
+    print("nmt-flax: type text to translate, Enter to translate, Ctrl-D to quit", file=sys.stderr)
   metadata = {**model.metadata(), "decoding": decoding}
   with _output(args.output, reading=args.input) as out:
     bar = None if interactive or not sys.stderr.isatty() else training.progress_bar(None, "translating", "line")
@@ -310,12 +310,13 @@ def _plot_heads(model: api.Translator, translation: api.Translation, layer: int,
 def _score_pairs(model: api.Translator, args) -> None:
   """--score: one JSON line per pair of --data: log P(reference | source)."""
   if not args.data:
-    raise UserError("--score: needs --data PAIRS (English<TAB>Chinese lines) to score")
-  pairs = data.read_pairs(Path(args.data))
+    raise UserError("--score: needs --data PAIRS (tab-separated, in the columns the model was "
+                    "trained with) to score")
+  pairs = model.task.read_corpus(args.data)
   with _output(args.output, reading=args.data) as out:
-    scores = model.score([p.chinese for p in pairs], [p.english for p in pairs])
+    scores = model.score([p.source for p in pairs], [p.target for p in pairs])
     for n, (pair, score) in enumerate(zip(pairs, scores)):
-      record = {"line": pair.line, "source": pair.chinese, "reference": pair.english,
+      record = {"line": pair.line, "source": pair.source, "reference": pair.target,
                 "log_prob": score.log_prob, "tokens": score.tokens,
                 "mean_log_prob": score.mean_log_prob, "unknown_words": score.unknown_words}
       out.write(_json_line(record, model.metadata() if n == 0 else None))
@@ -344,8 +345,9 @@ def _eval_translation(model: api.Translator, args) -> None:
     nbest = model.nbest(args.translate, args.prefix, **decoding, n_best=args.n_best)
     results = [hyps[0] for hyps in nbest]
     font = plotting.find_cjk_font(args.font) if args.plot_attention else None
+    unit = "character(s)" if model.task.source_side.unit == "char" else "token(s)"
     for n, (text, r) in enumerate(zip(args.translate, results), start=1):
-      print(f"{text} -> {r.text}" + (f"  ({r.unknown} unknown character(s))" if r.unknown else ""))
+      print(f"{text} -> {r.text}" + (f"  ({r.unknown} unknown {unit})" if r.unknown else ""))
       _notes(f"#{n}", r)
       for rank, alt in enumerate(nbest[n - 1][1:], start=2):
         print(f"  {rank}. {alt.text}  (score {alt.score:.3f})")

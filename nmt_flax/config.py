@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from nmt_flax import attention
+from nmt_flax import attention, sides
 from nmt_flax.checkpoint import is_trained
 from nmt_flax.errors import UserError
 
@@ -24,7 +24,16 @@ def _opt(default, help_text, choices=None):
 class Config:
   task: str = _opt("nmt", "which task to train", TASKS)
   data: str | None = _opt(None, "data file (default: $NMT_FLAX_DATA/ or data/ with the "
-                          "task's standard file name)")
+                          "task's standard file name); NMT: tab-separated columns (--columns)")
+  source: str | None = _opt(None, "NMT: a source-side text file, one sentence per line, with "
+                            "--target (instead of --data): a line-aligned file pair such as "
+                            "train.zh / train.en")
+  target: str | None = _opt(None, "NMT: the target-side file of the pair given by --source")
+  columns: str | None = _opt(None, "NMT: the source and target columns of --data, from 1, as "
+                             "SRC,TGT (default: the manythings layout, English in column 1 and "
+                             "the other language in column 2)")
+  source_lang: str = _opt("zh", "NMT: the source language (an ISO code: zh, en, de, ...)")
+  target_lang: str = _opt("en", "NMT: the target language")
   # Model
   model: str = _opt("gru", "NMT model family: gru (the lab's: GRU encoder, attention, GRU "
                     "decoder; nmt_flax/seq2seq.py) or transformer (Vaswani et al.: --units "
@@ -81,11 +90,14 @@ class Config:
                               "before anything else (training data and every input), so both "
                               "spellings of a sentence are one input; keep: no conversion",
                               ("simplified", "traditional", "keep"))
-  target_tokens: str = _opt("word", "NMT: English output units: words (the lab's), or bpe: "
-                            "SentencePiece BPE pieces learnt from the training targets "
-                            "(needs pip install -e \".[subwords]\"); BLEU is on words either way",
-                            ("word", "bpe"))
-  bpe_size: int = _opt(2000, "NMT: SentencePiece vocabulary size for --target-tokens bpe")
+  source_tokens: str | None = _opt(None, "NMT: source units: char (the default for zh, ja, "
+                                   "ko), word (the default for others; en: the lab's rule), or "
+                                   "bpe / unigram: SentencePiece pieces of those learnt from the "
+                                   "training sources (needs pip install -e \".[subwords]\")",
+                                   sides.UNITS)
+  target_tokens: str | None = _opt(None, "NMT: target units, as --source-tokens; BLEU is on the "
+                                   "joined words or characters either way", sides.UNITS)
+  bpe_size: int = _opt(2000, "NMT: SentencePiece vocabulary size of a bpe or unigram side")
   buckets: str = _opt("10x10,12x12,16x14,24x20,40x32",
                       "NMT: padded source x target lengths of the length buckets; the "
                       "last one is the maximum (longer training pairs are dropped)")
@@ -126,6 +138,13 @@ class Config:
     if self.model == "transformer":
       return f"transformer: width {self.units}, {self.layers} layers, {self.heads} heads, feed-forward {self.ff_dim}"
     return f"units {self.units}, attention {self.attention}"
+
+  @property
+  def text_sides(self) -> tuple["sides.Side", "sides.Side"]:
+    """The (source, target) sides, without subword models (`Translation.sides` has them)."""
+    return tuple(sides.Side(lang, unit or sides.default_unit(lang), self.chinese_script)
+                 for lang, unit in ((self.source_lang, self.source_tokens),
+                                    (self.target_lang, self.target_tokens)))
 
   @property
   def data_seed(self) -> int:
@@ -206,7 +225,7 @@ PRESETS = _presets()
 
 
 # Options a rerun on an existing workdir may change without making a new model.
-RESUMABLE = frozenset({"data", "epochs", "checkpoint_every", "keep_checkpoints", "keep_best", "patience",
+RESUMABLE = frozenset({"data", "source", "target", "epochs", "checkpoint_every", "keep_checkpoints", "keep_best", "patience",
                        "max_bad_steps", "tensorboard"})
 
 
@@ -277,7 +296,8 @@ def validate(config: Config) -> None:
   """Checks ranges and choices, naming the offending option."""
   for f in dataclasses.fields(config):
     choices, value = f.metadata.get("choices"), getattr(config, f.name)
-    _check(not choices or value in choices, f.name, f"{value!r}: expected one of {', '.join(choices or ())}")
+    _check(not choices or value in choices or value is None and f.default is None, f.name,
+           f"{value!r}: expected one of {', '.join(choices or ())}")
   attention.get(config.attention)  # raises a UserError listing the valid names
   for name in ("embedding_dim", "units", "layers", "heads", "ff_dim", "epochs", "batch_size", "checkpoint_every", "max_bad_steps",
                "max_len", "vocab_size", "keep_checkpoints", "keep_best"):
@@ -308,6 +328,29 @@ def validate(config: Config) -> None:
   _check(config.bpe_size >= 100, "bpe_size", f"must be 100 or more, got {config.bpe_size}")
   _check(config.learning_rate > 0, "learning_rate", f"must be positive, got {config.learning_rate}")
   config.bucket_shapes  # pylint: disable=pointless-statement  (validates buckets)
+  validate_corpus(config)
+
+
+def validate_corpus(config: Config) -> None:
+  """The corpus flags of a translation config: languages, units, sources."""
+  for which, side in zip(("source", "target"), config.text_sides):
+    option = f"{which}_lang"
+    _check(sides.is_language_code(side.lang), option,
+           f"{side.lang!r}: expected a language code such as zh, en or deu")
+    if side.unit == "word" and not side.spaced:
+      raise UserError(f"word: {side.lang} is written without spaces between words; use char, bpe "
+                      "or unigram", option=f"{which}_tokens")
+    if side.unit == "char" and side.spaced:
+      raise UserError(f"char: {side.lang} is written with spaces between words; use word, bpe "
+                      "or unigram", option=f"{which}_tokens")
+  _check((config.source is None) == (config.target is None), "target" if config.target is None else "source",
+         "--source and --target name the two files of a pair: give both")
+  _check(config.source is None or config.data is None, "data",
+         "give either --data (one tab-separated file) or --source and --target (a file pair), not both")
+  if config.columns is not None:
+    columns = config.columns.split(",")
+    _check(len(columns) == 2 and all(c.isdigit() and int(c) > 0 for c in columns) and columns[0] != columns[1],
+           "columns", f"{config.columns!r}: expected two different column numbers from 1, such as 2,1")
 
 
 def merge_with_stored(stored: Config, flags: dict[str, Any], where: Path) -> Config:

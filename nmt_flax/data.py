@@ -34,9 +34,9 @@ def find_data_file(task: str, given: str | None) -> Path:
 
 @dataclasses.dataclass(frozen=True)
 class Pair:
-  """One line of an English<TAB>Chinese file (a third column, attribution, is ignored)."""
-  english: str
-  chinese: str
+  """One sentence pair and the line it came from (of the file, or of both files of a pair)."""
+  source: str
+  target: str
   line: int
 
 
@@ -83,21 +83,55 @@ def stream_lines(path: str, stdin: BinaryIO | None = None) -> Iterator[str]:
       lines.close()
 
 
-def read_pairs(path: Path) -> list[Pair]:
-  """Reads a parallel file; blank lines are skipped, a line without a tab is an error."""
-  pairs = []
+def default_columns(source_lang: str, target_lang: str) -> tuple[int, int]:
+  """(source, target) columns of a manythings file: English first, the other language second."""
+  return (2, 1) if target_lang == "en" and source_lang != "en" else (1, 2)
+
+
+def read_pairs(path: Path, columns: tuple[int, int] = (2, 1), names=("source", "target")) -> list[Pair]:
+  """Reads a tab-separated file, the source and target from `columns` (from 1;
+  other columns, such as manythings' attribution, are ignored). Blank lines
+  are skipped; a line short of a column, or with an empty side, is an error."""
+  pairs, need = [], max(columns)
   for number, line in enumerate(read_lines(path), start=1):
     if not line.strip():
       continue
-    columns = line.split("\t")
-    if len(columns) < 2:
-      raise UserError(f"{path}:{number}: expected English<TAB>Chinese, found no tab")
-    english, chinese = columns[0].strip(), columns[1].strip()
-    if not english or not chinese:
-      raise UserError(f"{path}:{number}: empty {'English' if not english else 'Chinese'} side")
-    pairs.append(Pair(english, chinese, number))
+    fields = line.split("\t")
+    if len(fields) < need:
+      raise UserError(f"{path}:{number}: expected at least {need} tab-separated columns, found "
+                      f"{len(fields)}")
+    source, target = (fields[c - 1].strip() for c in columns)
+    for side, text in zip(names, (source, target)):
+      if not text:
+        raise UserError(f"{path}:{number}: empty {side} side (column {columns[names.index(side)]})")
+    pairs.append(Pair(source, target, number))
   if not pairs:
     raise UserError(f"{path}: no sentence pairs (the file is empty)")
+  return pairs
+
+
+def read_file_pair(source: Path, target: Path) -> list[Pair]:
+  """Reads two line-aligned files (line n of one translates line n of the
+  other); lines blank on both sides are skipped, blank on one side an error."""
+  paths = (Path(source), Path(target))
+  sources, targets = (read_lines(path) for path in paths)
+  for lines in (sources, targets):  # a final newline is no line
+    if lines and lines[-1] == "":
+      lines.pop()
+  if len(sources) != len(targets):
+    raise UserError(f"{paths[0]} has {len(sources)} lines but {paths[1]} has {len(targets)}: a file "
+                    "pair needs one line per sentence on each side", option="source")
+  pairs = []
+  for number, (s, t) in enumerate(zip(sources, targets), start=1):
+    s, t = s.strip(), t.strip()
+    if not s and not t:
+      continue
+    if not s or not t:
+      raise UserError(f"{paths[0] if not s else paths[1]}:{number}: empty line, but line {number} "
+                      f"of {paths[1] if not s else paths[0]} is not")
+    pairs.append(Pair(s, t, number))
+  if not pairs:
+    raise UserError(f"{paths[0]}: no sentence pairs (the files are empty)", option="source")
   return pairs
 
 

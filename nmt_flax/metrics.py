@@ -9,14 +9,16 @@ from nmt_flax.vocab import UNK
 UNK_IN_SCORING = "\u2047"
 
 
-def translation_scores(hypotheses: list[str], references: list[str]) -> dict:
-  """Corpus BLEU, chrF and TER (sacrebleu) of space-tokenised English (13a
-  tokeniser on top for BLEU), case-insensitive (signatures say case:lc), with
-  <unk> as one unmatched token. TER is an edit rate: lower is better."""
+def translation_scores(hypotheses: list[str], references: list[str], tokenize: str = "13a") -> dict:
+  """Corpus BLEU, chrF and TER (sacrebleu), case-insensitive (signatures say
+  case:lc), with <unk> as one unmatched token. Words come space-separated and
+  BLEU's `tokenize` runs on top: 13a, or zh / char for a target written
+  without spaces (`sides.BLEU_TOKENIZERS`), which TER then splits by
+  character too (asian:yes). TER is an edit rate: lower is better."""
   import sacrebleu  # pylint: disable=import-outside-toplevel
-  bleu = sacrebleu.metrics.BLEU(lowercase=True, force=True)  # force: inputs are already tokenised
+  bleu = sacrebleu.metrics.BLEU(lowercase=True, force=True, tokenize=tokenize)  # force: already tokenised
   chrf = sacrebleu.metrics.CHRF(lowercase=True)
-  ter = sacrebleu.metrics.TER(case_sensitive=False)
+  ter = sacrebleu.metrics.TER(case_sensitive=False, asian_support=tokenize != "13a")
   hypotheses = [h.replace(UNK, UNK_IN_SCORING) for h in hypotheses]
   return {
       "bleu": bleu.corpus_score(hypotheses, [references]).score,

@@ -16,6 +16,7 @@ _FINAL = "。！？；!?;"
 _CLOSING = "」』”’\"')）】》〉"
 _SENTENCE = re.compile(rf"[^{_FINAL}\n]*(?:[{_FINAL}]+[{re.escape(_CLOSING)}]*|\n|$)")
 _QUOTE_END = re.compile(rf"[{_FINAL}][{re.escape(_CLOSING)}]+$")
+_AFTER_FULL_STOP = re.compile(r"(?<=\.)\s+")
 SPEAKING = "说說问問道答喊叫想笑哭讲講叹嘆称稱"  # 他问。 她笑道。 老师说。
 ATTRIBUTION_CHARS = 8
 
@@ -24,17 +25,23 @@ def _is_attribution(piece: str) -> bool:
   return len(piece) <= ATTRIBUTION_CHARS and any(c in SPEAKING for c in piece)
 
 
-def split_sentences(text: str) -> list[str]:
+def split_sentences(text: str, full_stop: bool = False) -> list[str]:
   """The sentences of `text`, punctuation kept, surrounding whitespace dropped;
-  pieces with nothing but whitespace are left out.
+  pieces with nothing but whitespace are left out. full_stop (a language
+  written with spaces): a `.` followed by whitespace ends a sentence too.
 
   >>> split_sentences("今天天气很好，我们去公园散步吧。然后我们可以去吃晚饭。你觉得怎么样？")
   ['今天天气很好，我们去公园散步吧。', '然后我们可以去吃晚饭。', '你觉得怎么样？']
   >>> split_sentences("“你去吗？”他问。我想……算了吧。")
   ['“你去吗？”他问。', '我想……算了吧。']
+  >>> split_sentences("It is 3.5 km. Let's go! Now?", full_stop=True)
+  ['It is 3.5 km.', "Let's go!", 'Now?']
   """
   sentences: list[str] = []
-  for raw in _SENTENCE.findall(text):
+  pieces = _SENTENCE.findall(text)
+  if full_stop:
+    pieces = [part for piece in pieces for part in _AFTER_FULL_STOP.split(piece)]
+  for raw in pieces:
     piece = raw.strip()
     if not piece:
       continue

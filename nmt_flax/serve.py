@@ -96,6 +96,16 @@ class MicroBatcher:
       start += len(request_texts)
 
 
+# The page's heading and example input (the model's languages; codes without a name show as codes)
+LANGUAGE_NAMES = {"zh": "Chinese", "en": "English", "de": "German", "fr": "French", "es": "Spanish",
+                  "it": "Italian", "pt": "Portuguese", "ru": "Russian", "ja": "Japanese", "ko": "Korean"}
+EXAMPLES = {"zh": "输入中文，例如：我有一隻貓。", "en": "Type English, e.g. I have a cat."}
+
+
+def language_name(code: str) -> str:
+  return LANGUAGE_NAMES.get(code, code)
+
+
 def translation_json(text: str, hypotheses: list[api.Translation]) -> dict:
   """`text` as given, its best translation with the alignment (`source_tokens`:
   what the model read), and every hypothesis."""
@@ -231,9 +241,15 @@ def create_app(models: list, max_texts: int = 64, max_chars: int = 2000, batch_w
       return error(404, plotting.NO_FONT_NOTE.removeprefix("note: "))
     return responses.FileResponse(font_file, headers={"Cache-Control": "max-age=86400"})
 
+  source_lang, target_lang = (translator.task.config.source_lang, translator.task.config.target_lang) \
+      if translator else ("zh", "en")
+  page_text = resources.files("nmt_flax").joinpath("static/index.html").read_text(encoding="utf-8").replace(
+      "{{languages}}", f"{language_name(source_lang)} → {language_name(target_lang)}").replace(
+      "{{example}}", EXAMPLES.get(source_lang, "Type a sentence"))
+
   @app.get("/", response_class=responses.HTMLResponse)
   async def page():
-    return resources.files("nmt_flax").joinpath("static/index.html").read_text(encoding="utf-8")
+    return page_text
 
   @app.post("/translate")
   async def translate(request: TranslateRequest):

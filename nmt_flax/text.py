@@ -8,7 +8,6 @@ from nmt_flax.errors import UserError
 MAX_INPUT_CHARS = 10_000  # free text longer than this is cut before any regex runs
 
 _EN_PUNCT = re.compile(r"([?.!,])")
-_SPACES = re.compile(r"\s+")
 _HTML_TAG = re.compile(r"<[^>]*>")  # what the lab's broken r'<[^>+>+' meant
 _NON_LETTER = re.compile(r"[^a-z]")
 
@@ -26,7 +25,7 @@ def english_tokens(text: str) -> list[str]:
   return text.split()
 
 
-# OpenCC configurations for `chinese_tokens(script=…)`: phrase-aware conversions
+# OpenCC configurations for `chinese_text(script=…)`: phrase-aware conversions
 # (乾燥 -> 干燥 but 乾隆 stays), applied to whole sentences before splitting.
 OPENCC_CONFIGS = {"simplified": "t2s", "traditional": "s2t"}
 
@@ -67,11 +66,6 @@ def chinese_text(text: str, script: str = "keep") -> tuple[list[str], bool]:
   return [c for c in text if _is_token(c)], cut
 
 
-def chinese_tokens(text: str, script: str = "keep") -> list[str]:
-  """The tokens of `chinese_text`."""
-  return chinese_text(text, script)[0]
-
-
 def is_han(c: str) -> bool:
   """A Chinese character (CJK unified or compatibility ideograph)."""
   return any(low <= ord(c) <= high for low, high in HAN_RANGES)
@@ -96,8 +90,3 @@ def review_tokens(text: str) -> list[str]:
   text = _HTML_TAG.sub(" ", text[:MAX_INPUT_CHARS * 10]).lower()
   text = _NON_LETTER.sub(" ", strip_accents(text))
   return [w for w in text.split() if len(w) > 1]
-
-
-def detokenize(tokens: list[str]) -> str:
-  """Join target tokens into the space-separated form BLEU is computed on."""
-  return _SPACES.sub(" ", " ".join(tokens)).strip()

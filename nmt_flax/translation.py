@@ -1,13 +1,16 @@
-"""The Chinese→English task: character source, word target, a GRU or Transformer model, BLEU."""
+"""The translation task: any language pair (Chinese→English by default:
+character source, word target), a GRU or Transformer model, BLEU."""
+import dataclasses
 import functools
 import math
 import unicodedata
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from nmt_flax import data, metrics, subwords
+from nmt_flax import data, metrics
 from nmt_flax.batching import assign_buckets, pad
 from nmt_flax.beam import beam_search
 from nmt_flax.decoding import DecodeOptions, greedy_decode, sampling_pick
@@ -16,7 +19,8 @@ from nmt_flax.losses import compact_token_cross_entropy, token_losses
 from nmt_flax.seq2seq import Seq2Seq
 from nmt_flax.transformer import Transformer
 from nmt_flax.tasks import Split, Task, register
-from nmt_flax.text import check_unicode, chinese_text, chinese_tokens, detokenize, english_tokens, is_han
+from nmt_flax.sides import Side
+from nmt_flax.text import check_unicode, is_han
 from nmt_flax.vocab import END_ID, PAD_ID, START_ID, Vocabulary
 
 
@@ -27,66 +31,86 @@ class Translation(Task):
   vocab_files = ("src_vocab", "tgt_vocab")
 
   # --- text -------------------------------------------------------------
-  # Every sentence, from the data file, an evaluation file or a user, goes
-  # through these two, so a model always sees text as it was trained on it.
+  # Every sentence, from the data, an evaluation file or a user, goes through
+  # the two sides (`nmt_flax.sides`), so a model always sees text as it was
+  # trained on it.
+  @property
+  def sides(self) -> tuple[Side, Side]:
+    """(source, target) sides, with their subword models once the vocabularies exist."""
+    found = self.config.text_sides
+    if not self.vocabs:
+      return found
+    return tuple(dataclasses.replace(side, subword_model=self.vocabs[name].subword_model)
+                 for side, name in zip(found, self.vocab_files))
+
+  @property
+  def source_side(self) -> Side:
+    return self.sides[0]
+
+  @property
+  def target_side(self) -> Side:
+    return self.sides[1]
+
   def source_tokens(self, text: str) -> list[str]:
-    """Chinese text -> characters, in the configured script."""
-    return chinese_tokens(text, self.config.chinese_script)
-
-  def target_tokens(self, words: list[str]) -> list[str]:
-    """English words (`text.english_tokens`) -> output tokens: the words, or BPE pieces."""
-    return self.segmenter.split(words) if self.segmenter else words
-
-  def target_words(self, tokens: list[str]) -> list[str]:
-    """The inverse of `target_tokens`: output tokens -> words."""
-    return self.segmenter.join(tokens) if self.segmenter else tokens
-
-  @functools.cached_property
-  def segmenter(self) -> subwords.Segmenter | None:
-    model = self.vocabs["tgt_vocab"].subword_model
-    return subwords.Segmenter(model) if model else None
+    """Source text -> the model's source tokens."""
+    side = self.source_side
+    return side.tokens(side.units(text)[0])
 
   # --- data -------------------------------------------------------------
+  def read_corpus(self, path: str | None = None) -> list[data.Pair]:
+    """The configured corpus (--data with --columns, or --source/--target), or
+    the tab-separated file `path` in the same columns."""
+    config = self.config
+    if config.source and path is None:
+      return data.read_file_pair(Path(config.source), Path(config.target))
+    columns = (tuple(int(c) for c in config.columns.split(",")) if config.columns
+               else data.default_columns(config.source_lang, config.target_lang))
+    return data.read_pairs(Path(path) if path else data.find_data_file("nmt", config.data), columns,
+                           names=(config.source_lang, config.target_lang))
+
   def load_splits(self) -> dict[str, Split]:
-    """train/val/test by unique source sentence as written (NFKC), so every
-    setting of --chinese-script splits the same pairs; plus 'test-unseen': the
-    test pairs whose English is no training target and whose Chinese, in
-    simplified script, is no training source (no reference or script twin
-    seen in training)."""
-    path = data.find_data_file("nmt", self.config.data)
-    pairs = data.read_pairs(path)[:self.config.max_examples]
-    written = [chinese_tokens(p.chinese) for p in pairs]
-    targets = [english_tokens(p.english) for p in pairs]
+    """train/val/test by unique source sentence as written (NFKC, before any
+    script conversion), so every setting of --chinese-script splits the same
+    pairs; plus 'test-unseen': the test pairs whose target is no training
+    target and whose source (a Chinese one in simplified script) is no
+    training source (no reference or script twin seen in training)."""
+    pairs = self.read_corpus()[:self.config.max_examples]
+    source, target = self.config.text_sides
+    as_written, simplified = (dataclasses.replace(source, script=script) for script in ("keep", "simplified"))
+    written = [as_written.units(p.source)[0] for p in pairs]
+    targets = [target.units(p.target)[0] for p in pairs]
     keep = [i for i in range(len(pairs)) if written[i] and targets[i]]
     written, targets = [written[i] for i in keep], [targets[i] for i in keep]
-    raw = [pairs[i].chinese for i in keep]
-    indices = data.split_by_source(["".join(s) for s in written], self.config.val_fraction,
+    raw = [pairs[i].source for i in keep]
+    indices = data.split_by_source([as_written.join(s) for s in written], self.config.val_fraction,
                                    self.config.test_fraction, self.config.data_seed)
-    sources = [self.source_tokens(t) for t in raw]
+    units = [source.units(t)[0] for t in raw]
     if not self.vocabs:
-      self.build_vocabs([sources[i] for i in indices["train"]], [targets[i] for i in indices["train"]])
-    simplified = [tuple(chinese_tokens(t, "simplified")) for t in raw]
+      self.build_vocabs([units[i] for i in indices["train"]], [targets[i] for i in indices["train"]])
+    folded = [tuple(simplified.units(t)[0]) for t in raw]
     seen_targets = {tuple(targets[i]) for i in indices["train"]}
-    seen_sources = {simplified[i] for i in indices["train"]}
+    seen_sources = {folded[i] for i in indices["train"]}
     indices["test-unseen"] = np.array([i for i in indices["test"] if tuple(targets[i]) not in seen_targets
-                                       and simplified[i] not in seen_sources], np.int64)
+                                       and folded[i] not in seen_sources], np.int64)
+    sources = [self.source_side.tokens(u) for u in units]
     return {name: self.make_split([sources[i] for i in rows], [targets[i] for i in rows],
                                   drop_long=name == "train")
             for name, rows in indices.items() if len(rows)}
 
   def build_vocabs(self, sources: list[list[str]], targets: list[list[str]]) -> None:
-    """Vocabularies from the training split: characters, and words or (with
-    --target-tokens bpe) the pieces of a BPE model learnt on the targets."""
-    model = subwords.learn(targets, self.config.bpe_size) if self.config.target_tokens == "bpe" else None
-    segmenter = subwords.Segmenter(model) if model else None
-    self.vocabs = {"src_vocab": Vocabulary.build(sources),
-                   "tgt_vocab": Vocabulary.build((segmenter.split(t) for t in targets) if model
-                                                 else targets, subword_model=model)}
+    """Vocabularies from the training split (units of each side): the units,
+    or the pieces of a subword model learnt on them (--source-tokens /
+    --target-tokens bpe or unigram), stored in the vocabulary file."""
+    self.vocabs = {}
+    for name, side, sentences in zip(self.vocab_files, self.config.text_sides, (sources, targets)):
+      side = side.learn_subwords(sentences, self.config.bpe_size)
+      self.vocabs[name] = Vocabulary.build((side.tokens(s) for s in sentences),
+                                           subword_model=side.subword_model)
 
   def make_split(self, sources: list[list[str]], targets: list[list[str]],
                  drop_long: bool) -> Split:
-    """Encodes and buckets sources (characters, from `source_tokens`) and
-    targets (words). Pairs longer than the last bucket are
+    """Encodes and buckets sources (tokens, from `source_tokens`) and targets
+    (units of the target side: words or characters). Pairs longer than the last bucket are
     dropped (training) or cut to it (evaluation); both are counted in `extras`.
 
     Evaluation splits get a single bucket of the longest shape, sorted by
@@ -96,7 +120,7 @@ class Translation(Task):
     src_vocab, tgt_vocab = self.vocabs["src_vocab"], self.vocabs["tgt_vocab"]
     shapes = self.config.bucket_shapes
     src_ids = [src_vocab.encode(s) + [END_ID] for s in sources]
-    tgt_ids = [tgt_vocab.encode(self.target_tokens(t)) for t in targets]
+    tgt_ids = [tgt_vocab.encode(self.target_side.tokens(t)) for t in targets]
     lengths = [(len(s), len(t) + 1) for s, t in zip(src_ids, tgt_ids)]
     bucket_of = assign_buckets(lengths, shapes)
     too_long = bucket_of < 0
@@ -116,7 +140,8 @@ class Translation(Task):
                         "example": np.asarray(rows, np.int64)})
     unknown = sum(src_vocab.count_unknown(s) for s in sources)
     return Split(buckets=buckets, size=len(keep), extras={
-        "references": [detokenize(t) for t in targets], "sources": ["".join(s) for s in sources],
+        "references": [self.target_side.join(t) for t in targets],
+        "sources": [self.source_side.text_of(s) for s in sources],
         "too_long": int(too_long.sum()), "unknown_chars": unknown,
         "source_chars": sum(len(s) for s in sources)})
 
@@ -260,19 +285,21 @@ class Translation(Task):
 
   def decode_split(self, params, split: Split,
                    options: DecodeOptions = DecodeOptions()) -> list[list[str]]:
-    """Best translation (words) of every example of `split`, in the split's order."""
+    """Best translation (target units: words or characters) of every example of
+    `split`, in the split's order."""
     hypotheses: list[list[str]] = [[] for _ in split.extras["references"]]
     tgt_vocab = self.vocabs["tgt_vocab"]
     for batch in self.batches(split):
       tokens, _, _ = self.translate_batch(params, self.on_devices({"src": batch["src"]})["src"], options)
       tokens = self.fetch(tokens)
       for row in np.flatnonzero(batch["weight"]):
-        hypotheses[batch["example"][row]] = self.target_words(tgt_vocab.decode(tokens[row, 0]))
+        hypotheses[batch["example"][row]] = self.target_side.units_of(tgt_vocab.decode(tokens[row, 0]))
     return hypotheses
 
   def evaluate(self, params, split: Split, options: DecodeOptions = DecodeOptions()) -> dict:
-    hypotheses = [detokenize(h) for h in self.decode_split(params, split, options)]
-    scores = metrics.translation_scores(hypotheses, split.extras["references"])
+    hypotheses = [self.target_side.join(h) for h in self.decode_split(params, split, options)]
+    scores = metrics.translation_scores(hypotheses, split.extras["references"],
+                                        self.target_side.bleu_tokenizer)
     return {"loss": self.mean_loss(params, split), **scores, "decoder": options.name,
             "num_sentences": split.size, "unknown_chars": split.extras["unknown_chars"],
             "cut_to_max_len": split.extras["too_long"]}
@@ -282,29 +309,31 @@ class Translation(Task):
   WEIGHTS_BUDGET = 2 ** 26  # floats in one batch's attention buffer [rows, max_len, src_len]
 
   def encode_source(self, text: str, n: int = 1) -> tuple[list[str], list[int], int, bool]:
-    """One sentence -> (characters, ids with <end>, unknown characters, truncated).
+    """One sentence -> (tokens, ids with <end>, unknown tokens, truncated).
 
     Nothing is cut below the hard limit of `text.MAX_INPUT_CHARS` characters
     (truncated says characters past it were lost). Raises UserError for a
     sentence with no character left after normalisation or one that is not
     valid Unicode (`n` numbers it in the message)."""
     check_unicode(text, f"#{n}", option="texts")
-    chars, cut = chinese_text(text, self.config.chinese_script)
-    if not chars:
+    side = self.source_side
+    units, cut = side.units(text)
+    if not units:
       raise UserError(f"#{n}: the sentence is empty", option="texts")
-    vocab = self.vocabs["src_vocab"]
-    return chars, vocab.encode(chars) + [END_ID], vocab.count_unknown(chars), cut
+    tokens, vocab = side.tokens(units), self.vocabs["src_vocab"]
+    return tokens, vocab.encode(tokens) + [END_ID], vocab.count_unknown(tokens), cut
 
   def source_warning(self, chars: list[str], unknown: int) -> str | None:
-    """Why a source is unlikely to be translated well, or None: mostly
-    characters never seen in training, or mostly letters that are not Chinese
-    (the model answers anything with confident English)."""
-    letters = [c for c in chars if unicodedata.category(c).startswith("L")]
+    """Why a source is unlikely to be translated well, or None: mostly tokens
+    never seen in training, or, for a Chinese source, mostly letters that are
+    not Chinese (the model answers anything with a confident translation)."""
+    letters = [c for c in "".join(chars) if unicodedata.category(c).startswith("L")]
     han = sum(map(is_han, letters))
-    if han * 2 < len(letters):
+    if self.config.source_lang == "zh" and han * 2 < len(letters):
       return f"mostly not Chinese ({han} of {len(letters)} letters are Chinese characters)"
     if unknown * 2 > len(chars):
-      return f"{unknown} of {len(chars)} characters were never seen in training"
+      unit = "characters" if self.source_side.unit == "char" else "tokens"
+      return f"{unknown} of {len(chars)} {unit} were never seen in training"
     return None
 
   def padded_length(self, length: int, side: int = 0) -> int:

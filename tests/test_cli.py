@@ -13,7 +13,7 @@ from tests.conftest import NMT_FLAGS, TINY_NMT, evaluate, one_error_line, train
     (None, ["no such file"]),
     (b"", ["no sentence pairs"]),
     (b"Hi.\t\xe4\xbd\xa0\xe5\xa5\xbd\nbad \xff line\tx\n", [":2: not UTF-8"]),
-    (b"Hi.\tni\n\nno tab here\n", [":3: expected English<TAB>Chinese"]),
+    (b"Hi.\tni\n\nno tab here\n", [":3: expected at least 2 tab-separated columns, found 1"]),
 ])
 def test_bad_nmt_data_files(tmp_path, capsys, content, fragments):
   path = tmp_path / "pairs.txt"
@@ -27,7 +27,7 @@ def test_data_file_with_bom_crlf_three_columns_and_blank_lines_is_read(tmp_path)
   from nmt_flax.data import read_pairs
   path = tmp_path / "p.txt"
   path.write_bytes("\ufeffHi.\t你好。\tCC-BY\r\n\r\n  \nRun!\t跑！\r\n".encode())
-  assert [(p.english, p.chinese, p.line) for p in read_pairs(path)] == [("Hi.", "你好。", 1), ("Run!", "跑！", 4)]
+  assert [(p.target, p.source, p.line) for p in read_pairs(path)] == [("Hi.", "你好。", 1), ("Run!", "跑！", 4)]
 
 
 @pytest.mark.parametrize("argv, fragments", [

@@ -16,7 +16,7 @@ def test_cmn_zip_member_becomes_a_readable_pairs_file(tmp_path):
     z.writestr("cmn.txt", "Hi.\t你好。\tCC-BY 2.0 (France) Attribution\n")
     z.writestr("_about.txt", "about")
   download.write_atomically(tmp_path / "cmn-eng.txt", download.cmn_eng_from_zip(buffer.getvalue()))
-  assert [(p.english, p.chinese) for p in read_pairs(tmp_path / "cmn-eng.txt")] == [("Hi.", "你好。")]
+  assert [(p.target, p.source) for p in read_pairs(tmp_path / "cmn-eng.txt")] == [("Hi.", "你好。")]
 
 
 def test_aclimdb_tree_becomes_the_review_csv(tmp_path):

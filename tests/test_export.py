@@ -43,7 +43,7 @@ def test_exported_decoders_translate_exactly_as_the_package_without_it(nmt_workd
   assert "exported beam1.jaxexport, beam3.jaxexport for cpu" in capsys.readouterr().out
   # traditional characters as typed, plus one the model never saw and a sentence
   # longer than the training buckets (12): conversion, <unk> and longer shapes
-  sentences = [p.chinese for p in read_pairs(TINY_NMT)][:8] + ["我有一隻貓龘。", "我有一隻貓，" * 4 + "。"]
+  sentences = [p.source for p in read_pairs(TINY_NMT)][:8] + ["我有一隻貓龘。", "我有一隻貓，" * 4 + "。"]
   ran = subprocess.run([sys.executable, "-c", RUN_WITHOUT_PACKAGE, str(out), json.dumps(sentences)],
                        capture_output=True, text=True, cwd=tmp_path, check=False)
   assert ran.returncode == 0, ran.stderr

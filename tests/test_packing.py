@@ -51,7 +51,7 @@ def test_compact_cross_entropy_equals_the_plain_one(smoothing):
   assert max_difference(*grads) < ATOL
 
 
-@pytest.mark.parametrize("options", [{}, dict(bidirectional=True), dict(attention="general")])
+@pytest.mark.parametrize("options", [{}, dict(bidirectional=True, attention="general")])
 def test_skipping_padded_steps_leaves_the_loss_and_its_gradients_unchanged(options):
   """The training loss (packed output loss, steps past every row's end skipped)
   against the plain teacher-forced logits of the same batch with 5 extra

@@ -10,11 +10,11 @@ from nmt_flax import config as config_lib
 from nmt_flax import metrics, subwords, tasks
 from nmt_flax.batching import count_batches, make_batches
 from nmt_flax.decoding import DecodeOptions
-from nmt_flax.text import chinese_tokens, english_tokens
+from nmt_flax.text import chinese_text, english_tokens
 from nmt_flax.vocab import END_ID, NEVER_EMITTED, PAD_ID, UNK_ID, Vocabulary
 from nmt_flax.word_dropout import drop_words
 
-from tests.conftest import TINY_NMT, one_error_line, train
+from tests.conftest import NMT_FLAGS, TINY_NMT, one_error_line, train
 
 TWINS = [("你今晚會去派對嗎?", "你今晚会去派对吗?"), ("我有一隻貓。", "我有一只猫。"),
          ("她明年會去美國嗎?", "她明年会去美国吗?")]
@@ -23,10 +23,10 @@ TWINS = [("你今晚會去派對嗎?", "你今晚会去派对吗?"), ("我有一
 @pytest.mark.parametrize("script", ["simplified", "traditional"])
 def test_both_spellings_are_one_input_and_keep_keeps_them_apart(script):
   for traditional, simplified in TWINS:
-    assert chinese_tokens(traditional, script) == chinese_tokens(simplified, script)
-    assert chinese_tokens(traditional, "keep") != chinese_tokens(simplified, "keep")
-  assert chinese_tokens("我有一隻貓。", "simplified") == list("我有一只猫。")
-  assert chinese_tokens("我有一只猫。", "traditional") == list("我有一隻貓。")
+    assert chinese_text(traditional, script)[0] == chinese_text(simplified, script)[0]
+    assert chinese_text(traditional, "keep")[0] != chinese_text(simplified, "keep")[0]
+  assert chinese_text("我有一隻貓。", "simplified")[0] == list("我有一只猫。")
+  assert chinese_text("我有一只猫。", "traditional")[0] == list("我有一隻貓。")
 
 
 def test_the_default_model_translates_both_spellings_identically(nmt_workdir):
@@ -48,8 +48,7 @@ def test_a_config_written_before_the_script_option_means_keep(nmt_config):
 
 def test_the_script_is_part_of_the_model_on_a_rerun(tmp_path, capsys):
   workdir = tmp_path / "w"
-  flags = ["--data", TINY_NMT, "--workdir", workdir, "--units", "8", "--embedding-dim", "4",
-           "--epochs", "1", "--batch-size", "8", "--buckets", "12x10", "--no-tensorboard"]
+  flags = ["--data", TINY_NMT, "--workdir", workdir, *NMT_FLAGS]  # nmt_workdir's model: compiled once
   assert train(*flags, "--chinese-script", "keep") == 0
   capsys.readouterr()
   assert train(*flags, "--chinese-script", "simplified") == 2
@@ -82,8 +81,9 @@ def test_a_bpe_model_trains_translates_and_is_scored_on_words(nmt_config):
   splits = task.load_splits()
   assert task.vocabs["tgt_vocab"].subword_model is not None
   words = english_tokens("I have a cat.")
-  assert task.target_words(task.target_tokens(words)) == words
-  assert any(t.startswith(subwords.MARK) for t in task.target_tokens(words))
+  side = task.target_side
+  assert side.units_of(side.tokens(words)) == words
+  assert any(t.startswith(subwords.MARK) for t in side.tokens(words))
   params = task.init_params(jax.random.key(0))
   hypotheses = task.decode_split(params, splits["val"])
   assert all(subwords.MARK not in w for h in hypotheses for w in h)  # words, not pieces
@@ -182,16 +182,16 @@ def test_ter_is_word_edits_per_reference_word_case_insensitive():
 # --- the harder test split ----------------------------------------------------
 def test_test_unseen_drops_test_pairs_whose_reference_or_script_twin_was_trained_on(tmp_path, nmt_config):
   lines = TINY_NMT.read_text(encoding="utf-8").splitlines()
-  twins = ["\t".join([e, "".join(chinese_tokens(c, "simplified"))]) for e, c in
+  twins = ["\t".join([e, "".join(chinese_text(c, "simplified")[0])]) for e, c in
            (l.split("\t")[:2] for l in lines)]
   path = tmp_path / "pairs.txt"
   path.write_text("\n".join(lines + twins) + "\n", encoding="utf-8")
   task = tasks.get(nmt_config(data=str(path), test_fraction=0.3, chinese_script="keep"))
   splits = task.load_splits()
   train_refs = set(splits["train"].extras["references"])
-  train_simplified = {"".join(chinese_tokens(s, "simplified")) for s in splits["train"].extras["sources"]}
+  train_simplified = {"".join(chinese_text(s, "simplified")[0]) for s in splits["train"].extras["sources"]}
   test = list(zip(splits["test"].extras["sources"], splits["test"].extras["references"]))
   unseen = list(zip(splits["test-unseen"].extras["sources"], splits["test-unseen"].extras["references"]))
   expected = [(s, r) for s, r in test
-              if r not in train_refs and "".join(chinese_tokens(s, "simplified")) not in train_simplified]
+              if r not in train_refs and "".join(chinese_text(s, "simplified")[0]) not in train_simplified]
   assert sorted(unseen) == sorted(expected) and 0 < len(unseen) < len(test)

@@ -19,7 +19,7 @@ from nmt_flax.checkpoint import Checkpoints
 from nmt_flax.data import read_pairs, read_reviews
 from nmt_flax.errors import UserError
 from nmt_flax.sentences import split_sentences
-from nmt_flax.text import MAX_INPUT_CHARS, chinese_tokens, english_tokens, review_tokens
+from nmt_flax.text import MAX_INPUT_CHARS, chinese_text, english_tokens, review_tokens
 from nmt_flax.vocab import UNK, Vocabulary
 from tests.conftest import NMT_FLAGS, TINY_NMT, evaluate, evaluate_with, one_error_line, train
 
@@ -186,9 +186,9 @@ def write(tmp_path, text, name="pairs.txt"):
 def test_pairs_file_edge_cases(tmp_path):
   path = write(tmp_path, "Hi.\t你好。\t\t\r\nHi.\t你好。\n \t \n\t\t\nRun!\t跑！\tCC-BY\textra\n")
   # trailing tabs and extra columns are ignored, duplicates kept, whitespace-only lines skipped
-  assert [(p.english, p.chinese, p.line) for p in read_pairs(path)] == \
+  assert [(p.target, p.source, p.line) for p in read_pairs(path)] == \
       [("Hi.", "你好。", 1), ("Hi.", "你好。", 2), ("Run!", "跑！", 5)]
-  with pytest.raises(UserError, match=r"pairs.txt:2: empty Chinese side"):
+  with pytest.raises(UserError, match=r"pairs.txt:2: empty source side \(column 2\)"):
     read_pairs(write(tmp_path, "Hi.\t你好。\nOnly English\t  \n"))
 
 
@@ -213,7 +213,7 @@ def is_unicode(text: str) -> bool:
 
 
 def sentences_of(text: str) -> list[str]:
-  return [s for s in split_sentences(text) if chinese_tokens(s)]
+  return [s for s in split_sentences(text) if chinese_text(s)[0]]
 
 
 def with_examples(test):
@@ -228,9 +228,9 @@ def with_examples(test):
 def test_text_pipeline_accepts_any_unicode(text):
   if not is_unicode(text):
     with pytest.raises(UserError, match="not valid Unicode"):
-      chinese_tokens(text)
+      chinese_text(text)[0]
     return
-  chars = chinese_tokens(text)
+  chars = chinese_text(text)[0]
   assert len(chars) <= MAX_INPUT_CHARS
   assert all(len(c) == 1 and not c.isspace() for c in chars)
   words = english_tokens(text)

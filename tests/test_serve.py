@@ -45,7 +45,9 @@ def client(models):
 def test_health_translate_and_classify_answer_what_the_api_answers(client, models):
   translator, classifier = models
   assert client.get("/health").json()["status"] == "ok"
-  assert "<canvas" not in client.get("/").text and 'id="heatmap"' in client.get("/").text
+  page = client.get("/").text  # headed with the model's languages
+  assert "<canvas" not in page and 'id="heatmap"' in page and "<h2>Chinese → English</h2>" in page
+  assert "{{" not in page
   font = client.get("/font")  # the page's Chinese glyphs, whatever the browser has
   assert font.status_code == 200 and font.content[:4] in (b"OTTO", b"\x00\x01\x00\x00", b"ttcf")
   texts = ["我有一隻貓。", "你今晚會去派對嗎?我有一隻貓。"]

@@ -242,7 +242,7 @@ def test_an_interactive_terminal_gets_a_prompt_and_each_line_at_once(nmt_workdir
   finally:
     proc.kill()
     os.close(controller)
-  assert "type Chinese text" in proc.stderr.read().decode()
+  assert "type text to translate" in proc.stderr.read().decode()
   assert first.decode().rstrip("\n") == nmt_flax.load(nmt_workdir).translate(["我有一隻貓。"])[0].text
 
 
