@@ -1,5 +1,6 @@
 import dataclasses
 import json
+import math
 import os
 import shutil
 import signal
@@ -12,6 +13,7 @@ import nmt_flax
 from nmt_flax import tasks, training
 from nmt_flax.batching import epoch_rng
 from nmt_flax.checkpoint import Checkpoints
+from nmt_flax.config import read_stored
 from nmt_flax.decoding import DecodeOptions
 
 
@@ -20,17 +22,13 @@ def params_of(workdir, step=None):
   return ckpt, ckpt.manager.restore(step or ckpt.latest_step())["params"]
 
 
-# a tiny Transformer (--model transformer) for the tests that run both families
-TRANSFORMER = dict(model="transformer", units=16, heads=2, ff_dim=32, layers=1, dropout=0.1)
-
-
 def assert_trees_equal(a, b):
   for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)):
     np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
 
 
 @pytest.mark.parametrize("model", [dict(units=48, embedding_dim=24, epochs=150),
-                                   dict(TRANSFORMER, units=32, heads=4, ff_dim=64, dropout=0.0, epochs=60)],
+                                   dict(model="transformer", units=32, heads=4, ff_dim=64, layers=1, epochs=60)],
                          ids=["gru", "transformer"])
 def test_overfits_tiny_corpus_and_translates_it(nmt_config, tmp_path, model):
   config = nmt_config(learning_rate=1e-2, clip_norm=5.0, val_fraction=0.04, checkpoint_every=150,
@@ -76,19 +74,13 @@ def straight_run(config, tmp_path_factory):
   return _STRAIGHT_RUNS[config]
 
 
-CONSTANT, COSINE = dict(), dict(lr_schedule="cosine", warmup_steps=2, learning_rate=0.01)
 
 
-# mid-epoch with a cosine schedule on a Transformer, and at an epoch's end on the GRU
-@pytest.mark.parametrize("schedule, where", [({**COSINE, **TRANSFORMER}, "mid-epoch"),
-                                             (CONSTANT, "last batch of an epoch")],
-                         ids=["cosine-transformer-mid-epoch", "gru-epoch-end"])
-def test_resume_after_interrupt_equals_uninterrupted_run(nmt_config, tmp_path, tmp_path_factory,
-                                                         monkeypatch, schedule, where):
-  config = nmt_config(epochs=2, **schedule)
-  straight = straight_run(config, tmp_path_factory)
+def check_resume(config, straight, resumed, monkeypatch, interrupt_at: int) -> None:
+  """SIGTERM during step `interrupt_at` of `config`'s run in `resumed`, then a
+  rerun: it ends with the parameters (bit for bit), records and stored scores
+  of the uninterrupted run in `straight`."""
   per_epoch = steps_per_epoch(config)
-  interrupt_at = 2 if where == "mid-epoch" else per_epoch  # the step during which SIGTERM arrives
   make_step = training.make_train_step
 
   def interrupting_step(task):
@@ -103,23 +95,42 @@ def test_resume_after_interrupt_equals_uninterrupted_run(nmt_config, tmp_path, t
 
   monkeypatch.setattr(training, "make_train_step", interrupting_step)
   with pytest.raises(training.Interrupted, match="rerun the same command to resume"):
-    training.train(config, tmp_path / "resumed", log=lambda *_: None)
-  assert Checkpoints(tmp_path / "resumed" / "checkpoints", read_only=True).latest_step() == interrupt_at
-  if where != "mid-epoch":  # the epoch was closed: validated, recorded, saved with its score
-    [record] = records_of(tmp_path / "resumed")
-    assert np.isfinite(record["bleu"]) and stored_scores(tmp_path / "resumed") == {per_epoch: record["bleu"]}
+    training.train(config, resumed, log=lambda *_: None)
+  assert Checkpoints(resumed / "checkpoints", read_only=True).latest_step() == interrupt_at
+  if interrupt_at % per_epoch == 0:  # the epoch was closed: validated, recorded, saved with its score
+    [record] = records_of(resumed)
+    assert np.isfinite(record["bleu"]) and stored_scores(resumed) == {per_epoch: record["bleu"]}
   monkeypatch.setattr(training, "make_train_step", make_step)
-  training.train(config, tmp_path / "resumed", log=lambda *_: None)
+  training.train(config, resumed, log=lambda *_: None)
 
   ckpt_a, straight_params = params_of(straight)
-  ckpt_b, resumed = params_of(tmp_path / "resumed")
+  ckpt_b, resumed_params = params_of(resumed)
   assert ckpt_a.latest_step() == ckpt_b.latest_step()
-  assert_trees_equal(straight_params, resumed)
+  assert_trees_equal(straight_params, resumed_params)
   # the same records (the interrupted epoch's loss covers all its steps) and the same scores
   timeless = lambda records: [{k: v for k, v in r.items() if "seconds" not in k and k != "tokens_per_second"}
                               for r in records]
-  assert timeless(records_of(tmp_path / "resumed")) == timeless(records_of(straight))
-  assert stored_scores(tmp_path / "resumed") == stored_scores(straight)
+  assert timeless(records_of(resumed)) == timeless(records_of(straight))
+  scores = stored_scores(resumed)
+  if interrupt_at % per_epoch:  # the stop's own mid-epoch checkpoint (no score) may still be kept
+    assert scores.pop(interrupt_at, -math.inf) == -math.inf
+  assert scores == stored_scores(straight)
+
+
+def test_resume_at_an_epoch_end_equals_the_uninterrupted_run(nmt_config, tmp_path, tmp_path_factory,
+                                                              monkeypatch):
+  config = nmt_config(epochs=2)
+  check_resume(config, straight_run(config, tmp_path_factory), tmp_path / "resumed", monkeypatch,
+               steps_per_epoch(config))
+
+
+@pytest.mark.xdist_group("transformer_workdir")  # the shared Transformer workdir is the straight run
+def test_a_transformer_resumed_mid_epoch_equals_its_uninterrupted_run(transformer_workdir, tmp_path,
+                                                                      monkeypatch):
+  """Dropout and attention dropout on: the rng is restored too."""
+  config = read_stored(transformer_workdir)
+  assert config.model == "transformer" and config.attention_dropout > 0
+  check_resume(config, transformer_workdir, tmp_path / "resumed", monkeypatch, 2)
 
 
 def test_rerun_with_more_epochs_continues_to_the_total(nmt_config, tmp_path, tmp_path_factory):
