@@ -54,15 +54,12 @@ def test_compact_cross_entropy_equals_the_plain_one(smoothing):
 def test_skipping_padded_steps_leaves_the_loss_and_its_gradients_unchanged():
   """The training loss (packed output loss, steps past every row's end skipped)
   against the plain teacher-forced logits of the same batch with 5 extra
-  all-padding columns on each side; a bi-encoder and the `general` score, so
-  the columns run through both directions and a second score function (the
-  defaults train in every other test)."""
+  all-padding columns on each side."""
   src = jnp.pad(jnp.array([[5, 6, 7, 2], [8, 9, 2, 0]]), ((0, 0), (0, 5)))
   tgt_in = jnp.pad(jnp.array([[1, 4, 5, 6], [1, 7, 0, 0]]), ((0, 0), (0, 5)))
   tgt_out = jnp.pad(jnp.array([[4, 5, 6, 2], [7, 2, 0, 0]]), ((0, 0), (0, 5)))
   weight = jnp.ones(2)
-  model = Seq2Seq(src_vocab_size=12, tgt_vocab_size=10, embedding_dim=4, units=8, max_src_len=9,
-                  bidirectional=True, attention="general")
+  model = Seq2Seq(src_vocab_size=12, tgt_vocab_size=10, embedding_dim=4, units=8, max_src_len=9)
   params = model.init(jax.random.key(0), src, tgt_in)["params"]
 
   def plain(p):

@@ -27,8 +27,9 @@ def assert_trees_equal(a, b):
     np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
 
 
-@pytest.mark.parametrize("model", [dict(units=48, embedding_dim=24, epochs=150),
-                                   dict(model="transformer", units=32, heads=4, ff_dim=64, layers=1, epochs=60)],
+# epochs: enough to end far below the loss bound of 0.05 (measured: GRU 0.004 after 80, Transformer 0.008 after 40)
+@pytest.mark.parametrize("model", [dict(units=48, embedding_dim=24, epochs=80),
+                                   dict(model="transformer", units=32, heads=4, ff_dim=64, layers=1, epochs=40)],
                          ids=["gru", "transformer"])
 def test_overfits_tiny_corpus_and_translates_it(nmt_config, tmp_path, model):
   config = nmt_config(learning_rate=1e-2, clip_norm=5.0, val_fraction=0.04, checkpoint_every=150,
