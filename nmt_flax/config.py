@@ -225,8 +225,8 @@ PRESETS = _presets()
 
 
 # Options a rerun on an existing workdir may change without making a new model.
-RESUMABLE = frozenset({"data", "source", "target", "epochs", "checkpoint_every", "keep_checkpoints", "keep_best", "patience",
-                       "max_bad_steps", "tensorboard"})
+RESUMABLE = frozenset({"data", "source", "target", "epochs", "checkpoint_every", "keep_checkpoints",
+                       "keep_best", "patience", "max_bad_steps", "tensorboard"})
 
 
 def preset_values(preset: str, task: str) -> dict[str, Any]:

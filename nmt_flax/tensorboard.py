@@ -66,7 +66,8 @@ class EventLog:
       font = plotting.find_cjk_font()
       lines = []
       for n, (t, reference) in enumerate(zip(model.translate(sources), split.extras["references"])):
-        lines.append(f"{n + 1}. {''.join(t.source)}  \n→ {t.text}  \n(reference: {reference})")
+        lines.append(f"{n + 1}. {model.task.source_side.text_of(t.source)}  \n→ {t.text}  \n"
+                     f"(reference: {reference})")
         fig = plotting.attention_figure(t.attention, t.source + ["<end>"], t.target_labels, font)
         with plotting.quiet_glyphs():
           self.writer.add_figure(f"attention/{n + 1}", fig, step, close=True)

@@ -1,0 +1,62 @@
+"""Steady training speed of any train.py recipe on cmn-eng; prints JSON.
+
+    python benchmarks/train_speed.py --preset best-cpu
+    python benchmarks/train_speed.py --preset transformer-cpu --layers 3 --ff-dim 1024
+
+Takes train.py's flags (a preset, --config, any option). Builds the task and
+its first epoch's batches as training does, compiles every bucket shape once
+(`compile_s`), then times `--steps` consecutive training steps (`step_s`, the
+mean; `tokens_per_second`, real source + target tokens, padding excluded) and
+scales to one epoch (`epoch_s_estimate`, validation not included). Both model
+families; the GRU-specific FLOP accounting is bench.py's.
+"""
+import json
+import sys
+import time
+
+import jax
+
+from nmt_flax import cli, tasks, training
+from nmt_flax import config as config_lib
+from nmt_flax.batching import epoch_rng
+from nmt_flax.vocab import PAD_ID
+
+
+def main(argv: list[str]) -> dict:
+  parser = cli.train_parser()
+  parser.add_argument("--steps", type=int, default=80, help="timed steps (default 80)")
+  args = parser.parse_args(argv)
+  flags = {k: v for k, v in vars(args).items()
+           if k not in ("task", "workdir", "preset", "config", "steps", *cli.DISTRIBUTED_FLAGS)}
+  if args.config:
+    flags = {**{k: v for k, v in config_lib.read_config_file(args.config).items() if k != "task"}, **flags}
+  config = config_lib.resolve("nmt", args.preset, flags)
+  cli.setup_jax()
+  task = tasks.get(config)
+  split = task.load_splits()["train"]
+  batches = task.batches(split, epoch_rng(config.seed, 0), task.train_rows(split))
+  state, step = training.create_state(task, config.seed, 1000), training.make_train_step(task)
+  started, shapes = time.perf_counter(), set()
+  for batch in batches:
+    shape = tuple(sorted((k, v.shape) for k, v in batch.items()))
+    if shape not in shapes:
+      shapes.add(shape)
+      state, metrics = step(state, batch)
+      jax.block_until_ready(metrics)
+  compile_s = time.perf_counter() - started
+  timed = batches[:args.steps]
+  tokens = sum(int((((b["src"] != PAD_ID).sum(1) + (b["tgt_out"] != PAD_ID).sum(1)) * b["weight"]).sum())
+               for b in timed)  # filler rows weigh 0
+  started = time.perf_counter()
+  for batch in timed:
+    state, metrics = step(state, batch)
+  jax.block_until_ready(metrics)
+  seconds = time.perf_counter() - started
+  return {"recipe": " ".join(argv), "model": config.model_summary, "shapes": len(shapes),
+          "compile_s": round(compile_s, 1), "steps": len(timed), "step_s": round(seconds / len(timed), 4),
+          "tokens_per_second": round(tokens / seconds), "steps_per_epoch": len(batches),
+          "epoch_s_estimate": round(seconds / len(timed) * len(batches)), "jax": jax.__version__}
+
+
+if __name__ == "__main__":
+  print(json.dumps(main(sys.argv[1:])))
