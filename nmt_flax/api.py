@@ -104,7 +104,7 @@ class LineTranslation:
   sentences: list[str]                  # its sentences (blank line: none)
   segments: list[list[Translation]]     # per sentence: its n-best hypotheses, best first
   warning: str | None = None            # as Translation.warning, for the whole line
-  separator: str = " "                  # between the sentences' translations: the target language's
+  separator: str = " "                  # between the sentences' translations: the target side's
 
   def best(self, rank: int = 0) -> Translation | None:
     """The rank-th hypotheses of the sentences joined (`join`); None for a blank line."""
@@ -314,14 +314,14 @@ class Translator(LoadedModel):
             for n, found in enumerate(sentences) for k, s in enumerate(found)]
     hypotheses = self.sentence_nbest([s for s, _, _ in flat], [p for _, p, _ in flat],
                                      [n for _, _, n in flat], **dataclasses.asdict(options)) if flat else []
-    lines, start = [], 0
+    lines, start, separator = [], 0, self.task.target_side.separator
     for text, found in zip(texts, sentences):
       segments = hypotheses[start:start + len(found)]
       start += len(found)
       chars = [c for h in segments for c in h[0].source]
       warning = self.task.source_warning(chars, sum(h[0].unknown for h in segments)) if chars else None
       lines.append(LineTranslation(source=text, sentences=found, segments=segments, warning=warning,
-                                   separator=" " if self.task.target_side.spaced else ""))
+                                   separator=separator))
     return lines
 
   def sentence_nbest(self, sentences: list[str], prefixes: list[str | None] | None = None,

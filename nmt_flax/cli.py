@@ -345,7 +345,7 @@ def _eval_translation(model: api.Translator, args) -> None:
     nbest = model.nbest(args.translate, args.prefix, **decoding, n_best=args.n_best)
     results = [hyps[0] for hyps in nbest]
     font = plotting.find_cjk_font(args.font) if args.plot_attention else None
-    unit = "character(s)" if model.task.source_side.unit == "char" else "token(s)"
+    unit = model.task.source_side.unit_name
     for n, (text, r) in enumerate(zip(args.translate, results), start=1):
       print(f"{text} -> {r.text}" + (f"  ({r.unknown} unknown {unit})" if r.unknown else ""))
       _notes(f"#{n}", r)

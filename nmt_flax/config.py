@@ -344,7 +344,7 @@ def validate_corpus(config: Config) -> None:
       raise UserError(f"char: {side.lang} is written with spaces between words; use word, bpe "
                       "or unigram", option=f"{which}_tokens")
   _check((config.source is None) == (config.target is None), "target" if config.target is None else "source",
-         "--source and --target name the two files of a pair: give both")
+         "not given: --source and --target name the two files of a pair; give both")
   _check(config.source is None or config.data is None, "data",
          "give either --data (one tab-separated file) or --source and --target (a file pair), not both")
   if config.columns is not None:

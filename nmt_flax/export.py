@@ -67,10 +67,10 @@ def export_model(model: api.Translator, out: Path, beam_size: int = 5,
   except ImportError:
     raise UserError('export: needs flatbuffers: pip install -e ".[export]"') from None
   source, target = model.task.sides
-  if (source.lang, source.unit, target.lang, target.spaced) != ("zh", "char", "en", True) or source.subword_model:
+  if (source.lang, source.unit, target.lang) != ("zh", "char", "en"):
     raise UserError(f"export: the exported runtime reads Chinese characters and writes English words "
                     f"(zh→en); this model translates {source.lang} ({source.unit}) → {target.lang} "
-                    f"({target.unit})", option="workdir")
+                    f"({target.unit})")
   if out.exists() and not (out / "model.json").is_file() and any(out.iterdir()):
     raise UserError(f"{out}: exists and is not an export; give a new folder", option="out")
   task, (leaves, treedef) = model.task, jax.tree_util.tree_flatten(model.params)

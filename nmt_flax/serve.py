@@ -102,10 +102,6 @@ LANGUAGE_NAMES = {"zh": "Chinese", "en": "English", "de": "German", "fr": "Frenc
 EXAMPLES = {"zh": "输入中文，例如：我有一隻貓。", "en": "Type English, e.g. I have a cat."}
 
 
-def language_name(code: str) -> str:
-  return LANGUAGE_NAMES.get(code, code)
-
-
 def translation_json(text: str, hypotheses: list[api.Translation]) -> dict:
   """`text` as given, its best translation with the alignment (`source_tokens`:
   what the model read), and every hypothesis."""
@@ -244,7 +240,7 @@ def create_app(models: list, max_texts: int = 64, max_chars: int = 2000, batch_w
   source_lang, target_lang = (translator.task.config.source_lang, translator.task.config.target_lang) \
       if translator else ("zh", "en")
   page_text = resources.files("nmt_flax").joinpath("static/index.html").read_text(encoding="utf-8").replace(
-      "{{languages}}", f"{language_name(source_lang)} → {language_name(target_lang)}").replace(
+      "{{languages}}", " → ".join(LANGUAGE_NAMES.get(lang, lang) for lang in (source_lang, target_lang))).replace(
       "{{example}}", EXAMPLES.get(source_lang, "Type a sentence"))
 
   @app.get("/", response_class=responses.HTMLResponse)

@@ -13,10 +13,9 @@ what a user reads.
 """
 import dataclasses
 import re
-import unicodedata
 
 from nmt_flax import subwords
-from nmt_flax.text import MAX_INPUT_CHARS, chinese_text, english_tokens
+from nmt_flax.text import MAX_INPUT_CHARS, chinese_text, english_tokens, spaced_words
 
 CHARACTER_LANGUAGES = frozenset({"zh", "ja", "ko"})
 UNITS = ("char", "word", "bpe", "unigram")
@@ -24,7 +23,6 @@ SUBWORD_UNITS = ("bpe", "unigram")
 # sacrebleu's tokeniser for BLEU on a target language (13a for the others)
 BLEU_TOKENIZERS = {"zh": "zh", "ja": "char", "ko": "char"}
 _LANGUAGE_CODE = re.compile(r"[a-z]{2,3}")
-_PUNCTUATION_RUN = re.compile(r"(\W)", re.UNICODE)
 
 
 def default_unit(lang: str) -> str:
@@ -34,13 +32,6 @@ def default_unit(lang: str) -> str:
 def is_language_code(lang: str) -> bool:
   """An ISO 639-1 or 639-3 code such as zh, en or deu."""
   return bool(_LANGUAGE_CODE.fullmatch(lang))
-
-
-def words(text: str) -> list[str]:
-  """Lowercased words of a language written with spaces (not English: the
-  lab's rule is `text.english_tokens`), NFKC, punctuation split off, accents kept."""
-  text = unicodedata.normalize("NFKC", text[:MAX_INPUT_CHARS]).lower()
-  return [piece for word in text.split() for piece in _PUNCTUATION_RUN.split(word) if piece]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,6 +50,16 @@ class Side:
     return self.lang not in CHARACTER_LANGUAGES
 
   @property
+  def separator(self) -> str:
+    """Between units, and between sentences' translations: a space, or nothing."""
+    return " " if self.spaced else ""
+
+  @property
+  def unit_name(self) -> str:
+    """What a token is called in messages."""
+    return "characters" if self.unit == "char" else "tokens"
+
+  @property
   def bleu_tokenizer(self) -> str:
     return BLEU_TOKENIZERS.get(self.lang, "13a")
 
@@ -69,7 +70,7 @@ class Side:
     if not self.spaced:
       return chinese_text(text, self.script if self.lang == "zh" else "keep")
     cut = len(text) > MAX_INPUT_CHARS and not text[MAX_INPUT_CHARS:].isspace()
-    return (english_tokens(text) if self.lang == "en" else words(text)), cut
+    return (english_tokens(text) if self.lang == "en" else spaced_words(text)), cut
 
   def tokens(self, units: list[str]) -> list[str]:
     """Units -> the model's tokens: the units, or their subword pieces."""
@@ -86,7 +87,7 @@ class Side:
 
   def join(self, units: list[str]) -> str:
     """Units as text: words with spaces, characters without."""
-    return " ".join(units) if self.spaced else "".join(units)
+    return self.separator.join(units)
 
   def text_of(self, tokens: list[str]) -> str:
     return self.join(self.units_of(tokens))

@@ -10,6 +10,7 @@ MAX_INPUT_CHARS = 10_000  # free text longer than this is cut before any regex r
 _EN_PUNCT = re.compile(r"([?.!,])")
 _HTML_TAG = re.compile(r"<[^>]*>")  # what the lab's broken r'<[^>+>+' meant
 _NON_LETTER = re.compile(r"[^a-z]")
+_NON_WORD = re.compile(r"(\W)")  # kept by split(): each punctuation mark is a word
 
 
 def strip_accents(text: str) -> str:
@@ -23,6 +24,14 @@ def english_tokens(text: str) -> list[str]:
   text = strip_accents(text[:MAX_INPUT_CHARS].lower())
   text = _EN_PUNCT.sub(r" \1 ", text)
   return text.split()
+
+
+def spaced_words(text: str) -> list[str]:
+  """Lowercased words of a language written with spaces other than English
+  (whose rule is the lab's, `english_tokens`): NFKC, punctuation split off,
+  accents kept."""
+  text = unicodedata.normalize("NFKC", text[:MAX_INPUT_CHARS]).lower()
+  return [piece for word in text.split() for piece in _NON_WORD.split(word) if piece]
 
 
 # OpenCC configurations for `chinese_text(script=…)`: phrase-aware conversions

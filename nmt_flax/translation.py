@@ -92,7 +92,8 @@ class Translation(Task):
     seen_sources = {folded[i] for i in indices["train"]}
     indices["test-unseen"] = np.array([i for i in indices["test"] if tuple(targets[i]) not in seen_targets
                                        and folded[i] not in seen_sources], np.int64)
-    sources = [self.source_side.tokens(u) for u in units]
+    source = self.source_side  # with its subword model, once the vocabularies exist
+    sources = [source.tokens(u) for u in units]
     return {name: self.make_split([sources[i] for i in rows], [targets[i] for i in rows],
                                   drop_long=name == "train")
             for name, rows in indices.items() if len(rows)}
@@ -118,9 +119,10 @@ class Translation(Task):
     itself, and one shape means one compilation instead of one per bucket.
     """
     src_vocab, tgt_vocab = self.vocabs["src_vocab"], self.vocabs["tgt_vocab"]
+    source, target = self.sides
     shapes = self.config.bucket_shapes
     src_ids = [src_vocab.encode(s) + [END_ID] for s in sources]
-    tgt_ids = [tgt_vocab.encode(self.target_side.tokens(t)) for t in targets]
+    tgt_ids = [tgt_vocab.encode(target.tokens(t)) for t in targets]
     lengths = [(len(s), len(t) + 1) for s, t in zip(src_ids, tgt_ids)]
     bucket_of = assign_buckets(lengths, shapes)
     too_long = bucket_of < 0
@@ -140,8 +142,8 @@ class Translation(Task):
                         "example": np.asarray(rows, np.int64)})
     unknown = sum(src_vocab.count_unknown(s) for s in sources)
     return Split(buckets=buckets, size=len(keep), extras={
-        "references": [self.target_side.join(t) for t in targets],
-        "sources": [self.source_side.text_of(s) for s in sources],
+        "references": [target.join(t) for t in targets],
+        "sources": [source.text_of(s) for s in sources],
         "too_long": int(too_long.sum()), "unknown_chars": unknown,
         "source_chars": sum(len(s) for s in sources)})
 
@@ -288,18 +290,18 @@ class Translation(Task):
     """Best translation (target units: words or characters) of every example of
     `split`, in the split's order."""
     hypotheses: list[list[str]] = [[] for _ in split.extras["references"]]
-    tgt_vocab = self.vocabs["tgt_vocab"]
+    tgt_vocab, target = self.vocabs["tgt_vocab"], self.target_side
     for batch in self.batches(split):
       tokens, _, _ = self.translate_batch(params, self.on_devices({"src": batch["src"]})["src"], options)
       tokens = self.fetch(tokens)
       for row in np.flatnonzero(batch["weight"]):
-        hypotheses[batch["example"][row]] = self.target_side.units_of(tgt_vocab.decode(tokens[row, 0]))
+        hypotheses[batch["example"][row]] = target.units_of(tgt_vocab.decode(tokens[row, 0]))
     return hypotheses
 
   def evaluate(self, params, split: Split, options: DecodeOptions = DecodeOptions()) -> dict:
-    hypotheses = [self.target_side.join(h) for h in self.decode_split(params, split, options)]
-    scores = metrics.translation_scores(hypotheses, split.extras["references"],
-                                        self.target_side.bleu_tokenizer)
+    target = self.target_side
+    hypotheses = [target.join(h) for h in self.decode_split(params, split, options)]
+    scores = metrics.translation_scores(hypotheses, split.extras["references"], target.bleu_tokenizer)
     return {"loss": self.mean_loss(params, split), **scores, "decoder": options.name,
             "num_sentences": split.size, "unknown_chars": split.extras["unknown_chars"],
             "cut_to_max_len": split.extras["too_long"]}
@@ -332,8 +334,7 @@ class Translation(Task):
     if self.config.source_lang == "zh" and han * 2 < len(letters):
       return f"mostly not Chinese ({han} of {len(letters)} letters are Chinese characters)"
     if unknown * 2 > len(chars):
-      unit = "characters" if self.source_side.unit == "char" else "tokens"
-      return f"{unknown} of {len(chars)} {unit} were never seen in training"
+      return f"{unknown} of {len(chars)} {self.source_side.unit_name} were never seen in training"
     return None
 
   def padded_length(self, length: int, side: int = 0) -> int:

@@ -76,7 +76,7 @@ def test_translate_unknown_long_and_empty_input(nmt_workdir, tmp_path, capsys):
   assert evaluate("--workdir", nmt_workdir, "--translate", "我有一隻貓。", "--translate",
                   "鬱鬱" + "貓" * 30, "--plot-attention", tmp_path / "plots") == 0
   out = capsys.readouterr().out.splitlines()
-  assert "2 unknown character(s)" in out[2] and "cut" not in out[2]  # 32 characters: translated whole
+  assert "2 unknown characters" in out[2] and "cut" not in out[2]  # 32 characters: translated whole
   assert evaluate("--workdir", nmt_workdir, "--translate", "貓" * 10_001) == 0
   assert "note: #1: characters past the first 10000 of a sentence were cut" in capsys.readouterr().err
   assert (tmp_path / "plots" / "attention_1.png").stat().st_size > 1000

@@ -7,6 +7,7 @@ import nmt_flax
 from nmt_flax import export, metrics, sides, tasks
 from nmt_flax.errors import UserError
 from nmt_flax.sentences import split_sentences
+from nmt_flax.text import spaced_words
 from tests.conftest import NMT_FLAGS, TINY_NMT, evaluate, one_error_line, train
 
 PAIRS = [line.split("\t") for line in TINY_NMT.read_text(encoding="utf-8").splitlines()]  # English, Chinese
@@ -56,7 +57,7 @@ def test_english_to_chinese_reads_words_and_writes_characters_scored_by_characte
     export.export_model(model, tmp_path / "exported")
   capsys.readouterr()
   assert evaluate("--workdir", workdir, "--translate", "I love you.") == 0
-  shown = capsys.readouterr().out.strip().splitlines()[-1]  # I love you. -> 我…  (1 unknown token(s))
+  shown = capsys.readouterr().out.strip().splitlines()[-1]  # I love you. -> 我…  (1 unknown tokens)
   assert shown.startswith("I love you. -> ") and " " not in shown.split(" -> ")[1].split("  (")[0]
   assert "unknown character" not in shown
 
@@ -70,7 +71,7 @@ def test_bleu_on_a_chinese_target_counts_characters():
 
 
 def test_word_units_keep_accents_and_split_punctuation_and_subwords_join_back():
-  assert sides.words("Ça va? L'été, déjà!") == ["ça", "va", "?", "l", "'", "été", ",", "déjà", "!"]
+  assert spaced_words("Ça va? L'été, déjà!") == ["ça", "va", "?", "l", "'", "été", ",", "déjà", "!"]
   sentences = {"zh": [list("我有一只猫。"), list("她喜欢茶。"), list("我们是学生。")] * 5,
                "de": [["ich", "habe", "eine", "katze", "."], ["sie", "mag", "tee", "."]] * 5}
   for lang, unit in (("zh", "bpe"), ("de", "unigram")):
