@@ -34,7 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from nmt_flax import cli, tasks, training
-from nmt_flax.batching import epoch_rng, make_batches
+from nmt_flax.loader import Batches
 from nmt_flax.config import resolve
 from nmt_flax.losses import compact_token_cross_entropy
 from nmt_flax.seq2seq import Seq2Seq
@@ -131,7 +131,7 @@ def python_loop_greedy_rate(task, params, split, sentences: int) -> float:
   encode = jax.jit(lambda src: model.apply(variables, src, method=Seq2Seq.encode))
   step = jax.jit(lambda memory, state, token: model.apply(variables, memory, state, token,
                                                           method=Seq2Seq.decode_step)[:2])
-  rows = [b["src"] for b in make_batches(split.buckets, 1, np.random.default_rng(0))][:sentences]
+  rows = [b["src"] for b in Batches(split.buckets, 1, seed=0)[:sentences]]
   for src in {r.shape[1]: r for r in rows}.values():  # compile every source length (not timed)
     memory, state = encode(src)
     step(memory, state, jnp.array([START_ID]))
@@ -186,7 +186,7 @@ def bench_nmt(args, skip: set[str]) -> dict:
                         "breakdown_s": step_breakdown(task, state.params, batches[0], args)}
 
   if "bucketed" not in skip:  # one real epoch's batches, each run once
-    batches = task.batches(splits["train"], epoch_rng(0, 0))
+    batches = task.batches(splits["train"], 0)
     by_shape: dict = {}
     for b in batches:
       by_shape.setdefault(b["src"].shape + b["tgt_in"].shape[1:], []).append(b)
@@ -228,7 +228,7 @@ def bench_sentiment(args) -> dict:
   train_split = task.load_splits()["train"]
   state = training.create_state(task, 0)
   step = training.make_train_step(task)
-  batches = task.batches(train_split, epoch_rng(0, 0))
+  batches = task.batches(train_split, 0)
 
   def run():
     nonlocal state

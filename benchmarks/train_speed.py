@@ -18,7 +18,6 @@ import jax
 
 from nmt_flax import cli, tasks, training
 from nmt_flax import config as config_lib
-from nmt_flax.batching import epoch_rng
 from nmt_flax.vocab import PAD_ID
 
 
@@ -34,7 +33,7 @@ def main(argv: list[str]) -> dict:
   cli.setup_jax()
   task = tasks.get(config)
   split = task.load_splits()["train"]
-  batches = task.batches(split, epoch_rng(config.seed, 0), task.train_rows(split))
+  batches = task.batches(split, 0, task.train_rows(split))
   state, step = training.create_state(task, config.seed, 1000), training.make_train_step(task)
   started, shapes = time.perf_counter(), set()
   for batch in batches:

@@ -242,12 +242,12 @@ class LoadedModel:
     raise UserError(f"{checkpoint!r}: expected best, latest or one of "
                     f"{', '.join(map(str, steps))}", option="checkpoint")
 
-  def split(self, name: str, data_file: str | None = None):
-    """A split of the training data file (recreated from the config's seed), or
-    all of `data_file` if given."""
+  def split(self, name: str, data_file: str | tuple[str, str] | None = None):
+    """A split of the training data (the workdir's prepared one, else split
+    again from the config's seed), or all of `data_file` if given."""
     if data_file:
       return self.read_file(data_file)
-    splits = self.task.load_splits()
+    splits = self.task.evaluation_splits(self.workdir)
     if name not in splits:
       raise UserError(f"{name!r}: this task has {', '.join(splits)}", option="split")
     return splits[name]
@@ -258,7 +258,8 @@ class Translator(LoadedModel):
   (beam_size=1, alpha=0.6, n_best=1, max_len=None), checked in one place and
   meaning the same as eval.py's flags."""
 
-  def read_file(self, path: str):
+  def read_file(self, path: str | tuple[str, str]):
+    """All pairs of a tab-separated file, or of a (source file, target file) pair."""
     pairs = self.task.read_corpus(path)
     return self.task.make_split([self.task.source_tokens(p.source) for p in pairs],
                                 [self.task.target_side.units(p.target)[0] for p in pairs], drop_long=False)

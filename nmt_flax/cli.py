@@ -10,7 +10,7 @@ from pathlib import Path
 import absl.logging
 import jax
 
-from nmt_flax import api, data, files, highlight, plotting, training
+from nmt_flax import api, data, files, highlight, plotting, tasks, training
 from nmt_flax import config as config_lib
 from nmt_flax.decoding import DecodeOptions
 from nmt_flax.errors import UserError
@@ -108,8 +108,8 @@ def train_parser() -> argparse.ArgumentParser:
 DISTRIBUTED_FLAGS = ("distributed", "coordinator_address", "num_processes", "process_id")
 
 
-def train_main(argv) -> None:
-  args = train_parser().parse_args(argv)
+def run_config(args: argparse.Namespace) -> tuple[config_lib.Config, Path]:
+  """(config, workdir) of train.py's (or prepare's) flags."""
   flags = {k: v for k, v in vars(args).items()
            if k not in ("task", "workdir", "preset", "config", *DISTRIBUTED_FLAGS)}
   task = args.task
@@ -120,7 +120,12 @@ def train_main(argv) -> None:
     task = task or recipe.get("task")
     flags = {**{k: v for k, v in recipe.items() if k != "task"}, **flags}
   workdir = Path(args.workdir or f"runs/{task or 'nmt'}")
-  config = config_lib.for_workdir(workdir, task, args.preset, flags)
+  return config_lib.for_workdir(workdir, task, args.preset, flags), workdir
+
+
+def train_main(argv) -> None:
+  args = train_parser().parse_args(argv)
+  config, workdir = run_config(args)
   setup_jax()
   if args.distributed or args.coordinator_address or args.num_processes or args.process_id is not None:
     initialize_distributed(args.coordinator_address, args.num_processes, args.process_id)
@@ -129,6 +134,21 @@ def train_main(argv) -> None:
   print(f"done: {workdir}; evaluate with `python eval.py --workdir {workdir}`"
         + (f" (last validation {final.get('bleu', final.get('accuracy'))})"
            if final.get("bleu", final.get("accuracy")) is not None else ""))
+
+
+def prepare_main(argv) -> None:
+  """python -m nmt_flax.prepare: train.py's flags; prepares the corpus and stops."""
+  parser = train_parser()
+  parser.prog, parser.description = "python -m nmt_flax.prepare", (
+      "Prepare a translation corpus for training (split, vocabularies, encoded length buckets) "
+      "into WORKDIR/prepared or --prepared DIR; train.py with the same flags then streams it.")
+  config, workdir = run_config(parser.parse_args(argv))
+  if config.task != "nmt":
+    raise UserError(f"{config.task}: only the translation task prepares its data", option="task")
+  from nmt_flax import prepare
+  splits = prepare.ensure(tasks.get(config), workdir, print)
+  print(f"ready: {splits['train'].size} training pairs; train with the same flags: "
+        f"`python train.py --workdir {workdir} ...`")
 
 
 # ---------------------------------------------------------------- eval.py
@@ -164,6 +184,9 @@ def eval_parser() -> argparse.ArgumentParser:
   add_model_flags(p)
   p.add_argument("--data", default=None,
                  help="evaluate every example of this file instead of the held-out split")
+  p.add_argument("--source", default=None, metavar="FILE",
+                 help="nmt: with --target, evaluate (or --score) this line-aligned file pair instead")
+  p.add_argument("--target", default=None, metavar="FILE", help="nmt: the reference side of --source")
   p.add_argument("--split", default=None, help="held-out split to score: val (nmt default), "
                  "test (sentiment default), or nmt's test-unseen: the test pairs with no "
                  "reference or script twin of the source in training")
@@ -300,20 +323,28 @@ def _notes(where: str, translation: api.Translation) -> None:
 
 def _plot_heads(model: api.Translator, translation: api.Translation, layer: int, path: Path, font) -> None:
   heads = model.attention_heads(translation)  # [layers, heads, rows, columns]
-  if not 1 <= layer <= len(heads):
-    raise UserError(f"--attention-layer {layer}: this model has decoder layers 1 to {len(heads)}")
   plotting.plot_attention(heads[layer - 1], translation.source + ["<end>"], translation.target_labels,
                           path, font, [f"layer {layer}, head {h}" for h in range(1, len(heads[0]) + 1)])
   print(f"  heads of layer {layer}: {path}")
 
 
+def _pairs_given(args) -> str | tuple[str, str] | None:
+  """--data, or --source and --target as a file pair, or None."""
+  if (args.source is None) != (args.target is None):
+    raise UserError(f"--{'target' if args.target is None else 'source'} not given: --source and "
+                    "--target name the two files of a pair; give both")
+  if args.source and args.data:
+    raise UserError("--data: give either --data or --source and --target, not both")
+  return (args.source, args.target) if args.source else args.data
+
+
 def _score_pairs(model: api.Translator, args) -> None:
   """--score: one JSON line per pair of --data: log P(reference | source)."""
-  if not args.data:
+  if not args.data and not args.source:
     raise UserError("--score: needs --data PAIRS (tab-separated, in the columns the model was "
-                    "trained with) to score")
-  pairs = model.task.read_corpus(args.data)
-  with _output(args.output, reading=args.data) as out:
+                    "trained with) or --source FILE --target FILE to score")
+  pairs = model.task.read_corpus(_pairs_given(args))
+  with _output(args.output, reading=args.data or args.source) as out:
     scores = model.score([p.source for p in pairs], [p.target for p in pairs])
     for n, (pair, score) in enumerate(zip(pairs, scores)):
       record = {"line": pair.line, "source": pair.source, "reference": pair.target,
@@ -339,6 +370,10 @@ def _eval_translation(model: api.Translator, args) -> None:
     return
   if args.attention_layer is not None and not (args.plot_attention and args.translate):
     raise UserError("--attention-layer: goes with --translate TEXT --plot-attention DIR")
+  layers = model.config.layers if model.config.model == "transformer" else 1
+  if args.attention_layer is not None and not 1 <= args.attention_layer <= layers:  # before any work
+    raise UserError(f"{args.attention_layer}: this model has decoder layers 1 to {layers}",
+                    option="attention_layer")
   if args.prefix is not None and len(args.prefix) != len(args.translate):
     raise UserError(f"--prefix: given {len(args.prefix)} times for {len(args.translate)} --translate")
   if args.translate:
@@ -363,9 +398,10 @@ def _eval_translation(model: api.Translator, args) -> None:
         if args.attention_layer is not None:
           _plot_heads(model, r, args.attention_layer, out / f"attention_{n}_layer{args.attention_layer}.png", font)
     return
-  split = model.split(args.split or "val", args.data)
+  given = _pairs_given(args)
+  split = model.split(args.split or "val", given)
   scores = model.evaluate(split, **decoding)
-  print(f"{scores['num_sentences']} sentences ({args.data or (args.split or 'val') + ' split'}), "
+  print(f"{scores['num_sentences']} sentences ({' + '.join(given) if isinstance(given, tuple) else given or (args.split or 'val') + ' split'}), "
         f"{scores['decoder']} decoding, checkpoint step {model.step}")
   print(f"BLEU {scores['bleu']:.2f}  ({scores['bleu_signature']})")
   print(f"chrF {scores['chrf']:.2f}  ({scores['chrf_signature']})")
@@ -378,7 +414,7 @@ def _eval_translation(model: api.Translator, args) -> None:
 
 
 def _eval_sentiment(model: api.Classifier, args) -> None:
-  for flag in ("translate", "input", "score"):
+  for flag in ("translate", "input", "score", "source", "target"):
     if getattr(args, flag):
       raise UserError(f"--{flag}: this workdir holds a sentiment model; use --review or --data")
   color = not args.no_color and sys.stdout.isatty()

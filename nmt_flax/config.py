@@ -32,6 +32,14 @@ class Config:
   columns: str | None = _opt(None, "NMT: the source and target columns of --data, from 1, as "
                              "SRC,TGT (default: the manythings layout, English in column 1 and "
                              "the other language in column 2)")
+  prepared: str | None = _opt(None, "NMT: the folder of the prepared corpus (python -m "
+                              "nmt_flax.prepare; made by the first train.py when empty), which "
+                              "several runs may share (default: WORKDIR/prepared)")
+  split_by: str = _opt("auto", "NMT: how the train/val/test split is decided: set (the unique "
+                       "source sentences shuffled with the split seed; exact fractions, needs "
+                       "them all in memory), hash (a hash of each normalised source and the "
+                       "seed: streams, fractions approximate), auto (set for a corpus of up to "
+                       "32 MB, else hash)", ("auto", "set", "hash"))
   source_lang: str = _opt("zh", "NMT: the source language (an ISO code: zh, en, de, ...)")
   target_lang: str = _opt("en", "NMT: the target language")
   # Model
@@ -225,7 +233,7 @@ PRESETS = _presets()
 
 
 # Options a rerun on an existing workdir may change without making a new model.
-RESUMABLE = frozenset({"data", "source", "target", "epochs", "checkpoint_every", "keep_checkpoints",
+RESUMABLE = frozenset({"data", "source", "target", "prepared", "epochs", "checkpoint_every", "keep_checkpoints",
                        "keep_best", "patience", "max_bad_steps", "tensorboard"})
 
 

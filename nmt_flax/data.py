@@ -1,5 +1,6 @@
 """Finding, reading and splitting the two corpora, with one-line errors for bad files."""
 import dataclasses
+import itertools
 import os
 import sys
 from pathlib import Path
@@ -40,35 +41,22 @@ class Pair:
   line: int
 
 
-def read_lines(path: Path) -> list[str]:
-  """UTF-8 text (a BOM is allowed) split on newlines only, CRLF tolerated."""
-  try:
-    raw = Path(path).read_bytes()
-  except OSError as e:
-    raise UserError(f"{path}: cannot read ({e.strerror})") from None
-  try:
-    text = raw.decode("utf-8-sig")
-  except UnicodeDecodeError as e:
-    line = raw[:e.start].count(b"\n") + 1
-    raise UserError(f"{path}:{line}: not UTF-8 text") from None
-  # split("\n") rather than splitlines(): U+2028 inside a sentence is not a line break
-  return [l.rstrip("\r") for l in text.split("\n")]
-
-
-def stream_lines(path: str, stdin: BinaryIO | None = None) -> Iterator[str]:
+def stream_lines(path: str, stdin: BinaryIO | None = None, option: str | None = "input") -> Iterator[str]:
   """The lines of a UTF-8 text file, or of `stdin` for '-', read lazily (a file
-  of any size streams), without their line ending; a BOM is dropped. A line
-  that is not UTF-8 or holds a NUL byte (a binary file) raises UserError
-  naming it, after the lines before it have been yielded."""
+  of any size streams), without their line ending (newlines only split lines:
+  U+2028 inside a sentence does not); a BOM is dropped. A line that is not
+  UTF-8 or holds a NUL byte (a binary file) raises UserError naming it, after
+  the lines before it have been yielded; a file that cannot be opened names
+  `option`, the flag that gave it."""
   if path == "-":
     lines, name = stdin or sys.stdin.buffer, "<stdin>"
   else:
     if Path(path).is_dir():
-      raise UserError(f"{path}: is a directory, not a text file", option="input")
+      raise UserError(f"{path}: is a directory, not a text file", option=option)
     try:
       lines, name = open(path, "rb"), path  # pylint: disable=consider-using-with
     except OSError as e:
-      raise UserError(f"{path}: cannot read ({e.strerror})", option="input") from None
+      raise UserError(f"{path}: cannot read ({e.strerror})", option=option) from None
   try:
     for number, raw in enumerate(lines, start=1):
       if b"\0" in raw:
@@ -88,12 +76,14 @@ def default_columns(source_lang: str, target_lang: str) -> tuple[int, int]:
   return (2, 1) if target_lang == "en" and source_lang != "en" else (1, 2)
 
 
-def read_pairs(path: Path, columns: tuple[int, int] = (2, 1), names=("source", "target")) -> list[Pair]:
-  """Reads a tab-separated file, the source and target from `columns` (from 1;
-  other columns, such as manythings' attribution, are ignored). Blank lines
-  are skipped; a line short of a column, or with an empty side, is an error."""
-  pairs, need = [], max(columns)
-  for number, line in enumerate(read_lines(path), start=1):
+def stream_pairs(path: Path, columns: tuple[int, int] = (2, 1),
+                 names=("source", "target")) -> Iterator[Pair]:
+  """The pairs of a tab-separated file, read lazily: the source and target
+  from `columns` (from 1; other columns, such as manythings' attribution, are
+  ignored). Blank lines are skipped; a line short of a column, or with an
+  empty side, is an error naming file and line."""
+  need, found = max(columns), False
+  for number, line in enumerate(stream_lines(str(path), option=None), start=1):
     if not line.strip():
       continue
     fields = line.split("\t")
@@ -104,35 +94,45 @@ def read_pairs(path: Path, columns: tuple[int, int] = (2, 1), names=("source", "
     for side, text in zip(names, (source, target)):
       if not text:
         raise UserError(f"{path}:{number}: empty {side} side (column {columns[names.index(side)]})")
-    pairs.append(Pair(source, target, number))
-  if not pairs:
+    found = True
+    yield Pair(source, target, number)
+  if not found:
     raise UserError(f"{path}: no sentence pairs (the file is empty)")
-  return pairs
 
 
-def read_file_pair(source: Path, target: Path) -> list[Pair]:
-  """Reads two line-aligned files (line n of one translates line n of the
-  other); lines blank on both sides are skipped, blank on one side an error."""
+def stream_file_pair(source: Path, target: Path) -> Iterator[Pair]:
+  """The pairs of two line-aligned files (line n of one translates line n of
+  the other), read lazily; lines blank on both sides are skipped, blank on one
+  side an error; unequal line counts are an error once the shorter one ends."""
   paths = (Path(source), Path(target))
-  sources, targets = (read_lines(path) for path in paths)
-  for lines in (sources, targets):  # a final newline is no line
-    if lines and lines[-1] == "":
-      lines.pop()
-  if len(sources) != len(targets):
-    raise UserError(f"{paths[0]} has {len(sources)} lines but {paths[1]} has {len(targets)}: a file "
-                    "pair needs one line per sentence on each side", option="source")
-  pairs = []
-  for number, (s, t) in enumerate(zip(sources, targets), start=1):
+  sources, targets = (stream_lines(str(path), option=None) for path in paths)
+  number, found = 0, False
+  for number, (s, t) in enumerate(itertools.zip_longest(sources, targets), start=1):
+    if s is None or t is None:
+      counts = [number - 1 + (s is not None) + sum(1 for _ in sources),
+                number - 1 + (t is not None) + sum(1 for _ in targets)]
+      raise UserError(f"{paths[0]} has {counts[0]} lines but {paths[1]} has {counts[1]}: a file "
+                      "pair needs one line per sentence on each side", option="source")
     s, t = s.strip(), t.strip()
     if not s and not t:
       continue
     if not s or not t:
       raise UserError(f"{paths[0] if not s else paths[1]}:{number}: empty line, but line {number} "
                       f"of {paths[1] if not s else paths[0]} is not")
-    pairs.append(Pair(s, t, number))
-  if not pairs:
+    found = True
+    yield Pair(s, t, number)
+  if not found:
     raise UserError(f"{paths[0]}: no sentence pairs (the files are empty)", option="source")
-  return pairs
+
+
+def read_pairs(path: Path, columns: tuple[int, int] = (2, 1), names=("source", "target")) -> list[Pair]:
+  """All of `stream_pairs`."""
+  return list(stream_pairs(path, columns, names))
+
+
+def read_file_pair(source: Path, target: Path) -> list[Pair]:
+  """All of `stream_file_pair`."""
+  return list(stream_file_pair(source, target))
 
 
 def split_by_source(sources: list[str], val_fraction: float, test_fraction: float,

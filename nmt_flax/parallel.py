@@ -9,8 +9,9 @@ is a no-op.
 
 Multi-host (GPU clusters): `jax.distributed.initialize` is called from
 `--coordinator-address/--num-processes/--process-id` or, with none given, from
-what JAX detects itself (SLURM, Open MPI, TPU pods). Every process reads the
-same data and seed, builds the same global batch and feeds only its own rows.
+what JAX detects itself (SLURM, Open MPI, TPU pods). Every process uses the
+same seed, computes the same global batch of row indices, and reads and feeds
+only its own rows (`nmt_flax.loader`).
 """
 import contextlib
 
@@ -97,12 +98,23 @@ class DataParallel:
     return np.asarray(multihost_utils.process_allgather(x, tiled=True))
 
   def shard_batch(self, batch: dict[str, np.ndarray]):
-    """A global batch -> arrays split by rows; each process supplies its own rows."""
+    """A global batch (every process holds all of it) -> arrays split by rows."""
     if self.mesh is None:
       return batch
     n, index = jax.process_count(), jax.process_index()
-    def local_rows(x):
-      per_process = len(x) // n
-      return x[index * per_process:(index + 1) * per_process]
-    return {k: jax.make_array_from_process_local_data(self.rows, local_rows(v), v.shape)
+    return self.from_local({k: v[index * (len(v) // n):(index + 1) * (len(v) // n)]
+                            for k, v in batch.items()})
+
+  def from_local(self, batch: dict[str, np.ndarray]):
+    """This process's rows of a global batch (training reads only those:
+    `loader.Batches`' shard) -> global arrays split by rows."""
+    if self.mesh is None:
+      return batch
+    n = jax.process_count()
+    return {k: jax.make_array_from_process_local_data(self.rows, v, (len(v) * n,) + v.shape[1:])
             for k, v in batch.items() if k != "example"}  # row ids are bookkeeping, not model input
+
+  @staticmethod
+  def shard() -> tuple[int, int]:
+    """(this process, processes): which rows of each batch this process reads."""
+    return jax.process_index(), jax.process_count()

@@ -16,9 +16,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from nmt_flax.batching import Batch, make_batches
+from nmt_flax.batching import Batch
 from nmt_flax.config import Config
 from nmt_flax.errors import UserError
+from nmt_flax.loader import Batches, DiskBucket
 from nmt_flax.parallel import DataParallel
 from nmt_flax.vocab import Vocabulary
 from nmt_flax.word_dropout import drop_words
@@ -27,7 +28,7 @@ from nmt_flax.word_dropout import drop_words
 @dataclasses.dataclass
 class Split:
   """One split of a task's data, as fixed-shape bucket arrays plus what scoring needs."""
-  buckets: list[Batch]
+  buckets: list[Batch | DiskBucket]  # in memory, or on disk (a prepared training split)
   size: int
   extras: dict = dataclasses.field(default_factory=dict)
 
@@ -117,10 +118,21 @@ class Task(abc.ABC):
   def _eval_loss(self):
     return jax.jit(lambda params, batch: self.loss(params, batch, None))
 
-  def batches(self, split: Split, rng: np.random.Generator | None = None,
-              rows: int | list[int] | None = None) -> list[Batch]:
-    """`split` cut into batches of `rows` (default --batch-size), shuffled with `rng`."""
-    return make_batches(split.buckets, rows or self.config.batch_size, rng)
+  def batches(self, split: Split, epoch: int | None = None, rows: int | list[int] | None = None,
+              shard: tuple[int, int] = (0, 1)) -> Batches:
+    """`split` cut into batches of `rows` (default --batch-size): in order, or
+    shuffled as epoch `epoch` of a run seeded with --seed; `shard`: (process,
+    processes) reads only that process's rows of each batch (`nmt_flax.loader`)."""
+    return Batches(split.buckets, rows or self.config.batch_size,
+                   None if epoch is None else self.config.seed, epoch or 0, shard)
+
+  def training_splits(self, workdir: Path, log) -> dict[str, Split]:
+    """The splits a training run in `workdir` uses (`load_splits` unless the task prepares its data)."""
+    return self.load_splits()
+
+  def evaluation_splits(self, workdir: Path | None) -> dict[str, Split]:
+    """The splits of the trained model in `workdir`, for evaluation (`load_splits` unless the task prepares its data)."""
+    return self.load_splits()
 
   def train_rows(self, split: Split) -> int | list[int]:
     """Rows per training batch (per bucket of `split`, or one number for all)."""

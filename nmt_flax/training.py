@@ -24,7 +24,6 @@ from flax.training import train_state
 from tqdm import tqdm
 
 from nmt_flax import provenance, tasks
-from nmt_flax.batching import count_batches, epoch_rng
 from nmt_flax.checkpoint import Checkpoints, is_trained
 from nmt_flax.config import CONFIG_FILE, Config, merge_with_stored, read_stored
 from nmt_flax.errors import UserError
@@ -99,7 +98,8 @@ class Progress:
   position, the running sums of the epoch in progress, the early-stopping
   record (the one place the best score lives) and the schedule's length."""
   epoch: int = 0               # epochs finished
-  batch: int = 0               # batches of the next epoch already trained on
+  batch: int = 0               # batches of the next epoch already trained on (with epoch: the
+                               # loader's whole state, see `nmt_flax.loader`)
   loss_sum: float = 0.0        # summed loss of this epoch's applied steps so far
   count: float = 0.0           # tokens (rows) behind loss_sum
   skipped: int = 0             # this epoch's steps skipped for non-finite values
@@ -220,7 +220,7 @@ def load_data(task: tasks.Task, workdir: Path, log) -> dict[str, tasks.Split]:
   """The task's splits, with the vocabularies saved in (or, once trained, checked against) `workdir`."""
   stored_vocabs = (task.load_vocabs(workdir) if is_trained(workdir)
                    and (workdir / f"{task.vocab_files[0]}.json").exists() else None)
-  splits = task.load_splits()
+  splits = task.training_splits(workdir, log)
   if stored_vocabs:
     task.check_vocabs(stored_vocabs, workdir)
   elif jax.process_index() == 0:  # several processes: one writer
@@ -294,12 +294,13 @@ def train_epoch(task, state, progress, batches, train_step, parallel, checkpoint
   with progress_bar(len(batches), f"epoch {progress.epoch + 1}/{config.epochs}") as bar:
     bar.update(progress.batch)
     for i in range(progress.batch, len(batches)):
-      batch = {**batches[i], "stop": stop.flags(len(batches[i]["weight"]))}
-      state, step_metrics = train_step(state, parallel.shard_batch(batch))
+      batch = batches[i]  # this process's rows
+      state, step_metrics = train_step(state, parallel.from_local(
+          {**batch, "stop": stop.flags(len(batch["weight"]))}))
       if "first_step_seconds" not in timing:
         jax.block_until_ready(step_metrics)
         timing["first_step_seconds"] = round(time.time() - started, 2)
-      tokens += task.tokens_in(batches[i])
+      tokens += task.tokens_in(batch)  # this process's rows: tokens/s is per process
       pending.append(step_metrics)
       progress.batch = i + 1
       # the same read points on every process (a lone process also reads when signalled)
@@ -363,7 +364,7 @@ def train(config: Config, workdir: Path, log=print) -> dict:
   splits = load_data(task, workdir, log)
   train_split, val_split = splits["train"], splits["val"]
   train_rows = task.train_rows(train_split)
-  steps_per_epoch = count_batches(train_split.buckets, train_rows)
+  steps_per_epoch = len(task.batches(train_split, rows=train_rows))
   metrics_path = workdir / "metrics.jsonl"
   record: dict = {}
   checkpoints = Checkpoints(workdir / "checkpoints", keep_latest=config.keep_checkpoints,
@@ -383,7 +384,7 @@ def train(config: Config, workdir: Path, log=print) -> dict:
       run_started = time.time()
       with StopRequest() as stop:
         while progress.epoch < config.epochs:
-          batches = task.batches(train_split, epoch_rng(config.seed, progress.epoch), train_rows)
+          batches = task.batches(train_split, progress.epoch, train_rows, parallel.shard())
           state, progress, timing = train_epoch(task, state, progress, batches, train_step,
                                                 parallel, checkpoints, stop, log)
           if record:  # compilation shows in the first epoch this process runs only

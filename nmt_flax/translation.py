@@ -4,6 +4,7 @@ import dataclasses
 import functools
 import math
 import unicodedata
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import jax
@@ -15,6 +16,7 @@ from nmt_flax.batching import assign_buckets, pad
 from nmt_flax.beam import beam_search
 from nmt_flax.decoding import DecodeOptions, greedy_decode, sampling_pick
 from nmt_flax.errors import UserError
+from nmt_flax.loader import width
 from nmt_flax.losses import compact_token_cross_entropy, token_losses
 from nmt_flax.seq2seq import Seq2Seq
 from nmt_flax.transformer import Transformer
@@ -57,16 +59,38 @@ class Translation(Task):
     return side.tokens(side.units(text)[0])
 
   # --- data -------------------------------------------------------------
-  def read_corpus(self, path: str | None = None) -> list[data.Pair]:
-    """The configured corpus (--data with --columns, or --source/--target), or
-    the tab-separated file `path` in the same columns."""
+  def stream_corpus(self, path: str | tuple[str, str] | None = None) -> Iterator[data.Pair]:
+    """The pairs of the configured corpus (--data with --columns, or
+    --source/--target), or of `path`: a tab-separated file in the same
+    columns, or (source file, target file), read lazily."""
     config = self.config
-    if config.source and path is None:
-      return data.read_file_pair(Path(config.source), Path(config.target))
+    if path is None and config.source:
+      path = (config.source, config.target)
+    if isinstance(path, tuple):
+      return data.stream_file_pair(Path(path[0]), Path(path[1]))
     columns = (tuple(int(c) for c in config.columns.split(",")) if config.columns
                else data.default_columns(config.source_lang, config.target_lang))
-    return data.read_pairs(Path(path) if path else data.find_data_file("nmt", config.data), columns,
-                           names=(config.source_lang, config.target_lang))
+    return data.stream_pairs(Path(path) if path else data.find_data_file("nmt", config.data), columns,
+                             names=(config.source_lang, config.target_lang))
+
+  def read_corpus(self, path: str | tuple[str, str] | None = None) -> list[data.Pair]:
+    """All of `stream_corpus`."""
+    return list(self.stream_corpus(path))
+
+  def training_splits(self, workdir: Path, log) -> dict[str, Split]:
+    """The prepared corpus (`nmt_flax.prepare`), prepared first if need be: the
+    training split is read from disk batch by batch."""
+    from nmt_flax import prepare  # pylint: disable=import-outside-toplevel  (prepare imports tasks)
+    return prepare.ensure(self, workdir, log)
+
+  def evaluation_splits(self, workdir: Path | None) -> dict[str, Split]:
+    """The workdir's prepared splits when they are there and match its corpus;
+    else the corpus split again in memory (with the model's vocabularies)."""
+    from nmt_flax import prepare  # pylint: disable=import-outside-toplevel
+    where = prepare.location(self.config, workdir) if workdir else None
+    if where and (where / prepare.MANIFEST).is_file() and prepare.mismatch(where, self.config) is None:
+      return prepare.load(self, where)
+    return self.load_splits()
 
   def load_splits(self) -> dict[str, Split]:
     """train/val/test by unique source sentence as written (NFKC, before any
@@ -98,13 +122,16 @@ class Translation(Task):
                                   drop_long=name == "train")
             for name, rows in indices.items() if len(rows)}
 
-  def build_vocabs(self, sources: list[list[str]], targets: list[list[str]]) -> None:
-    """Vocabularies from the training split (units of each side): the units,
-    or the pieces of a subword model learnt on them (--source-tokens /
-    --target-tokens bpe or unigram), stored in the vocabulary file."""
+  def build_vocabs(self, sources: Iterable[list[str]], targets: Iterable[list[str]],
+                   samples: tuple = (None, None)) -> None:
+    """Vocabularies from the training split (units of each side; re-iterable):
+    the units, or the pieces of a subword model (--source-tokens /
+    --target-tokens bpe or unigram) learnt on them, or on that side's entry of
+    `samples` if given, and stored in the vocabulary file."""
     self.vocabs = {}
-    for name, side, sentences in zip(self.vocab_files, self.config.text_sides, (sources, targets)):
-      side = side.learn_subwords(sentences, self.config.bpe_size)
+    for name, side, sentences, sample in zip(self.vocab_files, self.config.text_sides,
+                                             (sources, targets), samples):
+      side = side.learn_subwords(sentences if sample is None else sample, self.config.bpe_size)
       self.vocabs[name] = Vocabulary.build((side.tokens(s) for s in sentences),
                                            subword_model=side.subword_model)
 
@@ -155,7 +182,7 @@ class Translation(Task):
     if not self.config.batch_tokens:
       return self.config.batch_size
     step = math.lcm(8, jax.device_count())
-    return [max(step, self.config.batch_tokens // (b["src"].shape[1] + b["tgt_in"].shape[1]) // step * step)
+    return [max(step, self.config.batch_tokens // (width(b, "src") + width(b, "tgt_in")) // step * step)
             for b in split.buckets]
 
   # --- model ------------------------------------------------------------

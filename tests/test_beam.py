@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 
 from nmt_flax import tasks, training
-from nmt_flax.batching import epoch_rng
 from nmt_flax.beam import beam_search, length_penalty
 from nmt_flax.decoding import DecodeOptions
 from nmt_flax.vocab import END_ID, PAD_ID, START_ID
@@ -79,7 +78,7 @@ def trained(request):
   state = training.create_state(task, 0)
   step = training.make_train_step(task)
   for epoch in range(15):  # partly trained: beam and greedy can disagree
-    for batch in task.batches(splits["train"], epoch_rng(0, epoch)):
+    for batch in task.batches(splits["train"], epoch):
       state, _ = step(state, batch)
   return task, state.params, splits
 
@@ -89,7 +88,7 @@ def test_beam_one_equals_greedy_and_beam_five_returns_what_it_scores_best_first(
   can fall out of the beam); it promises beam(1) == greedy, and n-best lists
   whose scores are the hypotheses' own log-probabilities, best first."""
   task, params, splits = trained
-  for batch in task.batches(splits["val"]) + task.batches(splits["train"])[:2]:
+  for batch in list(task.batches(splits["val"])) + task.batches(splits["train"])[:2]:
     greedy, greedy_scores, _ = task.translate_batch(params, batch["src"], DecodeOptions(max_len=10))
     beam1, beam1_scores, _ = beam_search_through_model(task, params, batch["src"], 1)
     np.testing.assert_array_equal(greedy[:, 0], beam1[:, 0])

@@ -108,6 +108,7 @@ def test_every_entry_point_takes_either_family_and_shows_every_head(family, nmt_
   assert evaluate_with(model, "--translate", paragraph, "--plot-attention", tmp_path,
                        "--attention-layer", layers) == 0
   assert (tmp_path / f"attention_1_layer{layers}.png").stat().st_size > 0
+  capsys.readouterr()
   assert evaluate_with(model, "--translate", paragraph, "--plot-attention", tmp_path,
                        "--attention-layer", layers + 1) == 2
   one_error_line(capsys, f"--attention-layer {layers + 1}: this model has decoder layers 1 to {layers}")

@@ -1,0 +1,156 @@
+"""The prepared corpus (nmt_flax.prepare) and the streaming loader (nmt_flax.loader)."""
+import collections
+import json
+import os
+
+import numpy as np
+import pytest
+
+from nmt_flax import prepare, tasks
+from nmt_flax.errors import UserError
+from nmt_flax.loader import Batches
+from nmt_flax.vocab import SPECIALS
+from tests.conftest import NMT_FLAGS, TINY_NMT, evaluate, one_error_line
+
+
+def quiet(*_):
+  pass
+
+
+def rows_read(batches):
+  """The (bucket, row) pairs of every real row of an epoch, in batch order."""
+  out = []
+  for i in range(len(batches)):
+    b, rows = batches.rows_of(i)
+    out += [(b, int(r)) for r in rows if r >= 0]
+  return out
+
+
+def test_an_epoch_is_every_row_once_in_fixed_shapes_a_function_of_seed_and_epoch_and_shards_split_it():
+  buckets = [{"src": np.arange(n * 3).reshape(n, 3) + 1, "example": np.arange(n)} for n in (1, 8, 9, 17)]
+  epoch = Batches(buckets, 8, seed=5, epoch=2)
+  assert len(epoch) == 1 + 1 + 2 + 3
+  assert sorted(rows_read(epoch)) == [(b, r) for b, n in enumerate((1, 8, 9, 17)) for r in range(n)]
+  batches = list(epoch)
+  assert all(b["src"].shape == (8, 3) for b in batches)
+  assert sum(b["weight"].sum() for b in batches) == 35
+  assert not any(b["src"][b["weight"] == 0].any() for b in batches)  # filler rows: all padding
+  with pytest.raises(IndexError):
+    epoch[len(epoch)]  # pylint: disable=pointless-statement  (a grain dataset would wrap around)
+  assert rows_read(Batches(buckets, 8, seed=5, epoch=2)) == rows_read(epoch)  # a pure function
+  assert rows_read(Batches(buckets, 8, seed=5, epoch=3)) != rows_read(epoch)
+  assert rows_read(Batches(buckets, 8, seed=6, epoch=2)) != rows_read(epoch)
+  assert rows_read(Batches(buckets, 8)) == sorted(rows_read(epoch))  # no seed: in order
+  # Two processes: disjoint rows, together the epoch, each batch the halves of the one-process batch.
+  halves = [Batches(buckets, 8, seed=5, epoch=2, shard=(p, 2)) for p in (0, 1)]
+  first, second = (set(rows_read(h)) for h in halves)
+  assert not first & second and first | second == set(rows_read(epoch))
+  for i, whole in enumerate(batches):
+    for key in whole:
+      np.testing.assert_array_equal(np.concatenate([h[i][key] for h in halves]), whole[key])
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory, nmt_config_module):
+  """A tiny corpus prepared by the set split, next to its in-memory splits."""
+  workdir = tmp_path_factory.mktemp("prepared")
+  config = nmt_config_module(buckets="6x10,12x10", test_fraction=0.2)
+  return workdir, prepare.ensure(tasks.get(config), workdir, quiet), tasks.get(config).load_splits()
+
+
+@pytest.fixture(scope="module")
+def nmt_config_module():
+  from nmt_flax.config import resolve
+  defaults = dict(data=str(TINY_NMT), batch_size=8, val_fraction=0.2, buckets="12x10", tensorboard=False)
+  return lambda **o: resolve("nmt", None, {**defaults, **o})
+
+
+def test_prepared_splits_equal_the_in_memory_ones_row_for_row(prepared):
+  _, streamed, in_memory = prepared
+  assert set(streamed) == set(in_memory) == {"train", "val", "test", "test-unseen"}
+  train = streamed["train"]
+  assert len(train.buckets) == len(in_memory["train"].buckets) == 2  # both shapes used
+  for disk, memory in zip(train.buckets, in_memory["train"].buckets):
+    read = disk.take(np.arange(len(disk)))
+    for key in ("src", "tgt_in", "tgt_out", "example"):
+      np.testing.assert_array_equal(read[key], memory[key])
+  for name in ("val", "test", "test-unseen"):
+    assert streamed[name].extras == in_memory[name].extras
+    for key, value in in_memory[name].buckets[0].items():
+      np.testing.assert_array_equal(streamed[name].buckets[0][key], value)
+
+
+def test_the_hash_split_keeps_equal_sources_together_and_is_deterministic(nmt_config_module, tmp_path):
+  config = nmt_config_module(split_by="hash", val_fraction=0.3, test_fraction=0.3)
+  task = tasks.get(config)
+  splits = prepare.ensure(task, tmp_path / "a", quiet)
+  sources = {name: set(split.extras["sources"]) for name, split in splits.items() if name != "train"}
+  train = splits["train"]
+  train_sources = {task.source_side.text_of(task.vocabs["src_vocab"].decode(row[row > 0]))
+                   for b in train.buckets for row in b.take(np.arange(len(b)))["src"]}
+  assert not (sources["val"] & sources["test"]) and not (train_sources & (sources["val"] | sources["test"]))
+  pairs = task.read_corpus()
+  assert train.size + splits["val"].size + splits["test"].size == len(pairs)
+  assert splits["test-unseen"].size <= splits["test"].size
+  # The vocabulary comes from the training side only.
+  assert set(task.vocabs["src_vocab"].itos) - set(SPECIALS) <= {c for s in train_sources for c in s}
+  again = tasks.get(config)
+  assert prepare.ensure(again, tmp_path / "b", quiet)["val"].extras == splits["val"].extras
+  uneven = nmt_config_module(val_fraction=0.1, test_fraction=0.2)
+  shares = collections.Counter(prepare.split_of(str(n), uneven) for n in range(20_000))
+  assert abs(shares["val"] / 20_000 - 0.1) < 0.01 and abs(shares["test"] / 20_000 - 0.2) < 0.01
+  other = prepare.ensure(tasks.get(nmt_config_module(split_by="hash", val_fraction=0.3,
+                                                     test_fraction=0.3, split_seed=1)), tmp_path / "c", quiet)
+  assert other["val"].extras["sources"] != splits["val"].extras["sources"]
+
+
+def test_a_prepared_folder_that_does_not_match_is_refused_in_one_line(prepared, nmt_config_module, tmp_path):
+  workdir, _, _ = prepared
+  shared = str(workdir / "prepared")
+  with pytest.raises(UserError, match="prepared with val_fraction 0.2, not 0.3: .*--prepared"):
+    prepare.ensure(tasks.get(nmt_config_module(buckets="6x10,12x10", test_fraction=0.2, val_fraction=0.3,
+                                               prepared=shared)), tmp_path, quiet)
+  corpus = tmp_path / "corpus.txt"
+  corpus.write_bytes(TINY_NMT.read_bytes())
+  config = nmt_config_module(data=str(corpus))
+  prepare.ensure(tasks.get(config), tmp_path / "w", quiet)
+  os.utime(corpus, ns=(1, 1))  # touched, not changed: accepted (checked by content)
+  assert prepare.mismatch(tmp_path / "w" / "prepared", config) is None
+  corpus.write_text(TINY_NMT.read_text(encoding="utf-8").replace("cat", "dog"), encoding="utf-8")
+  assert "corpus.txt has changed since" in prepare.mismatch(tmp_path / "w" / "prepared", config)
+  notes = []
+  prepare.ensure(tasks.get(config), tmp_path / "w", notes.append)  # no checkpoint yet: prepared again
+  assert any("preparing it again" in n for n in notes)
+  assert prepare.mismatch(tmp_path / "w" / "prepared", config) is None
+
+
+def test_an_interrupted_prepare_leaves_nothing_that_looks_prepared(nmt_config_module, tmp_path, monkeypatch):
+  def interrupt(*_):
+    raise KeyboardInterrupt
+  monkeypatch.setattr(prepare.TrainWriter, "add", interrupt)
+  with pytest.raises(KeyboardInterrupt):
+    prepare.ensure(tasks.get(nmt_config_module()), tmp_path, quiet)
+  assert os.listdir(tmp_path) == []
+
+
+def test_train_prepares_the_prepare_cli_finds_it_done_and_eval_reads_a_file_pair(nmt_workdir, tmp_path, capsys):
+  from nmt_flax import cli
+  workdir = nmt_workdir  # trained by train.py, which prepared its corpus first
+  assert json.loads((workdir / "prepared" / "manifest.json").read_text())["train"]["size"] == 18
+  assert cli.run(cli.prepare_main, ["--data", str(TINY_NMT), "--workdir", str(workdir), *NMT_FLAGS]) == 0
+  out = capsys.readouterr().out
+  assert f"data: prepared in {workdir / 'prepared'}" in out and "ready: 18 training pairs" in out
+  lines = [l.split("\t") for l in TINY_NMT.read_text(encoding="utf-8").splitlines() if l.strip()]
+  (tmp_path / "s.zh").write_text("".join(l[1] + "\n" for l in lines), encoding="utf-8")
+  (tmp_path / "t.en").write_text("".join(l[0] + "\n" for l in lines), encoding="utf-8")
+  scores = [tmp_path / "pair.json", tmp_path / "tsv.json"]
+  assert evaluate("--workdir", workdir, "--source", tmp_path / "s.zh", "--target", tmp_path / "t.en",
+                  "--output-json", scores[0]) == 0
+  assert evaluate("--workdir", workdir, "--data", TINY_NMT, "--output-json", scores[1]) == 0
+  first, second = (json.loads(p.read_text()) for p in scores)
+  assert first["bleu"] == second["bleu"] and first["num_sentences"] == len(lines)
+  capsys.readouterr()
+  assert evaluate("--workdir", workdir, "--source", tmp_path / "s.zh") == 2
+  one_error_line(capsys, "--target not given")
+  assert cli.run(cli.prepare_main, ["--task", "sentiment", "--workdir", str(tmp_path / "x")]) == 2
+  one_error_line(capsys, "--task sentiment: only the translation task prepares its data")
