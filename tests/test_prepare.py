@@ -6,11 +6,12 @@ import os
 import numpy as np
 import pytest
 
+import nmt_flax
 from nmt_flax import prepare, tasks
 from nmt_flax.errors import UserError
 from nmt_flax.loader import Batches
 from nmt_flax.vocab import SPECIALS
-from tests.conftest import NMT_FLAGS, TINY_NMT, evaluate, one_error_line
+from tests.conftest import NMT_FLAGS, TINY_NMT, evaluate_with, one_error_line
 
 
 def quiet(*_):
@@ -144,13 +145,14 @@ def test_train_prepares_the_prepare_cli_finds_it_done_and_eval_reads_a_file_pair
   (tmp_path / "s.zh").write_text("".join(l[1] + "\n" for l in lines), encoding="utf-8")
   (tmp_path / "t.en").write_text("".join(l[0] + "\n" for l in lines), encoding="utf-8")
   scores = [tmp_path / "pair.json", tmp_path / "tsv.json"]
-  assert evaluate("--workdir", workdir, "--source", tmp_path / "s.zh", "--target", tmp_path / "t.en",
-                  "--output-json", scores[0]) == 0
-  assert evaluate("--workdir", workdir, "--data", TINY_NMT, "--output-json", scores[1]) == 0
+  model = nmt_flax.load(workdir)
+  assert evaluate_with(model, "--source", tmp_path / "s.zh", "--target", tmp_path / "t.en",
+                       "--output-json", scores[0]) == 0
+  assert evaluate_with(model, "--data", TINY_NMT, "--output-json", scores[1]) == 0
   first, second = (json.loads(p.read_text()) for p in scores)
   assert first["bleu"] == second["bleu"] and first["num_sentences"] == len(lines)
   capsys.readouterr()
-  assert evaluate("--workdir", workdir, "--source", tmp_path / "s.zh") == 2
+  assert evaluate_with(model, "--source", tmp_path / "s.zh") == 2
   one_error_line(capsys, "--target not given")
   assert cli.run(cli.prepare_main, ["--task", "sentiment", "--workdir", str(tmp_path / "x")]) == 2
   one_error_line(capsys, "--task sentiment: only the translation task prepares its data")

@@ -1,6 +1,6 @@
 """Every example in the README runs as written: its Python blocks are executed
 (in a folder where runs/quick and runs/imdb are the tiny workdirs the CLI tests
-train), and every train.py / eval.py / serve / export command line parses."""
+train), and every train.py / eval.py / prepare / serve / export command line parses."""
 import re
 import shlex
 from pathlib import Path
@@ -32,11 +32,11 @@ def test_every_python_example_runs_as_written(block, nmt_workdir, sentiment_work
 def commands():
   """(parser, argv) of every command line in the README's shell blocks."""
   parsers = {"train.py": cli.train_parser, "eval.py": cli.eval_parser, "-m nmt_flax.serve": serve.parser,
-             "-m nmt_flax.export": export.parser}
+             "-m nmt_flax.export": export.parser, "-m nmt_flax.prepare": cli.train_parser}
   for block in SHELL_BLOCKS:
     for line in block.replace("\\\n", " ").splitlines():
       for command in re.split(r"&&?|\||;", line.removeprefix("$ ")):
-        match = re.search(r"python3? (train\.py|eval\.py|-m nmt_flax\.(?:serve|export))(.*)", command)
+        match = re.search(r"python3? (train\.py|eval\.py|-m nmt_flax\.(?:serve|export|prepare))(.*)", command)
         if match:  # [optional flags] and comments dropped, shell variables given a value
           argv = re.sub(r"\[[^\]]*\]|#.*$", "", match.group(2)).replace("$i", "0")
           yield parsers[match.group(1)], shlex.split(argv)
