@@ -26,7 +26,8 @@ def assert_trees_equal(a, b):
     np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
 
 
-# epochs: enough to end far below the loss bound of 0.05 (measured: GRU 0.004 after 80, Transformer 0.008 after 40)
+# epochs: enough to end below the loss bound of 0.05 and translate every pair (GRU: 0.004 after 80;
+# Transformer: 40 sufficed with the batch order before the grain loader, 50 now leave a pair wrong)
 @pytest.mark.parametrize("model", [dict(units=48, embedding_dim=24, epochs=80),
                                    dict(model="transformer", units=32, heads=4, ff_dim=64, layers=1, epochs=60)],
                          ids=["gru", "transformer"])
