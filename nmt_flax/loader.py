@@ -44,7 +44,7 @@ class DiskBucket:
 
   def take(self, rows: np.ndarray) -> Batch:
     """The columns of `rows` (indices into this bucket), as {name: [len(rows), width]}."""
-    if self._fd is None:  # opened on first use: a DiskBucket can be pickled and shipped
+    if self._fd is None:  # opened on first use: only the buckets an epoch reads hold a descriptor
       self._fd = os.open(self.path, os.O_RDONLY)
     raw = b"".join(os.pread(self._fd, self.row_bytes, int(r) * self.row_bytes) for r in rows)
     table = np.frombuffer(raw, np.int32).reshape(len(rows), self.row_bytes // 4)
@@ -54,9 +54,6 @@ class DiskBucket:
       start += width
     out["example"] = out["example"][:, 0].astype(np.int64)
     return out
-
-  def __getstate__(self):
-    return {**self.__dict__, "_fd": None}
 
   def __del__(self):
     if self._fd is not None:

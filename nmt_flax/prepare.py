@@ -26,7 +26,6 @@ interrupted prepare never leaves a folder that training would read as prepared.
 A prepared folder that does not match the corpus or the flags is refused in one
 line (the workdir's own folder is remade while the workdir has no checkpoint).
 """
-import dataclasses
 import hashlib
 import itertools
 import json
@@ -262,26 +261,22 @@ def _hash_split(task, writer: TrainWriter, tmp: Path) -> dict[str, Split]:
   a file; then vocabularies from the training units, then encode the
   training pairs chunk by chunk into `writer`; the evaluation splits in memory."""
   config = task.config
-  source, target = config.text_sides
-  as_written, simplified = (dataclasses.replace(source, script=script) for script in ("keep", "simplified"))
   names = ("train", "val", "test")
   units = {name: UnitsFile(tmp / f"{name}.units") for name in names}
   outputs = {name: units[name].path.open("w", encoding="utf-8") for name in names}
   seen = {"targets": array("Q"), "sources": array("Q")}  # hashes of the training side, for test-unseen
   test_keys = []  # (target hash, source hash) of each test pair
-  samples = [[] if side.unit in SUBWORD_UNITS else None for side in (source, target)]
+  samples = [[] if side.unit in SUBWORD_UNITS else None for side in config.text_sides]
   sampler, kept = random.Random(config.data_seed), 0
   pairs = itertools.islice(task.stream_corpus(), config.max_examples)
   with _progress("pairs") as bar:
-    for pair in pairs:
+    for normalised in map(task.normalise, pairs):
       bar.update(1)
-      written, tgt = as_written.units(pair.source)[0], target.units(pair.target)[0]
-      if not written or not tgt:
+      if normalised is None:
         continue
-      name = split_of(as_written.join(written), config)
-      src = written if source.script == "keep" else source.units(pair.source)[0]
+      key, src, tgt, folded = normalised
+      name = split_of(key, config)
       outputs[name].write(json.dumps([src, tgt], ensure_ascii=False) + "\n")
-      folded = src if source.script == "simplified" else simplified.units(pair.source)[0]
       keys = (_hash("\x1f".join(tgt)), _hash("\x1f".join(folded)))
       if name == "train":
         seen["targets"].append(keys[0])

@@ -92,26 +92,32 @@ class Translation(Task):
       return prepare.load(self, where)
     return self.load_splits()
 
-  def load_splits(self) -> dict[str, Split]:
-    """train/val/test by unique source sentence as written (NFKC, before any
-    script conversion), so every setting of --chinese-script splits the same
-    pairs; plus 'test-unseen': the test pairs whose target is no training
-    target and whose source (a Chinese one in simplified script) is no
-    training source (no reference or script twin seen in training)."""
-    pairs = self.read_corpus()[:self.config.max_examples]
+  def normalise(self, pair: data.Pair) -> tuple[str, list[str], list[str], tuple[str, ...]] | None:
+    """One pair as every split method sees it: (split key: the source as written,
+    NFKC but before any script conversion, so every --chinese-script splits the
+    same pairs; source units; target units; the source units in simplified
+    script, which 'test-unseen' compares), or None if a side has no unit left."""
     source, target = self.config.text_sides
-    as_written, simplified = (dataclasses.replace(source, script=script) for script in ("keep", "simplified"))
-    written = [as_written.units(p.source)[0] for p in pairs]
-    targets = [target.units(p.target)[0] for p in pairs]
-    keep = [i for i in range(len(pairs)) if written[i] and targets[i]]
-    written, targets = [written[i] for i in keep], [targets[i] for i in keep]
-    raw = [pairs[i].source for i in keep]
-    indices = data.split_by_source([as_written.join(s) for s in written], self.config.val_fraction,
-                                   self.config.test_fraction, self.config.data_seed)
-    units = [source.units(t)[0] for t in raw]
+    written = dataclasses.replace(source, script="keep").units(pair.source)[0]
+    target_units = target.units(pair.target)[0]
+    if not written or not target_units:
+      return None
+    units = written if source.script == "keep" else source.units(pair.source)[0]
+    folded = units if source.script == "simplified" else \
+        dataclasses.replace(source, script="simplified").units(pair.source)[0]
+    return source.join(written), units, target_units, tuple(folded)
+
+  def load_splits(self) -> dict[str, Split]:
+    """train/val/test by unique source sentence (`normalise`'s key); plus
+    'test-unseen': the test pairs whose target is no training target and
+    whose source (a Chinese one in simplified script) is no training source
+    (no reference or script twin seen in training)."""
+    normalised = [n for n in map(self.normalise, self.read_corpus()[:self.config.max_examples]) if n]
+    keys, units, targets, folded = (list(column) for column in zip(*normalised)) if normalised else ([],) * 4
+    indices = data.split_by_source(keys, self.config.val_fraction, self.config.test_fraction,
+                                   self.config.data_seed)
     if not self.vocabs:
       self.build_vocabs([units[i] for i in indices["train"]], [targets[i] for i in indices["train"]])
-    folded = [tuple(simplified.units(t)[0]) for t in raw]
     seen_targets = {tuple(targets[i]) for i in indices["train"]}
     seen_sources = {folded[i] for i in indices["train"]}
     indices["test-unseen"] = np.array([i for i in indices["test"] if tuple(targets[i]) not in seen_targets
