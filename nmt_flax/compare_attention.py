@@ -43,41 +43,50 @@ def run_variant(task: str, name: str, flags: dict, out: Path, beam: int) -> dict
 
 
 def markdown(rows: list[dict], beam: int) -> str:
-  nmt = {r["attention"]: r for r in rows if r["task"] == "nmt"}
-  sent = {r["attention"]: r for r in rows if r["task"] == "sentiment"}
-  lines = [f"| attention | BLEU greedy | chrF greedy | BLEU beam {beam} | chrF beam {beam} | "
-           "NMT train s | IMDB test acc | IMDB train s |", "|---|---|---|---|---|---|---|---|"]
+  """The rows as a Markdown table: a row per score function, the columns of each task in `rows`."""
+  columns = {  # task: (headers, a row's cells)
+      "nmt": (["BLEU greedy", "chrF greedy", f"BLEU beam {beam}", f"chrF beam {beam}", "NMT train s"],
+              lambda r: [f"{r['bleu_greedy']:.2f}", f"{r['chrf_greedy']:.2f}", f"{r['bleu_beam']:.2f}",
+                         f"{r['chrf_beam']:.2f}", f"{r['train_seconds']:.0f}"]),
+      "sentiment": (["IMDB test acc", "IMDB train s"],
+                    lambda r: [f"{r['accuracy']:.4f}", f"{r['train_seconds']:.0f}"])}
+  columns = {task: c for task, c in columns.items() if any(r["task"] == task for r in rows)}
+  scores = {(r["task"], r["attention"]): r for r in rows}
+  header = [h for headers, _ in columns.values() for h in headers]
+  lines = ["| attention | " + " | ".join(header) + " |", "|---" * (len(header) + 1) + "|"]
   for name in attention.REGISTRY:
-    n, s = nmt.get(name), sent.get(name)
-    cells = ([f"{n['bleu_greedy']:.2f}", f"{n['chrf_greedy']:.2f}", f"{n['bleu_beam']:.2f}",
-              f"{n['chrf_beam']:.2f}", f"{n['train_seconds']:.0f}"] if n else ["–"] * 5)
-    cells += [f"{s['accuracy']:.4f}", f"{s['train_seconds']:.0f}"] if s else ["–"] * 2
-    lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    if any((task, name) in scores for task in columns):
+      cells = [cell for task, (headers, cells_of) in columns.items()
+               for cell in (cells_of(scores[task, name]) if (task, name) in scores else ["–"] * len(headers))]
+      lines.append(f"| {name} | " + " | ".join(cells) + " |")
   return "\n".join(lines) + "\n"
 
 
-def bar_chart(rows: list[dict], path: Path, beam: int) -> None:
+def comparison_figure(rows: list[dict], beam: int):
+  """Bar charts of `rows`: NMT validation BLEU (greedy and beam) and IMDB test
+  accuracy per score function, a panel for each task in `rows`."""
   from nmt_flax.plotting import plt  # pylint: disable=import-outside-toplevel
   names = list(attention.REGISTRY)
-  nmt = {r["attention"]: r for r in rows if r["task"] == "nmt"}
-  sent = {r["attention"]: r for r in rows if r["task"] == "sentiment"}
-  fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+  present = [task for task in ("nmt", "sentiment") if any(r["task"] == task for r in rows)]
+  fig, axes = plt.subplots(1, len(present), figsize=(5.5 * len(present), 4), squeeze=False)
   xs = range(len(names))
-  left.bar([x - 0.2 for x in xs], [nmt[n]["bleu_greedy"] if n in nmt else 0 for n in names], 0.4,
-           label="greedy")
-  left.bar([x + 0.2 for x in xs], [nmt[n]["bleu_beam"] if n in nmt else 0 for n in names], 0.4,
-           label=f"beam {beam}")
-  left.set_title("NMT validation BLEU")
-  left.legend()
-  right.bar(list(xs), [sent[n]["accuracy"] if n in sent else 0 for n in names], 0.6)
-  right.set_ylim(0.5, 1.0)
-  right.set_title("IMDB test accuracy")
-  for ax in (left, right):
+  for ax, task in zip(axes[0], present):
+    scores = {r["attention"]: r for r in rows if r["task"] == task}
+    if task == "nmt":
+      ax.bar([x - 0.2 for x in xs], [scores[n]["bleu_greedy"] if n in scores else 0 for n in names], 0.4,
+             label="greedy")
+      ax.bar([x + 0.2 for x in xs], [scores[n]["bleu_beam"] if n in scores else 0 for n in names], 0.4,
+             label=f"beam {beam}")
+      ax.set_title("NMT validation BLEU")
+      ax.legend()
+    else:
+      ax.bar(list(xs), [scores[n]["accuracy"] if n in scores else 0 for n in names], 0.6)
+      ax.set_ylim(0.5, 1.0)
+      ax.set_title("IMDB test accuracy")
     ax.set_xticks(list(xs))
     ax.set_xticklabels(names, rotation=30)
   fig.tight_layout()
-  fig.savefig(path, dpi=100)
-  plt.close(fig)
+  return fig
 
 
 def main(argv=None) -> None:
@@ -106,7 +115,8 @@ def main(argv=None) -> None:
   table = markdown(rows, args.beam_size)
   (out / "attention_comparison.md").write_text(table, encoding="utf-8")
   (out / "attention_comparison.json").write_text(json.dumps(rows, indent=2), encoding="utf-8")
-  bar_chart(rows, out / "attention_comparison.png", args.beam_size)
+  figure = comparison_figure(rows, args.beam_size)
+  figure.savefig(out / "attention_comparison.png", dpi=100)
   print(table + f"\ntotal wall time {time.time() - started:.0f} s; written to {out}")
 
 

@@ -114,12 +114,12 @@ def attention_figure(weights, source: list[str], output: list[str],
   return fig
 
 
-def plot_loss_curve(metrics_path: Path, path: Path) -> None:
-  """Training (and validation) loss per epoch from metrics.jsonl."""
+def loss_figure(metrics_path: Path):
+  """Training (and validation) loss per epoch from metrics.jsonl; None before the first epoch."""
   records = [json.loads(l) for l in Path(metrics_path).read_text().splitlines() if l.strip()]
   records = [r for r in records if "epoch" in r]
   if not records:
-    return
+    return None
   fig, ax = plt.subplots(figsize=(6, 4))
   ax.plot([r["epoch"] for r in records], [r["train_loss"] for r in records], "o-", label="train")
   val = [r for r in records if "val_loss" in r]
@@ -129,5 +129,12 @@ def plot_loss_curve(metrics_path: Path, path: Path) -> None:
   ax.set_ylabel("loss")
   ax.legend()
   fig.tight_layout()
-  fig.savefig(path, dpi=100)
-  plt.close(fig)
+  return fig
+
+
+def plot_loss_curve(metrics_path: Path, path: Path) -> None:
+  """Writes `loss_figure` to `path` (PNG), if there is an epoch to plot."""
+  fig = loss_figure(metrics_path)
+  if fig is not None:
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
