@@ -35,8 +35,8 @@
 # %% tags=["parameters"]
 # The one parameter (papermill-style: this cell is tagged "parameters").
 #   "full": the models shown here: the README's `quick` preset for sections 2-4 (runs/quick, so a
-#           model the README's first command trained is reused), a 2-epoch model per score
-#           function, the sentiment `quick` preset; about 15 minutes on 2 CPU cores.
+#           model the README's first command trained is reused), the same model with each score
+#           function for 3 epochs, the sentiment `quick` preset; about 20 minutes on 2 CPU cores.
 #   "ci":   tiny models trained for a few steps, in a temporary folder: a check that every cell
 #           runs (tests/test_notebook.py runs the notebook so, in the test suite).
 BUDGET = "full"
@@ -74,6 +74,7 @@ for corpus in ("nmt", "sentiment"):
 
 # %%
 import io
+import dataclasses
 import tempfile
 import time
 
@@ -106,17 +107,15 @@ def show(figure, dpi=72):
 if BUDGET == "full":
   RUNS = Path("runs")
   NMT = resolve("nmt", "quick", {})  # the same model as `train.py --preset quick`
-  COMPARE = {**compare_attention.NMT, "epochs": 2}  # python -m nmt_flax.compare_attention's, shorter
-  COMPARE_BEAM = 5
   SENTIMENT = resolve("sentiment", "quick", {})
+  COMPARE_EPOCHS, COMPARE_BEAM = 3, 5  # section 5: each score function, half the quick preset's epochs
 elif BUDGET == "ci":
   RUNS = Path(tempfile.mkdtemp(prefix="nmt_flax_notebook_"))
-  COMPARE = dict(max_examples=3000, units=32, embedding_dim=16, epochs=1, buckets="10x10",
-                 batch_size=64, learning_rate=3e-3)
-  COMPARE_BEAM = 1  # = greedy: one decoder to compile per model
-  NMT = resolve("nmt", None, COMPARE)
+  NMT = resolve("nmt", None, dict(max_examples=3000, units=32, embedding_dim=16, epochs=1,
+                                  buckets="10x10", batch_size=64, learning_rate=3e-3))
   SENTIMENT = resolve("sentiment", None, dict(max_examples=2000, units=16, embedding_dim=16, epochs=1,
                                               max_len=100, batch_size=64))
+  COMPARE_EPOCHS, COMPARE_BEAM = 1, 1  # beam 1 = greedy: one decoder to compile per model
 else:
   raise ValueError(f"BUDGET = {BUDGET!r}: expected 'full' or 'ci'")
 print(f"jax {jax.__version__} on {jax.devices()[0].platform}; models in {RUNS}/")
@@ -161,7 +160,7 @@ print({name: split.size for name, split in splits.items()})
 print(f"vocabularies: {len(src_vocab):,} source characters, {len(tgt_vocab):,} target words "
       f"(ids {PAD_ID}-{END_ID} are <pad>, <start>, <end>); buckets {NMT.buckets} (source x target)")
 
-lengths = pd.DataFrame([(len(units), len(words) + 1) for p in pairs[:20000]
+lengths = pd.DataFrame([(len(units) + 1, len(words) + 1) for p in pairs
                         for normalised in [task.normalise(p)] if normalised
                         for _, units, words, _ in [normalised]], columns=["source", "target"])
 figure, axes = plotting.plt.subplots(1, 2, figsize=(9, 2.6))
@@ -310,7 +309,9 @@ for t in greedy:
 # %%
 FAILURE = "我不喜歡下雨天。"  # "I don't like rainy days."
 wrong = translator.translate([FAILURE])[0]
-print(f"{FAILURE} -> {wrong.text}")
+print(f"{FAILURE} -> greedy: {wrong.text} | beam 5: {translator.translate([FAILURE], beam_size=5)[0].text}")
+for phrase in ("雨天", "下雨"):
+  print(f"{phrase} is in {sum(phrase in p.source for p in pairs)} of the {len(pairs):,} source sentences")
 pd.DataFrame({"output word": wrong.target_labels,
               "most attended": [(wrong.source + ["<end>"])[j] for j in wrong.attention.argmax(axis=1)],
               "weight": wrong.attention.max(axis=1).round(2)}).T
@@ -319,21 +320,27 @@ pd.DataFrame({"output word": wrong.target_labels,
 show(plotting.attention_figure(wrong.attention, wrong.source + ["<end>"], wrong.target_labels, FONT))
 
 # %% [markdown]
-# In the run saved here the model writes "tomorrow" while looking at 天 (day). In the training
-# data 天 comes mostly in 今天 (today), 明天 (tomorrow) and 每天 (every day): a character-level
-# model has to learn from the neighbours which word a character belongs to, and 下雨天 (a rainy day)
-# is rare. The attention shows *where* the mistake comes from; more data, more epochs (the
-# `best-cpu` preset) or subword units (`--source-tokens bpe`) are the usual remedies.
+# In the run saved here the first words follow the characters one by one (我 → i, 不 → don't,
+# 喜歡 → like). Then the attention reaches 下雨天 ("a rainy day": 雨天 is in three training
+# sentences, all "except on rainy days") and stays there: with no word it has learned for those
+# characters, the greedy decoder falls back on frequent continuations and repeats itself ("it like
+# it") while its weights hover over 雨 and 天, and 。 never gets its own row. Nothing in this model
+# records what has already been translated (coverage, Tu et al. 2016, does), so attention stuck in
+# one place means repeated words; beam search, which compares whole hypotheses, avoids the loop but
+# still has no word for the rain. More data, more epochs (the `best-cpu` preset) or subword units
+# (`--source-tokens bpe`) are the usual remedies.
 
 # %% [markdown]
 # ## 5. Six score functions
 # The lab's table of score functions, each a Flax module behind one interface
 # (`memory = attn.prepare(values, mask)`, `context, weights = attn(query, memory)`; docs/attention.md
-# has each formula and shape). Each is trained here with the same seed, data and budget (`COMPARE`),
-# as `python -m nmt_flax.compare_attention` does for both tasks, and scored on the validation set:
+# has each formula and shape). Each one here is section 3's model with that score function, trained
+# with the same seed and data for `COMPARE_EPOCHS` epochs (as `python -m nmt_flax.compare_attention`
+# does for both tasks), then scored on the validation set:
 
 # %%
-rows = [compare_attention.run_variant("nmt", name, COMPARE, RUNS / "compare", beam=COMPARE_BEAM)
+compare = {**dataclasses.asdict(NMT), "epochs": COMPARE_EPOCHS}
+rows = [compare_attention.run_variant("nmt", name, compare, RUNS / "compare", beam=COMPARE_BEAM)
         for name in attention.REGISTRY]
 display(Markdown(compare_attention.markdown(rows, beam=COMPARE_BEAM)))
 show(compare_attention.comparison_figure(rows, beam=COMPARE_BEAM))
