@@ -295,6 +295,10 @@ pd.DataFrame({"source": sentences, "greedy": [t.text for t in greedy],
               "log p / length penalty": [round(t.score, 2) for t in beam]})
 
 # %% [markdown]
+# Beam search helps where greedy decoding commits to a word too early: in the run saved here,
+# greedy gave "this book is a lot of ." for 這本書很有意思。 and beam 5 "this book was very
+# interesting .".
+#
 # Each heatmap row is one output word, each column a source character: the attention weights α
 # the decoder used when it produced that word (the same plots as `eval.py --plot-attention`).
 
@@ -361,13 +365,21 @@ show(plotting.attention_figure(np.stack(panels), forced.source + ["<end>"], word
                                titles=list(attention.REGISTRY)))
 
 # %% [markdown]
-# What to look for: `location` never looks at the encoder states (its score is a learned function
-# of the decoder state over *positions*), so its map is a band that moves along the sentence
-# whatever the characters are; the content-based scores (`additive`, `general`, `dot`,
-# `scaled_dot`, `cosine`) can jump to the character that matches the word, as "party" to 派對.
-# `dot` scores grow with the vectors' size, so they tend to be peakier than `scaled_dot`'s
-# (÷√n); `cosine` ignores size and learns its sharpness γ. At this budget the ranking is noisy:
-# the README's table (4 epochs) and `--epochs-nmt` give larger runs.
+# What the run saved here shows, after 3 epochs (the `additive` row is section 3's model halfway:
+# its BLEU is the epoch-3 line of section 3's log, as the seed, data and batch order are the same):
+# - `additive` has begun to align words with characters (will → 会, you → 你, go → 去).
+# - `location` never sees the encoder states (its score is a learned function of the decoder
+#   state over *positions*): its map is a band moving along the sentence, whatever the
+#   characters. On sentences this short that is much of what alignment needs: hence its second place.
+# - `general` and `dot` put nearly all the weight on the last positions (吗, ?, `<end>`): the
+#   decoder starts from the encoder's final state, so an unnormalised sᵀh is largest where h is
+#   most like it, at the sentence's end. The attention became a second copy of the sentence
+#   summary, not an alignment.
+# - `scaled_dot` (÷√256) and `cosine` (bounded, sharpness γ starting at 5) start with small scores,
+#   and after 3 epochs they are still close to uniform: the context is nearly the average state.
+#
+# Longer training changes the ranking: the README's "Attention variants" table, or
+# `python -m nmt_flax.compare_attention --epochs-nmt N`.
 
 # %% [markdown]
 # ## 6. Sentiment
