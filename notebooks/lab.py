@@ -111,10 +111,11 @@ if BUDGET == "full":
   COMPARE_EPOCHS, COMPARE_BEAM = 3, 5  # section 5: each score function, half the quick preset's epochs
 elif BUDGET == "ci":
   RUNS = Path(tempfile.mkdtemp(prefix="nmt_flax_notebook_"))
-  NMT = resolve("nmt", None, dict(max_examples=3000, units=32, embedding_dim=16, epochs=1,
-                                  buckets="10x10", batch_size=64, learning_rate=3e-3))
-  SENTIMENT = resolve("sentiment", None, dict(max_examples=2000, units=16, embedding_dim=16, epochs=1,
-                                              max_len=100, batch_size=64))
+  quiet = dict(epochs=1, tensorboard=False)  # no TensorBoard samples (a translation and plot per epoch)
+  NMT = resolve("nmt", None, dict(max_examples=3000, units=32, embedding_dim=16, buckets="10x10",
+                                  batch_size=64, learning_rate=3e-3, **quiet))
+  SENTIMENT = resolve("sentiment", None, dict(max_examples=2000, units=16, embedding_dim=16, max_len=100,
+                                              batch_size=64, **quiet))
   COMPARE_EPOCHS, COMPARE_BEAM = 1, 1  # beam 1 = greedy: one decoder to compile per model
 else:
   raise ValueError(f"BUDGET = {BUDGET!r}: expected 'full' or 'ci'")
