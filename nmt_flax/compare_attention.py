@@ -25,6 +25,8 @@ SENTIMENT = PRESETS["quick"]["sentiment"]
 
 
 def run_variant(task: str, name: str, flags: dict, out: Path, beam: int) -> dict:
+  """Trains (or resumes) `flags` with attention `name` in OUT/<task>-<name> and scores it: a row
+  of the comparison (NMT: validation BLEU/chrF greedy and with beam size `beam`)."""
   workdir = out / f"{task}-{name}"
   config = resolve(task, None, {**flags, "attention": name})
   started = time.time()
@@ -34,7 +36,7 @@ def run_variant(task: str, name: str, flags: dict, out: Path, beam: int) -> dict
   if task == "nmt":
     split = model.split("val")
     greedy = model.evaluate(split)
-    beamed = model.evaluate(split, beam_size=beam, alpha=0.6)
+    beamed = greedy if beam == 1 else model.evaluate(split, beam_size=beam, alpha=0.6)  # beam 1 is greedy
     row.update(bleu_greedy=greedy["bleu"], chrf_greedy=greedy["chrf"],
                bleu_beam=beamed["bleu"], chrf_beam=beamed["chrf"])
   else:
