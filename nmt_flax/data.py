@@ -130,11 +130,6 @@ def read_pairs(path: Path, columns: tuple[int, int] = (2, 1), names=("source", "
   return list(stream_pairs(path, columns, names))
 
 
-def read_file_pair(source: Path, target: Path) -> list[Pair]:
-  """All of `stream_file_pair`."""
-  return list(stream_file_pair(source, target))
-
-
 def split_by_source(sources: list[str], val_fraction: float, test_fraction: float,
                     seed: int) -> dict[str, np.ndarray]:
   """Indices {'train', 'val', 'test'} such that equal sources never sit on two sides.

@@ -298,30 +298,23 @@ def _hash_split(task, writer: TrainWriter, tmp: Path) -> dict[str, Split]:
   train = units["train"]
   task.build_vocabs(train.side(0), train.side(1), samples)
   src_side = task.source_side  # with its subword model
+
+  def encode(rows: list, drop_long: bool) -> Split:  # [source units, target units] rows
+    return task.make_split([src_side.tokens(s) for s, _ in rows], [t for _, t in rows], drop_long)
+
   with _progress("pairs encoded") as bar:
-    chunk, first = [], 0
-    for pair in itertools.chain(train, [None]):
-      if pair is not None:
-        chunk.append(pair)
-      if len(chunk) == CHUNK or (pair is None and chunk):
-        writer.add(task.make_split([src_side.tokens(s) for s, _ in chunk], [t for _, t in chunk],
-                                   drop_long=True), first)
-        first += len(chunk)
-        bar.update(len(chunk))
-        chunk = []
-  splits = {}
-  for name in ("val", "test"):
-    rows = list(units[name])
-    if rows:
-      splits[name] = task.make_split([src_side.tokens(s) for s, _ in rows], [t for _, t in rows],
-                                     drop_long=False)
+    pairs, first = iter(train), 0
+    while chunk := list(itertools.islice(pairs, CHUNK)):
+      writer.add(encode(chunk, drop_long=True), first)
+      first += len(chunk)
+      bar.update(len(chunk))
+  rows = {name: list(units[name]) for name in ("val", "test")}
+  splits = {name: encode(rows[name], drop_long=False) for name in rows if rows[name]}
   if "test" in splits:
     targets, sources = (np.frombuffer(seen[k], np.uint64) for k in ("targets", "sources"))
     keys = np.array(test_keys, np.uint64).reshape(-1, 2)
     unseen = np.flatnonzero(~np.isin(keys[:, 0], targets) & ~np.isin(keys[:, 1], sources))
-    rows = list(units["test"])
-    splits["test-unseen"] = task.make_split([src_side.tokens(rows[i][0]) for i in unseen],
-                                            [rows[i][1] for i in unseen], drop_long=False)
+    splits["test-unseen"] = encode([rows["test"][i] for i in unseen], drop_long=False)
   for f in units.values():
     f.path.unlink()
   return splits
