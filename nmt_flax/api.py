@@ -186,15 +186,19 @@ class LoadedModel:
     config = read_stored(workdir)
     if not is_trained(workdir):  # before the vocabularies: a failed first run may have left none
       raise cls._no_checkpoint(workdir)
+    if (average_last or average_best) and checkpoint != "best":
+      raise UserError(f"{checkpoint!r}: give a checkpoint or average_last / average_best, not both",
+                      option="checkpoint")
     task = tasks.get(config, tasks.task_class(config.task).load_vocabs(workdir))
     checkpoints = Checkpoints(workdir / "checkpoints", read_only=True)
-    try:
+    try:  # which steps first: a wrong count is said before the model is traced
+      averaged = cls._steps_to_average(checkpoints, average_last, average_best) \
+          if average_last or average_best else None
+      step = max(averaged) if averaged else cls._pick_step(checkpoints, checkpoint, workdir)
       expected = jax.eval_shape(task.init_params, jax.random.key(0))  # shapes only, no compute
-      if average_last or average_best:
-        steps = cls._steps_to_average(checkpoints, average_last, average_best)
-        params = average_params([checkpoints.restore_params(s, expected) for s in steps])
-        return cls(task, params, workdir, max(steps), averaged=steps)
-      step = cls._pick_step(checkpoints, checkpoint, workdir)
+      if averaged:
+        params = average_params([checkpoints.restore_params(s, expected) for s in averaged])
+        return cls(task, params, workdir, step, averaged=averaged)
       return cls(task, checkpoints.restore_params(step, expected), workdir, step)
     finally:
       checkpoints.close()
@@ -306,15 +310,19 @@ class Translator(LoadedModel):
     return [s for s in split_sentences(text, self.task.source_side.spaced) if self.task.source_tokens(s)]
 
   def _translate(self, texts: list[str], sentences: list[list[str]], options: DecodeOptions,
-                 prefixes: list[str | None] | None = None, name=lambda n: f"#{n}") -> list[LineTranslation]:
+                 prefixes: list[str | None] | None = None, name=lambda n: f"#{n}",
+                 first_position: int = 0) -> list[LineTranslation]:
     """Each text with its sentences translated, in one batched call for all; a
     text's prefix begins its first sentence's translation (`name(n)` names
-    text n, from 1, in errors)."""
+    text n, from 1, in errors). The sentences are numbered from
+    `first_position` in the input (what sampling draws from)."""
     prefixes = prefixes or [None] * len(texts)
     flat = [(s, prefixes[n] if k == 0 else None, name(n + 1))
             for n, found in enumerate(sentences) for k, s in enumerate(found)]
+    positions = list(range(first_position, first_position + len(flat)))
     hypotheses = self.sentence_nbest([s for s, _, _ in flat], [p for _, p, _ in flat],
-                                     [n for _, _, n in flat], **dataclasses.asdict(options)) if flat else []
+                                     [n for _, _, n in flat], positions,
+                                     **dataclasses.asdict(options)) if flat else []
     lines, start, separator = [], 0, self.task.target_side.separator
     for text, found in zip(texts, sentences):
       segments = hypotheses[start:start + len(found)]
@@ -325,36 +333,59 @@ class Translator(LoadedModel):
                                    separator=separator))
     return lines
 
+  def check_prefixes(self, sentences: list[list[str]], prefixes: list[str | None], **decoding) -> None:
+    """Raises UserError naming the first text (#1, #2, …) whose prefix leaves
+    its first sentence's output no room (the service checks each request this
+    way before it shares a device call with others)."""
+    options = DecodeOptions(**decoding)
+    for n, (found, prefix) in enumerate(zip(sentences, prefixes), start=1):
+      if prefix and found:
+        self._check_prefix(self._prefix_ids(prefix), len(self.task.encode_source(found[0], n)[1]),
+                           f"#{n}", options)
+
+  def _prefix_ids(self, prefix: str | None) -> list[int]:
+    target = self.task.target_side
+    return self.task.vocabs["tgt_vocab"].encode(target.tokens(target.units(prefix)[0])) if prefix else []
+
+  def _check_prefix(self, ids: list[int], source_ids: int, name: str, options: DecodeOptions) -> None:
+    most = self.task.decode_length(self.task.padded_length(source_ids), options)
+    if len(ids) >= most:  # room for at least one token of the model's
+      raise UserError(f"{name}: {len(ids)} tokens, but this sentence's output holds at most {most}",
+                      option="prefixes")
+
   def sentence_nbest(self, sentences: list[str], prefixes: list[str | None] | None = None,
-                     names: list[str] | None = None, **decoding) -> list[list[Translation]]:
+                     names: list[str] | None = None, positions: list[int] | None = None,
+                     **decoding) -> list[list[Translation]]:
     """The `n_best` best hypotheses of each sentence (not split further), each
     starting with its prefix (target-language text) when one is given (`names`: how
     errors name the sentences; default #1, #2, …). Batched and
     jitted: sentences are grouped by padded length (the training buckets, then
     multiples of 16), so any length is translated whole and only a few shapes
-    compile."""
+    compile. Sampling draws a sentence's outputs from the seed and its
+    `positions` entry (default: its index), so they do not depend on the
+    sentences it shares a batch with."""
     options = DecodeOptions(**decoding)
     encoded = [self.task.encode_source(t, n) for n, t in enumerate(sentences, start=1)]
     vocab = self.task.vocabs["tgt_vocab"]
     target = self.task.target_side
-    forced = [vocab.encode(target.tokens(target.units(p)[0])) if p else []
-              for p in (prefixes or [None] * len(sentences))]
+    forced = [self._prefix_ids(p) for p in (prefixes or [None] * len(sentences))]
+    positions = list(range(len(sentences))) if positions is None else positions
     results: list[list[Translation]] = [[] for _ in encoded]
 
     def max_len(src_len: int) -> int:
       return self.task.decode_length(src_len, options)
     shapes = [self.task.padded_length(len(ids)) for _, ids, _, _ in encoded]
     names = names or [f"#{n}" for n in range(1, len(shapes) + 1)]
-    for name, shape, tokens in zip(names, shapes, forced):
-      if len(tokens) >= max_len(shape):  # room for at least one token of the model's
-        raise UserError(f"{name}: {len(tokens)} tokens, but this sentence's output holds at most "
-                        f"{max_len(shape)}", option="prefixes")
+    for name, (_, ids, _, _), tokens in zip(names, encoded, forced):
+      self._check_prefix(tokens, len(ids), name, options)
     for src_len, chunk, rows in self._chunks(shapes, max_len, options.hypotheses):
       length = max_len(src_len)
       prefix = (pad([forced[i] for i in chunk], length, rows=rows),
                 np.asarray([len(forced[i]) for i in chunk] + [0] * (rows - len(chunk)), np.int32))
       out = self.task.translate_batch(self.params, pad([encoded[i][1] for i in chunk], src_len, rows=rows),
-                                      dataclasses.replace(options, max_len=length), prefix)
+                                      dataclasses.replace(options, max_len=length), prefix,
+                                      np.asarray([positions[i] for i in chunk] + [0] * (rows - len(chunk)),
+                                                 np.int32))
       tokens, scores, weights = (np.asarray(x) for x in out)
       for row, i in enumerate(chunk):
         chars, _, unknown, truncated = encoded[i]
@@ -440,11 +471,12 @@ class Translator(LoadedModel):
     buffer: list[str] = []
     sentences: list[list[str]] = []
     prefixes: list[str | None] = []
-    window_start = 0
+    window_start = sentences_before = 0  # lines and sentences of the earlier windows
     iterator = iter(lines)
 
     def flush() -> list[LineTranslation]:  # the lines read so far, translated
-      return self._translate(buffer, sentences, options, prefixes, lambda n: f"line {window_start + n}")
+      return self._translate(buffer, sentences, options, prefixes, lambda n: f"line {window_start + n}",
+                             sentences_before)
     while True:
       try:
         line = next(iterator, None)
@@ -459,6 +491,7 @@ class Translator(LoadedModel):
       if line is None or len(buffer) == window:  # a full window is translated before reading on
         yield from flush()
         window_start += len(buffer)
+        sentences_before += sum(map(len, sentences))
         buffer, sentences, prefixes = [], [], []
       if line is None:
         return

@@ -27,7 +27,8 @@ def _add_config_flags(parser: argparse.ArgumentParser) -> None:
   for f in dataclasses.fields(config_lib.Config):
     if f.name == "task":
       continue
-    flag, help_text = f"--{f.name.replace('_', '-')}", f"{f.metadata['help']} (default {f.default!r})"
+    flag = f"--{f.name.replace('_', '-')}"
+    help_text = f"{f.metadata['help']} (default {config_lib.default_text(f.name)})"
     if f.type in (bool, "bool"):  # --tie-embeddings / --no-tie-embeddings
       parser.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction,
                           default=argparse.SUPPRESS, help=help_text)
@@ -131,9 +132,9 @@ def train_main(argv) -> None:
     initialize_distributed(args.coordinator_address, args.num_processes, args.process_id)
   print(f"training {config.task} in {workdir} ({config.model_summary}, {config.epochs} epochs)")
   final = train(config, workdir)
-  print(f"done: {workdir}; evaluate with `python eval.py --workdir {workdir}`"
-        + (f" (last validation {final.get('bleu', final.get('accuracy'))})"
-           if final.get("bleu", final.get("accuracy")) is not None else ""))
+  last = (f" (last validation BLEU {final['bleu']:.2f})" if final.get("bleu") is not None else
+          f" (last validation accuracy {final['accuracy']:.4f})" if final.get("accuracy") is not None else "")
+  print(f"done: {workdir}; evaluate with `python eval.py --workdir {workdir}`{last}")
 
 
 def prepare_main(argv) -> None:
@@ -174,9 +175,18 @@ def load_model(args: argparse.Namespace) -> api.Translator | api.Classifier:
   if model.members:
     print(f"ensemble of {len(model.members)} models: {', '.join(m['workdir'] for m in model.members)}",
           file=sys.stderr)
-  if model.averaged:
-    print(f"parameters averaged over checkpoints {', '.join(map(str, model.averaged))}", file=sys.stderr)
+  for member in model.members or [{"workdir": model.workdir, "averaged_steps": model.averaged}]:
+    if member.get("averaged_steps"):
+      print(f"parameters averaged over checkpoints {', '.join(map(str, member['averaged_steps']))}"
+            + (f" ({member['workdir']})" if model.members else ""), file=sys.stderr)
   return model
+
+
+def checkpoint_text(model: api.LoadedModel) -> str:
+  """Which checkpoint(s) the scores come from: one step, or each member's."""
+  if model.members:
+    return "checkpoint steps " + ", ".join(f"{m['step']} ({m['workdir']})" for m in model.members)
+  return f"checkpoint step {model.step}"
 
 
 def eval_parser() -> argparse.ArgumentParser:
@@ -356,6 +366,15 @@ def _score_pairs(model: api.Translator, args) -> None:
 def _eval_translation(model: api.Translator, args) -> None:
   if args.review:
     raise UserError("--review: this workdir holds a translation model; use --translate")
+  for flag, needs, given in (("--translate", "not with --input (give the texts as lines of the file)",
+                              args.translate and args.input),
+                             ("--plot-attention", "goes with --translate TEXT (a heatmap per text)",
+                              args.plot_attention and not args.translate),
+                             ("--output-json", "goes with scoring a split or a file, not with --translate "
+                              "(use --input FILE --format jsonl for JSON translations)",
+                              args.output_json and (args.translate or args.input or args.score))):
+    if given:
+      raise UserError(f"{flag}: {needs}")
   decoding = dict(beam_size=args.beam_size, alpha=args.alpha, sampling=args.sampling,
                   temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, seed=args.seed)
   if (args.alignment or args.n_best > 1) and args.input and args.format != "jsonl":
@@ -375,14 +394,16 @@ def _eval_translation(model: api.Translator, args) -> None:
     raise UserError(f"{args.attention_layer}: this model has decoder layers 1 to {layers}",
                     option="attention_layer")
   if args.prefix is not None and len(args.prefix) != len(args.translate):
-    raise UserError(f"--prefix: given {len(args.prefix)} times for {len(args.translate)} --translate")
+    raise UserError(f"--prefix: {len(args.prefix)} given for {len(args.translate)} --translate texts; "
+                    "give one per --translate, in order")
   if args.translate:
     nbest = model.nbest(args.translate, args.prefix, **decoding, n_best=args.n_best)
     results = [hyps[0] for hyps in nbest]
     font = plotting.find_cjk_font(args.font) if args.plot_attention else None
     unit = model.task.source_side.unit_name
     for n, (text, r) in enumerate(zip(args.translate, results), start=1):
-      print(f"{text} -> {r.text}" + (f"  ({r.unknown} unknown {unit})" if r.unknown else ""))
+      print(f"{text} -> {r.text}" + (f"  ({r.unknown} unknown {unit})" if r.unknown else "")
+            + (f"  (score {r.score:.3f})" if args.n_best > 1 else ""))
       _notes(f"#{n}", r)
       for rank, alt in enumerate(nbest[n - 1][1:], start=2):
         print(f"  {rank}. {alt.text}  (score {alt.score:.3f})")
@@ -402,11 +423,12 @@ def _eval_translation(model: api.Translator, args) -> None:
   split = model.split(args.split or "val", given)
   scores = model.evaluate(split, **decoding)
   print(f"{scores['num_sentences']} sentences ({' + '.join(given) if isinstance(given, tuple) else given or (args.split or 'val') + ' split'}), "
-        f"{scores['decoder']} decoding, checkpoint step {model.step}")
+        f"{scores['decoder']} decoding, {checkpoint_text(model)}")
   print(f"BLEU {scores['bleu']:.2f}  ({scores['bleu_signature']})")
   print(f"chrF {scores['chrf']:.2f}  ({scores['chrf_signature']})")
   print(f"TER {scores['ter']:.2f}  ({scores['ter_signature']}; lower is better)")
-  print(f"unknown source characters: {scores['unknown_chars']} of {split.extras['source_chars']}")
+  print(f"unknown source {model.task.source_side.unit_name}: {scores['unknown_source_tokens']} of "
+        f"{split.extras['source_tokens']}")
   if scores["cut_to_max_len"]:
     print(f"{scores['cut_to_max_len']} pairs were longer than the last bucket and were cut to it")
   if args.output_json:
@@ -424,7 +446,7 @@ def _eval_sentiment(model: api.Classifier, args) -> None:
     split = model.split(args.split or "test", args.data)
     scores = model.evaluate(split)
     print(f"{scores['num_examples']} reviews ({args.data or (args.split or 'test') + ' split'}), "
-          f"checkpoint step {model.step}")
+          f"{checkpoint_text(model)}")
     print("accuracy {accuracy:.4f}  precision {precision:.4f}  recall {recall:.4f}  "
           "f1 {f1:.4f}".format(**scores))
     (tn, fp), (fn, tp) = scores["confusion_matrix"]
@@ -449,6 +471,9 @@ def _eval_sentiment(model: api.Classifier, args) -> None:
 
 def eval_main(argv) -> None:
   args = eval_parser().parse_args(argv)
+  if args.attention_layer is not None and len(args.workdir) > 1:  # before minutes of loading
+    raise UserError("--attention-layer: an ensemble has no single model's heads; plot one of its "
+                    "workdirs")
   setup_jax()
   evaluate_loaded(load_model(args), args)
 

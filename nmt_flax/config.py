@@ -6,6 +6,8 @@ workdir reuses it and refuses flags that would change the model or the data.
 """
 import dataclasses
 import json
+import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -197,9 +199,9 @@ def read_config_file(path: Path) -> dict[str, Any]:
     text = path.read_text(encoding="utf-8")
   except (OSError, UnicodeDecodeError) as e:
     raise UserError(f"{path}: cannot read ({getattr(e, 'strerror', None) or e})", option="config") from None
+  import yaml  # pylint: disable=import-outside-toplevel  (YAML is a superset of JSON)
   try:
-    import yaml  # pylint: disable=import-outside-toplevel  (YAML is a superset of JSON)
-    values = yaml.safe_load(text)
+    values = yaml.load(text, Loader=_recipe_loader())  # nosec: a SafeLoader
   except yaml.YAMLError as e:
     raise UserError(f"{path}: neither YAML nor JSON ({str(e).splitlines()[0]})", option="config") from None
   if not isinstance(values, dict):
@@ -214,6 +216,19 @@ def read_config_file(path: Path) -> dict[str, Any]:
       raise UserError(f"{path}: {key}: expected {' or '.join(t.__name__ for t in allowed)}, "
                       f"got {value!r}", option="config")
   return {k: float(v) if fields[k].type in (float, "float") else v for k, v in values.items()}
+
+
+def _recipe_loader():
+  """PyYAML's SafeLoader, reading numbers as YAML 1.2 and JSON do: `3e-4` and
+  `1e-05` are floats (YAML 1.1, PyYAML's default, wants a dot in the mantissa)."""
+  import yaml  # pylint: disable=import-outside-toplevel
+
+  class Loader(yaml.SafeLoader):  # pylint: disable=too-many-ancestors
+    pass
+  Loader.add_implicit_resolver(  # after int's resolver: 3 stays an int
+      "tag:yaml.org,2002:float", re.compile(r"^[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)[eE][-+]?[0-9]+$"),
+      list("-+0123456789."))
+  return Loader
 
 
 _ALLOWED = {int: (int,), float: (int, float), str: (str,), bool: (bool,),
@@ -253,10 +268,21 @@ def resolve(task: str, preset: str | None, flags: dict[str, Any]) -> Config:
   values: dict[str, Any] = dict(TASK_DEFAULTS[task], task=task)
   if preset is not None:
     values.update(preset_values(preset, task))
-  values.update(flags)
+  values.update(absolute_paths(flags))
   config = Config(**values)
   validate(config)
   return config
+
+
+PATH_OPTIONS = ("data", "source", "target", "prepared")
+
+
+def absolute_paths(flags: dict[str, Any]) -> dict[str, Any]:
+  """`flags` with the files and folders it names made absolute, as a workdir
+  stores them: a resumed run or an evaluation started from another folder
+  finds the same corpus."""
+  return {k: str(Path(v).expanduser().absolute()) if k in PATH_OPTIONS and isinstance(v, str) and v else v
+          for k, v in flags.items()}
 
 
 CONFIG_FILE = "config.json"  # the resolved config, in every workdir
@@ -293,6 +319,15 @@ def for_workdir(workdir: Path, task: str | None, preset: str | None,
           + "); resuming with the values it was trained with")
     flags = {**{k: v for k, v in recipe.items() if k in RESUMABLE}, **flags}
   return merge_with_stored(stored, flags, workdir)
+
+
+def default_text(name: str) -> str:
+  """An option's default as --help shows it: the task's where the tasks differ."""
+  default = next(f.default for f in dataclasses.fields(Config) if f.name == name)
+  values = {task: TASK_DEFAULTS[task].get(name, default) for task in TASKS}
+  if len(set(map(repr, values.values()))) == 1:
+    return repr(default if name not in TASK_DEFAULTS["nmt"] else values["nmt"])
+  return ", ".join(f"{value!r} for {task}" for task, value in values.items())
 
 
 def _check(ok: bool, option: str, message: str) -> None:
@@ -335,6 +370,9 @@ def validate(config: Config) -> None:
   _check(config.batch_tokens >= 0, "batch_tokens", f"must be 0 or more, got {config.batch_tokens}")
   _check(config.bpe_size >= 100, "bpe_size", f"must be 100 or more, got {config.bpe_size}")
   _check(config.learning_rate > 0, "learning_rate", f"must be positive, got {config.learning_rate}")
+  _check(config.patience >= 0, "patience", f"must be 0 (never stop early) or more, got {config.patience}")
+  _check(math.isfinite(config.clip_norm) and config.clip_norm >= 0, "clip_norm",
+         f"must be 0 (no clipping) or a positive number, got {config.clip_norm}")
   config.bucket_shapes  # pylint: disable=pointless-statement  (validates buckets)
   validate_corpus(config)
 
@@ -354,7 +392,8 @@ def validate_corpus(config: Config) -> None:
   _check((config.source is None) == (config.target is None), "target" if config.target is None else "source",
          "not given: --source and --target name the two files of a pair; give both")
   _check(config.source is None or config.data is None, "data",
-         "give either --data (one tab-separated file) or --source and --target (a file pair), not both")
+         "and source/target both given: give either one tab-separated file (data) or a file pair "
+         "(source and target), not both")
   if config.columns is not None:
     columns = config.columns.split(",")
     _check(len(columns) == 2 and all(c.isdigit() and int(c) > 0 for c in columns) and columns[0] != columns[1],
@@ -370,6 +409,6 @@ def merge_with_stored(stored: Config, flags: dict[str, Any], where: Path) -> Con
                       for k in differing)
     raise UserError(f"{where} was trained with other settings: {shown}; "
                     "use a new --workdir or drop these flags")
-  config = dataclasses.replace(stored, **{k: v for k, v in flags.items() if k in RESUMABLE})
+  config = dataclasses.replace(stored, **absolute_paths({k: v for k, v in flags.items() if k in RESUMABLE}))
   validate(config)
   return config

@@ -47,7 +47,8 @@ def stream_lines(path: str, stdin: BinaryIO | None = None, option: str | None = 
   U+2028 inside a sentence does not); a BOM is dropped. A line that is not
   UTF-8 or holds a NUL byte (a binary file) raises UserError naming it, after
   the lines before it have been yielded; a file that cannot be opened names
-  `option`, the flag that gave it."""
+  `option`, the flag that gave it. A line ends at \\n, \\r\\n or a lone \\r
+  (old Mac files), so every file gives its lines."""
   if path == "-":
     lines, name = stdin or sys.stdin.buffer, "<stdin>"
   else:
@@ -57,15 +58,18 @@ def stream_lines(path: str, stdin: BinaryIO | None = None, option: str | None = 
       lines, name = open(path, "rb"), path  # pylint: disable=consider-using-with
     except OSError as e:
       raise UserError(f"{path}: cannot read ({e.strerror})", option=option) from None
+  def split_at_cr(raws):  # the bytes split at \n; a lone \r ends a line too
+    for raw in raws:
+      body = raw.removesuffix(b"\n").removesuffix(b"\r")
+      yield from body.split(b"\r") if b"\r" in body else (body,)
   try:
-    for number, raw in enumerate(lines, start=1):
+    for number, raw in enumerate(split_at_cr(lines), start=1):
       if b"\0" in raw:
         raise UserError(f"{name}:{number}: holds a NUL byte: not a text file")
       try:
-        line = raw.decode("utf-8-sig" if number == 1 else "utf-8")
+        yield raw.decode("utf-8-sig" if number == 1 else "utf-8")
       except UnicodeDecodeError:
         raise UserError(f"{name}:{number}: not UTF-8 text") from None
-      yield line.rstrip("\r\n")
   finally:
     if lines is not stdin and path != "-":
       lines.close()

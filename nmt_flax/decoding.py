@@ -98,18 +98,32 @@ def filtered_logits(logits, temperature, top_k, top_p):
   # a token stays if the tokens ranked above it hold less than top_p of the mass
   probs = jax.nn.softmax(ranked, axis=-1)
   before = jnp.cumsum(probs, axis=-1) - probs
-  nucleus_floor = jnp.min(jnp.where(before < top_p, ranked, jnp.inf), axis=-1)
+  # top_p 1 keeps all: a float32 cumulative sum can reach 1 before the last token
+  nucleus_floor = jnp.where(top_p >= 1, -jnp.inf,
+                            jnp.min(jnp.where(before < top_p, ranked, jnp.inf), axis=-1))
   floor = jnp.maximum(kth, nucleus_floor)[:, None]
   return jnp.where(logits >= floor, logits, -jnp.inf)
 
 
-def sampling_pick(key, temperature, top_k, top_p):
-  """pick(logits, t) for `greedy_decode` that samples (temperature 0: argmax)."""
+def sampling_pick(keys, temperature, top_k, top_p):
+  """pick(logits, t) for `greedy_decode` that samples (temperature 0: argmax):
+  row b draws from its own key keys[b] (typed keys [batch]), so what a row
+  samples depends on its key and its logits alone, not on the other rows."""
   def pick(logits, t):
-    drawn = jax.random.categorical(jax.random.fold_in(key, t),
-                                   filtered_logits(logits, jnp.maximum(temperature, 1e-30), top_k, top_p))
+    filtered = filtered_logits(logits, jnp.maximum(temperature, 1e-30), top_k, top_p)
+    drawn = jax.vmap(lambda key, row: jax.random.categorical(jax.random.fold_in(key, t), row))(
+        keys, filtered)
     return jnp.where(temperature > 0, drawn, jnp.argmax(logits, axis=-1))
   return pick
+
+
+def sample_keys(seed, positions, samples: int):
+  """Typed keys [len(positions) * samples]: row b * samples + k draws sample k
+  of the sentence at input position positions[b], from `seed` alone."""
+  base = jax.random.key(seed)
+  per_sentence = jax.vmap(lambda p: jax.random.fold_in(base, p))(positions)
+  return jax.vmap(lambda key: jax.vmap(lambda k: jax.random.fold_in(key, k))(jnp.arange(samples)))(
+      per_sentence).reshape(-1)
 
 
 def greedy_decode(step_fn: StepFn, carry: Any, src_mask: jax.Array, max_len: int, pick=None,

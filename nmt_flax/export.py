@@ -43,6 +43,7 @@ def decoder(task, treedef, beam_size: int):
   def run(leaves, src, prefix_tokens, prefix_len, alpha):
     params = jax.tree_util.tree_unflatten(treedef, leaves)
     return task.decode_program(params, src, alpha, *traced[1:], prefix_tokens, prefix_len,
+                               jnp.zeros(src.shape[:1], jnp.int32),  # sampling's, unused here
                                **{**static, "max_len": prefix_tokens.shape[1]})
   return run
 

@@ -14,11 +14,14 @@ def translation_scores(hypotheses: list[str], references: list[str], tokenize: s
   case:lc), with <unk> as one unmatched token. Words come space-separated and
   BLEU's `tokenize` runs on top: 13a, or zh / char for a target written
   without spaces (`sides.BLEU_TOKENIZERS`), which TER then splits by
-  character too (asian:yes). TER is an edit rate: lower is better."""
+  character too (asian:yes; sacrebleu's tercom tokeniser applies that only
+  with norm:yes, so such a target is normalised). TER is an edit rate: lower
+  is better."""
   import sacrebleu  # pylint: disable=import-outside-toplevel
   bleu = sacrebleu.metrics.BLEU(lowercase=True, force=True, tokenize=tokenize)  # force: already tokenised
   chrf = sacrebleu.metrics.CHRF(lowercase=True)
-  ter = sacrebleu.metrics.TER(case_sensitive=False, asian_support=tokenize != "13a")
+  asian = tokenize != "13a"
+  ter = sacrebleu.metrics.TER(case_sensitive=False, asian_support=asian, normalized=asian)
   hypotheses = [h.replace(UNK, UNK_IN_SCORING) for h in hypotheses]
   return {
       "bleu": bleu.corpus_score(hypotheses, [references]).score,

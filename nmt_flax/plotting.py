@@ -108,7 +108,7 @@ def attention_figure(weights, source: list[str], output: list[str],
     ax.set_yticks(range(len(output)))
     with quiet_glyphs():
       ax.set_xticklabels(source, fontproperties=font, fontsize=13)
-      ax.set_yticklabels(output, fontsize=12)
+      ax.set_yticklabels(output, fontproperties=font, fontsize=12)  # a Chinese target's too
       ax.set_xlabel("source" if titles is None else titles[n], fontsize=11)
   fig.colorbar(image, ax=axes, fraction=0.03, pad=0.02, label="attention weight")
   return fig

@@ -57,6 +57,8 @@ SETTINGS = ("columns", "source_lang", "target_lang", "source_tokens", "target_to
 CHUNK = 50_000          # training pairs encoded at a time by the hash path
 SUBWORD_SAMPLE = 300_000  # sentences a SentencePiece model learns from (a uniform sample)
 COLUMNS = ("src", "tgt_in", "tgt_out", "example")
+# extras of an evaluation split under the names folders prepared by 0.1.0 gave them
+LEGACY_KEYS = {"unknown_chars": "unknown_source_tokens", "source_chars": "source_tokens"}
 
 
 def location(config, workdir: Path) -> Path:
@@ -66,6 +68,17 @@ def location(config, workdir: Path) -> Path:
 def corpus_files(config) -> list[Path]:
   return ([Path(config.source), Path(config.target)] if config.source
           else [data.find_data_file("nmt", config.data)])
+
+
+def missing_corpus(config) -> str | None:
+  """What of the config's corpus cannot be found (moved, renamed, another
+  folder), or None: a prepared folder then stands for it as it is."""
+  try:
+    files = corpus_files(config)
+  except UserError as e:
+    return e.message
+  gone = [str(f) for f in files if not f.is_file()]
+  return f"{', '.join(gone)}: no such file" if gone else None
 
 
 def settings(config) -> dict:
@@ -96,6 +109,8 @@ def mismatch(where: Path, config) -> str | None:
   for key, value in settings(config).items():
     if manifest["settings"].get(key) != value:
       return f"prepared with {key} {manifest['settings'].get(key)!r}, not {value!r}"
+  if missing_corpus(config):  # nothing to compare with: the prepared data is what remains of it
+    return None
   files = corpus_files(config)
   if len(files) != len(manifest["corpus"]):
     return "prepared from a file pair" if len(files) == 1 else "prepared from one tab-separated file"
@@ -115,6 +130,8 @@ def ensure(task, workdir: Path, log) -> dict[str, Split]:
     problem = mismatch(where, task.config) if (where / MANIFEST).is_file() else "missing"
     if problem is None:
       log(f"data: prepared in {where}")
+      if gone := missing_corpus(task.config):
+        log(f"note: {gone}; using the corpus as prepared in {where}")
     elif problem == "missing" or (not task.config.prepared and not is_trained(workdir)):
       if problem != "missing":
         log(f"note: {where} was {problem}; preparing it again")
@@ -142,7 +159,8 @@ def load(task, where: Path) -> dict[str, Split]:
   splits = {"train": Split(buckets=buckets, size=train["size"], extras={"too_long": train["too_long"]})}
   for name in manifest["eval_splits"]:
     arrays = np.load(where / f"{name}.npz")
-    extras = json.loads((where / f"{name}.json").read_text(encoding="utf-8"))
+    extras = {LEGACY_KEYS.get(k, k): v
+              for k, v in json.loads((where / f"{name}.json").read_text(encoding="utf-8")).items()}
     splits[name] = Split(buckets=[{c: arrays[f"{b}/{c}"] for c in COLUMNS} for b in range(extras.pop("buckets"))],
                          size=extras.pop("size"), extras=extras)
   return splits
@@ -267,7 +285,7 @@ def _hash_split(task, writer: TrainWriter, tmp: Path) -> dict[str, Split]:
   seen = {"targets": array("Q"), "sources": array("Q")}  # hashes of the training side, for test-unseen
   test_keys = []  # (target hash, source hash) of each test pair
   samples = [[] if side.unit in SUBWORD_UNITS else None for side in config.text_sides]
-  sampler, kept = random.Random(config.data_seed), 0
+  sampler, kept, held_out = random.Random(config.data_seed), 0, 0
   pairs = itertools.islice(task.stream_corpus(), config.max_examples)
   with _progress("pairs") as bar:
     for normalised in map(task.normalise, pairs):
@@ -290,11 +308,17 @@ def _hash_split(task, writer: TrainWriter, tmp: Path) -> dict[str, Split]:
         kept += 1
       elif name == "test":
         test_keys.append(keys)
+      else:
+        held_out += 1
   for f in outputs.values():
     f.close()
   if not kept:
     raise UserError(f"{config.val_fraction} and test_fraction {config.test_fraction}: leave no "
                     "training data", option="val_fraction")
+  if not held_out:  # training validates and picks its best checkpoint on val
+    raise UserError(f"{config.val_fraction}: the hash split sent no pair to validation (of "
+                    f"{kept + len(test_keys)} pairs); raise it, or split by set (--split-by set), which always "
+                    "holds one out", option="val_fraction")
   train = units["train"]
   task.build_vocabs(train.side(0), train.side(1), samples)
   src_side = task.source_side  # with its subword model

@@ -39,7 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nmt_flax import api, cli, plotting
+from nmt_flax import api, cli, plotting, subwords
 from nmt_flax.config import read_stored
 from nmt_flax.errors import UserError
 
@@ -106,9 +106,9 @@ def translation_json(text: str, hypotheses: list[api.Translation]) -> dict:
   """`text` as given, its best translation with the alignment (`source_tokens`:
   what the model read), and every hypothesis."""
   best = hypotheses[0]
-  return {"source": text, "translation": best.text, "score": best.score, **best.alignment(),
+  return {"source": text, "translation": best.text, "score": round(best.score, 4), **best.alignment(),
           "unknown": best.unknown, "truncated": best.truncated, "warning": best.warning,
-          "nbest": [{"translation": h.text, "score": h.score} for h in hypotheses]}
+          "nbest": [{"translation": h.text, "score": round(h.score, 4)} for h in hypotheses]}
 
 
 def prediction_json(p: api.Prediction) -> dict:
@@ -193,9 +193,10 @@ def create_app(models: list, max_texts: int = 64, max_chars: int = 2000, batch_w
     texts: Texts
 
   app = fastapi.FastAPI(title="nmt-flax", docs_url=None, redoc_url=None)
-  # JSON escapes make a text at most 6 bytes a character; 64 KiB for the rest of the body
+  # A text and its prefix each escape to at most 12 bytes a character in JSON (a
+  # character outside the BMP is two \\uXXXX escapes); 64 KiB for the rest of the body
   app.add_middleware(Guard, allowed_hosts=allowed_hosts,
-                     max_body_bytes=max_texts * (max_chars * 6 + 8) + 65536)
+                     max_body_bytes=max_texts * 2 * (max_chars * 12 + 8) + 65536)
   wait_s = batch_wait_ms / 1000
   # Two lanes, each with its own device-calling thread: greedy requests whose
   # sentences fit the training lengths (compiled at start-up) never wait
@@ -239,9 +240,15 @@ def create_app(models: list, max_texts: int = 64, max_chars: int = 2000, batch_w
 
   source_lang, target_lang = (translator.task.config.source_lang, translator.task.config.target_lang) \
       if translator else ("zh", "en")
-  page_text = resources.files("nmt_flax").joinpath("static/index.html").read_text(encoding="utf-8").replace(
-      "{{languages}}", " → ".join(LANGUAGE_NAMES.get(lang, lang) for lang in (source_lang, target_lang))).replace(
-      "{{example}}", EXAMPLES.get(source_lang, "Type a sentence"))
+  layered = translator is not None and translator.config.model == "transformer"
+  page_text = resources.files("nmt_flax").joinpath("static/index.html").read_text(encoding="utf-8")
+  for field, value in {
+      "languages": " → ".join(LANGUAGE_NAMES.get(lang, lang) for lang in (source_lang, target_lang)),
+      "example": EXAMPLES.get(source_lang, "Type a sentence"),
+      # only what the loaded models can show: a GRU has one attention (no layers or heads to pick)
+      "nmt_hidden": "" if translator else " hidden", "sentiment_hidden": "" if classifier else " hidden",
+      "views_hidden": "" if layered else " hidden"}.items():
+    page_text = page_text.replace("{{" + field + "}}", value)
 
   @app.get("/", response_class=responses.HTMLResponse)
   async def page():
@@ -258,6 +265,7 @@ def create_app(models: list, max_texts: int = 64, max_chars: int = 2000, batch_w
       return error(422, f"prefixes: {len(prefixes)} given for {len(request.texts)} texts")
     try:  # checked alone, before it shares a device call with other requests
       sentences = translator.check_texts(request.texts)
+      translator.check_prefixes(sentences, prefixes, beam_size=request.beam_size, n_best=request.n_best)
       longest = max(len(translator.task.source_tokens(s)) for found in sentences for s in found)
       short = request.beam_size == 1 and longest < translator.config.bucket_shapes[-1][0]
       results = await batchers["translate" if short else "translate_long"].submit(
@@ -287,6 +295,19 @@ def create_app(models: list, max_texts: int = 64, max_chars: int = 2000, batch_w
   return app
 
 
+def filler(model: api.Translator, tokens: int) -> str:
+  """A source sentence of `tokens` tokens for `model` (one unit the vocabulary
+  knows, repeated: characters, words or subword pieces), to compile the program
+  of that length; the first "我" for a character side."""
+  side = model.task.source_side
+  for entry in ["我", "a"] + model.task.vocabs["src_vocab"].itos[4:200]:
+    unit = entry.lstrip(subwords.MARK)
+    text = side.join([unit] * tokens) if unit else ""
+    if text and len(model.task.source_tokens(text)) == tokens:
+      return text
+  return side.join(["a"] * tokens)  # no unit is one token alone: the nearest length
+
+
 def warm_up(models: list, max_texts: int) -> float:
   """Compiles the shapes requests meet (every power-of-two row count up to
   `max_texts` at each training bucket, greedy); returns the seconds it took."""
@@ -294,7 +315,7 @@ def warm_up(models: list, max_texts: int) -> float:
   for model in models:
     if isinstance(model, api.Translator):
       for src_len, _ in model.config.bucket_shapes:
-        sentence = "我" * (src_len - 1)
+        sentence = filler(model, src_len - 1)
         rows = 1
         while rows <= min(max_texts, model.config.batch_size):
           model.nbest([sentence] * rows)

@@ -5,7 +5,8 @@ x; a final LayerNorm on each side), multi-head attention whose score is the
 project's scaled dot product (`attention.scaled_dot_scores`, the lab's
 Vaswani row), sinusoidal positions added to √dim-scaled embeddings, dropout on
 embeddings, sublayer outputs, the feed-forward hidden layer and the attention
-weights, and the target embedding tied to the output layer. It offers
+weights, and (`--tie-embeddings`) the target embedding tied to the output
+layer. It offers
 `Seq2Seq`'s decoding interface (begin_decoding, decode_step, logits,
 teacher_forced_states, __call__), so every decoder, the service and the
 plots take either model; decoding keeps each layer's self-attention keys and

@@ -3,6 +3,7 @@ character source, word target), a GRU or Transformer model, BLEU."""
 import dataclasses
 import functools
 import math
+import sys
 import unicodedata
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -14,7 +15,7 @@ import numpy as np
 from nmt_flax import data, metrics
 from nmt_flax.batching import assign_buckets, pad
 from nmt_flax.beam import beam_search
-from nmt_flax.decoding import DecodeOptions, greedy_decode, sampling_pick
+from nmt_flax.decoding import DecodeOptions, greedy_decode, sample_keys, sampling_pick
 from nmt_flax.errors import UserError
 from nmt_flax.loader import width
 from nmt_flax.losses import compact_token_cross_entropy, token_losses
@@ -89,6 +90,8 @@ class Translation(Task):
     from nmt_flax import prepare  # pylint: disable=import-outside-toplevel
     where = prepare.location(self.config, workdir) if workdir else None
     if where and (where / prepare.MANIFEST).is_file() and prepare.mismatch(where, self.config) is None:
+      if gone := prepare.missing_corpus(self.config):
+        print(f"note: {gone}; using the corpus as prepared in {where}", file=sys.stderr)
       return prepare.load(self, where)
     return self.load_splits()
 
@@ -177,8 +180,8 @@ class Translation(Task):
     return Split(buckets=buckets, size=len(keep), extras={
         "references": [target.join(t) for t in targets],
         "sources": [source.text_of(s) for s in sources],
-        "too_long": int(too_long.sum()), "unknown_chars": unknown,
-        "source_chars": sum(len(s) for s in sources)})
+        "too_long": int(too_long.sum()), "unknown_source_tokens": unknown,
+        "source_tokens": sum(len(s) for s in sources)})
 
   def train_rows(self, split: Split) -> int | list[int]:
     """--batch-tokens: each bucket's rows hold about that many padded tokens
@@ -216,7 +219,8 @@ class Translation(Task):
         lambda s: model.apply(variables, s, method="logits"),
         states, batch["tgt_out"], batch["weight"], smoothing)
 
-  def translate_batch(self, params, src, options: DecodeOptions = DecodeOptions(), prefix=None):
+  def translate_batch(self, params, src, options: DecodeOptions = DecodeOptions(), prefix=None,
+                      positions=None):
     """(params, src <int32>[batch, src_len], options) -> tokens <int32>[batch,
     n_best, max_len], scores [batch, n_best], weights [batch, n_best, max_len,
     src_len]; max_len = options.max_len or `max_output_len`. beam_size 1 is
@@ -227,11 +231,15 @@ class Translation(Task):
     size, n_best and sampling on/off; alpha and the sampling settings are traced
     values, so none of their values compiles anything (`decode_program`).
     prefix: (tokens <int32>[batch, max_len], lengths <int32>[batch]): each
-    output starts with its sentence's first lengths[b] tokens (none: no prefix)."""
+    output starts with its sentence's first lengths[b] tokens (none: no prefix).
+    positions: <int32>[batch], each sentence's place in the input, from which
+    with the seed its samples are drawn (default: the row numbers)."""
     traced, static = self.decode_arguments(options)
     if prefix is None:
       prefix = (np.zeros((src.shape[0], static["max_len"]), np.int32), np.zeros(src.shape[0], np.int32))
-    return self.decode_program(params, src, *traced, *prefix, **static)
+    if positions is None:
+      positions = np.arange(src.shape[0], dtype=np.int32)
+    return self.decode_program(params, src, *traced, *prefix, positions, **static)
 
   def decode_arguments(self, options: DecodeOptions) -> tuple[tuple, dict]:
     """`decode_program`'s traced values and static settings for `options`."""
@@ -270,11 +278,11 @@ class Translation(Task):
     """The jitted decoder behind `translate_batch`."""
 
     @functools.partial(jax.jit, static_argnames=("beam_size", "n_best", "max_len", "sampling"))
-    def run(params, src, alpha, temperature, top_k, top_p, seed, prefix_tokens, prefix_len, *,
+    def run(params, src, alpha, temperature, top_k, top_p, seed, prefix_tokens, prefix_len, positions, *,
             beam_size: int, n_best: int, max_len: int, sampling: bool):
       step, state, src_mask = self.start_decoding(params, src, n_best if sampling else beam_size, max_len)
       if sampling:  # n_best independent draws per sentence, highest score first
-        pick = sampling_pick(jax.random.key(seed), temperature, top_k, top_p)
+        pick = sampling_pick(sample_keys(seed, positions, n_best), temperature, top_k, top_p)
         repeated = (jnp.repeat(prefix_tokens, n_best, axis=0), jnp.repeat(prefix_len, n_best, axis=0))
         tokens, scores, weights = greedy_decode(step, state, jnp.repeat(src_mask, n_best, axis=0),
                                                 max_len, pick, repeated)
@@ -336,7 +344,7 @@ class Translation(Task):
     hypotheses = [target.join(h) for h in self.decode_split(params, split, options)]
     scores = metrics.translation_scores(hypotheses, split.extras["references"], target.bleu_tokenizer)
     return {"loss": self.mean_loss(params, split), **scores, "decoder": options.name,
-            "num_sentences": split.size, "unknown_chars": split.extras["unknown_chars"],
+            "num_sentences": split.size, "unknown_source_tokens": split.extras["unknown_source_tokens"],
             "cut_to_max_len": split.extras["too_long"]}
 
   # --- free text ----------------------------------------------------------

@@ -17,7 +17,9 @@ NEVER_EMITTED = (PAD_ID, START_ID)  # inputs only: a decoder's output distributi
 class Vocabulary:
   """Ids 0-3 are `<pad> <start> <end> <unk>`; the rest by falling frequency.
 
-  Tokens never seen in training encode to `<unk>` instead of raising KeyError.
+  Tokens never seen in training encode to `<unk>` instead of raising KeyError;
+  so does text that spells a special token (a typed `<end>` is text, never the
+  id that ends a sentence).
   A subword vocabulary also holds the SentencePiece model that cuts words into
   its tokens (`subwords.learn`), saved in the same file.
   """
@@ -27,6 +29,7 @@ class Vocabulary:
       raise ValueError(f"a vocabulary must start with {SPECIALS}")
     self.itos = list(tokens)
     self.stoi = {t: i for i, t in enumerate(self.itos)}
+    self.text_ids = {t: i for t, i in self.stoi.items() if i >= len(SPECIALS)}  # what text can name
     self.subword_model = subword_model
     if len(self.stoi) != len(self.itos):
       raise ValueError("duplicate tokens in vocabulary")
@@ -44,10 +47,11 @@ class Vocabulary:
     return len(self.itos)
 
   def encode(self, tokens: Sequence[str]) -> list[int]:
-    return [self.stoi.get(t, UNK_ID) for t in tokens]
+    """Tokens of text -> ids; unknown tokens and spelt-out specials -> `<unk>`."""
+    return [self.text_ids.get(t, UNK_ID) for t in tokens]
 
   def count_unknown(self, tokens: Sequence[str]) -> int:
-    return sum(t not in self.stoi for t in tokens)
+    return sum(t not in self.text_ids for t in tokens)
 
   def decode(self, ids: Iterable[int], stop_at_end: bool = True) -> list[str]:
     """Ids -> tokens, dropping `<pad>`/`<start>` and stopping at `<end>`."""

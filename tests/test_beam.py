@@ -5,7 +5,7 @@ import pytest
 
 from nmt_flax import tasks, training
 from nmt_flax.beam import beam_search, length_penalty
-from nmt_flax.decoding import DecodeOptions
+from nmt_flax.decoding import DecodeOptions, filtered_logits
 from nmt_flax.vocab import END_ID, PAD_ID, START_ID
 
 V = 8
@@ -134,7 +134,6 @@ def test_beam_results_do_not_depend_on_the_rest_of_the_batch(trained):
 
 # --- sampling -----------------------------------------------------------------
 def test_the_sampling_distribution_keeps_the_top_k_and_the_nucleus_written_another_way():
-  from nmt_flax.decoding import filtered_logits
   rng = np.random.default_rng(0)
   logits = rng.normal(size=(4, 12)).astype(np.float32)
   for temperature, top_k, top_p in [(1.0, 0, 1.0), (0.5, 3, 1.0), (2.0, 0, 0.6), (1.0, 5, 0.3)]:
@@ -148,6 +147,12 @@ def test_the_sampling_distribution_keeps_the_top_k_and_the_nucleus_written_anoth
       kept = np.isfinite(out)
       assert set(np.flatnonzero(kept)) == keep & nucleus, (temperature, top_k, top_p)
       np.testing.assert_allclose(out[kept], row[kept], rtol=1e-6)
+
+
+def test_top_p_one_keeps_every_token_even_where_float32_sums_reach_one_early():
+  logits = jnp.asarray([[30.0, 0.0] + [-10.0] * 20 + [-30.0] * 10])  # a tail of ~1e-18 each
+  assert np.all(np.isfinite(np.asarray(filtered_logits(logits, 1.0, 0, 1.0))))
+  assert np.isfinite(np.asarray(filtered_logits(logits, 1.0, 0, 0.999))).sum() < logits.shape[1]
 
 
 def test_sampling_cold_or_narrow_is_greedy_and_draws_are_seeded_and_scored(trained):

@@ -6,7 +6,7 @@ import pytest
 
 import nmt_flax
 from nmt_flax.errors import UserError
-from tests.conftest import NMT_FLAGS, TINY_NMT, evaluate, one_error_line, train
+from tests.conftest import NMT_FLAGS, TINY_NMT, evaluate, evaluate_with, one_error_line, train
 
 
 @pytest.mark.parametrize("content, fragments", [
@@ -28,6 +28,19 @@ def test_data_file_with_bom_crlf_three_columns_and_blank_lines_is_read(tmp_path)
   path = tmp_path / "p.txt"
   path.write_bytes("\ufeffHi.\t你好。\tCC-BY\r\n\r\n  \nRun!\t跑！\r\n".encode())
   assert [(p.target, p.source, p.line) for p in read_pairs(path)] == [("Hi.", "你好。", 1), ("Run!", "跑！", 4)]
+
+
+def test_lines_ending_in_cr_crlf_or_lf_are_read_alike(tmp_path):
+  """A file saved with old Mac line ends (a lone CR) is as many pairs as lines, not one."""
+  from nmt_flax.data import read_pairs, stream_lines
+  lines = TINY_NMT.read_text(encoding="utf-8").splitlines()
+  expected = read_pairs(TINY_NMT)
+  for ending in ("\r", "\r\n", "\n"):
+    path = tmp_path / "p.txt"
+    path.write_bytes(ending.join(lines).encode() + ending.encode())
+    assert read_pairs(path) == expected, repr(ending)
+  path.write_bytes(b"a\rb\r\nc\n\rd")
+  assert list(stream_lines(str(path))) == ["a", "b", "c", "", "d"]
 
 
 @pytest.mark.parametrize("argv, fragments", [
@@ -66,7 +79,7 @@ def test_eval_writes_scores_json(nmt_workdir, tmp_path, capsys):
   out = tmp_path / "scores.json"
   assert evaluate("--workdir", nmt_workdir, "--output-json", out) == 0
   scores = json.loads(out.read_text())
-  assert {"bleu", "chrf", "num_sentences", "unknown_chars", "bleu_signature", "decoder"} <= set(scores)
+  assert {"bleu", "chrf", "num_sentences", "unknown_source_tokens", "bleu_signature", "decoder"} <= set(scores)
   assert "BLEU" in capsys.readouterr().out
   assert evaluate("--workdir", nmt_workdir, "--data", TINY_NMT, "--output-json", out) == 0
   assert json.loads(out.read_text())["num_sentences"] == 24
@@ -169,8 +182,37 @@ def test_sampling_from_eval_py_draws_what_the_api_draws(nmt_workdir, capsys):
   assert evaluate("--workdir", nmt_workdir, "--translate", "我有一隻貓。", *flags) == 0
   printed = capsys.readouterr().out.splitlines()
   samples = model.nbest(["我有一隻貓。"], sampling=True, n_best=3, temperature=1.3, top_k=5, seed=11)[0]
-  assert printed[0].endswith(f"-> {samples[0].text}")
+  assert printed[0].endswith(f"-> {samples[0].text}  (score {samples[0].score:.3f})")
   assert [line.split(". ", 1)[1].rsplit("  (score", 1)[0] for line in printed[1:3]] == \
       [s.text for s in samples[1:]]
   assert evaluate("--workdir", nmt_workdir, "--translate", "你好", "--sampling", "--top-p", "0") == 2
   one_error_line(capsys, "--top-p 0.0: must be in (0, 1]")
+
+
+def test_flags_that_would_be_ignored_are_refused_in_one_line(nmt_workdir, tmp_path, capsys):
+  model = nmt_flax.load(nmt_workdir)
+  (tmp_path / "in.txt").write_text("我有一隻貓。\n", encoding="utf-8")
+  for argv, fragment in [
+      (["--translate", "你好", "--input", tmp_path / "in.txt"], "--translate: not with --input"),
+      (["--plot-attention", tmp_path / "plots"], "--plot-attention: goes with --translate"),
+      (["--translate", "你好", "--output-json", tmp_path / "s.json"], "--output-json: goes with scoring"),
+  ]:
+    assert evaluate_with(model, *argv) == 2
+    one_error_line(capsys, fragment)
+  assert not (tmp_path / "plots").exists() and not (tmp_path / "s.json").exists()
+  with pytest.raises(UserError, match="^checkpoint 'latest': give a checkpoint or average_last"):
+    nmt_flax.load(nmt_workdir, checkpoint="latest", average_last=1)
+
+
+def test_an_ensemble_names_each_members_checkpoint_and_averaging_and_refuses_heads_first(
+    nmt_workdir, tmp_path, capsys):
+  step = nmt_flax.load(nmt_workdir).step
+  assert evaluate("--workdir", nmt_workdir, "--workdir", nmt_workdir, "--average-last", "1") == 0
+  captured = capsys.readouterr()
+  assert f"checkpoint steps {step} ({nmt_workdir}), {step} ({nmt_workdir})" in captured.out
+  assert "None" not in captured.out
+  assert captured.err.count(f"parameters averaged over checkpoints {step} ({nmt_workdir})") == 2
+  assert evaluate("--workdir", nmt_workdir, "--workdir", nmt_workdir, "--translate", "你好",
+                  "--plot-attention", tmp_path / "plots", "--attention-layer", "1") == 2
+  one_error_line(capsys, "--attention-layer: an ensemble has no single model's heads")
+  assert not (tmp_path / "plots").exists()  # refused before the first plot

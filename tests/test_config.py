@@ -1,4 +1,5 @@
 import dataclasses
+from pathlib import Path
 
 import pytest
 
@@ -38,6 +39,9 @@ def test_bucket_shapes_parse_and_reject():
     ({"warmup_steps": -1}, "warmup_steps must be", "--warmup-steps must be"),
     ({"dtype": "float16"}, "dtype 'float16'", "--dtype 'float16'"),
     ({"lr_schedule": "step"}, "lr_schedule 'step'", "--lr-schedule 'step'"),
+    ({"patience": -1}, "patience must be 0", "--patience must be 0"),
+    ({"clip_norm": -1.0}, "clip_norm must be 0", "--clip-norm must be 0"),
+    ({"clip_norm": float("nan")}, "clip_norm must be 0", "--clip-norm must be 0"),
 ])
 def test_options_are_checked_in_the_librarys_words_and_shown_as_flags(flags, message, flag_message):
   with pytest.raises(UserError) as caught:
@@ -135,3 +139,39 @@ def test_a_bad_config_file_is_one_line_naming_the_file_and_key(tmp_path, capsys,
   recipe.write_text(text)
   assert train("--config", recipe, "--workdir", tmp_path / "w") == 2
   one_error_line(capsys, f"--config {recipe}: {fragment}")
+
+
+def test_recipes_read_floats_written_with_an_exponent_as_json_does(tmp_path):
+  recipe = tmp_path / "r.yaml"
+  recipe.write_text("learning_rate: 3e-4\nlabel_smoothing: 1E-1\nclip_norm: 5.0e+0\nepochs: 3\nwarmup_steps: 1e3\n")
+  with pytest.raises(UserError, match="warmup_steps: expected int, got 1000.0"):  # an int is written as one
+    config_lib.read_config_file(recipe)
+  recipe.write_text("learning_rate: 3e-4\nlabel_smoothing: 1E-1\nclip_norm: 5.0e+0\nepochs: 3\n")
+  assert config_lib.read_config_file(recipe) == {"learning_rate": 3e-4, "label_smoothing": 0.1,
+                                                 "clip_norm": 5.0, "epochs": 3}
+  stored = tmp_path / "config.json"  # json writes 1e-05 so: still a recipe
+  config = config_lib.resolve("nmt", None, {"learning_rate": 1e-5})
+  stored.write_text(config.to_json())
+  assert '"learning_rate": 1e-05' in stored.read_text()
+  again = config_lib.read_config_file(stored)
+  assert config_lib.resolve(again.pop("task"), None, again) == config
+
+
+def test_help_shows_each_tasks_own_defaults():
+  from nmt_flax import cli
+  text = " ".join(cli.train_parser().format_help().split())
+  assert "(default 50 for nmt, 10 for sentiment)" in text  # --epochs
+  assert "(default 5 for nmt, 2 for sentiment)" in text    # --checkpoint-every
+  assert "(default 'bahdanau' for nmt, 'luong' for sentiment)" in text
+  assert "(default 1024)" in text                          # --units: one for both
+
+
+def test_a_workdir_stores_its_corpus_paths_absolute(tmp_path, monkeypatch):
+  """So that a resumed run or an evaluation from another folder finds the same files."""
+  monkeypatch.chdir(tmp_path)
+  config = config_lib.resolve("nmt", None, {"data": "small.txt", "prepared": "shared/p"})
+  assert (config.data, config.prepared) == (str(tmp_path / "small.txt"), str(tmp_path / "shared" / "p"))
+  pair = config_lib.resolve("nmt", None, {"source": "a.zh", "target": "../a.en"})
+  assert pair.source == str(tmp_path / "a.zh") and Path(pair.target).resolve() == (tmp_path.parent / "a.en")
+  rerun = config_lib.merge_with_stored(config, {"data": "moved.txt"}, tmp_path)
+  assert rerun.data == str(tmp_path / "moved.txt")

@@ -70,6 +70,28 @@ def test_bleu_on_a_chinese_target_counts_characters():
   assert by_char["bleu"] > 0 and by_word["bleu"] == 0 and "tok:zh" in by_char["bleu_signature"]
 
 
+def _edit_distance(a: str, b: str) -> int:
+  """Levenshtein distance by characters (insertions, deletions, substitutions)."""
+  row = list(range(len(b) + 1))
+  for i, x in enumerate(a, start=1):
+    previous, row[0] = row[0], i
+    for j, y in enumerate(b, start=1):
+      previous, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, previous + (x != y))
+  return row[-1]
+
+
+@pytest.mark.parametrize("hypothesis, reference", [
+    ("我有一只狗。", "我有一只猫。"),        # one substitution
+    ("我有狗。", "我有一只狗。"),            # two characters missing
+    ("他今天很高兴了。", "他今天很高兴。"),  # one extra
+    ("我有一只猫。", "我有一只猫。")])
+def test_ter_on_a_chinese_target_is_the_character_edit_rate(hypothesis, reference):
+  """Without shifts to gain from, TER is the character edit distance over the
+  reference's length (a Chinese target is scored by character)."""
+  scores = metrics.translation_scores([hypothesis], [reference], "zh")
+  assert scores["ter"] == pytest.approx(100 * _edit_distance(hypothesis, reference) / len(reference))
+
+
 def test_word_units_keep_accents_and_split_punctuation_and_subwords_join_back():
   assert spaced_words("Ça va? L'été, déjà!") == ["ça", "va", "?", "l", "'", "été", ",", "déjà", "!"]
   sentences = {"zh": [list("我有一只猫。"), list("她喜欢茶。"), list("我们是学生。")] * 5,

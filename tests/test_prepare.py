@@ -156,3 +156,38 @@ def test_train_prepares_the_prepare_cli_finds_it_done_and_eval_reads_a_file_pair
   one_error_line(capsys, "--target not given")
   assert cli.run(cli.prepare_main, ["--task", "sentiment", "--workdir", str(tmp_path / "x")]) == 2
   one_error_line(capsys, "--task sentiment: only the translation task prepares its data")
+
+
+def test_a_hash_split_with_no_validation_pair_is_refused_and_blocks_no_rerun(nmt_config_module, tmp_path):
+  with pytest.raises(UserError, match=r"^val_fraction 0.0005: the hash split sent no pair to validation"):
+    prepare.ensure(tasks.get(nmt_config_module(split_by="hash", val_fraction=0.0005)), tmp_path, quiet)
+  assert os.listdir(tmp_path) == []
+  splits = prepare.ensure(tasks.get(nmt_config_module(split_by="hash", val_fraction=0.3)), tmp_path, quiet)
+  assert splits["val"].size > 0
+
+
+def test_a_workdir_whose_corpus_is_gone_resumes_and_evaluates_from_its_prepared_data(
+    nmt_workdir, tmp_path, capsys, monkeypatch):
+  """Moved corpus, another current folder: the prepared splits stand for it, with a note."""
+  import shutil
+  from tests.conftest import evaluate, train
+  workdir = tmp_path / "w"
+  shutil.copytree(nmt_workdir, workdir)
+  corpus = tmp_path / "corpus.txt"
+  corpus.write_bytes(TINY_NMT.read_bytes())
+  stored = json.loads((workdir / "config.json").read_text())
+  (workdir / "config.json").write_text(json.dumps({**stored, "data": str(corpus)}))
+  elsewhere = tmp_path / "elsewhere"
+  elsewhere.mkdir()
+  monkeypatch.chdir(elsewhere)
+  assert evaluate("--workdir", workdir, "--split", "test") == 0
+  found = capsys.readouterr()
+  assert "BLEU" in found.out and "note:" not in found.err
+  corpus.unlink()  # gone
+  assert evaluate("--workdir", workdir, "--split", "test") == 0
+  found = capsys.readouterr()
+  assert f"note: {corpus}: no such file; using the corpus as prepared in {workdir / 'prepared'}" in found.err
+  assert "BLEU" in found.out
+  assert train("--workdir", workdir, "--epochs", "2") == 0
+  found = capsys.readouterr()
+  assert "using the corpus as prepared" in found.out and "Traceback" not in found.err

@@ -72,3 +72,19 @@ def test_lab_split_is_sklearns_80_20_with_random_state_42(sentiment_config):
   assert not set(idx["val"]) & set(idx["train"]) and not set(idx["test"]) & set(idx["train"])
   official = tasks.get(sentiment_config(split="official")).split_indices(frame)
   assert set(official["test"]) == set(np.flatnonzero(frame["split"] == "test"))
+
+
+def test_highlighted_words_are_as_strong_as_their_weight_and_flat_attention_says_so():
+  import re
+  from nmt_flax import highlight
+  tokens = [f"w{i}" for i in range(90)]
+  flat = np.full(90, 1 / 90) + np.linspace(0, 0.002, 90)  # 0.011-0.013: near uniform
+  peaked = np.full(90, 0.5 / 89)
+  peaked[7] = 0.5
+  shown = {}
+  for name, weights in (("flat", flat), ("peaked", peaked)):
+    page = highlight.html_review({"title": name, "tokens": tokens, "weights": weights,
+                                  "top": list(np.argsort(-weights)[:10])})
+    shown[name] = [float(a) for a in re.findall(r"rgba\(255,60,60,([0-9.]+)\)", page)]
+    assert ("attention nearly flat" in page) == (name == "flat")
+  assert max(shown["flat"]) < 0.2 and max(shown["peaked"]) == 1.0

@@ -2,6 +2,7 @@
 client, micro-batching under concurrent requests, and the page in a real browser."""
 import asyncio
 import dataclasses
+import json
 import re
 import shutil
 import threading
@@ -122,10 +123,41 @@ def test_other_hosts_and_oversized_bodies_are_refused_before_parsing(client):
   assert response.status_code == 413
 
 
-def test_a_service_without_a_model_for_the_task_says_so(models):
+def test_the_largest_valid_request_is_not_too_large(models):
+  """64 texts and 64 prefixes of 2,000 characters outside the BMP (12 bytes each
+  in escaped JSON, 3 MB): within the schema, so parsed (and refused for its
+  n_best alone), never 413."""
+  client = local_client(create_app([models[0]]))  # the service's defaults: 64 texts, 2,000 characters
+  wide = "\U00020000" * 2000  # 𠀀, escaped as two \\uXXXX
+  body = json.dumps({"texts": [wide] * 64, "prefixes": [wide] * 64, "beam_size": 1, "n_best": 2})
+  response = client.post("/translate", content=body, headers={"Content-Type": "application/json"})
+  assert response.status_code == 422 and response.json()["error"].startswith("n_best: 2 is more")
+
+
+def test_a_service_without_a_model_for_the_task_says_so_and_its_page_hides_that_task(models):
   client = local_client(create_app([models[0]]))
   response = client.post("/classify", json={"texts": ["good"]})
   assert response.status_code == 404 and "no sentiment model" in response.json()["error"]
+  page = client.get("/").text  # a GRU model has one attention: no layer or head to pick
+  assert '<section id="sentiment" hidden>' in page and '<span id="views" hidden>' in page
+  assert '<section id="nmt">' in page
+  page = local_client(create_app([models[1]])).get("/").text
+  assert '<section id="nmt" hidden>' in page and '<section id="sentiment">' in page
+
+
+def test_warm_up_sentences_have_each_buckets_length_on_a_word_source(nmt_config):
+  """A word source (en) gets sentences of as many words as each bucket holds
+  (repeating one Chinese character would be one word there)."""
+  from nmt_flax import tasks
+  from nmt_flax.serve import filler
+  from nmt_flax.vocab import Vocabulary
+  for source_lang, target_lang, units in (("en", "zh", ["i", "have", "a", "cat", "."]),
+                                          ("zh", "en", list("我有一只猫。"))):
+    config = nmt_config(source_lang=source_lang, target_lang=target_lang, buckets="10x10,24x20")
+    task = tasks.get(config, {"src_vocab": Vocabulary.build([units]), "tgt_vocab": Vocabulary.build([["x"]])})
+    translator = nmt_flax.Translator(task, None)
+    for src_len, _ in config.bucket_shapes:
+      assert len(task.source_tokens(filler(translator, src_len - 1))) == src_len - 1
 
 
 def send_together(app, requests: list[dict]) -> list:
@@ -165,6 +197,14 @@ def test_a_bad_text_fails_only_its_own_request_when_requests_share_a_device_call
                                        {"texts": ["她有一隻貓。"]}])
   assert ok.status_code == other.status_code == 200
   assert bad.status_code == 422 and bad.json()["error"] == "texts #2: the text is empty"
+
+
+def test_an_over_long_prefix_fails_only_its_own_request_when_requests_share_a_device_call(models):
+  app = create_app([models[0]], batch_wait_ms=200)
+  ok, bad = send_together(app, [{"texts": ["我有一隻貓。", "你好"], "prefixes": ["she", None]},
+                                {"texts": ["你好", "她有一隻貓。"], "prefixes": [None, "a " * 40]}])
+  assert ok.status_code == 200 and ok.json()["translations"][0]["translation"].startswith("she")
+  assert bad.status_code == 422 and bad.json()["error"].startswith("prefixes #2: 40 tokens")
 
 
 def test_no_alpha_value_compiles_a_new_program(models):
@@ -219,8 +259,9 @@ def test_decoding_memory_stays_within_budget_at_any_beam_size(models):
     rows = task.rows_for(src_len, max_len, sentences, options.hypotheses)
     traced, static = task.decode_arguments(dataclasses.replace(options, max_len=max_len))
     prefix = (jax.ShapeDtypeStruct((rows, max_len), jnp.int32), jax.ShapeDtypeStruct((rows,), jnp.int32))
+    positions = jax.ShapeDtypeStruct((rows,), jnp.int32)
     compiled = task.decode_program.lower(
-        translator.params, jax.ShapeDtypeStruct((rows, src_len), jnp.int32), *traced, *prefix,
+        translator.params, jax.ShapeDtypeStruct((rows, src_len), jnp.int32), *traced, *prefix, positions,
         **static).compile()
     memory = compiled.memory_analysis()
     planned = memory.temp_size_in_bytes + memory.output_size_in_bytes
@@ -271,6 +312,8 @@ def test_the_page_in_a_real_browser_shows_the_translation_and_one_heatmap_row_pe
   shown = [float(w) for w in re.findall(r'<td [^>]*title="([0-9.]+)"', dom.split('id="heatmap"', 1)[1])]
   np.testing.assert_allclose(shown, translator.attention_heads(expected)[1, 0].ravel(), atol=1.5e-3)
   assert "P(positive)" in dom and "<mark>" in dom
+  # the Chinese example is set as the placeholder once the font has loaded (drawn before: boxes)
+  assert 'placeholder="输入中文' in dom and '<span id="views">' in dom  # a Transformer's heads to pick
   assert 'data-translate="done"' in dom and 'data-classify="done"' in dom  # drawn, not half-way
   assert 'class="legend"' in dom and "rgb(" in dom  # a colour scale for the weights
 

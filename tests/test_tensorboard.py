@@ -69,3 +69,14 @@ def test_a_cjk_font_comes_without_root_and_a_missing_one_is_one_note(monkeypatch
                             tmp_path / "a.png", font)
   assert font is None and not [w for w in caught if "Glyph" in str(w.message)]
   assert capsys.readouterr().err.strip() == plotting.NO_FONT_NOTE
+
+
+def test_a_chinese_target_gets_the_cjk_font_on_its_output_labels_too():
+  """en→zh: the rows are Chinese characters, drawn with the CJK font as the columns are."""
+  from nmt_flax import plotting
+  font = plotting.find_cjk_font()
+  fig = plotting.attention_figure(np.eye(3), ["i", "have", "<end>"], ["我", "有", "<end>"], font)
+  ax = fig.axes[0]
+  for labels in (ax.get_xticklabels(), ax.get_yticklabels()):
+    assert {label.get_fontproperties().get_file() for label in labels} == {font.get_file()}
+  plotting.plt.close(fig)

@@ -33,6 +33,15 @@ def test_vocab_specials_unknown_and_round_trip(tmp_path):
   assert Vocabulary.load(tmp_path / "v.json").itos == vocab.itos
 
 
+def test_text_spelling_a_special_token_encodes_as_unknown():
+  """A user's typed `<end>` (prefix, reference, source) is text, not the id that
+  ends a sentence: <pad>, <start>, <end> and <unk> all encode to <unk>."""
+  vocab = Vocabulary.build([["a", "<end>", "b"]])  # the corpus's own "<end>" is no new token either
+  assert vocab.itos[4:] == ["a", "b"]
+  for special in ("<pad>", "<start>", "<end>", "<unk>"):
+    assert vocab.encode(["a", special]) == [4, UNK_ID] and vocab.count_unknown([special]) == 1
+
+
 def test_vocab_max_size_keeps_most_frequent():
   vocab = Vocabulary.build([["x"] * 3 + ["y"] * 2 + ["z"]], max_size=2)
   assert vocab.itos[4:] == ["x", "y"]

@@ -326,6 +326,30 @@ def test_a_prefix_is_kept_verbatim_and_scored_like_forced_decoding(translator, c
   assert capsys.readouterr().out.splitlines()[0] == led.text
 
 
+def test_typed_special_tokens_in_a_prefix_or_reference_are_text_not_control(translator):
+  """`<end>` typed in a prefix does not end the output, `<pad>` in a reference
+  is scored as any unknown word would be (not as padding)."""
+  source = "我有一隻貓。"
+  [led] = translator.translate([source], prefixes=["<end>"])
+  assert led.tokens[0] == "<unk>" and len(led.tokens) > 1  # one unknown token forced, then the model's
+  typed, unknown = translator.score([source] * 2, ["<pad> cat", "qqqq cat"])
+  assert typed.log_prob == pytest.approx(unknown.log_prob, rel=1e-6) and typed.log_prob > -100
+  assert typed.unknown_words == 1
+
+
+def test_a_sentences_samples_depend_on_the_seed_and_its_place_not_on_its_batch(translator):
+  options = dict(sampling=True, n_best=3, temperature=1.5, seed=5)
+  texts = ["我有一隻貓。", "你好", "今天天气很好。她喜欢茶。", "她喜欢茶。"]
+  together = translator.nbest(texts, **options)
+  alone = translator.nbest(texts[:1], **options)[0]
+  assert [h.tokens for h in alone] == [h.tokens for h in together[0]]
+  for window in (1, 3):  # a file's line samples the same whatever the window it is read in
+    lines = translator.translate_lines(texts, window=window, **options)
+    assert [line.text for line in lines] == [h[0].text for h in together]
+  other = translator.nbest(texts[:1], **{**options, "seed": 6})[0]
+  assert [h.tokens for h in other] != [h.tokens for h in alone]
+
+
 def test_an_ensemble_of_a_model_with_itself_is_the_model(translator, nmt_workdir, sentiment_workdir,
                                                          capsys):
   from nmt_flax.ensemble import Ensemble
