@@ -1,5 +1,5 @@
-"""One row of MODEL_CARD.md's ablation table: train a recipe, then score it.
-Prints (and appends to --results) one JSON record.
+"""One row of a results table: train a recipe, then score it. Prints (and
+appends to --results) one JSON record, with the date, commit and machine.
 
     python benchmarks/ablation.py --name baseline --workdir runs/ablation/baseline -- \
         --preset best-cpu --chinese-script keep
@@ -9,12 +9,15 @@ Everything after `--` goes to train.py as given. Then, with the best
 checkpoint: validation BLEU (greedy), test and test-unseen BLEU (greedy and
 beam 5), and script agreement: the share of test sentences whose simplified
 and traditional spellings (OpenCC t2s / s2t of the source) get the same beam-5
-translation. `train_s` is train.py's wall time (compilation, validation after
+translation. A sentiment recipe: validation and test accuracy, precision,
+recall and F1. `train_s` is train.py's wall time (compilation, validation after
 every epoch and checkpoints included); a rerun on a finished workdir only
 scores it again.
 """
 import argparse
 import json
+import os
+import platform
 import subprocess
 import sys
 import time
@@ -54,11 +57,15 @@ def main(argv=None) -> None:
   started = time.perf_counter()
   subprocess.run([sys.executable, str(ROOT / "train.py"), "--workdir", args.workdir, *flags], check=True)
   record = {"name": args.name, "command": " ".join(["python train.py", "--workdir", args.workdir, *flags]),
-            "train_s": round(time.perf_counter() - started, 1)}
+            "train_s": round(time.perf_counter() - started, 1), **provenance()}
 
   import nmt_flax  # pylint: disable=import-outside-toplevel  (after training: its own process)
   from nmt_flax.text import chinese_text  # pylint: disable=import-outside-toplevel
   translator = nmt_flax.load(args.workdir)
+  if isinstance(translator, nmt_flax.Classifier):
+    record.update(sentiment_scores(translator))
+    finish(record, args.results)
+    return
   record["val_bleu"] = round(translator.evaluate(translator.split("val"))["bleu"], 2)
   for split in ("test", "test-unseen"):
     for beam in (1, 5):
@@ -71,9 +78,32 @@ def main(argv=None) -> None:
   spellings = [["".join(chinese_text(s, script)[0]) for s in sources] for script in ("simplified", "traditional")]
   simplified, traditional = ([t.text for t in translator.translate(s, beam_size=5)] for s in spellings)
   record["script_agreement"] = round(sum(a == b for a, b in zip(simplified, traditional)) / len(sources), 4)
+  finish(record, args.results)
+
+
+def sentiment_scores(classifier) -> dict:
+  out = {"val_accuracy": round(classifier.evaluate(classifier.split("val"))["accuracy"], 4)}
+  test = classifier.evaluate(classifier.split("test"))
+  out.update({f"test_{k}": round(test[k], 4) for k in ("accuracy", "precision", "recall", "f1")})
+  out["test_examples"] = test["num_examples"]
+  return out
+
+
+def provenance() -> dict:
+  """When, at which commit and on what machine the row was measured."""
+  commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                          text=True, check=False).stdout.strip() or None
+  cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+              if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() \
+      else platform.processor()
+  return {"date": time.strftime("%Y-%m-%d"), "commit": commit,
+          "machine": f"{os.cpu_count()} cores, {cpu}"}
+
+
+def finish(record: dict, results: str | None) -> None:
   print(json.dumps(record))
-  if args.results:
-    with open(args.results, "a", encoding="utf-8") as f:
+  if results:
+    with open(results, "a", encoding="utf-8") as f:
       f.write(json.dumps(record) + "\n")
 
 
