@@ -60,7 +60,7 @@ def main(argv=None) -> None:
             "train_s": round(time.perf_counter() - started, 1), **provenance()}
 
   import nmt_flax  # pylint: disable=import-outside-toplevel  (after training: its own process)
-  from nmt_flax.text import chinese_text  # pylint: disable=import-outside-toplevel
+  from nmt_flax.text.normalise import chinese_text  # pylint: disable=import-outside-toplevel
   translator = nmt_flax.load(args.workdir)
   if isinstance(translator, nmt_flax.Classifier):
     record.update(sentiment_scores(translator))

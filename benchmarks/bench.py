@@ -33,12 +33,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from nmt_flax import cli, tasks, training
-from nmt_flax.loader import Batches
+from nmt_flax import cli, tasks
 from nmt_flax.config import resolve
-from nmt_flax.losses import compact_token_cross_entropy
-from nmt_flax.seq2seq import Seq2Seq
-from nmt_flax.vocab import END_ID, START_ID
+from nmt_flax.data.loader import Batches
+from nmt_flax.models.losses import compact_token_cross_entropy
+from nmt_flax.models.seq2seq import Seq2Seq
+from nmt_flax.text.vocab import END_ID, START_ID
+from nmt_flax.training import loop as training
 
 
 def timed(fn, repeats: int, warmup: int) -> tuple[float, float]:

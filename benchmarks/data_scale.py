@@ -37,7 +37,7 @@ def peak_rss_mb() -> float:
 def make_corpus(path: Path, n: int) -> None:
   """N unique pairs in the manythings layout (English, then Chinese)."""
   sys.path.insert(0, str(ROOT))
-  from nmt_flax import data
+  from nmt_flax.data import corpus as data
   pairs = data.read_pairs(data.find_data_file("nmt", None), (1, 2))
   with path.open("w", encoding="utf-8") as f:
     for k in range(n):
@@ -55,7 +55,8 @@ def measure_train(corpus: str, workdir: str, steps: int, in_memory: bool) -> dic
   """In this (fresh) process: start -> first step done, then `steps` steps."""
   import jax
   import numpy as np
-  from nmt_flax import cli, tasks, training
+  from nmt_flax import cli, tasks
+  from nmt_flax.training import loop as training
   cli.setup_jax()
   task = tasks.get(config_for(corpus))
   splits = task.load_splits() if in_memory else training.load_data(task, Path(workdir), lambda *_: None)
@@ -82,7 +83,8 @@ def loader_ratio(workdir: str, pairs: int) -> dict:
   also the time to read one batch each way."""
   import jax
   import numpy as np
-  from nmt_flax import cli, tasks, training
+  from nmt_flax import cli, tasks
+  from nmt_flax.training import loop as training
   cli.setup_jax()
   task = tasks.get(config_for(None))
   streamed = training.load_data(task, Path(workdir), lambda *_: None)["train"]
@@ -128,8 +130,8 @@ def child(argv: list[str]) -> dict:
 
 
 def prepare_child(corpus: str, workdir: str) -> dict:
-  from nmt_flax import prepare
-  if prepare.main(["--preset", "quick", "--data", corpus, "--workdir", workdir, *SPLIT_FLAGS]):
+  from nmt_flax import cli
+  if cli.run(cli.prepare_main, ["--preset", "quick", "--data", corpus, "--workdir", workdir, *SPLIT_FLAGS]):
     raise SystemExit("prepare failed")
   return {"prepare_s": round(time.time() - STARTED, 1), "peak_rss_mb": peak_rss_mb()}
 

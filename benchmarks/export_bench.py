@@ -25,7 +25,8 @@ import time
 import jax
 
 import nmt_flax
-from nmt_flax import cli, data, export
+from nmt_flax import cli, export
+from nmt_flax.data import corpus as data
 
 
 def timed(run) -> tuple[float, list[str]]:

@@ -7,14 +7,15 @@ paragraph: `--sentences` source sentences joined, their references joined),
 kept where the whole paragraph fits the model's longest training source, so
 the model could also read it whole. Each is translated two ways, with the
 same greedy decoder: split into sentences (what `translate`, `--translate`,
-`--input` and `/translate` do, `nmt_flax.sentences`) and whole (one input).
+`--input` and `/translate` do, `nmt_flax.text.sentences`) and whole (one input).
 BLEU and chrF (sacrebleu, as eval.py) of both against the joined references.
 """
 import argparse
 import json
 
 import nmt_flax
-from nmt_flax import cli, metrics
+from nmt_flax import cli
+from nmt_flax.tasks import metrics
 
 
 def main(argv=None) -> None:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import httpx
 
-from nmt_flax import data
+from nmt_flax.data import corpus as data
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -16,9 +16,9 @@ import time
 
 import jax
 
-from nmt_flax import cli, tasks, training
-from nmt_flax import config as config_lib
-from nmt_flax.vocab import PAD_ID
+from nmt_flax import cli, config as config_lib, tasks
+from nmt_flax.text.vocab import PAD_ID
+from nmt_flax.training import loop as training
 
 
 def main(argv: list[str]) -> dict:

@@ -19,7 +19,8 @@ import time
 import jax
 
 import nmt_flax
-from nmt_flax import cli, data
+from nmt_flax import cli
+from nmt_flax.data import corpus as data
 
 
 def rate(count: int, seconds: float) -> float:

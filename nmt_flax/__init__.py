@@ -1,7 +1,6 @@
 """nmt-flax: sequence-to-sequence learning with attention in JAX/Flax."""
-# The task modules register themselves in `nmt_flax.tasks.REGISTRY` on import.
-from nmt_flax import sentiment, translation  # noqa: F401  pylint: disable=unused-import
 from nmt_flax.api import Classifier, Translator, load
+from nmt_flax.utils.errors import UserError
 
-__all__ = ["load", "Translator", "Classifier"]
+__all__ = ["load", "Translator", "Classifier", "UserError"]
 __version__ = "0.1.0"

@@ -14,16 +14,20 @@ from typing import Iterable, Iterator
 import jax
 import numpy as np
 
-from nmt_flax import data, provenance, sentiment, tasks, translation
-from nmt_flax.checkpoint import Checkpoints, is_trained
+from nmt_flax import tasks
 from nmt_flax.config import read_stored
-from nmt_flax.decoding import DecodeOptions
-from nmt_flax.ensemble import Ensemble
-from nmt_flax.batching import pad
-from nmt_flax.errors import UserError
-from nmt_flax.sentences import split_sentences
-from nmt_flax.text import check_unicode, review_tokens
-from nmt_flax.vocab import END_ID, START_ID
+from nmt_flax.data import corpus
+from nmt_flax.data.batching import pad
+from nmt_flax.decoding.options import DecodeOptions
+from nmt_flax.tasks import sentiment, translation
+from nmt_flax.tasks.ensemble import Ensemble
+from nmt_flax.text.normalise import check_unicode, review_tokens
+from nmt_flax.text.sentences import split_sentences
+from nmt_flax.text.vocab import END_ID, START_ID
+from nmt_flax.training import provenance
+from nmt_flax.training.checkpoint import Checkpoints
+from nmt_flax.utils.errors import UserError
+from nmt_flax.utils.workdir import is_trained
 
 
 @dataclasses.dataclass
@@ -499,7 +503,7 @@ class Translator(LoadedModel):
 class Classifier(LoadedModel):
 
   def read_file(self, path: str):
-    frame = data.read_reviews(Path(path))
+    frame = corpus.read_reviews(Path(path))
     return self.task.make_split([review_tokens(r) for r in frame["review"]],
                                 frame["label"].to_numpy())
 
@@ -549,7 +553,7 @@ def load(workdir: str | Path | list, checkpoint: str = "best", average_last: int
   """Loads a trained workdir as a Translator (nmt) or a Classifier (sentiment):
   the `checkpoint` (best, latest or a step), or the parameters of the
   `average_last` latest or `average_best` best checkpoints averaged. A list of
-  translation workdirs loads an ensemble (`nmt_flax.ensemble`): one Translator
+  translation workdirs loads an ensemble (`nmt_flax.tasks.ensemble`): one Translator
   whose every decoding step averages the models' log-probabilities."""
   if isinstance(workdir, (list, tuple)):
     if len(workdir) > 1:

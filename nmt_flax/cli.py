@@ -10,13 +10,15 @@ from pathlib import Path
 import absl.logging
 import jax
 
-from nmt_flax import api, data, files, highlight, plotting, tasks, training
-from nmt_flax import config as config_lib
-from nmt_flax.decoding import DecodeOptions
-from nmt_flax.errors import UserError
-from nmt_flax.parallel import PeerLost, initialize_distributed
-from nmt_flax.text import MAX_INPUT_CHARS
-from nmt_flax.training import Interrupted, train
+from nmt_flax import api, config as config_lib, tasks
+from nmt_flax.data import corpus, prepare
+from nmt_flax.decoding.options import DecodeOptions
+from nmt_flax.text.normalise import MAX_INPUT_CHARS
+from nmt_flax.training.loop import Interrupted, train
+from nmt_flax.training.parallel import PeerLost, initialize_distributed
+from nmt_flax.utils import files
+from nmt_flax.utils.errors import UserError
+from nmt_flax.visual import highlight, plotting
 
 _TYPES = {int: int, float: float, str: str, "int | None": int, "str | None": str,
           "int": int, "float": float, "str": str}
@@ -95,7 +97,7 @@ def train_parser() -> argparse.ArgumentParser:
                  help="a recipe file, YAML or JSON, with any keys of config.json (a workdir's "
                  "config.json is one); it overrides --preset, and flags override it")
   _add_config_flags(p)
-  multi = p.add_argument_group("multi-host data parallelism (see nmt_flax/parallel.py)")
+  multi = p.add_argument_group("multi-host data parallelism (see nmt_flax/training/parallel.py)")
   multi.add_argument("--distributed", action="store_true",
                      help="call jax.distributed.initialize() with the cluster settings JAX "
                      "detects itself (SLURM, Open MPI, TPU pods)")
@@ -146,7 +148,6 @@ def prepare_main(argv) -> None:
   config, workdir = run_config(parser.parse_args(argv))
   if config.task != "nmt":
     raise UserError(f"{config.task}: only the translation task prepares its data", option="task")
-  from nmt_flax import prepare
   splits = prepare.ensure(tasks.get(config), workdir, print)
   print(f"ready: {splits['train'].size} training pairs; train with the same flags: "
         f"`python train.py --workdir {workdir} ...`")
@@ -293,12 +294,12 @@ def _json_line(record: dict, metadata: dict | None = None) -> str:
 def _translate_input(model: api.Translator, args, decoding: dict) -> None:
   """--input: a file or stdin, line by line, in order; a prompt on a terminal."""
   interactive = args.input == "-" and sys.stdin.isatty()
-  lines = data.stream_lines(args.input)
+  lines = corpus.stream_lines(args.input)
   if interactive:
     print("nmt-flax: type text to translate, Enter to translate, Ctrl-D to quit", file=sys.stderr)
   metadata = {**model.metadata(), "decoding": decoding}
   with _output(args.output, reading=args.input) as out:
-    bar = None if interactive or not sys.stderr.isatty() else training.progress_bar(None, "translating", "line")
+    bar = None if interactive or not sys.stderr.isatty() else progress_bar(None, "translating", "line")
     results = model.translate_lines(lines, window=1 if interactive else 1000,
                                     prefixed=args.prefix_column, **decoding)
     number = 0

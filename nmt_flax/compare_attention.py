@@ -14,10 +14,10 @@ import json
 import time
 from pathlib import Path
 
-from nmt_flax import attention
 from nmt_flax.api import load
 from nmt_flax.config import PRESETS, resolve
-from nmt_flax.training import train
+from nmt_flax.models import attention
+from nmt_flax.training.loop import train
 
 NMT = dict(units=128, embedding_dim=64, learning_rate=3e-3, clip_norm=5.0, epochs=4,
            buckets="10x10,16x14", checkpoint_every=1)
@@ -67,7 +67,7 @@ def markdown(rows: list[dict], beam: int) -> str:
 def comparison_figure(rows: list[dict], beam: int):
   """Bar charts of `rows`: NMT validation BLEU (greedy and beam) and IMDB test
   accuracy per score function, a panel for each task in `rows`."""
-  from nmt_flax.plotting import plt  # pylint: disable=import-outside-toplevel
+  from nmt_flax.visual.plotting import plt  # pylint: disable=import-outside-toplevel
   names = list(attention.REGISTRY)
   present = [task for task in ("nmt", "sentiment") if any(r["task"] == task for r in rows)]
   fig, axes = plt.subplots(1, len(present), figsize=(5.5 * len(present), 4), squeeze=False)

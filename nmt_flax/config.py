@@ -11,9 +11,10 @@ import re
 from pathlib import Path
 from typing import Any
 
-from nmt_flax import attention, sides
-from nmt_flax.checkpoint import is_trained
-from nmt_flax.errors import UserError
+from nmt_flax.models import attention
+from nmt_flax.text import sides
+from nmt_flax.utils.errors import UserError
+from nmt_flax.utils.workdir import is_trained
 
 TASKS = ("nmt", "sentiment")
 
@@ -46,8 +47,8 @@ class Config:
   target_lang: str = _opt("en", "NMT: the target language")
   # Model
   model: str = _opt("gru", "NMT model family: gru (the lab's: GRU encoder, attention, GRU "
-                    "decoder; nmt_flax/seq2seq.py) or transformer (Vaswani et al.: --units "
-                    "wide, --layers, --heads, --ff-dim; nmt_flax/transformer.py)",
+                    "decoder; nmt_flax/models/seq2seq.py) or transformer (Vaswani et al.: --units "
+                    "wide, --layers, --heads, --ff-dim; nmt_flax/models/transformer.py)",
                     ("gru", "transformer"))
   embedding_dim: int = _opt(256, "embedding size of source and target tokens (GRU models; a "
                             "Transformer's embeddings are --units wide)")

@@ -20,8 +20,8 @@ import urllib.request
 import zipfile
 from pathlib import Path
 
-from nmt_flax.data import ENV_VAR, FILE_NAMES
-from nmt_flax.errors import UserError
+from nmt_flax.data.corpus import ENV_VAR, FILE_NAMES
+from nmt_flax.utils.errors import UserError
 
 SOURCES = {
     "nmt": "https://www.manythings.org/anki/cmn-eng.zip",

@@ -27,10 +27,11 @@ import jax.numpy as jnp
 import numpy as np
 from jax import export
 
-from nmt_flax import api, cli, text
-from nmt_flax.decoding import DecodeOptions
-from nmt_flax.errors import UserError
-from nmt_flax.subwords import MARK
+from nmt_flax import api, cli
+from nmt_flax.decoding.options import DecodeOptions
+from nmt_flax.text import normalise
+from nmt_flax.text.subwords import MARK
+from nmt_flax.utils.errors import UserError
 
 RUNTIME = Path(__file__).with_name("runtime.py")
 
@@ -53,8 +54,8 @@ def script_table(script: str) -> dict[str, str]:
   what to (no table for 'keep')."""
   if script == "keep":
     return {}
-  chars = [chr(c) for low, high in text.HAN_RANGES for c in range(low, high + 1)]
-  converted = text.convert_script("\n".join(chars), script).split("\n")
+  chars = [chr(c) for low, high in normalise.HAN_RANGES for c in range(low, high + 1)]
+  converted = normalise.convert_script("\n".join(chars), script).split("\n")
   return {a: b for a, b in zip(chars, converted) if a != b}
 
 
@@ -86,7 +87,7 @@ def export_model(model: api.Translator, out: Path, beam_size: int = 5,
       "format": 1, "decoders": {}, "platforms": list(platforms),
       "source_vocab": vocabs["src_vocab"].itos, "target_vocab": vocabs["tgt_vocab"].itos,
       "subword_marker": MARK if vocabs["tgt_vocab"].subword_model else None,
-      "opencc_config": text.OPENCC_CONFIGS.get(config.chinese_script),
+      "opencc_config": normalise.OPENCC_CONFIGS.get(config.chinese_script),
       "script_map": script_table(config.chinese_script),
       "source_lengths": [s for s, _ in config.bucket_shapes], "max_output_len": task.max_output_len,
       "shape_step": task.SHAPE_STEP, "batch_size": config.batch_size,

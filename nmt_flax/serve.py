@@ -39,9 +39,11 @@ from pathlib import Path
 
 import numpy as np
 
-from nmt_flax import api, cli, plotting, subwords
+from nmt_flax import api, cli
 from nmt_flax.config import read_stored
-from nmt_flax.errors import UserError
+from nmt_flax.text import subwords
+from nmt_flax.utils.errors import UserError
+from nmt_flax.visual import plotting
 
 try:
   import fastapi

@@ -85,10 +85,12 @@ import pandas as pd
 from IPython.display import HTML, Image, Markdown, display
 
 import nmt_flax
-from nmt_flax import attention, cli, compare_attention, highlight, plotting, tasks
+from nmt_flax import cli, compare_attention, tasks
 from nmt_flax.config import resolve
-from nmt_flax.training import train
-from nmt_flax.vocab import END_ID, PAD_ID, START_ID
+from nmt_flax.models import attention
+from nmt_flax.text.vocab import END_ID, PAD_ID, START_ID
+from nmt_flax.training.loop import train
+from nmt_flax.visual import highlight, plotting
 
 cli.setup_jax()  # as train.py: quiet logs, a persistent compilation cache
 STARTED = time.time()
@@ -175,7 +177,7 @@ show(figure)
 
 # %% [markdown]
 # ## 2. The model, opened up
-# `Seq2Seq` ([nmt_flax/seq2seq.py](../nmt_flax/seq2seq.py)) is a plain Flax module: a `TokenEncoder`
+# `Seq2Seq` ([nmt_flax/models/seq2seq.py](../nmt_flax/models/seq2seq.py)) is a plain Flax module: a `TokenEncoder`
 # (an embedding and a GRU run with `nn.scan`), one of the six attention modules, and a decoder GRU
 # cell. Its parameters are a nested dict of arrays:
 
@@ -384,7 +386,7 @@ show(plotting.attention_figure(np.stack(panels), forced.source + ["<end>"], word
 
 # %% [markdown]
 # ## 6. Sentiment
-# The lab's classifier ([nmt_flax/classifier.py](../nmt_flax/classifier.py)): the GRU encoder's
+# The lab's classifier ([nmt_flax/models/classifier.py](../nmt_flax/models/classifier.py)): the GRU encoder's
 # final state is the query of Luong's "general" score $s^\top W h_j$ over every word of the review,
 # and the context vector goes through the dense head. The same `train`, the same attention modules
 # (`--attention` picks any of the six here too).

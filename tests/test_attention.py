@@ -3,8 +3,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from nmt_flax import attention
-from nmt_flax.errors import UserError
+from nmt_flax.models import attention
+from nmt_flax.utils.errors import UserError
 
 B, S, D = 3, 5, 6
 MASK = np.array([[1, 1, 1, 1, 1], [1, 1, 0, 0, 0], [0, 0, 0, 0, 0]], bool)  # last row: all padding

@@ -3,10 +3,12 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from nmt_flax import tasks, training
-from nmt_flax.beam import beam_search, length_penalty
-from nmt_flax.decoding import DecodeOptions, filtered_logits
-from nmt_flax.vocab import END_ID, PAD_ID, START_ID
+from nmt_flax import tasks
+from nmt_flax.decoding.beam import beam_search, length_penalty
+from nmt_flax.decoding.greedy import filtered_logits
+from nmt_flax.decoding.options import DecodeOptions
+from nmt_flax.text.vocab import END_ID, PAD_ID, START_ID
+from nmt_flax.training import loop as training
 
 V = 8
 
@@ -187,7 +189,7 @@ def test_sampling_cold_or_narrow_is_greedy_and_draws_are_seeded_and_scored(train
     (dict(sampling=True, top_k=-2), "top_k -2: must be an integer of at least 0"),
 ])
 def test_bad_sampling_options_name_the_option(options, fragment):
-  from nmt_flax.errors import UserError
+  from nmt_flax.utils.errors import UserError
   with pytest.raises(UserError) as caught:
     DecodeOptions(**options)
   assert str(caught.value).startswith(fragment)

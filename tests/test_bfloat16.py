@@ -2,7 +2,8 @@
 import jax
 import numpy as np
 
-from nmt_flax import tasks, training
+from nmt_flax import tasks
+from nmt_flax.training import loop as training
 
 
 def test_bfloat16_trains_with_finite_decreasing_loss_and_float32_state(nmt_config):

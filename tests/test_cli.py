@@ -5,7 +5,7 @@ import shutil
 import pytest
 
 import nmt_flax
-from nmt_flax.errors import UserError
+from nmt_flax.utils.errors import UserError
 from tests.conftest import NMT_FLAGS, TINY_NMT, evaluate, evaluate_with, one_error_line, train
 
 
@@ -24,7 +24,7 @@ def test_bad_nmt_data_files(tmp_path, capsys, content, fragments):
 
 
 def test_data_file_with_bom_crlf_three_columns_and_blank_lines_is_read(tmp_path):
-  from nmt_flax.data import read_pairs
+  from nmt_flax.data.corpus import read_pairs
   path = tmp_path / "p.txt"
   path.write_bytes("\ufeffHi.\t你好。\tCC-BY\r\n\r\n  \nRun!\t跑！\r\n".encode())
   assert [(p.target, p.source, p.line) for p in read_pairs(path)] == [("Hi.", "你好。", 1), ("Run!", "跑！", 4)]
@@ -32,7 +32,7 @@ def test_data_file_with_bom_crlf_three_columns_and_blank_lines_is_read(tmp_path)
 
 def test_lines_ending_in_cr_crlf_or_lf_are_read_alike(tmp_path):
   """A file saved with old Mac line ends (a lone CR) is as many pairs as lines, not one."""
-  from nmt_flax.data import read_pairs, stream_lines
+  from nmt_flax.data.corpus import read_pairs, stream_lines
   lines = TINY_NMT.read_text(encoding="utf-8").splitlines()
   expected = read_pairs(TINY_NMT)
   for ending in ("\r", "\r\n", "\n"):
@@ -63,7 +63,7 @@ def test_bad_flags(tmp_path, capsys, argv, fragments):
 def test_missing_data_says_how_to_get_it(tmp_path, capsys, monkeypatch):
   monkeypatch.setenv("NMT_FLAX_DATA", str(tmp_path))
   monkeypatch.chdir(tmp_path)
-  monkeypatch.setattr("nmt_flax.data.REPO_DATA_DIR", tmp_path / "none")
+  monkeypatch.setattr("nmt_flax.data.corpus.REPO_DATA_DIR", tmp_path / "none")
   assert train("--workdir", tmp_path / "w", *NMT_FLAGS) == 2
   one_error_line(capsys, "cmn-eng.txt not found", "python -m nmt_flax.download nmt")
 

@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 
 from nmt_flax import config as config_lib
-from nmt_flax.errors import UserError
+from nmt_flax.utils.errors import UserError
 
 
 def test_resolution_order_and_json_round_trip():

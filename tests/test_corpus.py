@@ -1,13 +1,15 @@
 """Any corpus: either direction of a language pair, tab-separated columns or a
-line-aligned file pair, each side cut into its own units (nmt_flax.sides)."""
+line-aligned file pair, each side cut into its own units (nmt_flax.text.sides)."""
 import numpy as np
 import pytest
 
 import nmt_flax
-from nmt_flax import export, metrics, sides, tasks
-from nmt_flax.errors import UserError
-from nmt_flax.sentences import split_sentences
-from nmt_flax.text import spaced_words
+from nmt_flax import export, tasks
+from nmt_flax.tasks import metrics
+from nmt_flax.text import sides
+from nmt_flax.text.normalise import spaced_words
+from nmt_flax.text.sentences import split_sentences
+from nmt_flax.utils.errors import UserError
 from tests.conftest import NMT_FLAGS, TINY_NMT, evaluate, one_error_line, train
 
 PAIRS = [line.split("\t") for line in TINY_NMT.read_text(encoding="utf-8").splitlines()]  # English, Chinese

@@ -7,7 +7,7 @@ import zipfile
 import pandas as pd
 
 from nmt_flax import download
-from nmt_flax.data import read_pairs, read_reviews
+from nmt_flax.data.corpus import read_pairs, read_reviews
 
 
 def test_cmn_zip_member_becomes_a_readable_pairs_file(tmp_path):

@@ -11,7 +11,7 @@ import pytest
 
 import nmt_flax
 from nmt_flax import export
-from nmt_flax.data import read_pairs
+from nmt_flax.data.corpus import read_pairs
 from tests.conftest import TINY_NMT, one_error_line
 
 # Runs the export folder argv[1] in a process that cannot import the training

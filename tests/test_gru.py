@@ -3,8 +3,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from nmt_flax.encoder import TokenEncoder
-from nmt_flax.gru import GRU
+from nmt_flax.models.encoder import TokenEncoder
+from nmt_flax.models.gru import GRU
 
 
 def numpy_gru(x, mask, w_in, b_in, w_rec, b_rec, norms=None):
@@ -89,7 +89,7 @@ def test_gradient_wrt_padded_embeddings_is_zero():
 def test_reverse_real_reverses_each_row_within_its_length_and_is_an_involution():
   x = jnp.array([[1, 2, 3, 0], [4, 5, 0, 0]])
   lengths = jnp.array([3, 2])
-  from nmt_flax.encoder import reverse_real
+  from nmt_flax.models.encoder import reverse_real
   np.testing.assert_array_equal(reverse_real(x, lengths), [[3, 2, 1, 0], [5, 4, 0, 0]])
   np.testing.assert_array_equal(reverse_real(reverse_real(x, lengths), lengths), x)
 

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import nmt_flax
-from nmt_flax.checkpoint import Checkpoints
+from nmt_flax.training.checkpoint import Checkpoints
 from tests.conftest import NMT_FLAGS, TINY_NMT, free_port, train
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -135,7 +135,7 @@ def test_two_processes_train_like_one_across_layouts_a_signal_and_a_lost_peer(tm
 
 
 def test_a_peer_lost_before_the_first_checkpoint_says_there_is_none(monkeypatch):
-  from nmt_flax.parallel import PeerLost, peer_failures_reported
+  from nmt_flax.training.parallel import PeerLost, peer_failures_reported
   monkeypatch.setattr(jax, "process_count", lambda: 2)
   for last, expected in [(None, "no checkpoint was written yet: restart every process"),
                          (30, "the last complete checkpoint (step 30) is intact")]:

@@ -9,8 +9,8 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from nmt_flax.data import ENV_VAR, find_data_file
-from nmt_flax.errors import UserError
+from nmt_flax.data.corpus import ENV_VAR, find_data_file
+from nmt_flax.utils.errors import UserError
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 SCRIPT, EXECUTED = NOTEBOOKS / "lab.py", NOTEBOOKS / "lab.ipynb"

@@ -4,9 +4,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from nmt_flax.losses import compact_token_cross_entropy, token_cross_entropy
-from nmt_flax.packing import packed_sum
-from nmt_flax.seq2seq import Seq2Seq
+from nmt_flax.models.losses import compact_token_cross_entropy, token_cross_entropy
+from nmt_flax.models.packing import packed_sum
+from nmt_flax.models.seq2seq import Seq2Seq
 
 ATOL = 1e-5
 

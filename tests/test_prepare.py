@@ -1,4 +1,4 @@
-"""The prepared corpus (nmt_flax.prepare) and the streaming loader (nmt_flax.loader)."""
+"""The prepared corpus (nmt_flax.data.prepare) and the streaming loader (nmt_flax.data.loader)."""
 import collections
 import json
 import os
@@ -7,10 +7,11 @@ import numpy as np
 import pytest
 
 import nmt_flax
-from nmt_flax import prepare, tasks
-from nmt_flax.errors import UserError
-from nmt_flax.loader import Batches
-from nmt_flax.vocab import SPECIALS
+from nmt_flax import tasks
+from nmt_flax.data import prepare
+from nmt_flax.data.loader import Batches
+from nmt_flax.text.vocab import SPECIALS
+from nmt_flax.utils.errors import UserError
 from tests.conftest import NMT_FLAGS, TINY_NMT, evaluate_with, one_error_line
 
 

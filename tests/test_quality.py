@@ -6,12 +6,13 @@ import numpy as np
 import pytest
 
 import nmt_flax
-from nmt_flax import config as config_lib
-from nmt_flax import metrics, subwords, tasks
-from nmt_flax.decoding import DecodeOptions
-from nmt_flax.text import chinese_text, english_tokens
-from nmt_flax.vocab import END_ID, NEVER_EMITTED, PAD_ID, UNK_ID, Vocabulary
-from nmt_flax.word_dropout import drop_words
+from nmt_flax import config as config_lib, tasks
+from nmt_flax.decoding.options import DecodeOptions
+from nmt_flax.models.word_dropout import drop_words
+from nmt_flax.tasks import metrics
+from nmt_flax.text import subwords
+from nmt_flax.text.normalise import chinese_text, english_tokens
+from nmt_flax.text.vocab import END_ID, NEVER_EMITTED, PAD_ID, UNK_ID, Vocabulary
 
 from tests.conftest import NMT_FLAGS, TINY_NMT, one_error_line, train
 

@@ -1,6 +1,7 @@
-"""Every example in the README runs as written: its Python blocks are executed
-(in a folder where runs/quick and runs/imdb are the tiny workdirs the CLI tests
-train), and every train.py / eval.py / prepare / serve / export command line parses."""
+"""Every example in the README and docs/ runs as written: their Python blocks are
+executed (in a folder where runs/quick and runs/imdb are the tiny workdirs the
+CLI tests train), and every train.py / eval.py / prepare / serve / export command
+line parses; the results tables say what benchmarks/results holds."""
 import re
 import shlex
 from pathlib import Path
@@ -9,13 +10,32 @@ import pytest
 
 from nmt_flax import cli, export, serve
 
-README = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
-PYTHON_BLOCKS = re.findall(r"```python\n(.*?)```", README, re.S)
-SHELL_BLOCKS = re.findall(r"```(?:bash|console)\n(.*?)```", README, re.S)
+ROOT = Path(__file__).resolve().parent.parent
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+DOCS = README + "".join(p.read_text(encoding="utf-8") for p in sorted((ROOT / "docs").glob("*.md")))
+PYTHON_BLOCKS = re.findall(r"```python\n(.*?)```", DOCS, re.S)
+SHELL_BLOCKS = re.findall(r"```(?:bash|console)\n(.*?)```", DOCS, re.S)
 
 
-def test_the_readme_has_examples_to_check():
-  assert len(PYTHON_BLOCKS) >= 2 and len(SHELL_BLOCKS) >= 5
+def test_the_docs_have_examples_to_check_and_the_readme_stays_short():
+  assert len(PYTHON_BLOCKS) >= 4 and len(SHELL_BLOCKS) >= 10
+  assert len(README.splitlines()) <= 350
+
+
+def test_the_results_tables_are_what_their_json_says():
+  """benchmarks/tables.py --check: a table edited by hand, or JSON added without
+  rewriting the tables, fails here."""
+  import subprocess
+  import sys
+  out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "tables.py"), "--check"],
+                       capture_output=True, text=True, check=False)
+  assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_no_doc_speaks_of_sessions_or_rounds():
+  for path in [ROOT / "README.md", ROOT / "MODEL_CARD.md", ROOT / "BENCHMARKS.md", *(ROOT / "docs").glob("*.md")]:
+    text = path.read_text(encoding="utf-8")
+    assert not re.search(r"\bsessions?\b|\bthis round\b|\blast round\b|this machine", text, re.I), path.name
 
 
 @pytest.mark.parametrize("block", PYTHON_BLOCKS, ids=lambda b: b.splitlines()[0][:40])
@@ -30,7 +50,7 @@ def test_every_python_example_runs_as_written(block, nmt_workdir, sentiment_work
 
 
 def commands():
-  """(parser, argv) of every command line in the README's shell blocks."""
+  """(parser, argv) of every command line in the docs' shell blocks."""
   parsers = {"train.py": cli.train_parser, "eval.py": cli.eval_parser, "-m nmt_flax.serve": serve.parser,
              "-m nmt_flax.export": export.parser, "-m nmt_flax.prepare": cli.train_parser}
   for block in SHELL_BLOCKS:

@@ -14,13 +14,13 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import nmt_flax
-from nmt_flax import training
-from nmt_flax.checkpoint import Checkpoints
-from nmt_flax.data import read_pairs, read_reviews
-from nmt_flax.errors import UserError
-from nmt_flax.sentences import split_sentences
-from nmt_flax.text import MAX_INPUT_CHARS, chinese_text, english_tokens, review_tokens
-from nmt_flax.vocab import UNK, Vocabulary
+from nmt_flax.data.corpus import read_pairs, read_reviews
+from nmt_flax.text.normalise import MAX_INPUT_CHARS, chinese_text, english_tokens, review_tokens
+from nmt_flax.text.sentences import split_sentences
+from nmt_flax.text.vocab import UNK, Vocabulary
+from nmt_flax.training import loop as training
+from nmt_flax.training.checkpoint import Checkpoints
+from nmt_flax.utils.errors import UserError
 from tests.conftest import NMT_FLAGS, TINY_NMT, evaluate, evaluate_with, one_error_line, train
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -139,7 +139,8 @@ def test_disk_full_while_saving_keeps_the_previous_checkpoint(nmt_config, tmp_pa
 def test_files_other_processes_read_are_replaced_whole_or_not_at_all(nmt_config, tmp_path, monkeypatch):
   """config.json, the vocabularies and provenance.json: a late peer or a rerun
   after a crash finds the old file or the new one, never part of one."""
-  from nmt_flax import provenance, tasks
+  from nmt_flax import tasks
+  from nmt_flax.training import provenance
   workdir = tmp_path / "w"
   training.prepare_workdir(nmt_config(), workdir)
   task = tasks.get(nmt_config())

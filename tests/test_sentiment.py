@@ -2,9 +2,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from nmt_flax import tasks, training
-from nmt_flax.batching import pad
-from nmt_flax.classifier import AttentionClassifier
+from nmt_flax import tasks
+from nmt_flax.data.batching import pad
+from nmt_flax.models.classifier import AttentionClassifier
+from nmt_flax.training import loop as training
 
 
 def test_pad_and_truncate_both_ways():
@@ -44,7 +45,7 @@ def test_learns_a_separable_toy_set(sentiment_config):
   assert scores["accuracy"] == 1.0
   # the reported loss against a reference written another way: sklearn's log loss
   from sklearn.metrics import log_loss
-  from nmt_flax.sentiment import predict
+  from nmt_flax.tasks.sentiment import predict
   logits, _ = task.predict_split(state.params, splits["train"])
   labels, probs = predict(logits)
   np.testing.assert_allclose(scores["loss"], log_loss(splits["train"].extras["labels"], probs,
@@ -53,7 +54,7 @@ def test_learns_a_separable_toy_set(sentiment_config):
 
 
 def test_one_threshold_logit_zero_is_negative_with_probability_one_half():
-  from nmt_flax.sentiment import predict
+  from nmt_flax.tasks.sentiment import predict
   labels, probs = predict(np.array([-1e-7, 0.0, 1e-7, 40.0, -40.0]))
   np.testing.assert_array_equal(labels, [0, 0, 1, 1, 0])
   np.testing.assert_allclose(probs[:3], 0.5, atol=1e-6)
@@ -76,7 +77,7 @@ def test_lab_split_is_sklearns_80_20_with_random_state_42(sentiment_config):
 
 def test_highlighted_words_are_as_strong_as_their_weight_and_flat_attention_says_so():
   import re
-  from nmt_flax import highlight
+  from nmt_flax.visual import highlight
   tokens = [f"w{i}" for i in range(90)]
   flat = np.full(90, 1 / 90) + np.linspace(0, 0.002, 90)  # 0.011-0.013: near uniform
   peaked = np.full(90, 0.5 / 89)

@@ -3,10 +3,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from nmt_flax.decoding import greedy_decode
-from nmt_flax.losses import mask_never_emitted, token_cross_entropy
-from nmt_flax.seq2seq import Seq2Seq
-from nmt_flax.vocab import END_ID, PAD_ID, START_ID
+from nmt_flax.decoding.greedy import greedy_decode
+from nmt_flax.models.losses import mask_never_emitted, token_cross_entropy
+from nmt_flax.models.seq2seq import Seq2Seq
+from nmt_flax.text.vocab import END_ID, PAD_ID, START_ID
 
 SRC = jnp.array([[5, 6, 7, 2, 0, 0], [8, 9, 2, 0, 0, 0]])
 TGT_IN = jnp.array([[1, 4, 5, 6], [1, 7, 0, 0]])

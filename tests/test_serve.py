@@ -22,7 +22,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 import nmt_flax
-from nmt_flax.decoding import DecodeOptions
+from nmt_flax.decoding.options import DecodeOptions
 from nmt_flax.serve import create_app
 from tests.conftest import free_port
 
@@ -150,7 +150,7 @@ def test_warm_up_sentences_have_each_buckets_length_on_a_word_source(nmt_config)
   (repeating one Chinese character would be one word there)."""
   from nmt_flax import tasks
   from nmt_flax.serve import filler
-  from nmt_flax.vocab import Vocabulary
+  from nmt_flax.text.vocab import Vocabulary
   for source_lang, target_lang, units in (("en", "zh", ["i", "have", "a", "cat", "."]),
                                           ("zh", "en", list("我有一只猫。"))):
     config = nmt_config(source_lang=source_lang, target_lang=target_lang, buckets="10x10,24x20")

@@ -54,7 +54,7 @@ def test_a_cjk_font_comes_without_root_and_a_missing_one_is_one_note(monkeypatch
   at all, one line names the fix and matplotlib's per-glyph warnings stay quiet."""
   import warnings
   from matplotlib.ft2font import FT2Font
-  from nmt_flax import plotting
+  from nmt_flax.visual import plotting
   monkeypatch.setattr(plotting, "CJK_FAMILIES", ())
   monkeypatch.setattr(plotting.font_manager, "findSystemFonts", lambda: [])
   file = plotting.cjk_font_file()
@@ -73,7 +73,7 @@ def test_a_cjk_font_comes_without_root_and_a_missing_one_is_one_note(monkeypatch
 
 def test_a_chinese_target_gets_the_cjk_font_on_its_output_labels_too():
   """en→zh: the rows are Chinese characters, drawn with the CJK font as the columns are."""
-  from nmt_flax import plotting
+  from nmt_flax.visual import plotting
   font = plotting.find_cjk_font()
   fig = plotting.attention_figure(np.eye(3), ["i", "have", "<end>"], ["我", "有", "<end>"], font)
   ax = fig.axes[0]

@@ -2,9 +2,9 @@ import json
 
 import pytest
 
-from nmt_flax import text
-from nmt_flax.errors import UserError
-from nmt_flax.vocab import END_ID, PAD_ID, START_ID, UNK_ID, Vocabulary
+from nmt_flax.text import normalise as text
+from nmt_flax.text.vocab import END_ID, PAD_ID, START_ID, UNK_ID, Vocabulary
+from nmt_flax.utils.errors import UserError
 
 
 def test_english_tokens_split_punctuation_and_lowercase():

@@ -10,10 +10,11 @@ import numpy as np
 import pytest
 
 import nmt_flax
-from nmt_flax import tasks, training
-from nmt_flax.checkpoint import Checkpoints
+from nmt_flax import tasks
 from nmt_flax.config import read_stored
-from nmt_flax.decoding import DecodeOptions
+from nmt_flax.decoding.options import DecodeOptions
+from nmt_flax.training import loop as training
+from nmt_flax.training.checkpoint import Checkpoints
 
 
 def params_of(workdir, step=None):
@@ -184,7 +185,7 @@ def test_a_non_finite_step_is_skipped_and_counted(nmt_config):
 
 
 def test_absurd_learning_rate_stops_after_max_bad_steps_keeping_good_checkpoints(nmt_config, tmp_path):
-  from nmt_flax.errors import UserError
+  from nmt_flax.utils.errors import UserError
   with pytest.raises(UserError, match=r"3 steps in a row had a non-finite loss"):
     training.train(nmt_config(learning_rate=1e38, epochs=50, max_bad_steps=3), tmp_path,
                    log=lambda *_: None)
@@ -223,7 +224,7 @@ def test_early_stopping_keeps_the_best_checkpoint_and_eval_uses_it(nmt_config, t
 
 
 def test_splits_are_disjoint_by_source_and_fixed_by_seed(nmt_config):
-  from nmt_flax import data
+  from nmt_flax.data import corpus as data
   sources = [f"s{i % 40}" for i in range(200)]  # every source sentence five times
   split = data.split_by_source(sources, 0.1, 0.2, seed=3)
   sides = [{sources[i] for i in split[name]} for name in ("train", "val", "test")]

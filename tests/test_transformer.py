@@ -8,9 +8,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from nmt_flax.attention import Memory, ScaledDot
-from nmt_flax.errors import UserError
-from nmt_flax.transformer import Transformer, sinusoids
+from nmt_flax.models.attention import Memory, ScaledDot
+from nmt_flax.models.transformer import Transformer, sinusoids
+from nmt_flax.utils.errors import UserError
 
 MODEL = Transformer(src_vocab_size=13, tgt_vocab_size=11, dim=16, heads=4, ff_dim=24, layers=2)
 SRC = jnp.array([[5, 6, 7, 8, 2, 0], [9, 10, 2, 0, 0, 0]], jnp.int32)  # <end> = 2, PAD = 0

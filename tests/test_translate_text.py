@@ -14,11 +14,11 @@ import numpy as np
 import pytest
 
 import nmt_flax
-from nmt_flax.errors import UserError
-from nmt_flax.sentences import split_sentences
-from nmt_flax.seq2seq import Seq2Seq
-from nmt_flax.text import english_tokens
-from nmt_flax.vocab import END_ID, START_ID
+from nmt_flax.models.seq2seq import Seq2Seq
+from nmt_flax.text.normalise import english_tokens
+from nmt_flax.text.sentences import split_sentences
+from nmt_flax.text.vocab import END_ID, START_ID
+from nmt_flax.utils.errors import UserError
 from tests.conftest import TINY_NMT, evaluate_with, one_error_line
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -352,8 +352,8 @@ def test_a_sentences_samples_depend_on_the_seed_and_its_place_not_on_its_batch(t
 
 def test_an_ensemble_of_a_model_with_itself_is_the_model(translator, nmt_workdir, sentiment_workdir,
                                                          capsys):
-  from nmt_flax.ensemble import Ensemble
-  from nmt_flax.vocab import Vocabulary
+  from nmt_flax.tasks.ensemble import Ensemble
+  from nmt_flax.text.vocab import Vocabulary
   pair = nmt_flax.load([nmt_workdir, nmt_workdir])
   texts = [PARAGRAPH, "我有一隻貓。"]
   for options in (dict(), dict(beam_size=3, n_best=2)):

@@ -1,0 +1,141 @@
+"""The results tables of README.md, MODEL_CARD.md and BENCHMARKS.md, written
+from the JSON records in benchmarks/results/*.jsonl, so text and numbers cannot
+drift apart.
+
+    python benchmarks/tables.py           # rewrite every table between its markers
+    python benchmarks/tables.py --check   # exit 1 naming each table that differs (the test suite runs this)
+
+A table sits between `<!-- table:NAME ... -->` and `<!-- end table:NAME -->`;
+NAME is one of TABLES.
+"""
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results"
+
+
+def records(name: str) -> list[dict]:
+  return [json.loads(line) for line in (RESULTS / name).read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def duration(seconds: float) -> str:
+  minutes, seconds = divmod(round(seconds), 60)
+  return f"{minutes} min {seconds:02d} s" if minutes else f"{seconds} s"
+
+
+def measured(r: dict) -> str:
+  return f"{r['date']}, {r['commit']}, {r['machine']}"
+
+
+def presets() -> str:
+  """The recipes as the current code trains them (`benchmarks/ablation.py`)."""
+  rows = ["| recipe | validation | test | test-unseen | training (alone) | command | measured |",
+          "|" + " --- |" * 7]
+  for r in records("presets.jsonl"):
+    if "val_bleu" in r:
+      scores = (f"BLEU {r['val_bleu']:.2f} (greedy)", f"BLEU {r['test_bleu_beam1']:.2f} / {r['test_bleu_beam5']:.2f}",
+                f"BLEU {r['test-unseen_bleu_beam1']:.2f} / {r['test-unseen_bleu_beam5']:.2f}")
+    else:
+      scores = (f"accuracy {r['val_accuracy']:.4f}", f"accuracy {r['test_accuracy']:.4f}, F1 {r['test_f1']:.4f}", "–")
+    rows.append(f"| {r['name']} | {' | '.join(scores)} | {duration(r['train_s'])} | `{r['command']}` | {measured(r)} |")
+  return "\n".join(rows) + "\n\nBLEU: greedy / beam 5 (length penalty α 0.6); sacrebleu 13a, case-insensitive."
+
+
+def best_cpu_scores() -> str:
+  """The model card's scores of `best-cpu` (its row of presets.jsonl)."""
+  r = next(r for r in records("presets.jsonl") if r["name"] == "best-cpu")
+  rows = ["| split | decoding | BLEU | chrF |", "| --- | --- | --- | --- |",
+          f"| validation | greedy | {r['val_bleu']:.2f} | – |"]
+  for split in ("test", "test-unseen"):
+    rows.append(f"| {split} | greedy | {r[f'{split}_bleu_beam1']:.2f} | {r[f'{split}_chrf_beam1']:.2f} |")
+    rows.append(f"| {split} | beam 5, length penalty α 0.6 | **{r[f'{split}_bleu_beam5']:.2f}** | "
+                f"**{r[f'{split}_chrf_beam5']:.2f}** |")
+  return "\n".join(rows) + (f"\n\n{r['test_sentences']} test and {r['test-unseen_sentences']} test-unseen "
+                            f"sentences; measured {measured(r)}.")
+
+
+def bleu_rows(name: str) -> str:
+  """MODEL_CARD's ablation and Transformer tables (`benchmarks/ablation.py` records)."""
+  rows = ["| row | val BLEU (greedy) | test BLEU greedy / beam 5 | test-unseen BLEU greedy / beam 5 "
+          "| both scripts, same translation | training | command |", "|" + " --- |" * 7]
+  for r in records(name):
+    rows.append(f"| {r['name']} | {r['val_bleu']:.2f} | {r['test_bleu_beam1']:.2f} / "
+                f"{r['test_bleu_beam5']:.2f} | {r['test-unseen_bleu_beam1']:.2f} / "
+                f"{r['test-unseen_bleu_beam5']:.2f} | {r['script_agreement']:.1%} | "
+                f"{duration(r['train_s'])} | `{r['command']}` |")
+  return "\n".join(rows)
+
+
+def train_speed() -> str:
+  rows = ["| recipe | model | step | tokens/s | epoch (estimate, no validation) | compile, all shapes |",
+          "|" + " --- |" * 6]
+  for r in records("train_speed.jsonl"):
+    rows.append(f"| `{r['recipe']}` | {r['model']} | {r['step_s']:.3f} s | {r['tokens_per_second']:,} | "
+                f"{r['epoch_s_estimate']} s | {r['compile_s']} s, {r['shapes']} shapes |")
+  return "\n".join(rows)
+
+
+def data_scale() -> str:
+  rows = ["| pairs (corpus) | prepare: time, peak memory | training from the prepared data: first step / "
+          "peak memory / median step | in-memory path: first step / peak memory |", "|" + " --- |" * 4]
+  for r in records("data_scale.jsonl"):
+    if not isinstance(r["size"], int):
+      continue
+    streamed, in_memory = r["train_streamed"], r.get("train_in_memory")
+    rows.append(f"| {r['size']:,} ({r['corpus_mb']} MB) | {r['prepare']['prepare_s']} s, "
+                f"{r['prepare']['peak_rss_mb']:,.0f} MB | {streamed['first_step_s']} s / "
+                f"{streamed['peak_rss_mb']:,.0f} MB / {streamed['median_step_s']:.3f} s | "
+                + (f"{in_memory['first_step_s']} s / {in_memory['peak_rss_mb']:,.0f} MB |" if in_memory
+                   else "not run |"))
+  return "\n".join(rows)
+
+
+# NAME: (the files holding the table, its renderer)
+TABLES = {
+    "presets": (["README.md", "MODEL_CARD.md"], presets),
+    "best_cpu_scores": (["MODEL_CARD.md"], best_cpu_scores),
+    "ablation": (["MODEL_CARD.md"], lambda: bleu_rows("ablation.jsonl")),
+    "transformer": (["MODEL_CARD.md"], lambda: bleu_rows("transformer.jsonl")),
+    "train_speed": (["BENCHMARKS.md"], train_speed),
+    "data_scale": (["BENCHMARKS.md"], data_scale),
+}
+
+
+def block(name: str) -> re.Pattern:
+  return re.compile(rf"(<!-- table:{name}\b[^>]*-->\n)(.*?)(<!-- end table:{name} -->)", re.S)
+
+
+def render(text: str, name: str, table: str) -> str:
+  found = block(name).search(text)
+  if found is None:
+    raise SystemExit(f"no <!-- table:{name} --> markers")
+  return text[:found.start(2)] + table + "\n" + text[found.end(2):]
+
+
+def main(argv=None) -> int:
+  parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser.add_argument("--check", action="store_true", help="change nothing; exit 1 if a table differs")
+  args = parser.parse_args(argv)
+  stale = []
+  for name, (files, make) in TABLES.items():
+    table = make()
+    for file in files:
+      path = ROOT / file
+      text = path.read_text(encoding="utf-8")
+      new = render(text, name, table)
+      if new != text:
+        stale.append(f"{file}: table {name}")
+        if not args.check:
+          path.write_text(new, encoding="utf-8")
+  if args.check and stale:
+    print("differs from benchmarks/results (run python benchmarks/tables.py): " + "; ".join(stale))
+    return 1
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())

@@ -1,0 +1,123 @@
+"""An epoch's batches, read on demand, with grain.
+
+A bucket is a dict of equal-length arrays in memory (evaluation splits, the
+sentiment task) or a `DiskBucket`: the rows of one length bucket in a file
+written by `nmt_flax.data.prepare`, read a few rows at a time, so training's memory
+does not grow with the corpus.
+
+The order of an epoch is a grain `MapDataset` (lazy, random access, O(1)
+memory): each bucket's rows shuffled and cut into batches, then the batches of
+all buckets shuffled, every shuffle seeded by (seed, epoch), so batch i of
+epoch e is a pure function of (seed, e, i). That makes (epoch, batch), which
+every checkpoint holds (`training.Progress`), the loader's whole state: a
+resumed run reads exactly the batches the interrupted one would have.
+
+Every process computes the same global batch of row indices and reads only its
+own slice of it (process p of n: rows [p*k, (p+1)*k) of each batch of n*k
+rows), so the processes' rows are disjoint, their union is the epoch, and the
+global batch, hence the arithmetic, is the one a single process would use.
+"""
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from nmt_flax.data.batching import Batch
+
+
+class DiskBucket:
+  """One length bucket on disk: `rows` rows of int32, each the concatenation of
+  the named columns (`widths`: name -> width), read by row with pread (no
+  memory map, so pages read do not stay in the process's resident memory)."""
+
+  def __init__(self, path: Path, widths: dict[str, int], rows: int):
+    self.path, self.widths, self.rows = Path(path), dict(widths), rows
+    self.row_bytes = 4 * sum(widths.values())
+    self._fd: int | None = None
+
+  def __len__(self) -> int:
+    return self.rows
+
+  def width(self, name: str) -> int:
+    return self.widths[name]
+
+  def take(self, rows: np.ndarray) -> Batch:
+    """The columns of `rows` (indices into this bucket), as {name: [len(rows), width]}."""
+    if self._fd is None:  # opened on first use: only the buckets an epoch reads hold a descriptor
+      self._fd = os.open(self.path, os.O_RDONLY)
+    raw = b"".join(os.pread(self._fd, self.row_bytes, int(r) * self.row_bytes) for r in rows)
+    table = np.frombuffer(raw, np.int32).reshape(len(rows), self.row_bytes // 4)
+    out, start = {}, 0
+    for name, width in self.widths.items():
+      out[name] = table[:, start:start + width].copy()
+      start += width
+    out["example"] = out["example"][:, 0].astype(np.int64)
+    return out
+
+  def __del__(self):
+    if self._fd is not None:
+      os.close(self._fd)
+
+
+def rows_in(bucket) -> int:
+  return len(bucket) if isinstance(bucket, DiskBucket) else len(next(iter(bucket.values())))
+
+
+def width(bucket, name: str) -> int:
+  """The padded length of column `name` in `bucket`."""
+  return bucket.width(name) if isinstance(bucket, DiskBucket) else bucket[name].shape[1]
+
+
+def take(bucket, rows: np.ndarray) -> Batch:
+  return bucket.take(rows) if isinstance(bucket, DiskBucket) else {k: v[rows] for k, v in bucket.items()}
+
+
+def _seed(*parts: int) -> int:
+  return int(np.random.SeedSequence([p & 0xFFFFFFFF for p in parts]).generate_state(1)[0])
+
+
+class Batches(Sequence):
+  """The batches of one epoch over `buckets`: batch_rows[b] rows per batch of
+  bucket b (a short last batch is filled with all-zero rows of `weight` 0, so
+  every batch of a bucket has one shape and jit compiles one program per
+  bucket). seed None: in order, unshuffled (evaluation). shard (index,
+  count): this process's slice of each batch (batch_rows must divide by count)."""
+
+  def __init__(self, buckets: list, batch_rows: int | list[int], seed: int | None = None,
+               epoch: int = 0, shard: tuple[int, int] = (0, 1)):
+    import grain  # imported here: the CLIs that never train do not pay for it
+    self.buckets = buckets
+    self.batch_rows = batch_rows if isinstance(batch_rows, list) else [batch_rows] * len(buckets)
+    self.index, self.count = shard
+    parts = []
+    for b, (bucket, rows) in enumerate(zip(buckets, self.batch_rows)):
+      order = grain.MapDataset.range(rows_in(bucket))
+      if seed is not None:
+        order = order.shuffle(seed=_seed(seed, epoch, b + 1))
+      parts.append(order.batch(rows).map(lambda indices, b=b: (b, indices)))
+    plan = grain.MapDataset.concatenate(parts) if parts else grain.MapDataset.range(0)
+    self.plan = plan.shuffle(seed=_seed(seed, epoch, 0)) if seed is not None and parts else plan
+
+  def __len__(self) -> int:
+    return len(self.plan)
+
+  def rows_of(self, i: int) -> tuple[int, np.ndarray]:
+    """(bucket, this process's row indices in it) of batch i; -1 marks a filler row."""
+    if not -len(self) <= i < len(self):  # a grain MapDataset would wrap around (its epochs repeat)
+      raise IndexError(f"batch {i} of {len(self)}")
+    b, indices = self.plan[i % len(self)]
+    per_process = self.batch_rows[b] // self.count
+    filled = np.concatenate([indices, np.full(self.batch_rows[b] - len(indices), -1)])
+    return b, filled[self.index * per_process:(self.index + 1) * per_process]
+
+  def __getitem__(self, i):
+    if isinstance(i, slice):
+      return [self[j] for j in range(*i.indices(len(self)))]
+    b, rows = self.rows_of(i)
+    real = rows[rows >= 0]
+    batch = take(self.buckets[b], real)
+    fill = len(rows) - len(real)
+    batch = {k: np.concatenate([v, np.zeros((fill,) + v.shape[1:], v.dtype)]) for k, v in batch.items()}
+    batch["weight"] = (rows >= 0).astype(np.float32)
+    return batch

@@ -1,0 +1,354 @@
+"""Prepare a translation corpus once, so training streams it in bounded memory
+(`python -m nmt_flax.prepare`, or the first `train.py` of a workdir when
+nothing is prepared). It reads the corpus (--data, or --source/--target) as a stream, normalises
+each side, splits train/val/test by source sentence, learns the vocabularies
+(and SentencePiece models) from the training side, and writes into
+WORKDIR/prepared, or --prepared DIR, which several runs can share:
+
+    manifest.json              what was prepared from what (the fingerprint), and counts
+    src_vocab.json, tgt_vocab.json
+    train/SxT.bin              the encoded training pairs of length bucket SxT: int32 rows
+                               [src | tgt_in | tgt_out | example], read by row (`loader.DiskBucket`)
+    val.npz + val.json, ...    the evaluation splits (val, test, test-unseen), small, read whole
+
+The split (--split-by): `set` shuffles the unique source sentences with the
+split seed, as the in-memory `Translation.load_splits` does (exact fractions;
+the corpus is read into memory once); `hash` sends a source to val, test or
+train by a hash of its normalised text and the seed (one pass, constant memory,
+fractions approximate); `auto` picks set for a corpus of up to
+SET_SPLIT_MAX_BYTES, else hash. Either way equal sources never sit on two sides.
+
+Written into a temporary folder renamed into place when complete: an
+interrupted prepare never leaves a folder that training would read as prepared.
+A prepared folder that does not match the corpus or the flags is refused in one
+line (the workdir's own folder is remade while the workdir has no checkpoint).
+"""
+import hashlib
+import itertools
+import json
+import os
+import random
+import shutil
+from array import array
+from pathlib import Path
+
+import jax
+import numpy as np
+
+from nmt_flax.data import corpus
+from nmt_flax.data.loader import DiskBucket
+from nmt_flax.data.split import Split
+from nmt_flax.text.sides import SUBWORD_UNITS
+from nmt_flax.text.vocab import Vocabulary
+from nmt_flax.utils.errors import UserError
+from nmt_flax.utils.files import write_atomically
+from nmt_flax.utils.progress import progress_bar
+from nmt_flax.utils.workdir import is_trained
+
+FORMAT = 1  # bumped when the layout changes: an older folder is then prepared again
+MANIFEST = "manifest.json"
+SET_SPLIT_MAX_BYTES = 32 * 2**20
+# The config fields that decide what is prepared (the corpus files are fingerprinted apart).
+SETTINGS = ("columns", "source_lang", "target_lang", "source_tokens", "target_tokens", "chinese_script",
+            "bpe_size", "max_examples", "val_fraction", "test_fraction", "buckets", "split_by")
+CHUNK = 50_000          # training pairs encoded at a time by the hash path
+SUBWORD_SAMPLE = 300_000  # sentences a SentencePiece model learns from (a uniform sample)
+COLUMNS = ("src", "tgt_in", "tgt_out", "example")
+# extras of an evaluation split under the names folders prepared by 0.1.0 gave them
+LEGACY_KEYS = {"unknown_chars": "unknown_source_tokens", "source_chars": "source_tokens"}
+
+
+def location(config, workdir: Path) -> Path:
+  return Path(config.prepared).expanduser() if config.prepared else Path(workdir) / "prepared"
+
+
+def corpus_files(config) -> list[Path]:
+  return ([Path(config.source), Path(config.target)] if config.source
+          else [corpus.find_data_file("nmt", config.data)])
+
+
+def missing_corpus(config) -> str | None:
+  """What of the config's corpus cannot be found (moved, renamed, another
+  folder), or None: a prepared folder then stands for it as it is."""
+  try:
+    files = corpus_files(config)
+  except UserError as e:
+    return e.message
+  gone = [str(f) for f in files if not f.is_file()]
+  return f"{', '.join(gone)}: no such file" if gone else None
+
+
+def settings(config) -> dict:
+  return {**{k: getattr(config, k) for k in SETTINGS}, "data_seed": config.data_seed}
+
+
+def file_identity(path: Path, with_hash: bool = True) -> dict:
+  stat = path.stat()
+  identity = {"bytes": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+  if with_hash:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+      while block := f.read(1 << 22):
+        digest.update(block)
+    identity["sha256"] = digest.hexdigest()
+  return identity
+
+
+def mismatch(where: Path, config) -> str | None:
+  """Why the prepared folder `where` does not hold `config`'s corpus, or None.
+  A corpus file whose size and time are unchanged is not read again."""
+  try:
+    manifest = json.loads((where / MANIFEST).read_text(encoding="utf-8"))
+  except (OSError, ValueError) as e:
+    return f"unreadable {MANIFEST} ({e})"
+  if manifest.get("format") != FORMAT:
+    return "prepared by another version of nmt-flax"
+  for key, value in settings(config).items():
+    if manifest["settings"].get(key) != value:
+      return f"prepared with {key} {manifest['settings'].get(key)!r}, not {value!r}"
+  if missing_corpus(config):  # nothing to compare with: the prepared data is what remains of it
+    return None
+  files = corpus_files(config)
+  if len(files) != len(manifest["corpus"]):
+    return "prepared from a file pair" if len(files) == 1 else "prepared from one tab-separated file"
+  for path, stored in zip(files, manifest["corpus"]):
+    quick = file_identity(path, with_hash=False)
+    if (quick["bytes"], quick["mtime_ns"]) != (stored["bytes"], stored["mtime_ns"]) and \
+        file_identity(path)["sha256"] != stored["sha256"]:
+      return f"prepared from another version of {path.name} ({path} has changed since)"
+  return None
+
+
+def ensure(task, workdir: Path, log) -> dict[str, Split]:
+  """The prepared splits of `task`'s corpus for a run in `workdir`, preparing
+  them first if needed (process 0 prepares; the others wait for it)."""
+  where = location(task.config, workdir)
+  if jax.process_index() == 0:
+    problem = mismatch(where, task.config) if (where / MANIFEST).is_file() else "missing"
+    if problem is None:
+      log(f"data: prepared in {where}")
+      if gone := missing_corpus(task.config):
+        log(f"note: {gone}; using the corpus as prepared in {where}")
+    elif problem == "missing" or (not task.config.prepared and not is_trained(workdir)):
+      if problem != "missing":
+        log(f"note: {where} was {problem}; preparing it again")
+      prepare(task, where, log)
+    else:
+      raise UserError(f"{where}: {problem}: this run needs its own prepared data; give another "
+                      "--prepared folder (or delete this one to prepare it again)"
+                      if task.config.prepared else
+                      f"{where}: {problem}; was the data file changed? (the workdir was trained on "
+                      "the prepared data: train a new --workdir on the new data)")
+  if jax.process_count() > 1:
+    from jax.experimental import multihost_utils
+    multihost_utils.sync_global_devices("nmt_flax.prepare")
+  return load(task, where)
+
+
+def load(task, where: Path) -> dict[str, Split]:
+  """The splits of the prepared folder `where`: train on disk, the others in
+  memory; sets `task.vocabs` from it unless the task has them already."""
+  manifest = json.loads((where / MANIFEST).read_text(encoding="utf-8"))
+  if not task.vocabs:
+    task.vocabs = {name: Vocabulary.load(where / f"{name}.json") for name in task.vocab_files}
+  train = manifest["train"]
+  buckets = [DiskBucket(where / "train" / b["file"], b["widths"], b["rows"]) for b in train["buckets"]]
+  splits = {"train": Split(buckets=buckets, size=train["size"], extras={"too_long": train["too_long"]})}
+  for name in manifest["eval_splits"]:
+    arrays = np.load(where / f"{name}.npz")
+    extras = {LEGACY_KEYS.get(k, k): v
+              for k, v in json.loads((where / f"{name}.json").read_text(encoding="utf-8")).items()}
+    splits[name] = Split(buckets=[{c: arrays[f"{b}/{c}"] for c in COLUMNS} for b in range(extras.pop("buckets"))],
+                         size=extras.pop("size"), extras=extras)
+  return splits
+
+
+class TrainWriter:
+  """Appends encoded training buckets to one file per bucket shape."""
+
+  def __init__(self, folder: Path, shapes: list[tuple[int, int]]):
+    self.folder, self.shapes = folder, shapes
+    folder.mkdir()
+    self.files = [open(folder / f"{s}x{t}.bin", "wb") for s, t in shapes]  # pylint: disable=consider-using-with
+    self.rows = [0] * len(shapes)
+    self.size = self.too_long = 0
+
+  def add(self, split: Split, first_example: int) -> None:
+    """`split`'s buckets (from `make_split`), its examples numbered from `first_example`."""
+    for bucket in split.buckets:
+      b = self.shapes.index((bucket["src"].shape[1], bucket["tgt_in"].shape[1]))
+      examples = (bucket["example"] + first_example)[:, None]
+      self.files[b].write(np.concatenate([bucket["src"], bucket["tgt_in"], bucket["tgt_out"], examples],
+                                         axis=1).astype(np.int32).tobytes())
+      self.rows[b] += len(examples)
+    self.size += split.size
+    self.too_long += split.extras["too_long"]
+
+  def close(self) -> dict:
+    for f in self.files:
+      f.close()
+    buckets = []
+    for (s, t), f, rows in zip(self.shapes, self.files, self.rows):
+      if rows:
+        buckets.append({"file": Path(f.name).name, "rows": rows,
+                        "widths": {"src": s, "tgt_in": t, "tgt_out": t, "example": 1}})
+      else:
+        Path(f.name).unlink()
+    return {"size": self.size, "too_long": self.too_long, "buckets": buckets}
+
+
+def write_split(split: Split, where: Path, name: str) -> None:
+  """An evaluation split: its bucket arrays in NAME.npz, the rest in NAME.json."""
+  np.savez(where / f"{name}.npz", **{f"{b}/{c}": bucket[c] for b, bucket in enumerate(split.buckets)
+                                     for c in COLUMNS})
+  (where / f"{name}.json").write_text(json.dumps(
+      {**split.extras, "size": split.size, "buckets": len(split.buckets)}, ensure_ascii=False),
+      encoding="utf-8")
+
+
+def prepare(task, where: Path, log) -> None:
+  """Prepares `task`'s corpus into `where` (replacing what is there), atomically."""
+  config, files = task.config, corpus_files(task.config)
+  method = config.split_by
+  if method == "auto":
+    method = "set" if sum(f.stat().st_size for f in files) <= SET_SPLIT_MAX_BYTES else "hash"
+  where.parent.mkdir(parents=True, exist_ok=True)
+  for stale in where.parent.glob(f".{where.name}.tmp-*"):  # left by an interrupted prepare
+    shutil.rmtree(stale, ignore_errors=True)
+  tmp = where.parent / f".{where.name}.tmp-{os.getpid()}"
+  tmp.mkdir()
+  try:
+    log(f"preparing {', '.join(map(str, files))} into {where} (split by {method})")
+    task.vocabs = {}
+    writer = TrainWriter(tmp / "train", config.bucket_shapes)
+    evaluation = (_set_split if method == "set" else _hash_split)(task, writer, tmp)
+    for name, split in evaluation.items():
+      write_split(split, tmp, name)
+    task.save_vocabs(tmp)
+    manifest = {"format": FORMAT, "settings": settings(config), "split_by": method,
+                "corpus": [{"file": str(f.resolve()), **file_identity(f)} for f in files],
+                "train": writer.close(), "eval_splits": list(evaluation),
+                "sizes": {name: split.size for name, split in evaluation.items()}}
+    write_atomically(tmp / MANIFEST, json.dumps(manifest, indent=1, ensure_ascii=False))
+    if where.exists():  # remade: move the old folder aside first (a rename cannot replace a folder)
+      old = where.parent / f".{where.name}.tmp-old-{os.getpid()}"
+      where.rename(old)
+      shutil.rmtree(old)
+    tmp.rename(where)
+  except BaseException:
+    shutil.rmtree(tmp, ignore_errors=True)
+    raise
+  log(f"data: prepared {manifest['train']['size']} training pairs ("
+      + ", ".join(f"{k} {v}" for k, v in manifest["sizes"].items()) + f") in {where}")
+
+
+def _set_split(task, writer: TrainWriter, tmp: Path) -> dict[str, Split]:
+  """The in-memory split (`Translation.load_splits`), written out."""
+  splits = task.load_splits()
+  writer.add(splits.pop("train"), 0)
+  return splits
+
+
+def _progress(unit: str):
+  return progress_bar(None, "prepare", unit)
+
+
+class UnitsFile:
+  """A file of [source units, target units] JSON lines, re-readable; iterating
+  gives one side's unit lists (`column` 0 or 1) or both (None)."""
+
+  def __init__(self, path: Path, column: int | None = None):
+    self.path, self.column = path, column
+
+  def side(self, column: int) -> "UnitsFile":
+    return UnitsFile(self.path, column)
+
+  def __iter__(self):
+    with self.path.open(encoding="utf-8") as f:
+      for line in f:
+        pair = json.loads(line)
+        yield pair if self.column is None else pair[self.column]
+
+
+def _hash_split(task, writer: TrainWriter, tmp: Path) -> dict[str, Split]:
+  """One streaming pass: normalise, split by hash, write each split's units to
+  a file; then vocabularies from the training units, then encode the
+  training pairs chunk by chunk into `writer`; the evaluation splits in memory."""
+  config = task.config
+  names = ("train", "val", "test")
+  units = {name: UnitsFile(tmp / f"{name}.units") for name in names}
+  outputs = {name: units[name].path.open("w", encoding="utf-8") for name in names}
+  seen = {"targets": array("Q"), "sources": array("Q")}  # hashes of the training side, for test-unseen
+  test_keys = []  # (target hash, source hash) of each test pair
+  samples = [[] if side.unit in SUBWORD_UNITS else None for side in config.text_sides]
+  sampler, kept, held_out = random.Random(config.data_seed), 0, 0
+  pairs = itertools.islice(task.stream_corpus(), config.max_examples)
+  with _progress("pairs") as bar:
+    for normalised in map(task.normalise, pairs):
+      bar.update(1)
+      if normalised is None:
+        continue
+      key, src, tgt, folded = normalised
+      name = split_of(key, config)
+      outputs[name].write(json.dumps([src, tgt], ensure_ascii=False) + "\n")
+      keys = (_hash("\x1f".join(tgt)), _hash("\x1f".join(folded)))
+      if name == "train":
+        seen["targets"].append(keys[0])
+        seen["sources"].append(keys[1])
+        for sample, sentence in zip(samples, (src, tgt)):  # reservoir sampling
+          if sample is not None:
+            if len(sample) < SUBWORD_SAMPLE:
+              sample.append(sentence)
+            elif (j := sampler.randrange(kept + 1)) < SUBWORD_SAMPLE:
+              sample[j] = sentence
+        kept += 1
+      elif name == "test":
+        test_keys.append(keys)
+      else:
+        held_out += 1
+  for f in outputs.values():
+    f.close()
+  if not kept:
+    raise UserError(f"{config.val_fraction} and test_fraction {config.test_fraction}: leave no "
+                    "training data", option="val_fraction")
+  if not held_out:  # training validates and picks its best checkpoint on val
+    raise UserError(f"{config.val_fraction}: the hash split sent no pair to validation (of "
+                    f"{kept + len(test_keys)} pairs); raise it, or split by set (--split-by set), which always "
+                    "holds one out", option="val_fraction")
+  train = units["train"]
+  task.build_vocabs(train.side(0), train.side(1), samples)
+  src_side = task.source_side  # with its subword model
+
+  def encode(rows: list, drop_long: bool) -> Split:  # [source units, target units] rows
+    return task.make_split([src_side.tokens(s) for s, _ in rows], [t for _, t in rows], drop_long)
+
+  with _progress("pairs encoded") as bar:
+    pairs, first = iter(train), 0
+    while chunk := list(itertools.islice(pairs, CHUNK)):
+      writer.add(encode(chunk, drop_long=True), first)
+      first += len(chunk)
+      bar.update(len(chunk))
+  rows = {name: list(units[name]) for name in ("val", "test")}
+  splits = {name: encode(rows[name], drop_long=False) for name in rows if rows[name]}
+  if "test" in splits:
+    targets, sources = (np.frombuffer(seen[k], np.uint64) for k in ("targets", "sources"))
+    keys = np.array(test_keys, np.uint64).reshape(-1, 2)
+    unseen = np.flatnonzero(~np.isin(keys[:, 0], targets) & ~np.isin(keys[:, 1], sources))
+    splits["test-unseen"] = encode([rows["test"][i] for i in unseen], drop_long=False)
+  for f in units.values():
+    f.path.unlink()
+  return splits
+
+
+def _hash(text: str) -> int:
+  return int.from_bytes(hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest(), "little")
+
+
+def split_of(source: str, config) -> str:
+  """The split of a (normalised) source sentence by the hash method: val with
+  probability --val-fraction, test with --test-fraction, else train; decided
+  by the text and the split seed alone."""
+  uniform = _hash(f"{config.data_seed}\t{source}") / 2**64
+  if uniform < config.val_fraction:
+    return "val"
+  return "test" if uniform < config.val_fraction + config.test_fraction else "train"

@@ -1,0 +1,26 @@
+"""Several models decoding as one (an ensemble).
+
+At every decoding step each model's log-probabilities are computed and
+averaged (a log-linear combination, as Sockeye's `log_linear` and Marian's
+ensembles); greedy decoding, beam search, sampling and prefixes then run on the
+average exactly as on one model's logits. The attention shown is the models'
+average.
+"""
+import jax
+import jax.numpy as jnp
+
+
+def mean_log_probs(logits: list) -> jax.Array:
+  """The models' log-probabilities (log-softmax of each one's logits), averaged."""
+  return jnp.mean(jnp.stack([jax.nn.log_softmax(x, axis=-1) for x in logits]), axis=0)
+
+
+def combine(starts: list[tuple]) -> tuple:
+  """Each model's (step, carry, src_mask) of `decoding.greedy.StepFn` as one
+  model's: its step averages their log-probabilities and attention weights,
+  its carry is the list of theirs."""
+  def step(carries, token):
+    outputs = [start[0](carry, token) for start, carry in zip(starts, carries)]
+    weights = jnp.mean(jnp.stack([w for _, _, w in outputs]), axis=0)
+    return mean_log_probs([logits for logits, _, _ in outputs]), [c for _, c, _ in outputs], weights
+  return step, [start[1] for start in starts], starts[0][2]

@@ -1,0 +1,48 @@
+"""An ensemble as a translation task: several trained models' tasks whose
+decoding steps are combined (`decoding.ensemble`), so every decoder, scoring
+and evaluation run on it as on one model. The members may differ in
+everything but their vocabularies; their parameters travel as a tuple, one
+entry per member.
+"""
+import jax.numpy as jnp
+
+from nmt_flax.decoding.ensemble import combine, mean_log_probs
+from nmt_flax.models.losses import token_losses
+from nmt_flax.tasks.translation import Translation
+from nmt_flax.text.vocab import PAD_ID
+from nmt_flax.utils.errors import UserError
+
+
+class Ensemble(Translation):
+  """A `Translation` task over `members` (Translation tasks with equal
+  vocabularies); text handling, lengths and splits are the first member's."""
+
+  def __init__(self, members: list[Translation], names: list[str]):
+    first = members[0]
+    for member, name in zip(members[1:], names[1:]):
+      for vocab in self.vocab_files:
+        if (member.vocabs[vocab].itos, member.vocabs[vocab].subword_model) != \
+            (first.vocabs[vocab].itos, first.vocabs[vocab].subword_model):
+          raise UserError(f"{names[0]} and {name}: different {vocab} vocabularies; an ensemble's "
+                          "models must share both", option="workdir")
+    super().__init__(first.config, first.vocabs)
+    self.members = members
+
+  def start_decoding(self, params, src, rows_per_sentence: int, max_len: int):
+    return combine([m.start_decoding(p, src, rows_per_sentence, max_len)
+                    for m, p in zip(self.members, params)])
+
+  @property
+  def attention_heads(self):
+    raise UserError("an ensemble has no single model's heads; load one of its workdirs")
+
+  def forced_logits(self, params, src, tgt_in):
+    return mean_log_probs([m.forced_logits(p, src, tgt_in) for m, p in zip(self.members, params)])
+
+  def loss(self, params, batch, rng):
+    """Evaluation only: (summed cross-entropy of the averaged distribution, tokens)."""
+    if rng is not None:
+      raise UserError("an ensemble is for decoding and scoring; train its members one by one")
+    losses = token_losses(self.forced_logits(params, batch["src"], batch["tgt_in"]), batch["tgt_out"])
+    mask = (batch["tgt_out"] != PAD_ID) * batch["weight"][:, None]
+    return jnp.sum(losses * mask), jnp.sum(mask)

@@ -1,0 +1,48 @@
+"""Scores: sacrebleu BLEU/chrF for translation, sklearn metrics for classification."""
+import numpy as np
+
+from nmt_flax.text.vocab import UNK
+
+# What an output <unk> is scored as: one token that matches nothing (sacrebleu's
+# 13a tokeniser would split '<unk>' into three, two of them punctuation that
+# can match a reference's '<' or '>').
+UNK_IN_SCORING = "\u2047"
+
+
+def translation_scores(hypotheses: list[str], references: list[str], tokenize: str = "13a") -> dict:
+  """Corpus BLEU, chrF and TER (sacrebleu), case-insensitive (signatures say
+  case:lc), with <unk> as one unmatched token. Words come space-separated and
+  BLEU's `tokenize` runs on top: 13a, or zh / char for a target written
+  without spaces (`sides.BLEU_TOKENIZERS`), which TER then splits by
+  character too (asian:yes; sacrebleu's tercom tokeniser applies that only
+  with norm:yes, so such a target is normalised). TER is an edit rate: lower
+  is better."""
+  import sacrebleu  # pylint: disable=import-outside-toplevel
+  bleu = sacrebleu.metrics.BLEU(lowercase=True, force=True, tokenize=tokenize)  # force: already tokenised
+  chrf = sacrebleu.metrics.CHRF(lowercase=True)
+  asian = tokenize != "13a"
+  ter = sacrebleu.metrics.TER(case_sensitive=False, asian_support=asian, normalized=asian)
+  hypotheses = [h.replace(UNK, UNK_IN_SCORING) for h in hypotheses]
+  return {
+      "bleu": bleu.corpus_score(hypotheses, [references]).score,
+      "chrf": chrf.corpus_score(hypotheses, [references]).score,
+      "ter": ter.corpus_score(hypotheses, [references]).score,
+      "bleu_signature": str(bleu.get_signature()),
+      "chrf_signature": str(chrf.get_signature()),
+      "ter_signature": str(ter.get_signature()),
+  }
+
+
+def classification_scores(labels: np.ndarray, predictions: np.ndarray) -> dict:
+  """Accuracy, precision, recall, F1 (positive class = 1) and the confusion matrix."""
+  from sklearn import metrics  # pylint: disable=import-outside-toplevel
+  precision, recall, f1, _ = metrics.precision_recall_fscore_support(
+      labels, predictions, average="binary", zero_division=0)
+  return {
+      "accuracy": float(metrics.accuracy_score(labels, predictions)),
+      "precision": float(precision),
+      "recall": float(recall),
+      "f1": float(f1),
+      "confusion_matrix": metrics.confusion_matrix(labels, predictions, labels=[0, 1]).tolist(),
+      "num_examples": int(len(labels)),
+  }

@@ -1,0 +1,105 @@
+"""One side of a translation pair: its language, how its text becomes the
+model's tokens, and how tokens become text again.
+
+Languages written without spaces between words (Chinese, Japanese, Korean
+here) are split into characters by default; others into words. Either side may
+instead use SentencePiece pieces (BPE or unigram, `nmt_flax.text.subwords`) learnt
+from the training data on top of those units. Chinese is converted to one
+script with OpenCC (`--chinese-script`) whichever side it is on.
+
+Text -> units (characters or words) -> tokens (the units, or their pieces);
+`text_of` goes back: tokens -> units -> text, which is what BLEU scores and
+what a user reads.
+"""
+import dataclasses
+import re
+
+from nmt_flax.text import subwords
+from nmt_flax.text.normalise import MAX_INPUT_CHARS, chinese_text, english_tokens, spaced_words
+
+CHARACTER_LANGUAGES = frozenset({"zh", "ja", "ko"})
+UNITS = ("char", "word", "bpe", "unigram")
+SUBWORD_UNITS = ("bpe", "unigram")
+# sacrebleu's tokeniser for BLEU on a target language (13a for the others)
+BLEU_TOKENIZERS = {"zh": "zh", "ja": "char", "ko": "char"}
+_LANGUAGE_CODE = re.compile(r"[a-z]{2,3}")
+
+
+def default_unit(lang: str) -> str:
+  return "char" if lang in CHARACTER_LANGUAGES else "word"
+
+
+def is_language_code(lang: str) -> bool:
+  """An ISO 639-1 or 639-3 code such as zh, en or deu."""
+  return bool(_LANGUAGE_CODE.fullmatch(lang))
+
+
+@dataclasses.dataclass(frozen=True)
+class Side:
+  """lang: an ISO code; unit: char, word, bpe or unigram (pieces of the
+  language's default units); script: OpenCC target of a Chinese side;
+  subword_model: the SentencePiece model of a bpe/unigram side, once learnt."""
+  lang: str
+  unit: str
+  script: str = "keep"
+  subword_model: bytes | None = None
+
+  @property
+  def spaced(self) -> bool:
+    """Whether the language separates words with spaces (units are words)."""
+    return self.lang not in CHARACTER_LANGUAGES
+
+  @property
+  def separator(self) -> str:
+    """Between units, and between sentences' translations: a space, or nothing."""
+    return " " if self.spaced else ""
+
+  @property
+  def unit_name(self) -> str:
+    """What a token is called in messages."""
+    return "characters" if self.unit == "char" else "tokens"
+
+  @property
+  def bleu_tokenizer(self) -> str:
+    return BLEU_TOKENIZERS.get(self.lang, "13a")
+
+  def units(self, text: str) -> tuple[list[str], bool]:
+    """(words or characters, cut): `cut` says text past `text.MAX_INPUT_CHARS`
+    was lost. Characters follow `text.chinese_text` (NFKC, lowercase, no
+    whitespace; OpenCC for Chinese)."""
+    if not self.spaced:
+      return chinese_text(text, self.script if self.lang == "zh" else "keep")
+    cut = len(text) > MAX_INPUT_CHARS and not text[MAX_INPUT_CHARS:].isspace()
+    return (english_tokens(text) if self.lang == "en" else spaced_words(text)), cut
+
+  def tokens(self, units: list[str]) -> list[str]:
+    """Units -> the model's tokens: the units, or their subword pieces."""
+    if not self.subword_model:
+      return list(units)
+    return self.segmenter.split(units if self.spaced else ["".join(units)])
+
+  def units_of(self, tokens: list[str]) -> list[str]:
+    """The inverse of `tokens`."""
+    if not self.subword_model:
+      return list(tokens)
+    joined = subwords.Segmenter.join(tokens)
+    return joined if self.spaced else list("".join(joined))
+
+  def join(self, units: list[str]) -> str:
+    """Units as text: words with spaces, characters without."""
+    return self.separator.join(units)
+
+  def text_of(self, tokens: list[str]) -> str:
+    return self.join(self.units_of(tokens))
+
+  @property
+  def segmenter(self) -> subwords.Segmenter:
+    return subwords.segmenter(self.subword_model)
+
+  def learn_subwords(self, sentences: list[list[str]], size: int) -> "Side":
+    """This side with a SentencePiece model learnt from `sentences` (units),
+    if its unit is bpe or unigram; else itself."""
+    if self.unit not in SUBWORD_UNITS:
+      return self
+    joined = sentences if self.spaced else [["".join(s)] for s in sentences]
+    return dataclasses.replace(self, subword_model=subwords.learn(joined, size, self.unit))

@@ -1,0 +1,416 @@
+"""The training loop shared by both tasks: Adam, jitted steps, checkpoints, resume.
+
+Resume order: if WORKDIR/checkpoints holds a checkpoint, training continues from
+the latest one (parameters, optimizer state, step, PRNG key and `Progress`: the
+position in the data, the epoch's running loss, the best score and the
+schedule's length); otherwise it starts from scratch with `config.seed`. The
+loop is three parts, as in flax's examples: `restore_or_init`, `train_epoch`
+and `validate_and_save`.
+"""
+import dataclasses
+import json
+import math
+import signal
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax.training import train_state
+
+from nmt_flax import tasks
+from nmt_flax.config import CONFIG_FILE, Config, merge_with_stored, read_stored
+from nmt_flax.data.split import Split
+from nmt_flax.training import provenance
+from nmt_flax.training.checkpoint import Checkpoints
+from nmt_flax.training.parallel import DataParallel, PeerLost, peer_failures_reported
+from nmt_flax.training.tensorboard import EventLog
+from nmt_flax.utils.errors import UserError
+from nmt_flax.utils.files import write_atomically
+from nmt_flax.utils.progress import progress_bar
+from nmt_flax.utils.workdir import is_trained
+from nmt_flax.visual.plotting import plot_loss_curve
+
+
+class TrainState(train_state.TrainState):
+  rng: jax.Array  # base PRNG key; the key of step n is fold_in(rng, n)
+
+
+def learning_rate(config: Config, total_steps: int) -> optax.ScalarOrSchedule:
+  """--learning-rate after --warmup-steps of linear warmup; cosine decays to 1% at `total_steps`."""
+  peak, warmup = config.learning_rate, config.warmup_steps
+  if config.lr_schedule == "cosine":
+    return optax.warmup_cosine_decay_schedule(0.0, peak, warmup, max(total_steps, warmup + 1),
+                                              end_value=0.01 * peak)
+  return optax.linear_schedule(0.0, peak, warmup) if warmup else peak
+
+
+def make_optimizer(config: Config, total_steps: int = 1) -> optax.GradientTransformation:
+  parts = [optax.clip_by_global_norm(config.clip_norm)] if config.clip_norm > 0 else []
+  # A step whose gradients are not finite leaves parameters and Adam moments
+  # unchanged; the loop counts such steps and stops after --max-bad-steps in a row.
+  return optax.apply_if_finite(optax.chain(*parts, optax.adam(learning_rate(config, total_steps))),
+                               max_consecutive_errors=2**30)
+
+
+def create_state(task: tasks.Task, seed: int, total_steps: int = 1) -> TrainState:
+  """Fresh state; `total_steps` only shapes a cosine schedule (not the state's structure)."""
+  def create(key):
+    init_rng, train_rng = jax.random.split(key)
+    return TrainState.create(apply_fn=task.model().apply, params=task.init_params(init_rng),
+                             tx=make_optimizer(task.config, total_steps),
+                             rng=jax.random.key_data(train_rng))
+  # One compiled program (and a persistent-cache entry) instead of a few
+  # hundred initialiser ops run and compiled one at a time: 7.0 s -> 2.3 s cold.
+  return jax.jit(create)(jax.random.key(seed))
+
+
+def make_train_step(task: tasks.Task):
+  """jit: (state, batch) -> (state, {'loss_sum', 'count', 'skipped', 'bad_in_a_row',
+  'stop'}); the mean loss is the summed loss over real tokens (rows) divided by
+  their number; `skipped` says the update was dropped for non-finite gradients.
+  batch["stop"] <bool>[batch] holds each process's stop request on its own
+  rows; metrics["stop"] is their OR over every process (see `StopRequest`)."""
+
+  def train_step(state: TrainState, batch):
+    batch = dict(batch)
+    stop = jnp.any(batch.pop("stop", False))  # an all-reduce when the rows span processes
+    rng = jax.random.fold_in(jax.random.wrap_key_data(state.rng), state.step)
+
+    def mean_loss(params):
+      total, count = task.loss(params, batch, rng)
+      return total / jnp.maximum(count, 1.0), (total, count)
+
+    (_, (total, count)), grads = jax.value_and_grad(mean_loss, has_aux=True)(state.params)
+    state = state.apply_gradients(grads=grads)
+    guard = state.opt_state  # optax.ApplyIfFiniteState
+    return state, {"loss_sum": total, "count": count, "skipped": ~guard.last_finite,
+                   "bad_in_a_row": guard.notfinite_count, "stop": stop}
+
+  return jax.jit(train_step, donate_argnums=0)
+
+
+@dataclasses.dataclass
+class Progress:
+  """Where a run stands, saved in every checkpoint beside the train state, so a
+  rerun continues exactly where the last checkpoint was taken: the data
+  position, the running sums of the epoch in progress, the early-stopping
+  record (the one place the best score lives) and the schedule's length."""
+  epoch: int = 0               # epochs finished
+  batch: int = 0               # batches of the next epoch already trained on (with epoch: the
+                               # loader's whole state, see `nmt_flax.data.loader`)
+  loss_sum: float = 0.0        # summed loss of this epoch's applied steps so far
+  count: float = 0.0           # tokens (rows) behind loss_sum
+  skipped: int = 0             # this epoch's steps skipped for non-finite values
+  best: float = -math.inf      # best validation score so far
+  stale: int = 0               # validations since `best` last improved
+  schedule_steps: int = 0      # the learning-rate schedule's length, set by the first run
+
+  def as_item(self) -> dict[str, np.ndarray]:
+    return {k: np.asarray(v, np.float64 if isinstance(v, float) else np.int64)
+            for k, v in dataclasses.asdict(self).items()}
+
+  def record_score(self, score: float) -> None:
+    """A validation: the best score, and the validations since it improved (NaN never improves)."""
+    improved = score > self.best
+    self.best, self.stale = (score, 0) if improved else (self.best, self.stale + 1)
+
+  @classmethod
+  def from_item(cls, item: dict) -> "Progress":
+    return cls(**{f.name: f.type(item[f.name]) for f in dataclasses.fields(cls)})
+
+
+def checkpoint_item(state: TrainState, progress: Progress) -> dict[str, Any]:
+  return {"params": state.params, "opt_state": state.opt_state, "step": state.step,
+          "rng": state.rng, "progress": progress.as_item()}
+
+
+def progress_before_it_was_saved(epoch: int, batch: int, metrics_path: Path, score_name: str,
+                                 schedule_steps: int) -> Progress:
+  """The `Progress` of a checkpoint written before Progress existed (it stored
+  only `epoch` and `batch`): the best score and the validations since it from
+  metrics.jsonl (the records of the epochs that checkpoint had finished), the
+  schedule's length from the config. The loss sums of an epoch interrupted
+  then are lost: its train_loss covers the steps after the resume."""
+  records = [json.loads(l) for l in metrics_path.read_text().splitlines() if l.strip()] \
+      if metrics_path.is_file() else []
+  scores = [r[score_name] for r in records if r.get("epoch", math.inf) <= epoch
+            and isinstance(r.get(score_name), (int, float))]
+  progress = Progress(epoch=epoch, batch=batch, schedule_steps=schedule_steps)
+  for score in scores:
+    progress.record_score(score)
+  return progress
+
+
+class StopRequest:
+  """Turns SIGINT/SIGTERM into a stop that every process of a run makes at the
+  same step, so all of them save that step together.
+
+  One process stops after the step during which the signal came. With several,
+  a signal reaches one process (or reaches them at different moments): each
+  step carries every process's flag into the jitted step, which ORs them
+  (`make_train_step`), and the loop reads that OR where it reads the step's
+  metrics, at the same steps on every process; so all stop at the first such
+  read after any of them was signalled."""
+
+  def __init__(self):
+    self.signal: int | None = None  # the signal this process received
+    self.agreed = False             # every process knows that one was asked to stop
+
+  def flags(self, rows: int) -> np.ndarray:
+    """This process's request, as a step's batch["stop"]."""
+    return np.full(rows, self.signal is not None)
+
+  @property
+  def alone_and_signalled(self) -> bool:
+    """A lone process needs no agreement: its own signal is the decision."""
+    return jax.process_count() == 1 and self.signal is not None
+
+  def observe(self, step_stops: list) -> None:
+    """Called where step metrics are read: `step_stops` are their "stop" values."""
+    self.agreed = self.agreed or any(bool(s) for s in step_stops) or self.alone_and_signalled
+
+  def describe(self) -> str:
+    return (f"stopped by signal {self.signal}" if self.signal is not None
+            else "stopped because another process of the run was signalled")
+
+  def __enter__(self):
+    self._previous = {}
+    if threading.current_thread() is threading.main_thread():  # signals reach the main thread only
+      self._previous = {s: signal.signal(s, self._handle) for s in (signal.SIGINT, signal.SIGTERM)}
+    return self
+
+  def _handle(self, signum, _frame):
+    if self.signal is not None:  # a second Ctrl-C: give up at once
+      raise KeyboardInterrupt
+    self.signal = signum
+
+  def __exit__(self, *exc):
+    for s, handler in self._previous.items():
+      signal.signal(s, handler)
+
+
+class Interrupted(Exception):
+  """Raised after the checkpoint of an interrupted run has been written."""
+
+
+def prepare_workdir(config: Config, workdir: Path) -> Path:
+  """Creates `workdir`, writes the resolved config (what `nmt_flax.load` reads)
+  and adds this run to its provenance (versions, git commit)."""
+  workdir = Path(workdir)
+  if is_trained(workdir):  # the same check as train.py's: no silent change of model
+    merge_with_stored(read_stored(workdir), dataclasses.asdict(config), workdir)
+  try:
+    workdir.mkdir(parents=True, exist_ok=True)
+    if jax.process_index() == 0:
+      write_atomically(workdir / CONFIG_FILE, config.to_json())
+      provenance.record_run(workdir)
+  except OSError as e:
+    raise UserError(f"{workdir}: cannot create or write ({e.strerror})", option="workdir") from None
+  return workdir
+
+
+def load_data(task: tasks.Task, workdir: Path, log) -> dict[str, Split]:
+  """The task's splits, with the vocabularies saved in (or, once trained, checked against) `workdir`."""
+  stored_vocabs = (task.load_vocabs(workdir) if is_trained(workdir)
+                   and (workdir / f"{task.vocab_files[0]}.json").exists() else None)
+  splits = task.training_splits(workdir, log)
+  if stored_vocabs:
+    task.check_vocabs(stored_vocabs, workdir)
+  elif jax.process_index() == 0:  # several processes: one writer
+    task.save_vocabs(workdir)
+  train_split, val_split = splits["train"], splits["val"]
+  dropped = train_split.extras.get("too_long")
+  log(f"data: {train_split.size} training / {val_split.size} validation examples"
+      + (f" ({dropped} training pairs longer than the last bucket left out)" if dropped else "")
+      + "; " + ", ".join(f"{k} {len(v)}" for k, v in task.vocabs.items()))
+  return splits
+
+
+def restore_or_init(task: tasks.Task, checkpoints: Checkpoints, total_steps: int, metrics_path: Path,
+                    log) -> tuple[TrainState, Progress]:
+  """The latest checkpoint's state and progress, or a fresh start.
+
+  A cosine schedule keeps the length it was given by the run that started the
+  workdir: rerunning with a larger --epochs continues at its final rate."""
+  state = create_state(task, task.config.seed, total_steps)
+  step = checkpoints.latest_step()
+  if step is None:
+    return state, Progress(schedule_steps=total_steps)
+  if "progress" in checkpoints.item_keys(step):
+    restored = checkpoints.restore(step, checkpoint_item(state, Progress()))
+    progress = Progress.from_item(restored["progress"])
+  else:  # the layout before Progress: {..., "epoch", "batch"}
+    position = {"epoch": np.asarray(0, np.int64), "batch": np.asarray(0, np.int64)}
+    item = {k: v for k, v in checkpoint_item(state, Progress()).items() if k != "progress"}
+    restored = checkpoints.restore(step, {**item, **position})
+    progress = progress_before_it_was_saved(int(restored["epoch"]), int(restored["batch"]),
+                                            metrics_path, task.score_name, total_steps)
+    log(f"note: step {step} was saved by an older nmt-flax; its best score and patience count "
+        "are rebuilt from metrics.jsonl")
+  state = state.replace(params=restored["params"], opt_state=restored["opt_state"],
+                        step=restored["step"], rng=restored["rng"],
+                        tx=make_optimizer(task.config, progress.schedule_steps))
+  log(f"resuming from step {step} (epoch {progress.epoch + 1}, batch {progress.batch})")
+  if task.config.lr_schedule == "cosine" and total_steps > progress.schedule_steps:
+    final = learning_rate(task.config, progress.schedule_steps)(progress.schedule_steps)
+    log(f"note: the cosine schedule keeps its length of {progress.schedule_steps} steps from the "
+        f"first run; the {total_steps - progress.schedule_steps} steps added by --epochs "
+        f"{task.config.epochs} train at its final rate {float(final):.3g}")
+  return state, progress
+
+
+def train_epoch(task, state, progress, batches, train_step, parallel, checkpoints, stop,
+                log) -> tuple[TrainState, Progress, dict]:
+  """Trains on `batches[progress.batch:]`; returns the state, the progress and
+  this process's timing. A stop request between two batches of the epoch saves
+  and raises `Interrupted`; one during the last batch lets the epoch finish."""
+  config = task.config
+  started, tokens, pending, last_report = time.time(), 0, [], time.time()
+  timing = {"started": started}
+
+  def pull_metrics():  # device metrics are read a few steps late, so the host never stalls
+    fetched = jax.device_get(pending)
+    stop.observe([m["stop"] for m in fetched])
+    for m in fetched:
+      if m["skipped"]:
+        progress.skipped += 1
+      else:
+        progress.loss_sum += float(m["loss_sum"])
+        progress.count += float(m["count"])
+      if m["bad_in_a_row"] >= config.max_bad_steps:
+        raise UserError(
+            f"training stopped at step {int(state.step)}: {int(m['bad_in_a_row'])} steps "
+            "in a row had a non-finite loss or gradient (skipped, see --max-bad-steps); "
+            "the checkpoints saved so far are kept; lower --learning-rate or set --clip-norm")
+    pending.clear()
+
+  with progress_bar(len(batches), f"epoch {progress.epoch + 1}/{config.epochs}") as bar:
+    bar.update(progress.batch)
+    for i in range(progress.batch, len(batches)):
+      batch = batches[i]  # this process's rows
+      state, step_metrics = train_step(state, parallel.from_local(
+          {**batch, "stop": stop.flags(len(batch["weight"]))}))
+      if "first_step_seconds" not in timing:
+        jax.block_until_ready(step_metrics)
+        timing["first_step_seconds"] = round(time.time() - started, 2)
+      tokens += task.tokens_in(batch)  # this process's rows: tokens/s is per process
+      pending.append(step_metrics)
+      progress.batch = i + 1
+      # the same read points on every process (a lone process also reads when signalled)
+      if len(pending) >= 4 or i == len(batches) - 1 or stop.alone_and_signalled:
+        pull_metrics()
+        postfix = {"loss": f"{progress.loss_sum / max(progress.count, 1):.3f}",
+                   "tok_s": f"{tokens / (time.time() - started):.0f}"}
+        bar.set_postfix(postfix)
+        if bar.disable and time.time() - last_report > 60:  # no terminal: a line a minute
+          last_report = time.time()
+          log(f"epoch {progress.epoch + 1} batch {i + 1}/{len(batches)} "
+              + " ".join(f"{k}={v}" for k, v in postfix.items()))
+      bar.update(1)
+      if stop.agreed and i + 1 < len(batches):  # in the last batch: the epoch closes first
+        checkpoints.save(int(state.step), checkpoint_item(state, progress), None)
+        raise Interrupted(f"{stop.describe()} at step {int(state.step)} "
+                          f"(epoch {progress.epoch + 1}, batch {i + 1}/{len(batches)}); checkpoint "
+                          "saved: rerun the same command to resume")
+  timing.update(seconds=time.time() - started, tokens=tokens)
+  return state, progress, timing
+
+
+def validate_and_save(task, state, progress, val_split, checkpoints, schedule, timing) -> dict:
+  """Closes the epoch in `progress`: validates and saves when due, and returns
+  its metrics record. train_loss is None when no step of the epoch was applied."""
+  config = task.config
+  epoch = progress.epoch + 1
+  record = {"epoch": epoch, "step": int(state.step),
+            "train_loss": progress.loss_sum / progress.count if progress.count else None,
+            "epoch_seconds": round(timing["seconds"], 2),
+            "tokens_per_second": round(timing["tokens"] / max(timing["seconds"], 1e-9), 1),
+            "skipped_steps": progress.skipped}
+  record["learning_rate"] = float(schedule(int(state.step)) if callable(schedule) else schedule)
+  if "first_step_seconds" in timing:
+    record["first_step_seconds"] = timing["first_step_seconds"]
+  progress = dataclasses.replace(progress, epoch=epoch, batch=0, loss_sum=0.0, count=0.0, skipped=0)
+  if epoch % config.checkpoint_every == 0 or epoch == config.epochs:
+    val = task.evaluate(state.params, val_split)
+    record.update({f"val_{k}" if k == "loss" else k: v for k, v in val.items()
+                   if not isinstance(v, (list, dict))})
+    score = val[task.score_name]
+    progress.record_score(score)
+    checkpoints.save(int(state.step), checkpoint_item(state, progress), score)
+  return record, progress
+
+
+def _format(record: dict) -> str:
+  return " ".join(f"{k}=n/a" if v is None else f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                  for k, v in record.items() if not k.endswith("signature"))
+
+
+def train(config: Config, workdir: Path, log=print) -> dict:
+  """Trains `config` in `workdir` (created, with its config.json), resuming if
+  it holds a checkpoint.
+
+  Returns the last epoch's metrics record. Raises `Interrupted` after saving
+  when stopped by SIGINT/SIGTERM, and UserError for bad input.
+  """
+  workdir = prepare_workdir(config, workdir)
+  task = tasks.get(config)
+  splits = load_data(task, workdir, log)
+  train_split, val_split = splits["train"], splits["val"]
+  train_rows = task.train_rows(train_split)
+  steps_per_epoch = len(task.batches(train_split, rows=train_rows))
+  metrics_path = workdir / "metrics.jsonl"
+  record: dict = {}
+  checkpoints = Checkpoints(workdir / "checkpoints", keep_latest=config.keep_checkpoints,
+                            keep_best=config.keep_best)
+  events = EventLog(workdir, log, enabled=config.tensorboard)
+  try:
+    with peer_failures_reported(checkpoints.latest_step):
+      state, progress = restore_or_init(task, checkpoints, config.epochs * steps_per_epoch,
+                                        metrics_path, log)
+      schedule = learning_rate(config, progress.schedule_steps)
+      parallel = DataParallel(config.batch_size)
+      if parallel.mesh is not None:
+        log(f"data parallel over {len(parallel.devices)} devices")
+        task.parallel = parallel  # validation batches are split across the devices too
+      state = parallel.replicate(state)
+      train_step = make_train_step(task)
+      run_started = time.time()
+      with StopRequest() as stop:
+        while progress.epoch < config.epochs:
+          batches = task.batches(train_split, progress.epoch, train_rows, parallel.shard())
+          state, progress, timing = train_epoch(task, state, progress, batches, train_step,
+                                                parallel, checkpoints, stop, log)
+          if record:  # compilation shows in the first epoch this process runs only
+            timing.pop("first_step_seconds", None)
+          record, progress = validate_and_save(task, state, progress, val_split, checkpoints,
+                                               schedule, timing)
+          record["elapsed_seconds"] = round(time.time() - run_started, 1)  # validation included
+          if jax.process_index() == 0:  # multi-host: one writer
+            with metrics_path.open("a") as f:
+              f.write(json.dumps(record) + "\n")
+          log(_format(record))
+          events.epoch(record, task, state.params, val_split)
+          if stop.agreed:  # agreed during the epoch's last batch: the epoch is closed
+            checkpoints.save(int(state.step), checkpoint_item(state, progress), None)
+            raise Interrupted(f"{stop.describe()} at step {int(state.step)} (end of epoch "
+                              f"{progress.epoch}); checkpoint saved: rerun the same command "
+                              "to resume")
+          if config.patience and progress.stale >= config.patience:
+            log(f"early stopping: no {task.score_name} improvement in {progress.stale} validations")
+            break
+  except PeerLost:
+    raise  # checkpoints stay open: closing them would wait on the lost process
+  except BaseException:
+    checkpoints.close()
+    events.close()
+    raise
+  checkpoints.close()
+  events.close()
+  if jax.process_index() == 0:
+    plot_loss_curve(metrics_path, workdir / "loss.png")
+  return record

@@ -1,0 +1,83 @@
+"""TensorBoard event files beside metrics.jsonl (WORKDIR/tensorboard), written
+with tensorboardX (no TensorFlow needed; optional: `pip install -e ".[tensorboard]"`).
+
+Per epoch: the training loss, learning rate, tokens/s and every validation
+number; at each validation, a few sample outputs of the first validation
+examples: translations with their references as text and their attention
+heatmaps as images (NMT), or reviews with their 10 most attended words
+(sentiment). Only process 0 writes. View with `tensorboard --logdir runs/`.
+"""
+import importlib.util
+from pathlib import Path
+
+import jax
+import numpy as np
+
+from nmt_flax import tasks
+from nmt_flax.data.split import Split
+from nmt_flax.tasks.base import Task
+from nmt_flax.visual import plotting
+from nmt_flax.visual.highlight import terminal
+
+SAMPLES = 3  # validation examples shown at each validation
+SCALARS = {"train_loss": "train/loss", "learning_rate": "train/learning_rate",
+           "tokens_per_second": "train/tokens_per_second", "skipped_steps": "train/skipped_steps",
+           "val_loss": "val/loss", "bleu": "val/bleu", "chrf": "val/chrf", "ter": "val/ter", "accuracy": "val/accuracy",
+           "precision": "val/precision", "recall": "val/recall", "f1": "val/f1"}
+
+
+def available() -> bool:
+  return importlib.util.find_spec("tensorboardX") is not None
+
+
+class EventLog:
+  """Writes a run's curves and samples; does nothing on processes other than 0,
+  or when tensorboardX is not installed (`log` says so once)."""
+
+  def __init__(self, workdir: Path, log, enabled: bool = True):
+    self.writer, self.task = None, None
+    if not enabled or jax.process_index() != 0:
+      return
+    if not available():
+      log('note: no TensorBoard logs (tensorboardX is not installed: pip install -e ".[tensorboard]")')
+      return
+    from tensorboardX import SummaryWriter  # pylint: disable=import-outside-toplevel  (optional)
+    self.writer = SummaryWriter(str(Path(workdir) / "tensorboard"))
+
+  def epoch(self, record: dict, task: Task, params, val_split: Split) -> None:
+    """The epoch's numbers at its last step; samples when it was validated."""
+    if self.writer is None:
+      return
+    step = record["step"]
+    for key, tag in SCALARS.items():
+      if isinstance(record.get(key), (int, float)):
+        self.writer.add_scalar(tag, record[key], step)
+    if "val_loss" in record:
+      self._samples(task, params, val_split, step)
+    self.writer.flush()
+
+  def _samples(self, task: Task, params, split: Split, step: int) -> None:
+    # A task of its own (no device mesh: this process decodes alone) and local
+    # copies of the (replicated) parameters; built once, so it compiles once.
+    if self.task is None:
+      self.task = tasks.get(task.config, task.vocabs)
+    samples = self.task.samples(jax.tree_util.tree_map(np.asarray, params), split, SAMPLES)
+    if self.task.name == "nmt":
+      font = plotting.find_cjk_font()
+      for n, sample in enumerate(samples, start=1):
+        fig = plotting.attention_figure(sample["attention"], sample["source_labels"], sample["output_labels"],
+                                        font)
+        with plotting.quiet_glyphs():
+          self.writer.add_figure(f"attention/{n}", fig, step, close=True)
+      self.writer.add_text("samples/translations", "\n\n".join(
+          f"{n}. {s['source']}  \n→ {s['output']}  \n(reference: {s['reference']})"
+          for n, s in enumerate(samples, start=1)), step)
+    else:
+      self.writer.add_text("samples/reviews", "\n\n".join(
+          f"{n}. {'positive' if s['label'] else 'negative'} ({s['probability']:.3f}): "
+          f"{terminal(s['tokens'], list(np.argsort(-s['attention'], kind='stable')[:10]), color=False)}"
+          for n, s in enumerate(samples, start=1)), step)
+
+  def close(self) -> None:
+    if self.writer is not None:
+      self.writer.close()
