@@ -3,7 +3,7 @@ appends to --results) one JSON record, with the date, commit and machine.
 
     python benchmarks/ablation.py --name baseline --workdir runs/ablation/baseline -- \
         --preset best-cpu --chinese-script keep
-    python benchmarks/ablation.py --table benchmarks/results/ablation.jsonl   # Markdown
+    python benchmarks/tables.py   # the tables of MODEL_CARD.md and the README, from the results files
 
 Everything after `--` goes to train.py as given. Then, with the best
 checkpoint: validation BLEU (greedy), test and test-unseen BLEU (greedy and
@@ -26,31 +26,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def table(path: str) -> str:
-  """The records of a results file as MODEL_CARD.md's Markdown table."""
-  rows = ["| row | val BLEU (greedy) | test BLEU greedy / beam 5 | test-unseen BLEU greedy / beam 5 "
-          "| both scripts, same translation | training | command |", "|" + " --- |" * 7]
-  for line in Path(path).read_text(encoding="utf-8").splitlines():
-    r = json.loads(line)
-    minutes, seconds = divmod(round(r["train_s"]), 60)
-    rows.append(f"| {r['name']} | {r['val_bleu']:.2f} | {r['test_bleu_beam1']:.2f} / "
-                f"{r['test_bleu_beam5']:.2f} | {r['test-unseen_bleu_beam1']:.2f} / "
-                f"{r['test-unseen_bleu_beam5']:.2f} | {r['script_agreement']:.1%} | "
-                f"{minutes} min {seconds:02d} s | `{r['command']}` |")
-  return "\n".join(rows)
-
-
 def main(argv=None) -> None:
   parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-  parser.add_argument("--table", default=None, metavar="RESULTS", help="print a results file as Markdown")
   parser.add_argument("--name", help="the row's name in the table")
   parser.add_argument("--workdir")
   parser.add_argument("--results", default=None, help="append the JSON record to this file")
   parser.add_argument("train_flags", nargs=argparse.REMAINDER, help="-- then train.py's flags")
   args = parser.parse_args(argv)
-  if args.table:
-    print(table(args.table))
-    return
   if not (args.name and args.workdir):
     parser.error("--name and --workdir are required to run a row")
   flags = args.train_flags[1:] if args.train_flags[:1] == ["--"] else args.train_flags

@@ -352,7 +352,7 @@ class Translator(LoadedModel):
     return self.task.vocabs["tgt_vocab"].encode(target.tokens(target.units(prefix)[0])) if prefix else []
 
   def _check_prefix(self, ids: list[int], source_ids: int, name: str, options: DecodeOptions) -> None:
-    most = self.task.decode_length(self.task.padded_length(source_ids), options)
+    most = self.task.shapes.decode_length(self.task.shapes.padded_length(source_ids), options)
     if len(ids) >= most:  # room for at least one token of the model's
       raise UserError(f"{name}: {len(ids)} tokens, but this sentence's output holds at most {most}",
                       option="prefixes")
@@ -377,8 +377,8 @@ class Translator(LoadedModel):
     results: list[list[Translation]] = [[] for _ in encoded]
 
     def max_len(src_len: int) -> int:
-      return self.task.decode_length(src_len, options)
-    shapes = [self.task.padded_length(len(ids)) for _, ids, _, _ in encoded]
+      return self.task.shapes.decode_length(src_len, options)
+    shapes = [self.task.shapes.padded_length(len(ids)) for _, ids, _, _ in encoded]
     names = names or [f"#{n}" for n in range(1, len(shapes) + 1)]
     for name, (_, ids, _, _), tokens in zip(names, encoded, forced):
       self._check_prefix(tokens, len(ids), name, options)
@@ -406,7 +406,7 @@ class Translator(LoadedModel):
 
   def _chunks(self, shapes: list, output_len, beam_size: int = 1) -> Iterator[tuple]:
     """Item indices grouped by padded shape (a source length, or (source, target)
-    lengths), cut into chunks of at most `rows` (`Translation.rows_for`, with
+    lengths), cut into chunks of at most `rows` (`DecodeShapes.rows_for`, with
     `output_len(shape)` output positions and `beam_size` hypotheses): yields
     (shape, chunk, rows); each chunk is padded to `rows` rows, so only a few
     shapes compile."""
@@ -415,7 +415,7 @@ class Translator(LoadedModel):
       groups.setdefault(shape, []).append(i)
     for shape, members in sorted(groups.items()):
       src_len = shape[0] if isinstance(shape, tuple) else shape
-      rows = self.task.rows_for(src_len, output_len(shape), len(members), beam_size)
+      rows = self.task.shapes.rows_for(src_len, output_len(shape), len(members), beam_size)
       for start in range(0, len(members), rows):
         yield shape, members[start:start + rows], rows
 
@@ -431,8 +431,8 @@ class Translator(LoadedModel):
       src = src_vocab.encode(translation.source[col:col + cols - 1]) + [END_ID]  # <end> in between too
       tgt_in = [START_ID] + tgt_vocab.encode(labels[row:row + rows - 1])
       heads = self.task.attention_heads(
-          self.params, pad([src], self.task.padded_length(len(src))),
-          pad([tgt_in], self.task.padded_length(len(tgt_in), side=1)))
+          self.params, pad([src], self.task.shapes.padded_length(len(src))),
+          pad([tgt_in], self.task.shapes.padded_length(len(tgt_in), side=1)))
       blocks.append(np.asarray(heads)[:, 0, :, :rows, :cols])
       row, col = row + rows, col + cols
     return block_diagonal(blocks)
@@ -449,7 +449,7 @@ class Translator(LoadedModel):
       check_unicode(reference, f"#{n}", option="references")
       tokens = target.tokens(target.units(reference)[0])
       pairs.append((self.task.encode_source(source, n)[1], vocab.encode(tokens), vocab.count_unknown(tokens)))
-    shapes = [(self.task.padded_length(len(src)), self.task.padded_length(len(tgt) + 1, side=1))
+    shapes = [(self.task.shapes.padded_length(len(src)), self.task.shapes.padded_length(len(tgt) + 1, side=1))
               for src, tgt, _ in pairs]
     results: list[PairScore | None] = [None] * len(pairs)
     for (src_len, tgt_len), chunk, rows in self._chunks(shapes, lambda shape: shape[1]):

@@ -28,6 +28,7 @@ import numpy as np
 from jax import export
 
 from nmt_flax import api, cli
+from nmt_flax.decoding import shapes
 from nmt_flax.decoding.options import DecodeOptions
 from nmt_flax.text import normalise
 from nmt_flax.text.subwords import MARK
@@ -90,7 +91,7 @@ def export_model(model: api.Translator, out: Path, beam_size: int = 5,
       "opencc_config": normalise.OPENCC_CONFIGS.get(config.chinese_script),
       "script_map": script_table(config.chinese_script),
       "source_lengths": [s for s, _ in config.bucket_shapes], "max_output_len": task.max_output_len,
-      "shape_step": task.SHAPE_STEP, "batch_size": config.batch_size,
+      "shape_step": shapes.SHAPE_STEP, "batch_size": config.batch_size,
       "exported_from": {k: v for k, v in model.metadata().items() if k != "config"}}
   out.parent.mkdir(parents=True, exist_ok=True)
   staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))

@@ -138,7 +138,7 @@ pd.DataFrame([{"line": p.line, "source (Chinese)": p.source, "target (English)":
               for p in (pairs[i] for i in np.linspace(0, len(pairs) - 1, 6).astype(int))])
 
 # %% [markdown]
-# Preprocessing, the lab's and a few fixes (README "How this differs from the lab"): the source is
+# Preprocessing, the lab's and a few fixes (docs/reliability.md, "How this differs from the lab"): the source is
 # split into **characters** after converting it to one script with OpenCC (simplified by default:
 # 會 and 会 become one token); the target is lowercased and split into **words** with punctuation
 # apart. `task.normalise` is what training applies to every pair:
@@ -196,7 +196,7 @@ pd.DataFrame([{"parameter": "/".join(k.key for k in path), "shape": tuple(x.shap
 # %%
 sentence = "你今晚會去派對嗎?"
 characters, ids, unknown, _ = task.encode_source(sentence)
-src = np.full((1, task.padded_length(len(ids))), PAD_ID, np.int32)
+src = np.full((1, task.shapes.padded_length(len(ids))), PAD_ID, np.int32)
 src[0, :len(ids)] = ids
 variables = {"params": params}
 memory, s0 = model.apply(variables, src, method="encode")
@@ -381,7 +381,7 @@ show(plotting.attention_figure(np.stack(panels), forced.source + ["<end>"], word
 # - `scaled_dot` (÷√256) and `cosine` (bounded, sharpness γ starting at 5) start with small scores,
 #   and after 3 epochs they are still close to uniform: the context is nearly the average state.
 #
-# Longer training changes the ranking: the README's "Attention variants" table, or
+# Longer training changes the ranking: MODEL_CARD.md's table of the six, or
 # `python -m nmt_flax.compare_attention --epochs-nmt N`.
 
 # %% [markdown]

@@ -1,6 +1,6 @@
 """The lab notebook: notebooks/lab.py (jupytext percent script) runs top to
 bottom with the small budget, and notebooks/lab.ipynb is that script executed
-in full, with its outputs (README "The notebook")."""
+in full, with its outputs (README "A five-minute tour")."""
 import os
 from pathlib import Path
 
@@ -39,7 +39,7 @@ def check_outputs(notebook, budget: str) -> None:
 def test_committed_notebook_is_the_script_executed_in_full():
   committed = nbformat.read(EXECUTED, as_version=4)
   assert cells(committed) == cells(jupytext.read(SCRIPT)), (
-      "notebooks/lab.ipynb differs from notebooks/lab.py: execute it again (README 'The notebook')")
+      "notebooks/lab.ipynb differs from notebooks/lab.py: execute it again (README 'A five-minute tour')")
   check_outputs(committed, "full")
 
 

@@ -132,7 +132,7 @@ def test_a_sentence_longer_than_any_in_training_is_translated_whole(translator):
   assert len(result.source) == len(LONG) and not result.truncated
   assert result.attention.shape == (len(result.tokens) + 1, len(LONG) + 1)
   np.testing.assert_allclose(result.attention.sum(axis=1), 1.0, rtol=1e-5)
-  assert len(result.tokens) <= translator.task.output_limit(translator.task.padded_length(len(LONG) + 1))
+  assert len(result.tokens) <= translator.task.shapes.output_limit(translator.task.shapes.padded_length(len(LONG) + 1))
   [cut] = translator.translate(["貓" * 10_050])
   assert cut.truncated and len(cut.source) == 10_000
 

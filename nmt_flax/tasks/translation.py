@@ -16,9 +16,9 @@ from nmt_flax.data import corpus, prepare
 from nmt_flax.data.batching import assign_buckets, pad
 from nmt_flax.data.loader import width
 from nmt_flax.data.split import Split
-from nmt_flax.decoding.beam import beam_search
-from nmt_flax.decoding.greedy import greedy_decode, sample_keys, sampling_pick
+from nmt_flax.decoding import search
 from nmt_flax.decoding.options import DecodeOptions
+from nmt_flax.decoding.shapes import DecodeShapes
 from nmt_flax.models.losses import compact_token_cross_entropy, token_losses
 from nmt_flax.models.seq2seq import Seq2Seq
 from nmt_flax.models.transformer import Transformer
@@ -243,10 +243,7 @@ class Translation(Task):
 
   def decode_arguments(self, options: DecodeOptions) -> tuple[tuple, dict]:
     """`decode_program`'s traced values and static settings for `options`."""
-    return ((jnp.float32(options.alpha), jnp.float32(options.temperature), jnp.int32(options.top_k),
-             jnp.float32(options.top_p), jnp.uint32(options.seed % 2**32)),
-            {"beam_size": options.beam_size, "n_best": options.n_best,
-             "max_len": options.max_len or self.max_output_len, "sampling": options.sampling})
+    return search.arguments(options, self.max_output_len)
 
   def start_decoding(self, params, src, rows_per_sentence: int, max_len: int):
     """(step, carry, src_mask) for `decoding.StepFn` users decoding up to
@@ -275,28 +272,8 @@ class Translation(Task):
 
   @functools.cached_property
   def decode_program(self):
-    """The jitted decoder behind `translate_batch`."""
-
-    @functools.partial(jax.jit, static_argnames=("beam_size", "n_best", "max_len", "sampling"))
-    def run(params, src, alpha, temperature, top_k, top_p, seed, prefix_tokens, prefix_len, positions, *,
-            beam_size: int, n_best: int, max_len: int, sampling: bool):
-      step, state, src_mask = self.start_decoding(params, src, n_best if sampling else beam_size, max_len)
-      if sampling:  # n_best independent draws per sentence, highest score first
-        pick = sampling_pick(sample_keys(seed, positions, n_best), temperature, top_k, top_p)
-        repeated = (jnp.repeat(prefix_tokens, n_best, axis=0), jnp.repeat(prefix_len, n_best, axis=0))
-        tokens, scores, weights = greedy_decode(step, state, jnp.repeat(src_mask, n_best, axis=0),
-                                                max_len, pick, repeated)
-        tokens, scores, weights = (x.reshape((src.shape[0], n_best) + x.shape[1:])
-                                   for x in (tokens, scores, weights))
-        order = jnp.argsort(-scores, axis=1)
-        take = lambda x: jnp.take_along_axis(x, order.reshape(order.shape + (1,) * (x.ndim - 2)), axis=1)
-        return take(tokens), take(scores), take(weights)
-      prefix = (prefix_tokens, prefix_len)
-      if beam_size == 1:
-        tokens, scores, weights = greedy_decode(step, state, src_mask, max_len, prefix=prefix)
-        return tokens[:, None], scores[:, None], weights[:, None]
-      return beam_search(step, state, src_mask, max_len, beam_size, alpha, n_best, prefix)
-    return run
+    """The jitted decoder behind `translate_batch` (`decoding.search.program`)."""
+    return search.program(self.start_decoding)
 
   @functools.cached_property
   def score_batch(self):
@@ -366,8 +343,10 @@ class Translation(Task):
             "cut_to_max_len": split.extras["too_long"]}
 
   # --- free text ----------------------------------------------------------
-  SHAPE_STEP = 16  # padded lengths beyond the training buckets are multiples of this
-  WEIGHTS_BUDGET = 2 ** 26  # floats in one batch's attention buffer [rows, max_len, src_len]
+  @functools.cached_property
+  def shapes(self) -> DecodeShapes:
+    """How free text of this model is padded and batched for decoding."""
+    return DecodeShapes(self.config.bucket_shapes, self.config.batch_size)
 
   def encode_source(self, text: str, n: int = 1) -> tuple[list[str], list[int], int, bool]:
     """One sentence -> (tokens, ids with <end>, unknown tokens, truncated).
@@ -395,39 +374,3 @@ class Translation(Task):
     if unknown * 2 > len(chars):
       return f"{unknown} of {len(chars)} {self.source_side.unit_name} were never seen in training"
     return None
-
-  def padded_length(self, length: int, side: int = 0) -> int:
-    """The shape for `length` ids of the source (side 0) or target (side 1): the
-    smallest training bucket that holds them, else the next multiple of
-    SHAPE_STEP, so few shapes are ever compiled."""
-    for shape in self.config.bucket_shapes:
-      if length <= shape[side]:
-        return shape[side]
-    return -(-length // self.SHAPE_STEP) * self.SHAPE_STEP
-
-  def output_limit(self, src_len: int) -> int:
-    """Most output words for sources padded to `src_len`: the longest training
-    target, scaled up in proportion for sources longer than any in training."""
-    max_src, max_tgt = self.config.bucket_shapes[-1]
-    if src_len <= max_src:
-      return max_tgt
-    return -(-src_len * max_tgt // max_src // self.SHAPE_STEP) * self.SHAPE_STEP
-
-  def decode_length(self, src_len: int, options: DecodeOptions) -> int:
-    """Output positions for sources padded to `src_len`: options.max_len or
-    `output_limit`, cut so that one sentence's attention buffer, every beam
-    hypothesis included, fits WEIGHTS_BUDGET (an output stopped there has no
-    <end>: `Translation.ended`)."""
-    wanted = options.max_len or self.output_limit(src_len)
-    return max(1, min(wanted, self.WEIGHTS_BUDGET // (options.hypotheses * src_len)))
-
-  def rows_for(self, src_len: int, max_len: int, sentences: int, beam_size: int = 1) -> int:
-    """Rows per batch for `sentences` sentences of this shape: the power of two
-    that holds them (a single sentence is not padded to a whole batch), at
-    most `batch_size`, halved until the attention buffer of every hypothesis
-    [rows, beam_size, max_len, src_len] fits WEIGHTS_BUDGET (a 10,000-character
-    sentence decodes alone)."""
-    rows = min(self.config.batch_size, 1 << max(sentences - 1, 0).bit_length())
-    while rows > 1 and rows * beam_size * src_len * max_len > self.WEIGHTS_BUDGET:
-      rows //= 2
-    return rows
