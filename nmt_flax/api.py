@@ -164,7 +164,7 @@ class Prediction:
 
   def top_words(self, k: int = 10) -> list[int]:
     """Positions of the k most attended words, most attended first."""
-    return [int(i) for i in np.argsort(-self.attention, kind="stable")[:k]]
+    return sentiment.most_attended(self.attention, k)
 
 
 class LoadedModel:
@@ -191,7 +191,7 @@ class LoadedModel:
     if not is_trained(workdir):  # before the vocabularies: a failed first run may have left none
       raise cls._no_checkpoint(workdir)
     if (average_last or average_best) and checkpoint != "best":
-      raise UserError(f"{checkpoint!r}: give a checkpoint or average_last / average_best, not both",
+      raise UserError(f"{checkpoint!r}: give one checkpoint or an average of several, not both",
                       option="checkpoint")
     task = tasks.get(config, tasks.task_class(config.task).load_vocabs(workdir))
     checkpoints = Checkpoints(workdir / "checkpoints", read_only=True)
@@ -215,7 +215,7 @@ class LoadedModel:
     steps = checkpoints.steps() if last else checkpoints.best_steps()
     if not isinstance(count, int) or count < 1 or count > len(steps):
       raise UserError(f"{count!r}: the workdir keeps {len(steps)} "
-                      f"{'checkpoints' if last else 'validated checkpoints'} "
+                      f"{'' if last else 'validated '}checkpoint{'' if len(steps) == 1 else 's'} "
                       f"(steps {', '.join(map(str, steps))}); train with "
                       f"{'--keep-checkpoints' if last else '--keep-best'} "
                       f"{count if isinstance(count, int) and count > 1 else 2} or more to average more",

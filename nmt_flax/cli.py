@@ -170,8 +170,6 @@ def add_model_flags(p: argparse.ArgumentParser) -> None:
 
 def load_model(args: argparse.Namespace) -> api.Translator | api.Classifier:
   """The model `add_model_flags`' flags name, saying on stderr what it combines."""
-  if (args.average_last or args.average_best) and args.checkpoint != "best":
-    raise UserError("--checkpoint: give it or an --average-… option, not both")
   model = api.load(args.workdir, args.checkpoint, args.average_last, args.average_best)
   if model.members:
     print(f"ensemble of {len(model.members)} models: {', '.join(m['workdir'] for m in model.members)}",

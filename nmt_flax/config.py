@@ -5,6 +5,7 @@ The resolved config is saved as `WORKDIR/config.json`; a rerun on the same
 workdir reuses it and refuses flags that would change the model or the data.
 """
 import dataclasses
+import functools
 import json
 import math
 import re
@@ -219,6 +220,7 @@ def read_config_file(path: Path) -> dict[str, Any]:
   return {k: float(v) if fields[k].type in (float, "float") else v for k, v in values.items()}
 
 
+@functools.cache
 def _recipe_loader():
   """PyYAML's SafeLoader, reading numbers as YAML 1.2 and JSON do: `3e-4` and
   `1e-05` are floats (YAML 1.1, PyYAML's default, wants a dot in the mantissa)."""
@@ -327,7 +329,7 @@ def default_text(name: str) -> str:
   default = next(f.default for f in dataclasses.fields(Config) if f.name == name)
   values = {task: TASK_DEFAULTS[task].get(name, default) for task in TASKS}
   if len(set(map(repr, values.values()))) == 1:
-    return repr(default if name not in TASK_DEFAULTS["nmt"] else values["nmt"])
+    return repr(values["nmt"])
   return ", ".join(f"{value!r} for {task}" for task, value in values.items())
 
 

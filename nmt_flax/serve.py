@@ -242,12 +242,13 @@ def create_app(models: list, max_texts: int = 64, max_chars: int = 2000, batch_w
 
   source_lang, target_lang = (translator.task.config.source_lang, translator.task.config.target_lang) \
       if translator else ("zh", "en")
-  layered = translator is not None and translator.config.model == "transformer"
+  # one model's layers and heads to pick (a GRU has one attention; an ensemble no single model's)
+  layered = translator is not None and translator.members is None and translator.config.model == "transformer"
   page_text = resources.files("nmt_flax").joinpath("static/index.html").read_text(encoding="utf-8")
   for field, value in {
       "languages": " → ".join(LANGUAGE_NAMES.get(lang, lang) for lang in (source_lang, target_lang)),
       "example": EXAMPLES.get(source_lang, "Type a sentence"),
-      # only what the loaded models can show: a GRU has one attention (no layers or heads to pick)
+      # only what the loaded models can show
       "nmt_hidden": "" if translator else " hidden", "sentiment_hidden": "" if classifier else " hidden",
       "views_hidden": "" if layered else " hidden"}.items():
     page_text = page_text.replace("{{" + field + "}}", value)

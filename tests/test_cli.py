@@ -200,7 +200,7 @@ def test_flags_that_would_be_ignored_are_refused_in_one_line(nmt_workdir, tmp_pa
     assert evaluate_with(model, *argv) == 2
     one_error_line(capsys, fragment)
   assert not (tmp_path / "plots").exists() and not (tmp_path / "s.json").exists()
-  with pytest.raises(UserError, match="^checkpoint 'latest': give a checkpoint or average_last"):
+  with pytest.raises(UserError, match="^checkpoint 'latest': give one checkpoint or an average of several"):
     nmt_flax.load(nmt_workdir, checkpoint="latest", average_last=1)
 
 

@@ -249,10 +249,6 @@ def _set_split(task, writer: TrainWriter, tmp: Path) -> dict[str, Split]:
   return splits
 
 
-def _progress(unit: str):
-  return progress_bar(None, "prepare", unit)
-
-
 class UnitsFile:
   """A file of [source units, target units] JSON lines, re-readable; iterating
   gives one side's unit lists (`column` 0 or 1) or both (None)."""
@@ -281,9 +277,9 @@ def _hash_split(task, writer: TrainWriter, tmp: Path) -> dict[str, Split]:
   seen = {"targets": array("Q"), "sources": array("Q")}  # hashes of the training side, for test-unseen
   test_keys = []  # (target hash, source hash) of each test pair
   samples = [[] if side.unit in SUBWORD_UNITS else None for side in config.text_sides]
-  sampler, kept, held_out = random.Random(config.data_seed), 0, 0
+  sampler, kept, val_pairs = random.Random(config.data_seed), 0, 0
   pairs = itertools.islice(task.stream_corpus(), config.max_examples)
-  with _progress("pairs") as bar:
+  with progress_bar(None, "prepare", "pairs") as bar:
     for normalised in map(task.normalise, pairs):
       bar.update(1)
       if normalised is None:
@@ -305,13 +301,13 @@ def _hash_split(task, writer: TrainWriter, tmp: Path) -> dict[str, Split]:
       elif name == "test":
         test_keys.append(keys)
       else:
-        held_out += 1
+        val_pairs += 1
   for f in outputs.values():
     f.close()
   if not kept:
     raise UserError(f"{config.val_fraction} and test_fraction {config.test_fraction}: leave no "
                     "training data", option="val_fraction")
-  if not held_out:  # training validates and picks its best checkpoint on val
+  if not val_pairs:  # training validates and picks its best checkpoint on val
     raise UserError(f"{config.val_fraction}: the hash split sent no pair to validation (of "
                     f"{kept + len(test_keys)} pairs); raise it, or split by set (--split-by set), which always "
                     "holds one out", option="val_fraction")
@@ -322,7 +318,7 @@ def _hash_split(task, writer: TrainWriter, tmp: Path) -> dict[str, Split]:
   def encode(rows: list, drop_long: bool) -> Split:  # [source units, target units] rows
     return task.make_split([src_side.tokens(s) for s, _ in rows], [t for _, t in rows], drop_long)
 
-  with _progress("pairs encoded") as bar:
+  with progress_bar(None, "prepare", "pairs encoded") as bar:
     pairs, first = iter(train), 0
     while chunk := list(itertools.islice(pairs, CHUNK)):
       writer.add(encode(chunk, drop_long=True), first)

@@ -27,6 +27,11 @@ def predict(logits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
   return (logits > 0).astype(np.int32), 1.0 / (1.0 + np.exp(-logits))
 
 
+def most_attended(weights: np.ndarray, k: int = 10) -> list[int]:
+  """Positions of the k largest attention weights, largest first (ties: the earlier word)."""
+  return [int(i) for i in np.argsort(-np.asarray(weights), kind="stable")[:k]]
+
+
 class Sentiment(Task):
   name = "sentiment"
   score_name = "accuracy"

@@ -16,6 +16,7 @@ import numpy as np
 from nmt_flax import tasks
 from nmt_flax.data.split import Split
 from nmt_flax.tasks.base import Task
+from nmt_flax.tasks.sentiment import most_attended
 from nmt_flax.visual import plotting
 from nmt_flax.visual.highlight import terminal
 
@@ -75,7 +76,7 @@ class EventLog:
     else:
       self.writer.add_text("samples/reviews", "\n\n".join(
           f"{n}. {'positive' if s['label'] else 'negative'} ({s['probability']:.3f}): "
-          f"{terminal(s['tokens'], list(np.argsort(-s['attention'], kind='stable')[:10]), color=False)}"
+          f"{terminal(s['tokens'], most_attended(s['attention']), color=False)}"
           for n, s in enumerate(samples, start=1)), step)
 
   def close(self) -> None:
