@@ -12,7 +12,14 @@ and traditional spellings (OpenCC t2s / s2t of the source) get the same beam-5
 translation. A sentiment recipe: validation and test accuracy, precision,
 recall and F1. `train_s` is train.py's wall time (compilation, validation after
 every epoch and checkpoints included); a rerun on a finished workdir only
-scores it again.
+scores it again. Every record holds the run's learning curve (`curve`: each
+validation's epoch, elapsed seconds, loss and score, and those of the moving
+average under --ema).
+
+`--curve-only` skips the test scores: a short run ranked by its curve, as in
+
+    python benchmarks/ablation.py --curve-only --name heads2 --workdir runs/tune/heads2 \
+        --results benchmarks/results/transformer_tuning.jsonl -- --preset transformer-cpu --epochs 7 --heads 2
 """
 import argparse
 import json
@@ -31,6 +38,8 @@ def main(argv=None) -> None:
   parser.add_argument("--name", help="the row's name in the table")
   parser.add_argument("--workdir")
   parser.add_argument("--results", default=None, help="append the JSON record to this file")
+  parser.add_argument("--curve-only", action="store_true",
+                      help="record the learning curve and the validation score, no test scores")
   parser.add_argument("train_flags", nargs=argparse.REMAINDER, help="-- then train.py's flags")
   args = parser.parse_args(argv)
   if not (args.name and args.workdir):
@@ -39,7 +48,11 @@ def main(argv=None) -> None:
   started = time.perf_counter()
   subprocess.run([sys.executable, str(ROOT / "train.py"), "--workdir", args.workdir, *flags], check=True)
   record = {"name": args.name, "command": " ".join(["python train.py", "--workdir", args.workdir, *flags]),
-            "train_s": round(time.perf_counter() - started, 1), **provenance()}
+            "train_s": round(time.perf_counter() - started, 1), **provenance(),
+            "curve": curve(Path(args.workdir) / "metrics.jsonl")}
+  if args.curve_only:
+    finish(record, args.results)
+    return
 
   import nmt_flax  # pylint: disable=import-outside-toplevel  (after training: its own process)
   from nmt_flax.text.normalise import chinese_text  # pylint: disable=import-outside-toplevel
@@ -61,6 +74,16 @@ def main(argv=None) -> None:
   simplified, traditional = ([t.text for t in translator.translate(s, beam_size=5)] for s in spellings)
   record["script_agreement"] = round(sum(a == b for a, b in zip(simplified, traditional)) / len(sources), 4)
   finish(record, args.results)
+
+
+CURVE_KEYS = ("epoch", "step", "elapsed_seconds", "train_loss", "val_loss", "bleu", "accuracy",
+              "ema_val_loss", "ema_bleu", "ema_accuracy")
+
+
+def curve(metrics_path: Path) -> list[dict]:
+  """Each validated epoch of metrics.jsonl: when, and how good."""
+  records = [json.loads(line) for line in metrics_path.read_text().splitlines() if line.strip()]
+  return [{k: r[k] for k in CURVE_KEYS if k in r} for r in records if "val_loss" in r]
 
 
 def sentiment_scores(classifier) -> dict:

@@ -172,20 +172,22 @@ class LoadedModel:
   what training builds to write sample outputs to TensorBoard)."""
 
   def __init__(self, task: tasks.Task, params, workdir: Path | None = None, step: int | None = None,
-               averaged: list[int] | None = None):
+               averaged: list[int] | None = None, weights: str = "raw"):
     self.task, self.params, self.config = task, params, task.config
     self.workdir, self.step = (Path(workdir) if workdir else None), step
     self.averaged = averaged  # the checkpoint steps whose parameters were averaged, if any
+    self.weights = weights  # raw, or ema: the moving average kept by --ema
     self.members: list[dict] | None = None  # an ensemble's models: workdir and step of each
     self.provenance = provenance.read(self.workdir) if self.workdir else []
 
   @classmethod
   def from_workdir(cls, workdir: Path, checkpoint: str = "best", average_last: int = 0,
-                   average_best: int = 0):
+                   average_best: int = 0, weights: str | None = None):
     """The workdir's task and vocabularies with the parameters of `checkpoint`
     (best, latest or a step), or the mean of the parameters of the
     `average_last` latest or the `average_best` best (by validation score)
-    checkpoints."""
+    checkpoints. `weights`: raw, or ema (the moving average of a run trained
+    with --ema); default ema where the run kept one."""
     workdir = Path(workdir)
     config = read_stored(workdir)
     if not is_trained(workdir):  # before the vocabularies: a failed first run may have left none
@@ -193,6 +195,11 @@ class LoadedModel:
     if (average_last or average_best) and checkpoint != "best":
       raise UserError(f"{checkpoint!r}: give one checkpoint or an average of several, not both",
                       option="checkpoint")
+    weights = weights or ("ema" if config.ema else "raw")
+    if weights not in ("raw", "ema") or weights == "ema" and not config.ema:
+      raise UserError(f"{weights!r}: expected raw{' or ema' if config.ema else ''} ({workdir} "
+                      f"{'kept a moving average (--ema)' if config.ema else 'was trained without --ema'})",
+                      option="weights")
     task = tasks.get(config, tasks.task_class(config.task).load_vocabs(workdir))
     checkpoints = Checkpoints(workdir / "checkpoints", read_only=True)
     try:  # which steps first: a wrong count is said before the model is traced
@@ -200,10 +207,11 @@ class LoadedModel:
           if average_last or average_best else None
       step = max(averaged) if averaged else cls._pick_step(checkpoints, checkpoint, workdir)
       expected = jax.eval_shape(task.init_params, jax.random.key(0))  # shapes only, no compute
+      key = {"raw": "params", "ema": "ema_params"}[weights]
       if averaged:
-        params = average_params([checkpoints.restore_params(s, expected) for s in averaged])
-        return cls(task, params, workdir, step, averaged=averaged)
-      return cls(task, checkpoints.restore_params(step, expected), workdir, step)
+        params = average_params([checkpoints.restore_params(s, expected, key) for s in averaged])
+        return cls(task, params, workdir, step, averaged=averaged, weights=weights)
+      return cls(task, checkpoints.restore_params(step, expected, key), workdir, step, weights=weights)
     finally:
       checkpoints.close()
 
@@ -228,6 +236,7 @@ class LoadedModel:
     git commit)."""
     return {"workdir": str(self.workdir) if self.workdir else None, "step": self.step,
             **({"averaged_steps": self.averaged} if self.averaged else {}),
+            **({"weights": self.weights} if self.weights != "raw" else {}),
             **({"ensemble": self.members} if self.members else {}),
             "config": dataclasses.asdict(self.config), "provenance": self.provenance}
 
@@ -549,15 +558,16 @@ def average_params(trees: list):
 
 
 def load(workdir: str | Path | list, checkpoint: str = "best", average_last: int = 0,
-         average_best: int = 0) -> Translator | Classifier:
+         average_best: int = 0, weights: str | None = None) -> Translator | Classifier:
   """Loads a trained workdir as a Translator (nmt) or a Classifier (sentiment):
   the `checkpoint` (best, latest or a step), or the parameters of the
-  `average_last` latest or `average_best` best checkpoints averaged. A list of
+  `average_last` latest or `average_best` best checkpoints averaged; `weights`
+  raw or ema (a run trained with --ema; its default). A list of
   translation workdirs loads an ensemble (`nmt_flax.tasks.ensemble`): one Translator
   whose every decoding step averages the models' log-probabilities."""
   if isinstance(workdir, (list, tuple)):
     if len(workdir) > 1:
-      models = [load(w, checkpoint, average_last, average_best) for w in workdir]
+      models = [load(w, checkpoint, average_last, average_best, weights) for w in workdir]
       for w, model in zip(workdir, models):
         if not isinstance(model, Translator):
           raise UserError(f"{w}: holds a {model.config.task} model; ensembles are of translation "
@@ -565,11 +575,13 @@ def load(workdir: str | Path | list, checkpoint: str = "best", average_last: int
       ensemble = Translator(Ensemble([m.task for m in models], [str(w) for w in workdir]),
                             tuple(m.params for m in models), models[0].workdir)
       ensemble.members = [{"workdir": str(m.workdir), "step": m.step,
-                           **({"averaged_steps": m.averaged} if m.averaged else {})} for m in models]
+                           **({"averaged_steps": m.averaged} if m.averaged else {}),
+                           **({"weights": m.weights} if m.weights != "raw" else {})} for m in models]
       return ensemble
     workdir = workdir[0]
   task = read_stored(Path(workdir)).task
-  return API[tasks.task_class(task)].from_workdir(Path(workdir), checkpoint, average_last, average_best)
+  return API[tasks.task_class(task)].from_workdir(Path(workdir), checkpoint, average_last, average_best,
+                                                  weights)
 
 
 # What `load` returns for each task class of the registry.

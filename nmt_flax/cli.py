@@ -20,8 +20,8 @@ from nmt_flax.utils import files
 from nmt_flax.utils.errors import UserError
 from nmt_flax.visual import highlight, plotting
 
-_TYPES = {int: int, float: float, str: str, "int | None": int, "str | None": str,
-          "int": int, "float": float, "str": str}
+_TYPES = {int: int, float: float, str: str, "int": int, "float": float, "str": str,
+          "int | None": int, "str | None": str, "float | None": float}
 
 
 def _add_config_flags(parser: argparse.ArgumentParser) -> None:
@@ -166,11 +166,14 @@ def add_model_flags(p: argparse.ArgumentParser) -> None:
   p.add_argument("--average-best", type=int, default=0, metavar="N",
                  help="use the mean of the parameters of the N checkpoints with the best "
                  "validation scores (train with --keep-best N or more)")
+  p.add_argument("--weights", choices=("raw", "ema"), default=None,
+                 help="the parameters as trained (raw) or their moving average (ema: a run "
+                 "trained with --ema; the default there)")
 
 
 def load_model(args: argparse.Namespace) -> api.Translator | api.Classifier:
   """The model `add_model_flags`' flags name, saying on stderr what it combines."""
-  model = api.load(args.workdir, args.checkpoint, args.average_last, args.average_best)
+  model = api.load(args.workdir, args.checkpoint, args.average_last, args.average_best, args.weights)
   if model.members:
     print(f"ensemble of {len(model.members)} models: {', '.join(m['workdir'] for m in model.members)}",
           file=sys.stderr)

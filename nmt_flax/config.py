@@ -60,6 +60,13 @@ class Config:
   heads: int = _opt(4, "transformer: attention heads (--units must be a multiple)")
   ff_dim: int = _opt(1024, "transformer: hidden width of each feed-forward sublayer")
   attention_dropout: float = _opt(0.1, "transformer: dropout on the attention weights in training")
+  activation_dropout: float | None = _opt(None, "transformer: dropout on the hidden layer of each "
+                                          "feed-forward sublayer in training (default: --dropout)")
+  encoder_layer_drop: float = _opt(0.0, "transformer: LayerDrop (Fan et al. 2020): in training, "
+                                   "skip each whole encoder layer of a batch with this probability; "
+                                   "every layer runs in evaluation")
+  decoder_layer_drop: float = _opt(0.0, "transformer: LayerDrop on the decoder layers, as "
+                                   "--encoder-layer-drop")
   encoder: str = _opt("uni", "uni: one GRU; bi: a forward and a backward GRU of units/2 each, "
                        "outputs concatenated (NMT: the decoder starts from tanh(W [h_fwd; h_bwd]))",
                        ("uni", "bi"))
@@ -74,8 +81,10 @@ class Config:
   batch_size: int = _opt(128, "sentences per batch")
   learning_rate: float = _opt(1e-3, "Adam learning rate")
   clip_norm: float = _opt(0.0, "clip gradients to this global norm (0: off)")
-  lr_schedule: str = _opt("constant", "constant, or cosine: decay to 1%% of --learning-rate over "
-                          "the run's steps (both after --warmup-steps)", ("constant", "cosine"))
+  lr_schedule: str = _opt("constant", "constant; cosine: decay to 1%% of --learning-rate over "
+                          "the run's steps; rsqrt: --learning-rate × √(warmup/step), the inverse "
+                          "square root of Vaswani et al., which never reaches zero (needs "
+                          "--warmup-steps); all after --warmup-steps", ("constant", "cosine", "rsqrt"))
   warmup_steps: int = _opt(0, "raise the learning rate linearly from 0 over this many steps")
   label_smoothing: float = _opt(0.0, "NMT: training target = (1-ε)·one-hot + ε·uniform over "
                                 "the tokens the model can emit (validation loss stays plain "
@@ -83,6 +92,9 @@ class Config:
   word_dropout: float = _opt(0.0, "replace each input token (NMT: source characters and the "
                              "decoder's input words; sentiment: review words) with <unk> with "
                              "this probability during training")
+  ema: float = _opt(0.0, "keep an exponential moving average of the parameters with this decay "
+                    "per step (e.g. 0.999; 0: off): validated beside the raw parameters, and what "
+                    "ranks checkpoints and what eval.py loads (--weights raw for the others)")
   batch_tokens: int = _opt(0, "NMT: batches of about this many padded source+target tokens, "
                            "so short sentences come in bigger batches (0: --batch-size "
                            "sentences per batch)")
@@ -217,7 +229,8 @@ def read_config_file(path: Path) -> dict[str, Any]:
     if type(value) not in allowed:  # exact types: true is no number, 3 is no string
       raise UserError(f"{path}: {key}: expected {' or '.join(t.__name__ for t in allowed)}, "
                       f"got {value!r}", option="config")
-  return {k: float(v) if fields[k].type in (float, "float") else v for k, v in values.items()}
+  floats = (float, "float", "float | None")
+  return {k: float(v) if fields[k].type in floats and v is not None else v for k, v in values.items()}
 
 
 @functools.cache
@@ -235,7 +248,8 @@ def _recipe_loader():
 
 
 _ALLOWED = {int: (int,), float: (int, float), str: (str,), bool: (bool,),
-            "int | None": (int, type(None)), "str | None": (str, type(None))}
+            "int | None": (int, type(None)), "str | None": (str, type(None)),
+            "float | None": (int, float, type(None))}
 
 
 def _presets() -> dict[str, dict[str, dict[str, Any]]]:
@@ -368,6 +382,11 @@ def validate(config: Config) -> None:
          f"next to val_fraction {config.val_fraction}")
   _check(0 <= config.label_smoothing < 1, "label_smoothing", f"must be in [0, 1), got {config.label_smoothing}")
   _check(config.warmup_steps >= 0, "warmup_steps", f"must be 0 or more, got {config.warmup_steps}")
+  for name in ("activation_dropout", "encoder_layer_drop", "decoder_layer_drop", "ema"):
+    value = getattr(config, name)
+    _check(value is None or 0 <= value < 1, name, f"must be in [0, 1), got {value}")
+  _check(config.lr_schedule != "rsqrt" or config.warmup_steps > 0, "lr_schedule",
+         "rsqrt: needs --warmup-steps (the rate is --learning-rate × √(warmup/step) after them)")
   _check(0 <= config.dropout < 1, "dropout", f"must be in [0, 1), got {config.dropout}")
   _check(0 <= config.word_dropout < 1, "word_dropout", f"must be in [0, 1), got {config.word_dropout}")
   _check(config.batch_tokens >= 0, "batch_tokens", f"must be 0 or more, got {config.batch_tokens}")

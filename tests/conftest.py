@@ -101,7 +101,10 @@ def nmt_workdir(tmp_path_factory):
 def transformer_workdir(tmp_path_factory):
   workdir = tmp_path_factory.mktemp("transformer")
   assert train("--data", TINY_NMT, "--workdir", workdir, *NMT_FLAGS, "--model", "transformer",
-               "--heads", "2", "--ff-dim", "32", "--layers", "2") == 0
+               "--heads", "2", "--ff-dim", "32", "--layers", "2",
+               # the small-data levers, so every test of this workdir (exact resume among them) has them
+               "--activation-dropout", "0.3", "--encoder-layer-drop", "0.2", "--decoder-layer-drop", "0.3",
+               "--ema", "0.9", "--lr-schedule", "rsqrt", "--warmup-steps", "2") == 0
   return workdir
 
 

@@ -42,6 +42,10 @@ def test_bucket_shapes_parse_and_reject():
     ({"patience": -1}, "patience must be 0", "--patience must be 0"),
     ({"clip_norm": -1.0}, "clip_norm must be 0", "--clip-norm must be 0"),
     ({"clip_norm": float("nan")}, "clip_norm must be 0", "--clip-norm must be 0"),
+    ({"decoder_layer_drop": 1.0}, "decoder_layer_drop must be in [0, 1)", "--decoder-layer-drop must"),
+    ({"activation_dropout": -0.1}, "activation_dropout must be", "--activation-dropout must be"),
+    ({"ema": 1.0}, "ema must be in [0, 1)", "--ema must be"),
+    ({"lr_schedule": "rsqrt"}, "lr_schedule rsqrt: needs --warmup-steps", "--lr-schedule rsqrt: needs"),
 ])
 def test_options_are_checked_in_the_librarys_words_and_shown_as_flags(flags, message, flag_message):
   with pytest.raises(UserError) as caught:

@@ -18,8 +18,10 @@ from nmt_flax.training.checkpoint import Checkpoints
 
 
 def params_of(workdir, step=None):
+  """The checkpoint manager and the parameters at `step` (with their moving average under --ema)."""
   ckpt = Checkpoints(workdir / "checkpoints", read_only=True)
-  return ckpt, ckpt.manager.restore(step or ckpt.latest_step())["params"]
+  item = ckpt.manager.restore(step or ckpt.latest_step())
+  return ckpt, {k: v for k, v in item.items() if k in ("params", "ema_params")}
 
 
 def assert_trees_equal(a, b):
@@ -129,9 +131,12 @@ def test_resume_at_an_epoch_end_equals_the_uninterrupted_run(nmt_config, tmp_pat
 @pytest.mark.xdist_group("transformer_workdir")  # the shared Transformer workdir is the straight run
 def test_a_transformer_resumed_mid_epoch_equals_its_uninterrupted_run(transformer_workdir, tmp_path,
                                                                       monkeypatch):
-  """Dropout and attention dropout on: the rng is restored too."""
+  """Dropout, attention and activation dropout and LayerDrop on: the rng is
+  restored too; the moving average (--ema) resumes bit for bit with the parameters."""
   config = read_stored(transformer_workdir)
   assert config.model == "transformer" and config.attention_dropout > 0
+  assert config.decoder_layer_drop > 0 and config.ema > 0 and config.lr_schedule == "rsqrt"
+  assert set(params_of(transformer_workdir)[1]) == {"params", "ema_params"}
   check_resume(config, transformer_workdir, tmp_path / "resumed", monkeypatch, 2)
 
 
@@ -204,6 +209,35 @@ def test_learning_rate_warmup_and_cosine_decay(nmt_config):
   np.testing.assert_allclose([cosine(5), cosine(10), cosine(60), cosine(110)],
                              [0.005, 0.01, halfway, 1e-4], rtol=1e-5)
   assert training.learning_rate(nmt_config(learning_rate=0.01), 100) == 0.01
+
+
+def test_rsqrt_schedule_peaks_after_warmup_then_falls_as_one_over_root_step_whatever_the_length(nmt_config):
+  config = nmt_config(learning_rate=0.01, warmup_steps=100, lr_schedule="rsqrt")
+  short, long = training.learning_rate(config, 10), training.learning_rate(config, 10**6)
+  steps = np.array([0, 50, 100, 400, 900, 10_000])
+  expected = [0, 0.005, 0.01, 0.005, 0.01 / 3, 0.001]  # peak × √(100 / step) after the warmup
+  np.testing.assert_allclose([short(s) for s in steps], expected, rtol=1e-5)
+  np.testing.assert_allclose([long(s) for s in steps], expected, rtol=1e-5)
+
+
+def test_the_moving_average_follows_the_parameters_step_by_step(nmt_config):
+  """--ema: after step t the average is z_t / (1 - d^t), where z_0 = 0 and
+  z_t = d · z_(t-1) + (1 - d) · params_t (Adam's bias correction: the initial
+  parameters weigh nothing); recomputed here from the parameters of every step."""
+  config = nmt_config(ema=0.8)
+  task = tasks.get(config)
+  batches = task.batches(task.load_splits()["train"])
+  state = training.create_state(task, 0)
+  step = training.make_train_step(task)
+  z = jax.tree_util.tree_map(np.zeros_like, state.params)
+  for t, batch in enumerate(batches[:3], 1):
+    state, _ = step(state, batch)
+    z = jax.tree_util.tree_map(lambda z, p: 0.8 * z + 0.2 * np.array(p), z, state.params)
+    expected = jax.tree_util.tree_map(lambda z: z / (1 - 0.8 ** t), z)
+  for got, want in zip(*map(jax.tree_util.tree_leaves, (state.ema_params, expected))):
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-7)
+  # and the average is not the parameters themselves
+  assert not all(np.allclose(e, p) for e, p in zip(*map(jax.tree_util.tree_leaves, (expected, state.params))))
 
 
 def test_early_stopping_keeps_the_best_checkpoint_and_eval_uses_it(nmt_config, tmp_path, monkeypatch):

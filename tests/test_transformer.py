@@ -124,3 +124,83 @@ def test_every_entry_point_takes_either_family_and_shows_every_head(family, nmt_
     with pytest.raises(UserError, match="an ensemble has no single model's heads"):
       pair.attention_heads(both[0])
   np.testing.assert_allclose(record["alignment"]["attention"], greedy.attention, atol=1e-4)
+
+
+def test_activation_dropout_drops_the_feed_forward_hidden_units_at_its_own_rate():
+  """Recorded inside every feed-forward sublayer in training: each positive
+  hidden unit reaches the output layer scaled by 1/(1-p) or as 0, in a share
+  near p; with only residual dropout set, the hidden layer passes unchanged."""
+  import flax.linen as nn
+
+  def hidden_in_and_out(model):
+    seen = []
+
+    def record(next_fun, args, kwargs, context):
+      out = next_fun(*args, **kwargs)
+      if isinstance(context.module, nn.Dense) and context.module.name in ("hidden", "output"):
+        seen.append(np.asarray(out if context.module.name == "hidden" else args[0]))
+      return out
+    params = jax.jit(model.init)(jax.random.key(0), SRC, TGT_IN)["params"]
+    with nn.intercept_methods(record):
+      model.apply({"params": params}, SRC, TGT_IN, deterministic=False, rngs={"dropout": jax.random.key(3)})
+    return [(np.maximum(h, 0), d) for h, d in zip(seen[::2], seen[1::2])]  # (relu(hidden), what is fed on)
+
+  sizes = dict(src_vocab_size=13, tgt_vocab_size=11, dim=16, heads=4, ff_dim=64, layers=2)
+  pairs = hidden_in_and_out(Transformer(**sizes, activation_dropout=0.4))
+  assert len(pairs) == 4  # two encoder and two decoder layers
+  active = np.concatenate([h[h > 0] for h, _ in pairs])
+  fed = np.concatenate([d[h > 0] for h, d in pairs])
+  kept = fed != 0
+  np.testing.assert_allclose(fed[kept], active[kept] / 0.6, rtol=1e-5)
+  assert abs((~kept).mean() - 0.4) < 0.05, (~kept).mean()  # thousands of units
+  for h, d in hidden_in_and_out(Transformer(**sizes, dropout=0.5, activation_dropout=0.0)):
+    np.testing.assert_array_equal(d, h)
+
+
+@pytest.mark.parametrize("side", ["encoder", "decoder"])
+def test_layer_drop_skips_whole_layers_in_training_at_its_rate_and_none_in_evaluation(side, params):
+  """A skipped layer gets exactly zero gradient for every one of its parameters
+  (and a run one gets some); over many keys each layer is skipped at the rate;
+  in evaluation the rate changes nothing."""
+  model = MODEL.clone(**{f"{side}_layer_drop": 0.3})
+  np.testing.assert_array_equal(jax.jit(model.apply)({"params": params}, SRC, TGT_IN)[0],
+                                jax.jit(MODEL.apply)({"params": params}, SRC, TGT_IN)[0])
+
+  def layer_gradient_norms(key):
+    def loss(p):
+      logits = model.apply({"params": p}, SRC, TGT_IN, deterministic=False, rngs={"dropout": key})[0]
+      return jnp.sum(jax.nn.log_softmax(logits) * (TGT_IN > 0)[..., None])
+    grads = jax.grad(loss)(params)
+    return jnp.stack([global_norm(grads[f"{side}_{i}"]) for i in range(MODEL.layers)])
+
+  norms = np.asarray(jax.jit(jax.vmap(layer_gradient_norms))(jax.random.split(jax.random.key(5), 400)))
+  skipped = norms == 0
+  assert np.all(norms[~skipped] > 1e-6)
+  assert np.all(np.abs(skipped.mean(axis=0) - 0.3) < 0.08), skipped.mean(axis=0)  # 400 draws: sd 0.023
+  assert 0 < np.mean(skipped.all(axis=1)) < 0.2  # layers drawn independently (0.09 expected)
+
+
+def global_norm(tree):
+  return jnp.sqrt(sum(jnp.sum(x ** 2) for x in jax.tree_util.tree_leaves(tree)))
+
+
+@pytest.mark.xdist_group("transformer_workdir")
+def test_a_run_with_ema_validates_both_weights_and_loads_the_average_unless_asked(transformer_workdir,
+                                                                                  nmt_workdir):
+  import json
+  import nmt_flax
+  from nmt_flax.training.checkpoint import Checkpoints
+  [record] = [json.loads(l) for l in (transformer_workdir / "metrics.jsonl").read_text().splitlines()]
+  assert {"bleu", "val_loss", "ema_bleu", "ema_val_loss"} <= set(record)
+  assert record["ema_val_loss"] != record["val_loss"]
+  ckpt = Checkpoints(transformer_workdir / "checkpoints", read_only=True)
+  stored = ckpt.manager.restore(ckpt.best_step())
+  ckpt.close()
+  for asked, loaded in ((None, "ema"), ("ema", "ema"), ("raw", "raw")):
+    model = nmt_flax.load(transformer_workdir, weights=asked)
+    key = {"ema": "ema_params", "raw": "params"}[loaded]
+    for got, want in zip(*map(jax.tree_util.tree_leaves, (model.params, stored[key]))):
+      np.testing.assert_array_equal(got, want)
+    assert model.metadata().get("weights", "raw") == loaded
+  with pytest.raises(UserError, match="'ema': expected raw .*was trained without --ema"):
+    nmt_flax.load(nmt_workdir, weights="ema")

@@ -4,8 +4,9 @@ Pre-layer-norm blocks (each sublayer reads LayerNorm(x) and adds its output to
 x; a final LayerNorm on each side), multi-head attention whose score is the
 project's scaled dot product (`attention.scaled_dot_scores`, the lab's
 Vaswani row), sinusoidal positions added to √dim-scaled embeddings, dropout on
-embeddings, sublayer outputs, the feed-forward hidden layer and the attention
-weights, and (`--tie-embeddings`) the target embedding tied to the output
+embeddings, sublayer outputs, the feed-forward hidden layer (its own rate,
+`activation_dropout`) and the attention weights, LayerDrop (whole layers
+skipped in training, Fan et al. 2020), and (`--tie-embeddings`) the target embedding tied to the output
 layer. It offers
 `Seq2Seq`'s decoding interface (begin_decoding, decode_step, logits,
 teacher_forced_states, __call__), so every decoder, the service and the
@@ -63,7 +64,7 @@ class MultiHeadAttention(nn.Module):
 class FeedForward(nn.Module):
   dim: int
   hidden: int
-  dropout: float = 0.0
+  dropout: float = 0.0  # on the hidden layer: activation dropout
 
   @nn.compact
   def __call__(self, x, deterministic: bool = True):
@@ -78,6 +79,7 @@ class Block(nn.Module):
   ff_dim: int
   dropout: float = 0.0
   attention_dropout: float = 0.0
+  activation_dropout: float = 0.0
 
 
 class EncoderLayer(Block):
@@ -89,7 +91,7 @@ class EncoderLayer(Block):
     h = nn.LayerNorm(name="norm_self")(x)
     y, _ = attend(h, *attend.keys_values(h), mask[:, None, None, :], deterministic)
     x = x + drop(y, deterministic=deterministic)
-    y = FeedForward(self.dim, self.ff_dim, self.dropout, name="feed_forward")(
+    y = FeedForward(self.dim, self.ff_dim, self.activation_dropout, name="feed_forward")(
         nn.LayerNorm(name="norm_ff")(x), deterministic)
     return x + drop(y, deterministic=deterministic)
 
@@ -99,7 +101,7 @@ class DecoderLayer(Block):
     self.self_attention = MultiHeadAttention(self.heads, self.dim, self.attention_dropout)
     self.cross_attention = MultiHeadAttention(self.heads, self.dim, self.attention_dropout)
     self.norm_self, self.norm_cross, self.norm_ff = nn.LayerNorm(), nn.LayerNorm(), nn.LayerNorm()
-    self.feed_forward = FeedForward(self.dim, self.ff_dim, self.dropout)
+    self.feed_forward = FeedForward(self.dim, self.ff_dim, self.activation_dropout)
     self.drop = nn.Dropout(self.dropout)
 
   def cross_keys_values(self, encoded):
@@ -160,20 +162,27 @@ class Transformer(nn.Module):
   layers: int = 3
   dropout: float = 0.0
   attention_dropout: float = 0.0
+  activation_dropout: float = 0.0
+  encoder_layer_drop: float = 0.0
+  decoder_layer_drop: float = 0.0
   tie_embeddings: bool = True
 
   @classmethod
   def from_config(cls, config, src_vocab_size: int, tgt_vocab_size: int) -> "Transformer":
     return cls(src_vocab_size, tgt_vocab_size, dim=config.units, heads=config.heads,
                ff_dim=config.ff_dim, layers=config.layers, dropout=config.dropout,
-               attention_dropout=config.attention_dropout, tie_embeddings=config.tie_embeddings)
+               attention_dropout=config.attention_dropout,
+               activation_dropout=config.dropout if config.activation_dropout is None
+               else config.activation_dropout,
+               encoder_layer_drop=config.encoder_layer_drop,
+               decoder_layer_drop=config.decoder_layer_drop, tie_embeddings=config.tie_embeddings)
 
   def setup(self):
     embedding = nn.initializers.normal(self.dim ** -0.5)  # × √dim below: unit variance
     self.src_embed = nn.Embed(self.src_vocab_size, self.dim, embedding_init=embedding)
     self.tgt_embed = nn.Embed(self.tgt_vocab_size, self.dim, embedding_init=embedding)
     sizes = dict(dim=self.dim, heads=self.heads, ff_dim=self.ff_dim, dropout=self.dropout,
-                 attention_dropout=self.attention_dropout)
+                 attention_dropout=self.attention_dropout, activation_dropout=self.activation_dropout)
     self.encoder = [EncoderLayer(**sizes) for _ in range(self.layers)]
     self.decoder = [DecoderLayer(**sizes) for _ in range(self.layers)]
     self.encoder_norm, self.decoder_norm = nn.LayerNorm(), nn.LayerNorm()
@@ -188,12 +197,21 @@ class Transformer(nn.Module):
     x = table(tokens) * jnp.sqrt(jnp.float32(self.dim)).astype(table.embedding.dtype)
     return self.drop(x + sinusoids(positions, self.dim).astype(x.dtype), deterministic=deterministic)
 
+  def kept(self, rate: float, deterministic: bool):
+    """LayerDrop: whether a layer runs for this batch <bool>[] (always in
+    evaluation; in training with probability 1 - rate, drawn from the dropout key)."""
+    if deterministic or rate == 0:
+      return jnp.bool_(True)
+    # A skipped layer is still computed, then discarded (jnp.where): one program
+    # whatever the draw, where lax.cond would trace each layer twice.
+    return jax.random.bernoulli(self.make_rng("dropout"), 1.0 - rate)
+
   def encode(self, src, deterministic: bool = True) -> EncodedSource:
     """src <int32>[batch, src_len], PAD-padded -> EncodedSource."""
     mask = src != PAD_ID
     x = self.embed(self.src_embed, src, jnp.arange(src.shape[1])[None, :], deterministic)
     for layer in self.encoder:
-      x = layer(x, mask, deterministic)
+      x = jnp.where(self.kept(self.encoder_layer_drop, deterministic), layer(x, mask, deterministic), x)
     encoded = self.encoder_norm(x)
     return EncodedSource(tuple(layer.cross_keys_values(encoded) for layer in self.decoder), mask)
 
@@ -208,7 +226,8 @@ class Transformer(nn.Module):
     dim] and each layer's cross-attention weights [batch, heads, tgt_len, src_len]."""
     weights = []
     for layer, cross in zip(self.decoder, source.keys_values):
-      x, w, _ = layer(x, cross, source.mask, deterministic)
+      y, w, _ = layer(x, cross, source.mask, deterministic)
+      x = jnp.where(self.kept(self.decoder_layer_drop, deterministic), y, x)
       weights.append(w)
     return self.decoder_norm(x), weights
 

@@ -92,18 +92,19 @@ class Checkpoints:
       self._check_shapes(step, abstract)
       return self.manager.restore(step, args=ocp.args.StandardRestore(abstract))
 
-  def restore_params(self, step: int, params) -> dict[str, Any]:
-    """Only the parameters at `step` (all evaluation needs), checked against the
+  def restore_params(self, step: int, params, key: str = "params") -> dict[str, Any]:
+    """Only the parameters at `step` (all evaluation needs; `key` ema_params:
+    their moving average), checked against the
     structure and shapes of `params`, whatever optimizer state was saved beside
     them, on this process's first device whatever layout wrote them (one
     device, several, several processes)."""
     here = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
     with self._restore_errors(step):
-      self._check_shapes(step, {"params": params})
+      self._check_shapes(step, {key: params})
       stored = self.manager.item_metadata(step)
       target = jax.tree_util.tree_map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=here),
                                       stored)
-      restored = self.manager.restore(step, args=ocp.args.StandardRestore(target))["params"]
+      restored = self.manager.restore(step, args=ocp.args.StandardRestore(target))[key]
     expected = {jax.tree_util.keystr(p) for p, _ in jax.tree_util.tree_leaves_with_path(params)}
     found = {jax.tree_util.keystr(p) for p, _ in jax.tree_util.tree_leaves_with_path(restored)}
     if expected != found:

@@ -38,14 +38,20 @@ from nmt_flax.visual.plotting import plot_loss_curve
 
 class TrainState(train_state.TrainState):
   rng: jax.Array  # base PRNG key; the key of step n is fold_in(rng, n)
+  ema_params: Any = None  # --ema: the moving average of params (None when off)
 
 
 def learning_rate(config: Config, total_steps: int) -> optax.ScalarOrSchedule:
-  """--learning-rate after --warmup-steps of linear warmup; cosine decays to 1% at `total_steps`."""
+  """--learning-rate after --warmup-steps of linear warmup; cosine decays to 1%
+  at `total_steps`; rsqrt falls as 1/√step after the warmup, whatever the length."""
   peak, warmup = config.learning_rate, config.warmup_steps
   if config.lr_schedule == "cosine":
     return optax.warmup_cosine_decay_schedule(0.0, peak, warmup, max(total_steps, warmup + 1),
                                               end_value=0.01 * peak)
+  if config.lr_schedule == "rsqrt":  # join_schedules gives the second part the steps since warmup
+    return optax.join_schedules([optax.linear_schedule(0.0, peak, warmup),  # (negative before it)
+                                 lambda after: peak * jnp.sqrt(warmup / jnp.maximum(warmup + after, warmup))],
+                                [warmup])
   return optax.linear_schedule(0.0, peak, warmup) if warmup else peak
 
 
@@ -61,9 +67,11 @@ def create_state(task: tasks.Task, seed: int, total_steps: int = 1) -> TrainStat
   """Fresh state; `total_steps` only shapes a cosine schedule (not the state's structure)."""
   def create(key):
     init_rng, train_rng = jax.random.split(key)
-    return TrainState.create(apply_fn=task.model().apply, params=task.init_params(init_rng),
+    params = task.init_params(init_rng)
+    return TrainState.create(apply_fn=task.model().apply, params=params,
                              tx=make_optimizer(task.config, total_steps),
-                             rng=jax.random.key_data(train_rng))
+                             rng=jax.random.key_data(train_rng),
+                             ema_params=params if task.config.ema else None)
   # One compiled program (and a persistent-cache entry) instead of a few
   # hundred initialiser ops run and compiled one at a time: 7.0 s -> 2.3 s cold.
   return jax.jit(create)(jax.random.key(seed))
@@ -87,11 +95,23 @@ def make_train_step(task: tasks.Task):
 
     (_, (total, count)), grads = jax.value_and_grad(mean_loss, has_aux=True)(state.params)
     state = state.apply_gradients(grads=grads)
+    if state.ema_params is not None:
+      state = state.replace(ema_params=update_ema(state.ema_params, state.params, task.config.ema,
+                                                  state.step))
     guard = state.opt_state  # optax.ApplyIfFiniteState
     return state, {"loss_sum": total, "count": count, "skipped": ~guard.last_finite,
                    "bad_in_a_row": guard.notfinite_count, "stop": stop}
 
   return jax.jit(train_step, donate_argnums=0)
+
+
+def update_ema(average, params, decay: float, step):
+  """The moving average after update `step` (1, 2, ...): the mean of the
+  parameters of every step so far weighted by decay^(steps since), i.e.
+  Adam's bias-corrected average, so the initial parameters weigh nothing
+  however short the run. In place: a += (1-d)/(1-d^step) · (params - a)."""
+  weight = (1.0 - decay) / (1.0 - decay ** step.astype(jnp.float32))
+  return jax.tree_util.tree_map(lambda a, p: a + weight.astype(a.dtype) * (p - a), average, params)
 
 
 @dataclasses.dataclass
@@ -125,8 +145,9 @@ class Progress:
 
 
 def checkpoint_item(state: TrainState, progress: Progress) -> dict[str, Any]:
+  ema = {} if state.ema_params is None else {"ema_params": state.ema_params}
   return {"params": state.params, "opt_state": state.opt_state, "step": state.step,
-          "rng": state.rng, "progress": progress.as_item()}
+          "rng": state.rng, "progress": progress.as_item(), **ema}
 
 
 def progress_before_it_was_saved(epoch: int, batch: int, metrics_path: Path, score_name: str,
@@ -254,6 +275,7 @@ def restore_or_init(task: tasks.Task, checkpoints: Checkpoints, total_steps: int
         "are rebuilt from metrics.jsonl")
   state = state.replace(params=restored["params"], opt_state=restored["opt_state"],
                         step=restored["step"], rng=restored["rng"],
+                        ema_params=restored.get("ema_params"),
                         tx=make_optimizer(task.config, progress.schedule_steps))
   log(f"resuming from step {step} (epoch {progress.epoch + 1}, batch {progress.batch})")
   if task.config.lr_schedule == "cosine" and total_steps > progress.schedule_steps:
@@ -340,6 +362,11 @@ def validate_and_save(task, state, progress, val_split, checkpoints, schedule, t
     record.update({f"val_{k}" if k == "loss" else k: v for k, v in val.items()
                    if not isinstance(v, (list, dict))})
     score = val[task.score_name]
+    if state.ema_params is not None:  # the average ranks the checkpoints: it is what eval.py loads
+      val = task.evaluate(state.ema_params, val_split)
+      record.update({f"ema_val_{k}" if k == "loss" else f"ema_{k}": v for k, v in val.items()
+                     if not isinstance(v, (list, dict))})
+      score = val[task.score_name]
     progress.record_score(score)
     checkpoints.save(int(state.step), checkpoint_item(state, progress), score)
   return record, progress
