@@ -94,6 +94,40 @@ def data_scale() -> str:
   return "\n".join(rows)
 
 
+def transformer_tuning() -> str:
+  """MODEL_CARD's short runs (`ablation.py --curve-only`): validation BLEU per epoch."""
+  runs = records("transformer_tuning.jsonl")
+  epochs = max(len(r["curve"]) for r in runs)
+  rows = ["| run | " + " | ".join(f"epoch {e}" for e in range(1, epochs + 1)) + " | command |",
+          "|" + " --- |" * (epochs + 2)]
+  for r in runs:
+    by_epoch = {c["epoch"]: c for c in r["curve"]}
+    cells = [f"{by_epoch[e]['bleu']:.1f}" + (f" ({by_epoch[e]['ema_bleu']:.1f})" if "ema_bleu" in by_epoch[e] else "")
+             if e in by_epoch else "–" for e in range(1, epochs + 1)]
+    name = r["name"] + (f" (stopped {r['stopped']})" if "stopped" in r else "")
+    rows.append(f"| {name} | {' | '.join(cells)} | `{r['command']}` |")
+  return "\n".join(rows) + ("\n\nValidation BLEU, greedy, of the parameters (of their moving average, "
+                            f"`--ema 0.999`); measured {measured(runs[-1])}.")
+
+
+def joeynmt() -> str:
+  """BENCHMARKS' nmt-flax beside JoeyNMT (`benchmarks/joeynmt/bench.py`), the latest record."""
+  r = records("joeynmt.jsonl")[-1]
+  rows = ["| family | toolkit | training target tokens/s | greedy decoding sentences/s (mean output tokens) |",
+          "|" + " --- |" * 4]
+  for family in ("gru", "transformer"):
+    for toolkit in ("nmt-flax", "joeynmt"):
+      x = r[f"{toolkit} {family}"]
+      rows.append(f"| {family} | {toolkit} | {x['train_target_tokens_per_s']:,.0f} | "
+                  f"{x['decode_sentences_per_s']:,.1f} ({x['mean_output_tokens']:.1f}) |")
+    speedup = r[f"{family} speedup"]
+    rows.append(f"| {family} | **nmt-flax ÷ JoeyNMT** | **{speedup['train_target_tokens_per_s']:.2f}×** | "
+                f"**{speedup['decode_sentences_per_s']:.2f}×** |")
+  return "\n".join(rows) + (f"\n\nJoeyNMT {r['joeynmt'][0]} with torch {r['joeynmt'][1]}; medians of "
+                            f"{r['nmt-flax gru']['rounds']} alternating rounds; `{r['command']}`; measured "
+                            f"{measured(r)}.")
+
+
 # NAME: (the files holding the table, its renderer)
 TABLES = {
     "presets": (["README.md", "MODEL_CARD.md"], presets),
@@ -102,6 +136,8 @@ TABLES = {
     "transformer": (["MODEL_CARD.md"], lambda: bleu_rows("transformer.jsonl")),
     "train_speed": (["BENCHMARKS.md"], train_speed),
     "data_scale": (["BENCHMARKS.md"], data_scale),
+    "transformer_tuning": (["MODEL_CARD.md"], transformer_tuning),
+    "joeynmt": (["BENCHMARKS.md"], joeynmt),
 }
 
 

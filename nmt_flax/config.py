@@ -93,8 +93,8 @@ class Config:
                              "decoder's input words; sentiment: review words) with <unk> with "
                              "this probability during training")
   ema: float = _opt(0.0, "keep an exponential moving average of the parameters with this decay "
-                    "per step (e.g. 0.999; 0: off): validated beside the raw parameters, and what "
-                    "ranks checkpoints and what eval.py loads (--weights raw for the others)")
+                    "per step (e.g. 0.999, bias-corrected; 0: off): validated beside the raw "
+                    "parameters; it ranks the checkpoints and eval.py loads it (--weights raw: the others)")
   batch_tokens: int = _opt(0, "NMT: batches of about this many padded source+target tokens, "
                            "so short sentences come in bigger batches (0: --batch-size "
                            "sentences per batch)")

@@ -155,7 +155,7 @@ def test_checkpoint_round_trip_gives_identical_params_and_predictions(nmt_config
   workdir = tmp_path / "new" / "w"  # train() creates it and writes config.json itself
   training.train(config, workdir, log=lambda *_: None)
   model = nmt_flax.load(workdir)
-  _, saved = params_of(workdir, model.step)
+  saved = params_of(workdir, model.step)[1]["params"]
   assert_trees_equal(model.params, saved)
   task = tasks.get(config, model.task.vocabs)
   src = np.asarray([task.encode_source("我有一隻貓。")[1]])
@@ -254,7 +254,7 @@ def test_early_stopping_keeps_the_best_checkpoint_and_eval_uses_it(nmt_config, t
   assert ckpt.steps() == [best_step, records[-1]["step"]] and ckpt.best_step() == best_step
   model = nmt_flax.load(tmp_path)
   assert model.step == best_step
-  assert_trees_equal(model.params, params_of(tmp_path, best_step)[1])
+  assert_trees_equal(model.params, params_of(tmp_path, best_step)[1]["params"])
 
 
 def test_splits_are_disjoint_by_source_and_fixed_by_seed(nmt_config):
@@ -283,7 +283,8 @@ def test_splits_are_disjoint_by_source_and_fixed_by_seed(nmt_config):
 def test_evaluation_restores_parameters_whatever_optimizer_state_was_saved(nmt_config, tmp_path):
   config = nmt_config()
   training.train(config, tmp_path, log=lambda *_: None)
-  ckpt, params = params_of(tmp_path)
+  ckpt, saved = params_of(tmp_path)
+  params = saved["params"]
   ckpt.close()
   # a checkpoint from another optimizer setup: same parameters, other optimizer state
   other = Checkpoints(tmp_path / "checkpoints")
