@@ -58,15 +58,17 @@ def best_cpu_scores() -> str:
                             f"sentences; measured {measured(r)}.")
 
 
-def bleu_rows(name: str) -> str:
-  """MODEL_CARD's ablation and Transformer tables (`benchmarks/ablation.py` records)."""
+def bleu_rows(name: str, with_measured: bool = False, first: tuple[dict, ...] = ()) -> str:
+  """MODEL_CARD's ablation and Transformer tables (`benchmarks/ablation.py`
+  records of the file `name`, after the records `first`)."""
   rows = ["| row | val BLEU (greedy) | test BLEU greedy / beam 5 | test-unseen BLEU greedy / beam 5 "
-          "| both scripts, same translation | training | command |", "|" + " --- |" * 7]
-  for r in records(name):
+          "| both scripts, same translation | training | command |" + " measured |" * with_measured,
+          "|" + " --- |" * (7 + with_measured)]
+  for r in [*first, *records(name)]:
     rows.append(f"| {r['name']} | {r['val_bleu']:.2f} | {r['test_bleu_beam1']:.2f} / "
                 f"{r['test_bleu_beam5']:.2f} | {r['test-unseen_bleu_beam1']:.2f} / "
                 f"{r['test-unseen_bleu_beam5']:.2f} | {r['script_agreement']:.1%} | "
-                f"{duration(r['train_s'])} | `{r['command']}` |")
+                f"{duration(r['train_s'])} | `{r['command']}` |" + (f" {measured(r)} |" if with_measured else ""))
   return "\n".join(rows)
 
 
@@ -137,6 +139,9 @@ TABLES = {
     "train_speed": (["BENCHMARKS.md"], train_speed),
     "data_scale": (["BENCHMARKS.md"], data_scale),
     "transformer_tuning": (["MODEL_CARD.md"], transformer_tuning),
+    "transformer_small_data": (["MODEL_CARD.md"], lambda: bleu_rows(  # beside best-cpu's row of the presets
+        "transformer_small_data.jsonl", with_measured=True,
+        first=tuple(r for r in records("presets.jsonl") if r["name"] == "best-cpu"))),
     "joeynmt": (["BENCHMARKS.md"], joeynmt),
 }
 

@@ -21,6 +21,19 @@ from nmt_flax.text.vocab import PAD_ID
 from nmt_flax.training import loop as training
 
 
+def compile_every_shape(state, step, batches):
+  """One training step on the first batch of each shape, as a run's first
+  epoch compiles them: (the state after those steps, the shapes, seconds)."""
+  started, shapes = time.perf_counter(), set()
+  for batch in batches:
+    shape = tuple(sorted((k, v.shape) for k, v in batch.items()))
+    if shape not in shapes:
+      shapes.add(shape)
+      state, metrics = step(state, batch)
+      jax.block_until_ready(metrics)
+  return state, shapes, time.perf_counter() - started
+
+
 def main(argv: list[str]) -> dict:
   parser = cli.train_parser()
   parser.add_argument("--steps", type=int, default=80, help="timed steps (default 80)")
@@ -35,14 +48,7 @@ def main(argv: list[str]) -> dict:
   split = task.load_splits()["train"]
   batches = task.batches(split, 0, task.train_rows(split))
   state, step = training.create_state(task, config.seed, 1000), training.make_train_step(task)
-  started, shapes = time.perf_counter(), set()
-  for batch in batches:
-    shape = tuple(sorted((k, v.shape) for k, v in batch.items()))
-    if shape not in shapes:
-      shapes.add(shape)
-      state, metrics = step(state, batch)
-      jax.block_until_ready(metrics)
-  compile_s = time.perf_counter() - started
+  state, shapes, compile_s = compile_every_shape(state, step, batches)
   timed = batches[:args.steps]
   tokens = sum(int((((b["src"] != PAD_ID).sum(1) + (b["tgt_out"] != PAD_ID).sum(1)) * b["weight"]).sum())
                for b in timed)  # filler rows weigh 0

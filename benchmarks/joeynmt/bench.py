@@ -17,7 +17,9 @@ configs at the sizes of nmt-flax's presets:
   encoder and decoder with `attention: bahdanau`;
 - transformer: `transformer-cpu` (pre-norm layers, width, heads,
   feed-forward, dropout, tied output), JoeyNMT's `transformer`.
-Both train Adam at the preset's rate on batches of the preset's sentences.
+Both train Adam at the preset's rate on batches of the preset's sentences
+(64), word targets for both families (the Transformer preset's BPE targets and
+token batches set aside, so both toolkits read the same batches).
 JoeyNMT 2.3's `plateau` schedule fails on current torch (ReduceLROnPlateau has
 no `verbose` any more) and it refuses no schedule at all (its docs say:
 constant), so its runs use `warmupinversesquareroot` with the preset's warmup,
@@ -49,6 +51,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from ablation import provenance  # noqa: E402  pylint: disable=wrong-import-position
+from train_speed import compile_every_shape  # noqa: E402  pylint: disable=wrong-import-position
 
 PRESETS = {"gru": "best-cpu", "transformer": "transformer-cpu"}
 JOEY_LOG = re.compile(r"Step:\s+(\d+),.*Tokens per Sec:\s+([\d.]+)")
@@ -57,8 +60,12 @@ LOG_EVERY = 10  # JoeyNMT's logging interval, in updates
 
 
 def nmt_flax_config(family: str, data: str | None):
+  """The family's preset on word targets in batches of --batch-size sentences,
+  as the JoeyNMT side reads them (the Transformer preset's BPE targets and
+  token batches set aside)."""
   from nmt_flax import config as config_lib  # pylint: disable=import-outside-toplevel
-  return config_lib.resolve("nmt", PRESETS[family], {"data": data} if data else {})
+  return config_lib.resolve("nmt", PRESETS[family], {"target_tokens": "word", "batch_tokens": 0,
+                                                     **({"data": data} if data else {})})
 
 
 # ------------------------------------------------------------------ the data
@@ -160,17 +167,10 @@ def nmt_flax_run(family: str, warmup: int, steps: int, data: str | None, model: 
   splits = splits_of(task)
   batches = task.batches(splits["train"], 0, task.train_rows(splits["train"]))
   state, step = training.create_state(task, config.seed, 1000), training.make_train_step(task)
-  started, shapes = time.perf_counter(), set()
-  for batch in batches:  # every shape compiled once, as a run's first epoch does
-    shape = tuple(sorted((k, v.shape) for k, v in batch.items()))
-    if shape not in shapes:
-      shapes.add(shape)
-      state, metrics = step(state, batch)
-      jax.block_until_ready(metrics)
-  compile_s = time.perf_counter() - started
+  state, _, compile_s = compile_every_shape(state, step, batches)
   for batch in batches[:warmup]:
-    state, metrics = step(state, batch)
-  jax.block_until_ready(metrics)
+    state, _ = step(state, batch)
+  jax.block_until_ready(state)
   timed = batches[warmup:warmup + steps]
   targets = sum(int(((b["tgt_out"] != PAD_ID).sum(1) * (b["weight"] > 0)).sum()) for b in timed)
   sentences = sum(int((b["weight"] > 0).sum()) for b in timed)
