@@ -133,16 +133,19 @@ def test_activation_dropout_drops_the_feed_forward_hidden_units_at_its_own_rate(
   import flax.linen as nn
 
   def hidden_in_and_out(model):
-    seen = []
+    @jax.jit
+    def run(params):  # the recorded arrays are outputs of the traced program
+      seen = []
 
-    def record(next_fun, args, kwargs, context):
-      out = next_fun(*args, **kwargs)
-      if isinstance(context.module, nn.Dense) and context.module.name in ("hidden", "output"):
-        seen.append(np.asarray(out if context.module.name == "hidden" else args[0]))
-      return out
-    params = jax.jit(model.init)(jax.random.key(0), SRC, TGT_IN)["params"]
-    with nn.intercept_methods(record):
-      model.apply({"params": params}, SRC, TGT_IN, deterministic=False, rngs={"dropout": jax.random.key(3)})
+      def record(next_fun, args, kwargs, context):
+        out = next_fun(*args, **kwargs)
+        if isinstance(context.module, nn.Dense) and context.module.name in ("hidden", "output"):
+          seen.append(out if context.module.name == "hidden" else args[0])
+        return out
+      with nn.intercept_methods(record):
+        model.apply({"params": params}, SRC, TGT_IN, deterministic=False, rngs={"dropout": jax.random.key(3)})
+      return seen
+    seen = [np.asarray(x) for x in run(jax.jit(model.init)(jax.random.key(0), SRC, TGT_IN)["params"])]
     return [(np.maximum(h, 0), d) for h, d in zip(seen[::2], seen[1::2])]  # (relu(hidden), what is fed on)
 
   sizes = dict(src_vocab_size=13, tgt_vocab_size=11, dim=16, heads=4, ff_dim=64, layers=2)
