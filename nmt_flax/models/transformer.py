@@ -197,21 +197,22 @@ class Transformer(nn.Module):
     x = table(tokens) * jnp.sqrt(jnp.float32(self.dim)).astype(table.embedding.dtype)
     return self.drop(x + sinusoids(positions, self.dim).astype(x.dtype), deterministic=deterministic)
 
-  def kept(self, rate: float, deterministic: bool):
-    """LayerDrop: whether a layer runs for this batch <bool>[] (always in
-    evaluation; in training with probability 1 - rate, drawn from the dropout key)."""
+  def layer_drop(self, rate: float, deterministic: bool, layer: nn.Module, run, skip, *operands):
+    """LayerDrop: `run(layer, *operands)`, or in training with probability
+    `rate` (drawn per batch from the dropout key) `skip(layer, *operands)`,
+    which leaves the layer out: a lax.cond, so a skipped layer costs nothing."""
     if deterministic or rate == 0:
-      return jnp.bool_(True)
-    # A skipped layer is still computed, then discarded (jnp.where): one program
-    # whatever the draw, where lax.cond would trace each layer twice.
-    return jax.random.bernoulli(self.make_rng("dropout"), 1.0 - rate)
+      return run(layer, *operands)
+    keep = jax.random.bernoulli(self.make_rng("dropout"), 1.0 - rate)
+    return nn.cond(keep, run, skip, layer, *operands)
 
   def encode(self, src, deterministic: bool = True) -> EncodedSource:
     """src <int32>[batch, src_len], PAD-padded -> EncodedSource."""
     mask = src != PAD_ID
     x = self.embed(self.src_embed, src, jnp.arange(src.shape[1])[None, :], deterministic)
     for layer in self.encoder:
-      x = jnp.where(self.kept(self.encoder_layer_drop, deterministic), layer(x, mask, deterministic), x)
+      x = self.layer_drop(self.encoder_layer_drop, deterministic, layer,
+                          lambda layer, x: layer(x, mask, deterministic), lambda _, x: x, x)
     encoded = self.encoder_norm(x)
     return EncodedSource(tuple(layer.cross_keys_values(encoded) for layer in self.decoder), mask)
 
@@ -225,9 +226,11 @@ class Transformer(nn.Module):
     """Embedded targets x [batch, tgt_len, dim] -> final states [batch, tgt_len,
     dim] and each layer's cross-attention weights [batch, heads, tgt_len, src_len]."""
     weights = []
+    no_weights = jnp.zeros((x.shape[0], self.heads, x.shape[1], source.mask.shape[1]), x.dtype)
     for layer, cross in zip(self.decoder, source.keys_values):
-      y, w, _ = layer(x, cross, source.mask, deterministic)
-      x = jnp.where(self.kept(self.decoder_layer_drop, deterministic), y, x)
+      x, w = self.layer_drop(self.decoder_layer_drop, deterministic, layer,
+                             lambda layer, x: layer(x, cross, source.mask, deterministic)[:2],
+                             lambda _, x: (x, no_weights), x)  # a skipped layer attends nowhere
       weights.append(w)
     return self.decoder_norm(x), weights
 

@@ -365,7 +365,7 @@ def validate_and_save(task, state, progress, val_split, checkpoints, schedule, t
     if state.ema_params is not None:  # the average ranks the checkpoints: it is what eval.py loads
       val = task.evaluate(state.ema_params, val_split)
       record.update({f"ema_val_{k}" if k == "loss" else f"ema_{k}": v for k, v in val.items()
-                     if not isinstance(v, (list, dict))})
+                     if isinstance(v, float)})  # its loss and scores; the counts are the raw ones'
       score = val[task.score_name]
     progress.record_score(score)
     checkpoints.save(int(state.step), checkpoint_item(state, progress), score)
