@@ -20,6 +20,11 @@ average under --ema).
 
     python benchmarks/ablation.py --curve-only --name heads2 --workdir runs/tune/heads2 \
         --results benchmarks/results/transformer_tuning.jsonl -- --preset transformer-cpu --epochs 7 --heads 2
+
+Without train.py's flags it only scores a trained workdir (`--weights raw` for
+the raw parameters of a run trained with --ema), or several `--workdir` as one
+ensemble; `train_s` is then the sum of the runs' training times as their
+metrics.jsonl gives them (`elapsed_seconds` at the last epoch).
 """
 import argparse
 import json
@@ -36,27 +41,42 @@ ROOT = Path(__file__).resolve().parent.parent
 def main(argv=None) -> None:
   parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument("--name", help="the row's name in the table")
-  parser.add_argument("--workdir")
+  parser.add_argument("--workdir", action="append", help="the run's folder; several: score them as an ensemble")
   parser.add_argument("--results", default=None, help="append the JSON record to this file")
   parser.add_argument("--curve-only", action="store_true",
                       help="record the learning curve and the validation score, no test scores")
+  parser.add_argument("--weights", choices=("raw", "ema"), default=None,
+                      help="score these parameters of a run trained with --ema (default: its moving average)")
   parser.add_argument("train_flags", nargs=argparse.REMAINDER, help="-- then train.py's flags")
   args = parser.parse_args(argv)
   if not (args.name and args.workdir):
     parser.error("--name and --workdir are required to run a row")
   flags = args.train_flags[1:] if args.train_flags[:1] == ["--"] else args.train_flags
-  started = time.perf_counter()
-  subprocess.run([sys.executable, str(ROOT / "train.py"), "--workdir", args.workdir, *flags], check=True)
-  record = {"name": args.name, "command": " ".join(["python train.py", "--workdir", args.workdir, *flags]),
-            "train_s": round(time.perf_counter() - started, 1), **provenance(),
-            "curve": curve(Path(args.workdir) / "metrics.jsonl")}
+  if not flags:  # trained already: score it (several workdirs: as one ensemble)
+    if args.curve_only:
+      parser.error("--curve-only records a training run: give train.py's flags after --")
+    for w in args.workdir:
+      if not (Path(w) / "metrics.jsonl").exists():
+        parser.error(f"--workdir {w}: no metrics.jsonl, not a trained run (train.py's flags after -- train it)")
+    record = {"name": args.name, "command": " ".join(["python eval.py", *(f"--workdir {w}" for w in args.workdir),
+                                                       *([f"--weights {args.weights}"] if args.weights else [])]),
+              "train_s": round(sum(curve(Path(w) / "metrics.jsonl")[-1]["elapsed_seconds"] for w in args.workdir), 1),
+              **provenance()}
+  elif len(args.workdir) > 1:
+    parser.error("train.py's flags train one run: give one --workdir")
+  else:
+    started = time.perf_counter()
+    subprocess.run([sys.executable, str(ROOT / "train.py"), "--workdir", args.workdir[0], *flags], check=True)
+    record = {"name": args.name, "command": " ".join(["python train.py", "--workdir", args.workdir[0], *flags]),
+              "train_s": round(time.perf_counter() - started, 1), **provenance(),
+              "curve": curve(Path(args.workdir[0]) / "metrics.jsonl")}
   if args.curve_only:
     finish(record, args.results)
     return
 
   import nmt_flax  # pylint: disable=import-outside-toplevel  (after training: its own process)
   from nmt_flax.text.normalise import chinese_text  # pylint: disable=import-outside-toplevel
-  translator = nmt_flax.load(args.workdir)
+  translator = nmt_flax.load(args.workdir, weights=args.weights)
   if isinstance(translator, nmt_flax.Classifier):
     record.update(sentiment_scores(translator))
     finish(record, args.results)
