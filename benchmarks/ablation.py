@@ -76,7 +76,10 @@ def main(argv=None) -> None:
 
   import nmt_flax  # pylint: disable=import-outside-toplevel  (after training: its own process)
   from nmt_flax.text.normalise import chinese_text  # pylint: disable=import-outside-toplevel
-  translator = nmt_flax.load(args.workdir, weights=args.weights)
+  try:
+    translator = nmt_flax.load(args.workdir, weights=args.weights)
+  except nmt_flax.UserError as e:  # e.g. --weights ema of a run trained without --ema
+    parser.error(str(e))
   if isinstance(translator, nmt_flax.Classifier):
     record.update(sentiment_scores(translator))
     finish(record, args.results)

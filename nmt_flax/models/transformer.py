@@ -226,11 +226,11 @@ class Transformer(nn.Module):
     """Embedded targets x [batch, tgt_len, dim] -> final states [batch, tgt_len,
     dim] and each layer's cross-attention weights [batch, heads, tgt_len, src_len]."""
     weights = []
-    no_weights = jnp.zeros((x.shape[0], self.heads, x.shape[1], source.mask.shape[1]), x.dtype)
     for layer, cross in zip(self.decoder, source.keys_values):
       x, w = self.layer_drop(self.decoder_layer_drop, deterministic, layer,
                              lambda layer, x: layer(x, cross, source.mask, deterministic)[:2],
-                             lambda _, x: (x, no_weights), x)  # a skipped layer attends nowhere
+                             lambda _, x: (x, jnp.zeros(  # a skipped layer attends nowhere
+                                 (x.shape[0], self.heads, x.shape[1], source.mask.shape[1]), x.dtype)), x)
       weights.append(w)
     return self.decoder_norm(x), weights
 
