@@ -10,9 +10,10 @@ checkpoint: validation BLEU (greedy), test and test-unseen BLEU (greedy and
 beam 5), and script agreement: the share of test sentences whose simplified
 and traditional spellings (OpenCC t2s / s2t of the source) get the same beam-5
 translation. A sentiment recipe: validation and test accuracy, precision,
-recall and F1. `train_s` is train.py's wall time (compilation, validation after
-every epoch and checkpoints included); a rerun on a finished workdir only
-scores it again. Every record holds the run's learning curve (`curve`: each
+recall and F1. `train_s` is the run's training time over every sitting
+(`train_seconds` in metrics.jsonl: steps, compilation and validations; a run
+resumed after an interruption counts all of it); a rerun on a finished
+workdir only scores it again. Every record holds the run's learning curve (`curve`: each
 validation's epoch, elapsed seconds, loss and score, and those of the moving
 average under --ema).
 
@@ -23,8 +24,7 @@ average under --ema).
 
 Without train.py's flags it only scores a trained workdir (`--weights raw` for
 the raw parameters of a run trained with --ema), or several `--workdir` as one
-ensemble; `train_s` is then the sum of the runs' training times as their
-metrics.jsonl gives them (`elapsed_seconds` at the last epoch).
+ensemble; `train_s` is then the sum of the runs' training times.
 """
 import argparse
 import json
@@ -60,22 +60,20 @@ def main(argv=None) -> None:
         parser.error(f"--workdir {w}: no metrics.jsonl, not a trained run (train.py's flags after -- train it)")
     record = {"name": args.name, "command": " ".join(["python eval.py", *(f"--workdir {w}" for w in args.workdir),
                                                        *([f"--weights {args.weights}"] if args.weights else [])]),
-              "train_s": round(sum(curve(Path(w) / "metrics.jsonl")[-1]["elapsed_seconds"] for w in args.workdir), 1),
-              **provenance()}
+              "train_s": round(sum(train_seconds(w) for w in args.workdir), 1), **provenance()}
   elif len(args.workdir) > 1:
     parser.error("train.py's flags train one run: give one --workdir")
   else:
-    started = time.perf_counter()
     subprocess.run([sys.executable, str(ROOT / "train.py"), "--workdir", args.workdir[0], *flags], check=True)
     record = {"name": args.name, "command": " ".join(["python train.py", "--workdir", args.workdir[0], *flags]),
-              "train_s": round(time.perf_counter() - started, 1), **provenance(),
+              "train_s": round(train_seconds(args.workdir[0]), 1), **provenance(),
               "curve": curve(Path(args.workdir[0]) / "metrics.jsonl")}
   if args.curve_only:
     finish(record, args.results)
     return
 
-  import nmt_flax  # pylint: disable=import-outside-toplevel  (after training: its own process)
-  from nmt_flax.text.normalise import chinese_text  # pylint: disable=import-outside-toplevel
+  import nmt_flax  # after training: its own process
+  from nmt_flax.text.normalise import chinese_text
   try:
     translator = nmt_flax.load(args.workdir, weights=args.weights)
   except nmt_flax.UserError as e:  # e.g. --weights ema of a run trained without --ema
@@ -99,7 +97,13 @@ def main(argv=None) -> None:
   finish(record, args.results)
 
 
-CURVE_KEYS = ("epoch", "step", "elapsed_seconds", "train_loss", "val_loss", "bleu", "accuracy",
+def train_seconds(workdir: str) -> float:
+  """A run's training time over all its sittings, from its metrics.jsonl."""
+  from nmt_flax.training.progress import read_metrics, seconds_trained
+  return seconds_trained(read_metrics(Path(workdir) / "metrics.jsonl"))
+
+
+CURVE_KEYS = ("epoch", "step", "elapsed_seconds", "train_seconds", "train_loss", "val_loss", "bleu", "accuracy",
               "ema_val_loss", "ema_bleu", "ema_accuracy")
 
 

@@ -55,6 +55,7 @@ def measure_train(corpus: str, workdir: str, steps: int, in_memory: bool) -> dic
   """In this (fresh) process: start -> first step done, then `steps` steps."""
   import jax
   import numpy as np
+
   from nmt_flax import cli, tasks
   from nmt_flax.training import loop as training
   cli.setup_jax()
@@ -83,6 +84,7 @@ def loader_ratio(workdir: str, pairs: int) -> dict:
   also the time to read one batch each way."""
   import jax
   import numpy as np
+
   from nmt_flax import cli, tasks
   from nmt_flax.training import loop as training
   cli.setup_jax()
@@ -97,7 +99,7 @@ def loader_ratio(workdir: str, pairs: int) -> dict:
     took = []
     for i in range(200):
       begin = time.perf_counter()
-      batches[i % len(batches)]  # pylint: disable=pointless-statement
+      batches[i % len(batches)]
       took.append(time.perf_counter() - begin)
     fetch_ms[name] = round(1000 * float(np.median(took)), 3)
   for i in range(20):  # compile each shape (both buckets show up in 20 batches)

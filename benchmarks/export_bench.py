@@ -55,7 +55,7 @@ def main(argv=None) -> None:
     export.export_model(translator, f"{folder}/exported", beam_size=max(beams))
     result["export_seconds"] = round(time.perf_counter() - started, 2)
     sys.path.insert(0, f"{folder}/exported")
-    import runtime  # pylint: disable=import-outside-toplevel,import-error  (the exported copy)
+    import runtime  # the exported copy
     started = time.perf_counter()
     exported = runtime.load(f"{folder}/exported")
     result["load_seconds"] = round(time.perf_counter() - started, 2)

@@ -16,7 +16,8 @@ import time
 
 import jax
 
-from nmt_flax import cli, config as config_lib, tasks
+from nmt_flax import cli, tasks
+from nmt_flax import config as config_lib
 from nmt_flax.text.vocab import PAD_ID
 from nmt_flax.training import loop as training
 

@@ -40,7 +40,7 @@ class Translation:
   text: str               # the output as text: words space-separated, characters not (pieces joined)
   attention: np.ndarray   # [len(target_labels), len(source) + 1]: source columns incl. <end>
   unknown: int            # source tokens not in the training vocabulary
-  truncated: bool         # characters past text.MAX_INPUT_CHARS were lost
+  truncated: bool         # characters past nmt_flax.text.normalise.MAX_INPUT_CHARS were lost
   score: float = 0.0      # log-probability (<end> included); beam search: / length penalty
   ended: bool = True      # the output ends with <end> (False: it stopped at the length limit)
   warning: str | None = None  # why the source is unlikely to be translated well (Translator.source_warning)

@@ -10,7 +10,8 @@ from pathlib import Path
 import absl.logging
 import jax
 
-from nmt_flax import api, config as config_lib, tasks
+from nmt_flax import api, tasks
+from nmt_flax import config as config_lib
 from nmt_flax.data import corpus, prepare
 from nmt_flax.decoding.options import DecodeOptions
 from nmt_flax.text.normalise import MAX_INPUT_CHARS
@@ -18,6 +19,7 @@ from nmt_flax.training.loop import Interrupted, train
 from nmt_flax.training.parallel import PeerLost, initialize_distributed
 from nmt_flax.utils import files
 from nmt_flax.utils.errors import UserError
+from nmt_flax.utils.progress import progress_bar
 from nmt_flax.visual import highlight, plotting
 
 _TYPES = {int: int, float: float, str: str, "int": int, "float": float, "str": str,
@@ -62,7 +64,7 @@ def run(main, argv) -> int:
   except PeerLost as e:
     print(f"error: {e}", file=sys.stderr, flush=True)
     sys.stdout.flush()
-    os._exit(3)  # pylint: disable=protected-access  (see PeerLost: no waiting on the lost process)
+    os._exit(3)  # see PeerLost: no waiting on the lost process
   except KeyboardInterrupt:
     print("\ninterrupted", file=sys.stderr)
     return 130
@@ -88,7 +90,8 @@ def setup_jax() -> None:
 def train_parser() -> argparse.ArgumentParser:
   p = Parser(prog="train.py", description="Train a translation or sentiment model.")
   p.add_argument("--task", choices=config_lib.TASKS, default=None,
-                 help="nmt (translation; Chinese→English by default) or sentiment (IMDB); default nmt, or the workdir's")
+                 help="nmt (translation; Chinese→English by default) or sentiment (IMDB); default nmt, "
+                 "or the workdir's")
   p.add_argument("--workdir", default=None,
                  help="folder for checkpoints, config, vocabularies, metrics (default runs/TASK)")
   p.add_argument("--preset", default=None, help="named recipe, the file nmt_flax/configs/TASK/NAME.yaml: "
@@ -134,9 +137,21 @@ def train_main(argv) -> None:
     initialize_distributed(args.coordinator_address, args.num_processes, args.process_id)
   print(f"training {config.task} in {workdir} ({config.model_summary}, {config.epochs} epochs)")
   final = train(config, workdir)
-  last = (f" (last validation BLEU {final['bleu']:.2f})" if final.get("bleu") is not None else
-          f" (last validation accuracy {final['accuracy']:.4f})" if final.get("accuracy") is not None else "")
-  print(f"done: {workdir}; evaluate with `python eval.py --workdir {workdir}`{last}")
+  print(f"done: {workdir}; evaluate with `python eval.py --workdir {workdir}`{last_validation(final)}")
+
+
+def last_validation(record: dict) -> str:
+  """train.py's closing words on the last validation: the score of the
+  parameters eval.py loads (under --ema, the moving average), then the raw ones'."""
+  for name, shown in (("bleu", "BLEU {:.2f}"), ("accuracy", "accuracy {:.4f}")):
+    if record.get(name) is None:
+      continue
+    raw = shown.format(record[name])
+    if record.get(f"ema_{name}") is None:
+      return f" (last validation {raw})"
+    return (f" (last validation {shown.format(record[f'ema_{name}'])} with the moving average of the "
+            f"parameters, which eval.py loads; {raw} with the raw ones, --weights raw)")
+  return ""
 
 
 def prepare_main(argv) -> None:
@@ -159,6 +174,11 @@ def add_model_flags(p: argparse.ArgumentParser) -> None:
   p.add_argument("--workdir", required=True, action="append",
                  help="a folder written by train.py; repeated (nmt): an ensemble of the models, "
                  "averaging their log-probabilities at every decoding step")
+  add_checkpoint_flags(p)
+
+
+def add_checkpoint_flags(p: argparse.ArgumentParser) -> None:
+  """Which parameters of a workdir: the flags of eval.py, the exporter and the service."""
   p.add_argument("--checkpoint", default="best", help="best (default), latest or a step number")
   p.add_argument("--average-last", type=int, default=0, metavar="N",
                  help="use the mean of the parameters of the N latest checkpoints (train with "
@@ -168,12 +188,14 @@ def add_model_flags(p: argparse.ArgumentParser) -> None:
                  "validation scores (train with --keep-best N or more)")
   p.add_argument("--weights", choices=("raw", "ema"), default=None,
                  help="the parameters as trained (raw) or their moving average (ema: a run "
-                 "trained with --ema; the default there)")
+                 "trained with --ema; the default there). The checkpoint is the one the average's "
+                 "validation score chose: raw loads the raw parameters saved beside it")
 
 
-def load_model(args: argparse.Namespace) -> api.Translator | api.Classifier:
-  """The model `add_model_flags`' flags name, saying on stderr what it combines."""
-  model = api.load(args.workdir, args.checkpoint, args.average_last, args.average_best, args.weights)
+def load_model(args: argparse.Namespace, workdir=None) -> api.Translator | api.Classifier:
+  """The model `add_model_flags`' flags name (or `workdir` with
+  `add_checkpoint_flags`' flags), saying on stderr what it combines."""
+  model = api.load(workdir or args.workdir, args.checkpoint, args.average_last, args.average_best, args.weights)
   if model.members:
     print(f"ensemble of {len(model.members)} models: {', '.join(m['workdir'] for m in model.members)}",
           file=sys.stderr)
@@ -424,8 +446,8 @@ def _eval_translation(model: api.Translator, args) -> None:
   given = _pairs_given(args)
   split = model.split(args.split or "val", given)
   scores = model.evaluate(split, **decoding)
-  print(f"{scores['num_sentences']} sentences ({' + '.join(given) if isinstance(given, tuple) else given or (args.split or 'val') + ' split'}), "
-        f"{scores['decoder']} decoding, {checkpoint_text(model)}")
+  scored = " + ".join(given) if isinstance(given, tuple) else given or f"{args.split or 'val'} split"
+  print(f"{scores['num_sentences']} sentences ({scored}), {scores['decoder']} decoding, {checkpoint_text(model)}")
   print(f"BLEU {scores['bleu']:.2f}  ({scores['bleu_signature']})")
   print(f"chrF {scores['chrf']:.2f}  ({scores['chrf_signature']})")
   print(f"TER {scores['ter']:.2f}  ({scores['ter_signature']}; lower is better)")

@@ -67,7 +67,7 @@ def markdown(rows: list[dict], beam: int) -> str:
 def comparison_figure(rows: list[dict], beam: int):
   """Bar charts of `rows`: NMT validation BLEU (greedy and beam) and IMDB test
   accuracy per score function, a panel for each task in `rows`."""
-  from nmt_flax.visual.plotting import plt  # pylint: disable=import-outside-toplevel
+  from nmt_flax.visual.plotting import plt
   names = list(attention.REGISTRY)
   present = [task for task in ("nmt", "sentiment") if any(r["task"] == task for r in rows)]
   fig, axes = plt.subplots(1, len(present), figsize=(5.5 * len(present), 4), squeeze=False)

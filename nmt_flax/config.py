@@ -55,7 +55,7 @@ class Config:
                             "Transformer's embeddings are --units wide)")
   units: int = _opt(1024, "GRU hidden size (encoder and decoder), or the Transformer's width")
   attention: str = _opt("bahdanau", "attention score function of the GRU models (see "
-                        "nmt_flax.attention; the Transformer's heads use scaled_dot)")
+                        "nmt_flax.models.attention; the Transformer's heads use scaled_dot)")
   layers: int = _opt(3, "transformer: layers of the encoder and of the decoder (each)")
   heads: int = _opt(4, "transformer: attention heads (--units must be a multiple)")
   ff_dim: int = _opt(1024, "transformer: hidden width of each feed-forward sublayer")
@@ -213,7 +213,7 @@ def read_config_file(path: Path) -> dict[str, Any]:
     text = path.read_text(encoding="utf-8")
   except (OSError, UnicodeDecodeError) as e:
     raise UserError(f"{path}: cannot read ({getattr(e, 'strerror', None) or e})", option="config") from None
-  import yaml  # pylint: disable=import-outside-toplevel  (YAML is a superset of JSON)
+  import yaml  # YAML is a superset of JSON
   try:
     values = yaml.load(text, Loader=_recipe_loader())  # nosec: a SafeLoader
   except yaml.YAMLError as e:
@@ -237,9 +237,9 @@ def read_config_file(path: Path) -> dict[str, Any]:
 def _recipe_loader():
   """PyYAML's SafeLoader, reading numbers as YAML 1.2 and JSON do: `3e-4` and
   `1e-05` are floats (YAML 1.1, PyYAML's default, wants a dot in the mantissa)."""
-  import yaml  # pylint: disable=import-outside-toplevel
+  import yaml
 
-  class Loader(yaml.SafeLoader):  # pylint: disable=too-many-ancestors
+  class Loader(yaml.SafeLoader):
     pass
   Loader.add_implicit_resolver(  # after int's resolver: 3 stays an int
       "tag:yaml.org,2002:float", re.compile(r"^[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)[eE][-+]?[0-9]+$"),
@@ -288,7 +288,26 @@ def resolve(task: str, preset: str | None, flags: dict[str, Any]) -> Config:
   values.update(absolute_paths(flags))
   config = Config(**values)
   validate(config)
+  refuse_unused(config)
   return config
+
+
+# Options only the Transformer reads: elsewhere they would be stored in config.json and ignored.
+TRANSFORMER_ONLY = ("layers", "heads", "ff_dim", "attention_dropout", "activation_dropout",
+                    "encoder_layer_drop", "decoder_layer_drop")
+
+
+def refuse_unused(config: Config) -> None:
+  """Refuses an option set away from its default for a model that never reads
+  it. Only new runs are checked: a stored config loads as it was trained."""
+  if config.model == "transformer":
+    return
+  model = f"{config.model} translation" if config.task == "nmt" else config.task
+  defaults = {f.name: f.default for f in dataclasses.fields(Config)}
+  for name in TRANSFORMER_ONLY:
+    _check(getattr(config, name) == defaults[name], name,
+           f"{getattr(config, name)!r}: only the Transformer uses it (--model transformer); "
+           f"a {model} model would ignore it")
 
 
 PATH_OPTIONS = ("data", "source", "target", "prepared")
@@ -359,8 +378,8 @@ def validate(config: Config) -> None:
     _check(not choices or value in choices or value is None and f.default is None, f.name,
            f"{value!r}: expected one of {', '.join(choices or ())}")
   attention.get(config.attention)  # raises a UserError listing the valid names
-  for name in ("embedding_dim", "units", "layers", "heads", "ff_dim", "epochs", "batch_size", "checkpoint_every", "max_bad_steps",
-               "max_len", "vocab_size", "keep_checkpoints", "keep_best"):
+  for name in ("embedding_dim", "units", "layers", "heads", "ff_dim", "epochs", "batch_size", "checkpoint_every",
+               "max_bad_steps", "max_len", "vocab_size", "keep_checkpoints", "keep_best"):
     _check(getattr(config, name) > 0, name, f"must be positive, got {getattr(config, name)}")
   for name in ("seed", "split_seed"):  # numpy's generators take no negative seed
     _check(getattr(config, name) is None or getattr(config, name) >= 0, name,
@@ -395,7 +414,7 @@ def validate(config: Config) -> None:
   _check(config.patience >= 0, "patience", f"must be 0 (never stop early) or more, got {config.patience}")
   _check(math.isfinite(config.clip_norm) and config.clip_norm >= 0, "clip_norm",
          f"must be 0 (no clipping) or a positive number, got {config.clip_norm}")
-  config.bucket_shapes  # pylint: disable=pointless-statement  (validates buckets)
+  config.bucket_shapes  # validates buckets
   validate_corpus(config)
 
 

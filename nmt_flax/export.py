@@ -15,6 +15,7 @@ DIR holds:
   runtime.py   the loader (nmt_flax/runtime.py): jax and numpy only
 """
 import argparse
+import importlib.util
 import json
 import os
 import shutil
@@ -65,10 +66,8 @@ def export_model(model: api.Translator, out: Path, beam_size: int = 5,
   """Writes the export folder `out` (see the module docstring) in one piece: a
   temporary folder renamed into place, replacing an earlier export. Returns model.json."""
   out = Path(out)
-  try:
-    import flatbuffers  # pylint: disable=import-outside-toplevel,unused-import  (jax.export's serialiser)
-  except ImportError:
-    raise UserError('export: needs flatbuffers: pip install -e ".[export]"') from None
+  if importlib.util.find_spec("flatbuffers") is None:  # jax.export's serialiser
+    raise UserError('export: needs flatbuffers: pip install -e ".[export]"')
   source, target = model.task.sides
   if (source.lang, source.unit, target.lang) != ("zh", "char", "en"):
     raise UserError(f"export: the exported runtime reads Chinese characters and writes English words "

@@ -22,11 +22,10 @@ import sys
 import unicodedata
 from pathlib import Path
 
-import jax
 import numpy as np
 from jax import export
 
-PAD_ID, START_ID, END_ID, UNK_ID = 0, 1, 2, 3  # nmt_flax.vocab's fixed ids
+PAD_ID, START_ID, END_ID, UNK_ID = 0, 1, 2, 3  # nmt_flax.text.vocab's fixed ids
 
 
 def script_converter(spec: dict):
@@ -35,7 +34,7 @@ def script_converter(spec: dict):
   if spec["opencc_config"] is None:
     return lambda text: text
   try:
-    import opencc  # pylint: disable=import-outside-toplevel
+    import opencc
     return opencc.OpenCC(spec["opencc_config"]).convert
   except ImportError:
     table = spec["script_map"]

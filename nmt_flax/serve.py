@@ -88,7 +88,7 @@ class MicroBatcher:
     try:
       results = await asyncio.get_running_loop().run_in_executor(
           self.executor, lambda: self.run(texts, **options))
-    except Exception as e:  # pylint: disable=broad-except  (every waiting request gets it)
+    except Exception as e:  # every waiting request gets it
       for _, future in group:
         future.set_exception(e)
       return
@@ -333,6 +333,7 @@ def parser() -> argparse.ArgumentParser:
                  formatter_class=argparse.RawDescriptionHelpFormatter)
   p.add_argument("--workdir", action="append", required=True,
                  help="a trained workdir (repeatable: one nmt and one sentiment)")
+  cli.add_checkpoint_flags(p)  # as eval.py: which checkpoint, averaging, raw or moving-average weights
   p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
   p.add_argument("--port", type=int, default=8000)
   p.add_argument("--max-texts", type=int, default=64, help="texts per request (default 64)")
@@ -354,7 +355,7 @@ def main(argv) -> None:
       raise UserError(f"--{flag.replace('_', '-')} must be positive, got {getattr(args, flag)}")
   if fastapi is None:
     raise UserError('the service needs FastAPI and uvicorn: pip install -e ".[serve]"')
-  import uvicorn  # pylint: disable=import-outside-toplevel
+  import uvicorn
   tasks_given = [read_stored(Path(w)).task for w in args.workdir]
   if len(set(tasks_given)) != len(tasks_given):
     raise UserError(f"--workdir: give at most one workdir per task (got {', '.join(tasks_given)})")
@@ -365,7 +366,7 @@ def main(argv) -> None:
     reason = getattr(e, "strerror", None) or str(e)
     raise UserError(f"--host {args.host} --port {args.port}: cannot listen there ({reason})") from None
   cli.setup_jax()
-  models = [api.load(w) for w in args.workdir]
+  models = [cli.load_model(args, w) for w in args.workdir]
   seconds = warm_up(models, args.max_texts)
   print(f"compiled in {seconds:.1f} s; serving {', '.join(str(m.workdir) for m in models)} "
         f"on http://{args.host}:{args.port}/", file=sys.stderr, flush=True)

@@ -73,8 +73,8 @@ for corpus in ("nmt", "sentiment"):
   download.main([corpus])
 
 # %%
-import io
 import dataclasses
+import io
 import tempfile
 import time
 
@@ -98,7 +98,7 @@ FONT = plotting.find_cjk_font()  # Chinese labels on the heatmaps (the cjk extra
 
 
 def show(figure, dpi=72):
-  """Shows a matplotlib figure inline as a PNG and closes it (nmt_flax.plotting draws off-screen)."""
+  """Shows a matplotlib figure inline as a PNG and closes it (nmt_flax.visual.plotting draws off-screen)."""
   png = io.BytesIO()
   with plotting.quiet_glyphs():
     figure.savefig(png, format="png", dpi=dpi, bbox_inches="tight")
@@ -224,7 +224,8 @@ print(f"encoder outputs h: {memory.values.shape}, keys W1 h: {memory.keys.shape}
 # %%
 P = jax.tree_util.tree_map(np.asarray, params)
 h, mask, s = np.asarray(memory.values[0]), np.asarray(memory.mask[0]), np.asarray(s0[0])
-sigmoid = lambda x: 1 / (1 + np.exp(-x))
+def sigmoid(x):
+  return 1 / (1 + np.exp(-x))
 
 # Bahdanau score: e_j = vᵀ tanh(W1 h_j + W2 s)
 W1, W2, b2 = P["attend"]["key_proj"]["kernel"], P["attend"]["query_proj"]["kernel"], P["attend"]["query_proj"]["bias"]

@@ -26,7 +26,7 @@ os.environ["JAX_COMPILATION_CACHE_DIR"] = os.environ["NMT_FLAX_CACHE"]
 os.environ["MPLCONFIGDIR"] = str(_SESSION_DIR / "matplotlib")
 
 
-def pytest_sessionfinish(session, exitstatus):  # pylint: disable=unused-argument
+def pytest_sessionfinish(session, exitstatus):
   if not hasattr(session.config, "workerinput"):  # the controller (or a run without xdist)
     shutil.rmtree(_SESSION_DIR, ignore_errors=True)
 DATA = Path(__file__).parent / "data"

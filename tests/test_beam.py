@@ -1,4 +1,3 @@
-import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -166,12 +165,12 @@ def test_sampling_cold_or_narrow_is_greedy_and_draws_are_seeded_and_scored(train
     tokens, _, _ = task.translate_batch(params, src, DecodeOptions(sampling=True, max_len=10, **narrow))
     np.testing.assert_array_equal(tokens[real, 0], greedy[real, 0], err_msg=str(narrow))
   options = DecodeOptions(sampling=True, n_best=6, max_len=10, temperature=1.5, seed=3)
-  compiled = task.decode_program._cache_size()  # pylint: disable=protected-access
+  compiled = task.decode_program._cache_size()
   first, scores, _ = task.translate_batch(params, src, options)
   again, _, _ = task.translate_batch(params, src, options)
   other, _, _ = task.translate_batch(params, src, DecodeOptions(**{**options.__dict__, "seed": 4,
                                                                    "temperature": 1.2}))
-  assert task.decode_program._cache_size() == compiled + 1  # pylint: disable=protected-access
+  assert task.decode_program._cache_size() == compiled + 1
   np.testing.assert_array_equal(first, again)
   assert np.any(np.asarray(first) != np.asarray(other))
   assert len({tuple(t) for t in np.asarray(first)[real[0]]}) > 1  # the draws differ

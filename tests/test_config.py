@@ -54,6 +54,21 @@ def test_options_are_checked_in_the_librarys_words_and_shown_as_flags(flags, mes
   assert caught.value.as_flag().startswith(flag_message), caught.value.as_flag()
 
 
+@pytest.mark.parametrize("task, flags", [
+    ("nmt", {"encoder_layer_drop": 0.2}), ("nmt", {"decoder_layer_drop": 0.1}),
+    ("nmt", {"activation_dropout": 0.3}), ("sentiment", {"activation_dropout": 0.0}),
+    ("sentiment", {"layers": 2}), ("nmt", {"heads": 8}),
+])
+def test_transformer_options_are_refused_for_a_model_that_would_ignore_them(task, flags):
+  [(name, value)] = flags.items()
+  with pytest.raises(UserError) as caught:
+    config_lib.resolve(task, None, flags)
+  model = "gru translation" if task == "nmt" else "sentiment"
+  assert caught.value.as_flag() == (f"--{name.replace('_', '-')} {value!r}: only the Transformer uses it "
+                                    f"(--model transformer); a {model} model would ignore it")
+  assert getattr(config_lib.resolve("nmt", None, {"model": "transformer", **flags}), name) == value
+
+
 def test_every_preset_is_a_valid_config_for_its_tasks():
   for preset, recipes in config_lib.PRESETS.items():
     for task in recipes:

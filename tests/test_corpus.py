@@ -113,7 +113,8 @@ def test_a_full_stop_ends_a_sentence_only_in_languages_written_with_spaces():
 
 @pytest.mark.parametrize("argv, fragments", [
     (["--data", TINY_NMT, "--source-lang", "zh!"], ["--source-lang 'zh!'", "language code"]),
-    (["--data", TINY_NMT, "--target-lang", "zh", "--target-tokens", "word"], ["--target-tokens word", "zh is written without spaces"]),
+    (["--data", TINY_NMT, "--target-lang", "zh", "--target-tokens", "word"],
+     ["--target-tokens word", "zh is written without spaces"]),
     (["--data", TINY_NMT, "--source-tokens", "char", "--source-lang", "de"], ["--source-tokens char", "with spaces"]),
     (["--data", TINY_NMT, "--columns", "2,2"], ["--columns '2,2'", "two different column numbers"]),
     (["--data", TINY_NMT, "--columns", "1,4"], ["tiny_cmn_eng.txt:1: expected at least 4 tab-separated columns"]),

@@ -12,8 +12,10 @@ def numpy_gru(x, mask, w_in, b_in, w_rec, b_rec, norms=None):
   norms: {'input'|'recurrent': (gain [3, units], bias [3, units])}: layer-normalise
   each gate's input and recurrent parts."""
   units = w_rec.shape[0]
-  sig = lambda v: 1 / (1 + np.exp(-v))
-  gate = lambda w, b, g: (w[:, g * units:(g + 1) * units], b[g * units:(g + 1) * units])
+  def sig(v):
+    return 1 / (1 + np.exp(-v))
+  def gate(w, b, g):
+    return (w[:, g * units:(g + 1) * units], b[g * units:(g + 1) * units])
 
   def part(name, g, v):
     if not norms:

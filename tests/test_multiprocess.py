@@ -52,7 +52,7 @@ def params_at(workdir: Path, step: int):
 
 
 def records(workdir: Path) -> list[dict]:
-  return [json.loads(l) for l in (workdir / "metrics.jsonl").read_text().splitlines()]
+  return [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
 
 
 def wait_for_epochs(procs, work: Path, epochs: int) -> None:

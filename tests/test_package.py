@@ -5,7 +5,8 @@ import sys
 from pathlib import Path
 
 import nmt_flax
-from nmt_flax import config as config_lib, tasks
+from nmt_flax import config as config_lib
+from nmt_flax import tasks
 
 PACKAGE = Path(nmt_flax.__file__).parent
 
@@ -57,3 +58,73 @@ def test_a_workdir_written_before_the_layer_folders_loads_and_scores_as_it_did(t
     assert [h.text for h in hyps] == [text for text, _ in old]
     assert [h.score for h in hyps] == pytest.approx([score for _, score in old], rel=1e-5, abs=1e-5)
   assert model.evaluate(model.split("val"))["loss"] == pytest.approx(expected["val_loss"], rel=1e-5)
+
+
+def referenced_names() -> dict[str, set[str]]:
+  """Every dotted `nmt_flax.…` name and `nmt_flax/…` file the repository's
+  tracked text files mention (code, docstrings, comments, --help, docs), with
+  the files that mention it."""
+  import re
+  tracked = subprocess.run(["git", "ls-files"], cwd=PACKAGE.parent, capture_output=True, text=True,
+                           check=True).stdout.split()
+  names: dict[str, set[str]] = {}
+  for path in tracked:
+    if Path(path).suffix not in (".py", ".md", ".toml", ".yaml", ".sh", ".html", "") \
+        or path.startswith("tests/data") or path == "CHANGELOG.md":  # it names the old places too
+      continue
+    text = (PACKAGE.parent / path).read_text(encoding="utf-8", errors="replace")
+    for name in re.findall(r"\bnmt_flax(?:\.[A-Za-z_]\w*)+|\bnmt_flax/[\w/]+\.\w+", text):
+      names.setdefault(name, set()).add(path)
+  return names
+
+
+def resolves(name: str) -> bool:
+  """A file that exists, or a module (and attributes of it) that imports."""
+  import importlib
+  if "/" in name:  # capitals stand for any name: nmt_flax/configs/TASK/NAME.yaml
+    import re
+    return any(PACKAGE.parent.glob(re.sub(r"\b[A-Z]+\b", "*", name)))
+  parts = name.split(".")
+  for split in range(len(parts), 0, -1):
+    try:
+      thing = importlib.import_module(".".join(parts[:split]))
+    except ImportError:
+      continue
+    for attribute in parts[split:]:
+      if not hasattr(thing, attribute):
+        return False
+      thing = getattr(thing, attribute)
+    return True
+  return False
+
+
+def test_every_nmt_flax_name_the_code_and_docs_mention_exists():
+  """A module moved or renamed leaves no stale `nmt_flax.…` name (or
+  `nmt_flax/…` path) in a docstring, a comment, --help or the docs."""
+  stale = {name: sorted(files) for name, files in referenced_names().items() if not resolves(name)}
+  assert not stale, stale
+
+
+def test_the_changelog_says_where_each_moved_name_went():
+  """Each row of CHANGELOG.md's table of moves: the old name is gone (nothing
+  re-exports it) and the new one is there."""
+  import re
+  changelog = (PACKAGE.parent / "CHANGELOG.md").read_text(encoding="utf-8")
+  moves = re.findall(r"^\| `(nmt_flax[\w.]*)` \| `(nmt_flax[\w.]*)` \|$", changelog, re.MULTILINE)
+  assert len(moves) > 30
+  assert [old for old, _ in moves if resolves(old)] == []
+  assert [new for _, new in moves if not resolves(new)] == []
+
+
+def test_the_public_api_is_the_package_face_the_readme_uses():
+  """A `nmt_flax.<name>` in the README and docs is exported by the package face
+  (or is one of its modules), and each name it exports is in the docs."""
+  import re
+  face = set(nmt_flax.__all__)
+  assert face == {"load", "Translator", "Classifier", "UserError"}
+  docs = "".join(doc.read_text(encoding="utf-8")
+                 for doc in [PACKAGE.parent / "README.md", *(PACKAGE.parent / "docs").glob("*.md")])
+  used = set(re.findall(r"\bnmt_flax\.(\w+)", docs))
+  modules = {p.stem for p in PACKAGE.glob("*.py")} | {p.name for p in PACKAGE.iterdir() if p.is_dir()}
+  assert used - modules - {"__version__"} <= face, used - modules - face
+  assert all(re.search(rf"\b{name}\b", docs) for name in face)

@@ -38,7 +38,7 @@ def test_an_epoch_is_every_row_once_in_fixed_shapes_a_function_of_seed_and_epoch
   assert sum(b["weight"].sum() for b in batches) == 35
   assert not any(b["src"][b["weight"] == 0].any() for b in batches)  # filler rows: all padding
   with pytest.raises(IndexError):
-    epoch[len(epoch)]  # pylint: disable=pointless-statement  (a grain dataset would wrap around)
+    epoch[len(epoch)]  # a grain dataset would wrap around
   assert rows_read(Batches(buckets, 8, seed=5, epoch=2)) == rows_read(epoch)  # a pure function
   assert rows_read(Batches(buckets, 8, seed=5, epoch=3)) != rows_read(epoch)
   assert rows_read(Batches(buckets, 8, seed=6, epoch=2)) != rows_read(epoch)
@@ -142,9 +142,9 @@ def test_train_prepares_the_prepare_cli_finds_it_done_and_eval_reads_a_file_pair
   assert cli.run(cli.prepare_main, ["--data", str(TINY_NMT), "--workdir", str(workdir), *NMT_FLAGS]) == 0
   out = capsys.readouterr().out
   assert f"data: prepared in {workdir / 'prepared'}" in out and "ready: 18 training pairs" in out
-  lines = [l.split("\t") for l in TINY_NMT.read_text(encoding="utf-8").splitlines() if l.strip()]
-  (tmp_path / "s.zh").write_text("".join(l[1] + "\n" for l in lines), encoding="utf-8")
-  (tmp_path / "t.en").write_text("".join(l[0] + "\n" for l in lines), encoding="utf-8")
+  lines = [line.split("\t") for line in TINY_NMT.read_text(encoding="utf-8").splitlines() if line.strip()]
+  (tmp_path / "s.zh").write_text("".join(line[1] + "\n" for line in lines), encoding="utf-8")
+  (tmp_path / "t.en").write_text("".join(line[0] + "\n" for line in lines), encoding="utf-8")
   scores = [tmp_path / "pair.json", tmp_path / "tsv.json"]
   model = nmt_flax.load(workdir)
   assert evaluate_with(model, "--source", tmp_path / "s.zh", "--target", tmp_path / "t.en",
@@ -171,6 +171,7 @@ def test_a_workdir_whose_corpus_is_gone_resumes_and_evaluates_from_its_prepared_
     nmt_workdir, tmp_path, capsys, monkeypatch):
   """Moved corpus, another current folder: the prepared splits stand for it, with a note."""
   import shutil
+
   from tests.conftest import evaluate, train
   workdir = tmp_path / "w"
   shutil.copytree(nmt_workdir, workdir)

@@ -6,14 +6,14 @@ import numpy as np
 import pytest
 
 import nmt_flax
-from nmt_flax import config as config_lib, tasks
+from nmt_flax import config as config_lib
+from nmt_flax import tasks
 from nmt_flax.decoding.options import DecodeOptions
 from nmt_flax.models.word_dropout import drop_words
 from nmt_flax.tasks import metrics
 from nmt_flax.text import subwords
 from nmt_flax.text.normalise import chinese_text, english_tokens
 from nmt_flax.text.vocab import END_ID, NEVER_EMITTED, PAD_ID, UNK_ID, Vocabulary
-
 from tests.conftest import NMT_FLAGS, TINY_NMT, one_error_line, train
 
 TWINS = [("你今晚會去派對嗎?", "你今晚会去派对吗?"), ("我有一隻貓。", "我有一只猫。"),
@@ -182,7 +182,7 @@ def test_ter_is_word_edits_per_reference_word_case_insensitive():
 def test_test_unseen_drops_test_pairs_whose_reference_or_script_twin_was_trained_on(tmp_path, nmt_config):
   lines = TINY_NMT.read_text(encoding="utf-8").splitlines()
   twins = ["\t".join([e, "".join(chinese_text(c, "simplified")[0])]) for e, c in
-           (l.split("\t")[:2] for l in lines)]
+           (line.split("\t")[:2] for line in lines)]
   path = tmp_path / "pairs.txt"
   path.write_text("\n".join(lines + twins) + "\n", encoding="utf-8")
   task = tasks.get(nmt_config(data=str(path), test_fraction=0.3, chinese_script="keep"))

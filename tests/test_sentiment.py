@@ -45,6 +45,7 @@ def test_learns_a_separable_toy_set(sentiment_config):
   assert scores["accuracy"] == 1.0
   # the reported loss against a reference written another way: sklearn's log loss
   from sklearn.metrics import log_loss
+
   from nmt_flax.tasks.sentiment import predict
   logits, _ = task.predict_split(state.params, splits["train"])
   labels, probs = predict(logits)
@@ -65,6 +66,7 @@ def test_lab_split_is_sklearns_80_20_with_random_state_42(sentiment_config):
   from sklearn.model_selection import train_test_split
   task = tasks.get(sentiment_config(val_fraction=0.25))
   import pandas as pd
+
   from tests.conftest import TINY_REVIEWS
   frame = pd.read_csv(TINY_REVIEWS)
   idx = task.split_indices(frame)
@@ -77,6 +79,7 @@ def test_lab_split_is_sklearns_80_20_with_random_state_42(sentiment_config):
 
 def test_highlighted_words_are_as_strong_as_their_weight_and_flat_attention_says_so():
   import re
+
   from nmt_flax.visual import highlight
   tokens = [f"w{i}" for i in range(90)]
   flat = np.full(90, 1 / 90) + np.linspace(0, 0.002, 90)  # 0.011-0.013: near uniform

@@ -62,7 +62,8 @@ def python_greedy(model, params, src, max_len):
 def test_while_loop_greedy_equals_python_loop():
   model, params = model_and_params()
   memory, state = model.apply({"params": params}, SRC, method=Seq2Seq.encode)
-  step = lambda carry, tok: model.apply({"params": params}, memory, carry, tok, method=Seq2Seq.decode_step)
+  def step(carry, tok):
+    return model.apply({"params": params}, memory, carry, tok, method=Seq2Seq.decode_step)
   tokens, scores, weights = jax.jit(lambda s: greedy_decode(step, s, memory.mask, 7))(state)
   np.testing.assert_array_equal(tokens, python_greedy(model, params, SRC, 7))
   assert weights.shape == (2, 7, 6)
@@ -118,7 +119,8 @@ def test_label_smoothing_adds_the_analytic_amount_and_spares_pad_and_start():
 
 def test_dropout_is_random_in_training_and_off_in_evaluation():
   model, params = model_and_params(dropout=0.5)
-  run = lambda **kw: np.asarray(model.apply({"params": params}, SRC, TGT_IN, **kw)[0])
+  def run(**kw):
+    return np.asarray(model.apply({"params": params}, SRC, TGT_IN, **kw)[0])
   np.testing.assert_array_equal(run(), run())  # evaluation: deterministic
   train_a = run(deterministic=False, rngs={"dropout": jax.random.key(1)})
   train_b = run(deterministic=False, rngs={"dropout": jax.random.key(2)})
@@ -132,7 +134,8 @@ def test_tied_output_layer_trains_the_target_embedding_of_tokens_never_fed_in():
   grads = {}
   for tie in (False, True):
     model, params = model_and_params(tie_embeddings=tie)
-    loss = lambda p: token_cross_entropy(model.apply({"params": p}, SRC, TGT_IN)[0], targets,
-                                         jnp.ones(2))[0]
+    def loss(p):
+      return token_cross_entropy(model.apply({"params": p}, SRC, TGT_IN)[0], targets,
+                                             jnp.ones(2))[0]
     grads[tie] = np.asarray(jax.grad(loss)(params)["tgt_embed"]["embedding"][9])
   assert np.all(grads[False] == 0) and np.any(grads[True] != 0)

@@ -5,10 +5,10 @@ import dataclasses
 import json
 import re
 import shutil
-import threading
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.parse
 import urllib.request
@@ -213,11 +213,11 @@ def test_no_alpha_value_compiles_a_new_program(models):
   program = translator.task.decode_program
   for beam_size in (1, 2):  # the first alpha of a beam size may compile; no other does
     client.post("/translate", json={"texts": ["我有一隻貓。"], "beam_size": beam_size, "alpha": 0.6})
-    compiled = program._cache_size()  # pylint: disable=protected-access
+    compiled = program._cache_size()
     for alpha in (0.0, 0.13, 0.7, 1.234, 9.9):
       assert client.post("/translate", json={"texts": ["我有一隻貓。"], "beam_size": beam_size,
                                              "alpha": alpha}).status_code == 200
-    assert program._cache_size() == compiled  # pylint: disable=protected-access
+    assert program._cache_size() == compiled
 
 
 def test_short_greedy_requests_never_wait_behind_beam_search_or_long_sentences(models):
@@ -276,11 +276,12 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
                     ".ci/run installs it as root)")
 def test_the_page_in_a_real_browser_shows_the_translation_and_one_heatmap_row_per_word(
     transformer_workdir, sentiment_workdir, tmp_path):
-  """Served by a Transformer (the GRU models go through every endpoint above),
-  with the page asked for head 1 of layer 2."""
+  """Served by a Transformer (the GRU models go through every endpoint above)
+  with its raw parameters (it was trained with --ema: as eval.py --weights raw),
+  the page asked for head 1 of layer 2."""
   port = free_port()
   server = subprocess.Popen([sys.executable, "-m", "nmt_flax.serve", "--workdir", str(transformer_workdir),
-                             "--workdir", str(sentiment_workdir), "--port", str(port),
+                             "--workdir", str(sentiment_workdir), "--weights", "raw", "--port", str(port),
                              "--max-texts", "1"], cwd=ROOT,  # one request shape: a short start-up
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
   try:
@@ -302,7 +303,7 @@ def test_the_page_in_a_real_browser_shows_the_translation_and_one_heatmap_row_pe
                          timeout=120).stdout
   finally:
     server.kill()
-  translator = nmt_flax.load(transformer_workdir)
+  translator = nmt_flax.load(transformer_workdir, weights="raw")
   expected = translator.translate(["我有一隻貓。"])[0]
   translation = dom.split('<div id="translation"', 1)[1].split(">", 1)[1].split("</div>", 1)[0]
   assert translation == expected.text.replace("&", "&amp;")
@@ -329,6 +330,10 @@ def test_bad_service_flags_are_one_line_before_anything_loads(nmt_workdir, tmp_p
                            (["--workdir", tmp_path], "not an nmt-flax workdir"),
                            (["--workdir", nmt_workdir, "--workdir", nmt_workdir], "one workdir per task"),
                            (["--workdir", nmt_workdir, "--port", port], f"--port {port}: cannot listen"),
-                           (["--workdir", nmt_workdir, "--max-texts", "0"], "--max-texts must be positive")]:
+                           (["--workdir", nmt_workdir, "--max-texts", "0"], "--max-texts must be positive"),
+                           (["--workdir", nmt_workdir, "--weights", "ema", "--port", free_port()],
+                            "--weights 'ema': expected raw"),
+                           (["--workdir", nmt_workdir, "--average-last", "5", "--port", free_port()],
+                            "--average-last")]:
       assert cli.run(serve.main, [str(a) for a in argv]) == 2
       one_error_line(capsys, fragment)

@@ -5,9 +5,7 @@ import struct
 from collections import defaultdict
 
 import numpy as np
-
 from tensorboardX.proto import event_pb2
-
 
 
 def read_events(folder) -> dict[str, dict[int, object]]:
@@ -29,7 +27,7 @@ def read_events(folder) -> dict[str, dict[int, object]]:
 
 
 def test_translation_curves_samples_and_heatmaps(nmt_workdir):
-  records = [json.loads(l) for l in (nmt_workdir / "metrics.jsonl").read_text().splitlines()]
+  records = [json.loads(line) for line in (nmt_workdir / "metrics.jsonl").read_text().splitlines()]
   events = read_events(nmt_workdir / "tensorboard")
   steps = [r["step"] for r in records]
   for tag, key in [("train/loss", "train_loss"), ("val/loss", "val_loss"), ("val/bleu", "bleu"),
@@ -37,23 +35,49 @@ def test_translation_curves_samples_and_heatmaps(nmt_workdir):
     assert sorted(events[tag]) == steps
     assert all(abs(events[tag][r["step"]] - r[key]) <= 1e-4 * max(1, abs(r[key])) for r in records)
   text = events["samples/translations/text_summary"][steps[-1]]
-  assert "→" in text and "(reference: " in text and text.count("\n\n") == 2  # three samples
+  assert text.startswith("the parameters as trained:\n\n")
+  assert "→" in text and "(reference: " in text and text.count("\n\n") == 3  # a heading, three samples
   for n in (1, 2, 3):
     assert events[f"attention/{n}"][steps[-1]].startswith(b"\x89PNG")
+
+
+def test_a_moving_average_run_logs_both_curves_and_shows_samples_of_the_average(transformer_workdir):
+  """--ema: TensorBoard has the average's validation numbers beside the raw
+  ones, and its samples are what eval.py translates (it loads the average)."""
+  import nmt_flax
+  from nmt_flax import cli
+  records = [json.loads(line) for line in (transformer_workdir / "metrics.jsonl").read_text().splitlines()]
+  events = read_events(transformer_workdir / "tensorboard")
+  for tag, key in [("val/bleu", "bleu"), ("val_ema/bleu", "ema_bleu"), ("val_ema/loss", "ema_val_loss")]:
+    assert {step: round(value, 3) for step, value in events[tag].items()} == \
+        {r["step"]: round(r[key], 3) for r in records}
+  text = events["samples/translations/text_summary"][records[-1]["step"]]
+  heading, *samples = text.split("\n\n")
+  assert heading == "the moving average of the parameters (--ema: what eval.py loads):"
+  sources = [s.split("  \n→ ")[0].split(". ", 1)[1] for s in samples]
+  outputs = [s.split("  \n→ ")[1].split("  \n(reference: ")[0] for s in samples]
+  assert outputs == [t.text for t in nmt_flax.load(transformer_workdir).translate(sources)]
+  last = records[-1]
+  assert cli.last_validation(last) == (
+      f" (last validation BLEU {last['ema_bleu']:.2f} with the moving average of the parameters, "
+      f"which eval.py loads; BLEU {last['bleu']:.2f} with the raw ones, --weights raw)")
+  assert cli.last_validation({"bleu": 12.345}) == " (last validation BLEU 12.35)"
 
 
 def test_sentiment_curves_and_attended_words(sentiment_workdir):
   events = read_events(sentiment_workdir / "tensorboard")
   assert set(events["val/accuracy"]) == set(events["train/loss"]) and len(events["val/f1"]) == 1
   text = next(iter(events["samples/reviews/text_summary"].values()))
-  assert "[" in text and ("positive" in text or "negative" in text)
+  assert text.startswith("the parameters as trained:") and "[" in text and ("positive" in text or "negative" in text)
 
 
 def test_a_cjk_font_comes_without_root_and_a_missing_one_is_one_note(monkeypatch, capsys, tmp_path):
   """The `cjk` extra's font is found with no system font installed; with none
   at all, one line names the fix and matplotlib's per-glyph warnings stay quiet."""
   import warnings
+
   from matplotlib.ft2font import FT2Font
+
   from nmt_flax.visual import plotting
   monkeypatch.setattr(plotting, "CJK_FAMILIES", ())
   monkeypatch.setattr(plotting.font_manager, "findSystemFonts", lambda: [])

@@ -15,6 +15,7 @@ from nmt_flax.config import read_stored
 from nmt_flax.decoding.options import DecodeOptions
 from nmt_flax.training import loop as training
 from nmt_flax.training.checkpoint import Checkpoints
+from nmt_flax.training.progress import seconds_trained
 
 
 def params_of(workdir, step=None):
@@ -54,7 +55,7 @@ def test_overfits_tiny_corpus_and_translates_it(nmt_config, tmp_path, model):
 
 
 def records_of(workdir):
-  return [json.loads(l) for l in (workdir / "metrics.jsonl").read_text().splitlines()]
+  return [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
 
 
 def stored_scores(workdir):
@@ -112,9 +113,13 @@ def check_resume(config, straight, resumed, monkeypatch, interrupt_at: int) -> N
   assert ckpt_a.latest_step() == ckpt_b.latest_step()
   assert_trees_equal(straight_params, resumed_params)
   # the same records (the interrupted epoch's loss covers all its steps) and the same scores
-  timeless = lambda records: [{k: v for k, v in r.items() if "seconds" not in k and k != "tokens_per_second"}
-                              for r in records]
+  def timeless(records):
+    return [{k: v for k, v in r.items() if "seconds" not in k and k != "tokens_per_second"}
+            for r in records]
   assert timeless(records_of(resumed)) == timeless(records_of(straight))
+  # the run's training time counts both sittings; elapsed_seconds only the last
+  last = records_of(resumed)[-1]
+  assert last["train_seconds"] > last["elapsed_seconds"]
   scores = stored_scores(resumed)
   if interrupt_at % per_epoch:  # the stop's own mid-epoch checkpoint (no score) may still be kept
     assert scores.pop(interrupt_at, -math.inf) == -math.inf
@@ -145,8 +150,11 @@ def test_rerun_with_more_epochs_continues_to_the_total(nmt_config, tmp_path, tmp
   training.train(nmt_config(epochs=1), tmp_path / "b", log=lambda *_: None)
   training.train(nmt_config(epochs=2), tmp_path / "b", log=lambda *_: None)
   assert_trees_equal(params_of(straight)[1], params_of(tmp_path / "b")[1])
-  lines = [json.loads(l) for l in (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()]
-  assert [l["epoch"] for l in lines] == [1, 2]
+  first, second = records_of(tmp_path / "b")
+  assert [first["epoch"], second["epoch"]] == [1, 2]
+  # the second sitting's time adds to the first's: its epoch and validation, within its elapsed time
+  assert second["epoch_seconds"] - 0.1 <= second["train_seconds"] - first["train_seconds"] \
+      <= second["elapsed_seconds"] + 0.1
   assert (tmp_path / "b" / "loss.png").stat().st_size > 1000
 
 
@@ -247,7 +255,7 @@ def test_early_stopping_keeps_the_best_checkpoint_and_eval_uses_it(nmt_config, t
                       lambda self, params, split: {**original(self, params, split), "bleu": next(scores)})
   config = nmt_config(epochs=5, patience=2, keep_checkpoints=1)
   training.train(config, tmp_path, log=lambda *_: None)
-  records = [json.loads(l) for l in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+  records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
   assert [r["bleu"] for r in records] == [0.3, 0.5, 0.4, 0.2]
   best_step = records[1]["step"]
   ckpt = Checkpoints(tmp_path / "checkpoints", read_only=True)
@@ -274,7 +282,8 @@ def test_splits_are_disjoint_by_source_and_fixed_by_seed(nmt_config):
   splits = task.load_splits()
   assert {"train", "val", "test"} <= set(splits) and splits["test"].size >= 5
   # --split-seed: another seed's model on this split and vocabulary (an ensemble's members)
-  examples = lambda t: {n: s.buckets[0]["example"].tolist() for n, s in t.load_splits().items()}
+  def examples(t):
+    return {n: s.buckets[0]["example"].tolist() for n, s in t.load_splits().items()}
   shared = tasks.get(nmt_config(test_fraction=0.25, seed=1, split_seed=0))
   assert examples(shared) == examples(task) and shared.vocabs["src_vocab"].itos == task.vocabs["src_vocab"].itos
   assert examples(tasks.get(nmt_config(test_fraction=0.25, seed=1))) != examples(task)
@@ -331,7 +340,7 @@ def test_more_epochs_keep_the_cosine_schedule_of_the_first_run(nmt_config, tmp_p
   assert progress.schedule_steps == record["step"] == int(state.step)
   schedule = training.learning_rate(longer.config, progress.schedule_steps)
   assert [float(schedule(record["step"] + k)) for k in (1, record["step"])] == pytest.approx([floor, floor])
-  assert any("cosine schedule keeps its length" in l and "--epochs 2" in l for l in lines)
+  assert any("cosine schedule keeps its length" in line and "--epochs 2" in line for line in lines)
 
 
 def test_a_checkpoint_written_before_progress_existed_resumes(nmt_config, tmp_path, tmp_path_factory):
@@ -358,6 +367,36 @@ def test_a_checkpoint_written_before_progress_existed_resumes(nmt_config, tmp_pa
   assert any("saved by an older nmt-flax" in line for line in logged), logged
   assert_trees_equal(params_of(straight)[1], params_of(old)[1])
   assert stored_scores(old) == stored_scores(straight)
+  first, second = records_of(old)  # the first sitting's time comes from its elapsed_seconds
+  assert second["train_seconds"] > first["elapsed_seconds"] + second["epoch_seconds"] - 0.2
+
+
+def test_a_checkpoint_saved_before_the_training_time_was_kept_resumes_counting_from_the_log(
+    nmt_config, tmp_path, tmp_path_factory):
+  """A `progress` without train_seconds (nmt-flax before it was kept): the
+  rerun resumes bit for bit, and its time starts from metrics.jsonl's."""
+  config = nmt_config(epochs=2)
+  straight = straight_run(config, tmp_path_factory)
+  old = tmp_path / "old"
+  training.train(dataclasses.replace(config, epochs=1), old, log=lambda *_: None)
+  ckpt = Checkpoints(old / "checkpoints")
+  step = ckpt.latest_step()
+  item, score = ckpt.manager.restore(step), ckpt.manager.metrics(step)["score"]
+  del item["progress"]["train_seconds"]
+  ckpt.close()
+  for path in (old / "checkpoints").iterdir():
+    shutil.rmtree(path)
+  first = records_of(old)[0]
+  with (old / "metrics.jsonl").open("w") as f:  # as that version wrote it
+    f.write(json.dumps({k: v for k, v in first.items() if k != "train_seconds"}) + "\n")
+  ckpt = Checkpoints(old / "checkpoints")
+  ckpt.save(step, item, score)
+  ckpt.close()
+  training.train(config, old, log=lambda *_: None)
+  assert_trees_equal(params_of(straight)[1], params_of(old)[1])
+  second = records_of(old)[1]
+  assert second["epoch_seconds"] - 0.2 <= second["train_seconds"] - first["elapsed_seconds"] \
+      <= second["elapsed_seconds"] + 0.2
 
 
 def test_progress_of_an_old_checkpoint_is_rebuilt_from_the_metrics_log(tmp_path):
@@ -368,6 +407,16 @@ def test_progress_of_an_old_checkpoint_is_rebuilt_from_the_metrics_log(tmp_path)
   progress = training.progress_before_it_was_saved(4, 7, log, "bleu", 120)
   assert (progress.epoch, progress.batch, progress.best, progress.stale, progress.schedule_steps) == \
       (4, 7, 5.0, 2, 120)
+
+
+def test_the_training_time_of_an_old_log_sums_its_sittings():
+  """elapsed_seconds restarts at every sitting: three sittings here (epochs 1-2, 3, 4-5)."""
+  records = [{"epoch": 1, "elapsed_seconds": 10.0}, {"epoch": 2, "elapsed_seconds": 21.0},
+             {"epoch": 3, "elapsed_seconds": 12.0}, {"epoch": 4, "elapsed_seconds": 9.0},
+             {"epoch": 5, "elapsed_seconds": 19.5}]
+  assert seconds_trained(records) == 21.0 + 12.0 + 19.5
+  assert seconds_trained([*records, {"epoch": 6, "elapsed_seconds": 3.0, "train_seconds": 99.0}]) == 99.0
+  assert seconds_trained([]) == 0.0
 
 
 def test_token_batches_give_every_device_equal_rows(nmt_config, monkeypatch):

@@ -95,6 +95,7 @@ def test_every_entry_point_takes_either_family_and_shows_every_head(family, nmt_
                                                                     tmp_path, capsys, monkeypatch):
   import io
   import json
+
   import nmt_flax
   from tests.conftest import evaluate_with, one_error_line
   workdir = {"gru": nmt_workdir, "transformer": transformer_workdir}[family]
@@ -191,9 +192,10 @@ def global_norm(tree):
 def test_a_run_with_ema_validates_both_weights_and_loads_the_average_unless_asked(transformer_workdir,
                                                                                   nmt_workdir):
   import json
+
   import nmt_flax
   from nmt_flax.training.checkpoint import Checkpoints
-  [record] = [json.loads(l) for l in (transformer_workdir / "metrics.jsonl").read_text().splitlines()]
+  [record] = [json.loads(line) for line in (transformer_workdir / "metrics.jsonl").read_text().splitlines()]
   assert {"bleu", "val_loss", "ema_bleu", "ema_val_loss"} <= set(record)
   assert record["ema_val_loss"] != record["val_loss"]
   ckpt = Checkpoints(transformer_workdir / "checkpoints", read_only=True)

@@ -1,11 +1,14 @@
 """Translating real text: files and streams line by line, paragraphs sentence by
 sentence, sentences of any length, forced-decoding scores, provenance."""
+import fcntl
 import io
 import json
 import os
 import pty
+import struct
 import subprocess
 import sys
+import termios
 from pathlib import Path
 
 import jax
@@ -190,7 +193,8 @@ def test_bad_input_files_give_one_line_and_keep_what_was_written(translator, tmp
                          (tmp_path, "is a directory"), (binary, ":1: holds a NUL byte")]:
     assert evaluate_with(translator, "--input", path) == 2
     one_error_line(capsys, fragment)
-  for flags, fragment in [(["--input", empty_file(tmp_path), "--alignment"], "--alignment: with --input needs --format jsonl"),
+  for flags, fragment in [(["--input", empty_file(tmp_path), "--alignment"],
+                           "--alignment: with --input needs --format jsonl"),
                           (["--output", tmp_path / "o.txt"], "--output: goes with --input or --score")]:
     assert evaluate_with(translator, *flags) == 2
     one_error_line(capsys, fragment)
@@ -246,6 +250,36 @@ def test_an_interactive_terminal_gets_a_prompt_and_each_line_at_once(nmt_workdir
   assert first.decode().rstrip("\n") == nmt_flax.load(nmt_workdir).translate(["我有一隻貓。"])[0].text
 
 
+def test_a_file_translated_from_a_terminal_shows_a_progress_bar_and_writes_every_line(nmt_workdir, tmp_path):
+  """The README's `--input zh.txt --output en.txt` typed in a terminal: stderr
+  is a terminal, so the progress bar runs (pytest's captured stderr never is)."""
+  source = tmp_path / "zh.txt"
+  source.write_text("我有一隻貓。\n你好。\n", encoding="utf-8")
+  controller, terminal = pty.openpty()
+  fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))  # tqdm draws in its width
+  proc = subprocess.Popen([sys.executable, str(ROOT / "eval.py"), "--workdir", str(nmt_workdir),
+                           "--input", str(source), "--output", str(tmp_path / "en.txt")],
+                          stdin=subprocess.DEVNULL, stdout=terminal, stderr=terminal, cwd=ROOT)
+  os.close(terminal)
+  shown = b""
+  try:
+    while True:  # read the terminal until the program closes it
+      try:
+        chunk = os.read(controller, 4096)
+      except OSError:  # EIO: every writer has gone
+        break
+      if not chunk:
+        break
+      shown += chunk
+    assert proc.wait(timeout=120) == 0, shown.decode(errors="replace")
+  finally:
+    proc.kill()
+    os.close(controller)
+  assert b"Traceback" not in shown and b"translating" in shown, shown.decode(errors="replace")
+  expected = [t.text for t in nmt_flax.load(nmt_workdir).translate(["我有一隻貓。", "你好。"])]
+  assert (tmp_path / "en.txt").read_text(encoding="utf-8").splitlines() == expected
+
+
 def step_by_step_log_prob(translator, source: str, reference: str) -> float:
   """Reference: the decoder run one step at a time, summing log-softmax."""
   task, params = translator.task, translator.params
@@ -274,7 +308,7 @@ def test_forced_decoding_scores_equal_a_step_by_step_reference(translator, tmp_p
   assert scores[2].unknown_words == 1 and scores[0].mean_log_prob == scores[0].log_prob / 6
   out = tmp_path / "scores.jsonl"
   assert evaluate_with(translator, "--data", TINY_NMT, "--score", "--output", out) == 0
-  records = [json.loads(l) for l in out.read_text().splitlines()]
+  records = [json.loads(line) for line in out.read_text().splitlines()]
   assert records[0]["reference"] == "I have a cat." and "metadata" in records[0]
   np.testing.assert_allclose(records[0]["log_prob"], translator.score(["我有一隻貓。"], ["I have a cat."])[0].log_prob)
   assert evaluate_with(translator, "--score") == 2

@@ -50,8 +50,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from ablation import provenance  # noqa: E402  pylint: disable=wrong-import-position
-from train_speed import compile_every_shape  # noqa: E402  pylint: disable=wrong-import-position
+from ablation import provenance  # noqa: E402
+from train_speed import compile_every_shape  # noqa: E402
 
 PRESETS = {"gru": "best-cpu", "transformer": "transformer-cpu"}
 JOEY_LOG = re.compile(r"Step:\s+(\d+),.*Tokens per Sec:\s+([\d.]+)")
@@ -63,7 +63,7 @@ def nmt_flax_config(family: str, data: str | None):
   """The family's preset on word targets in batches of --batch-size sentences,
   as the JoeyNMT side reads them (the Transformer preset's BPE targets and
   token batches set aside)."""
-  from nmt_flax import config as config_lib  # pylint: disable=import-outside-toplevel
+  from nmt_flax import config as config_lib
   return config_lib.resolve("nmt", PRESETS[family], {"target_tokens": "word", "batch_tokens": 0,
                                                      **({"data": data} if data else {})})
 
@@ -76,7 +76,7 @@ DEV_PAIRS = 64     # JoeyNMT validates once, to save its model: on this many pai
 def splits_of(task) -> dict:
   """The task's train and val splits, and a test split of every
   DECODED_EVERY-th sentence of the (length-sorted) test split."""
-  from nmt_flax.data.split import Split  # pylint: disable=import-outside-toplevel
+  from nmt_flax.data.split import Split
   splits = task.load_splits()
   [bucket] = splits["test"].buckets  # an evaluation split: one bucket, sorted by length
   rows = {k: v[::DECODED_EVERY] for k, v in bucket.items()}
@@ -88,7 +88,7 @@ def splits_of(task) -> dict:
 def write_split(workdir: Path, data: str | None) -> dict:
   """nmt-flax's train, val (its first DEV_PAIRS) and timed test pairs of the
   gru preset as token files WORKDIR/data/{train,dev,test}.{zh,en}."""
-  from nmt_flax import tasks  # pylint: disable=import-outside-toplevel
+  from nmt_flax import tasks
   task = tasks.get(nmt_flax_config("gru", data))
   splits = splits_of(task)
   src_vocab, tgt_vocab = task.vocabs["src_vocab"], task.vocabs["tgt_vocab"]
@@ -110,7 +110,8 @@ def joey_config(family: str, workdir: Path, steps: int, data: str | None, name: 
   """A JoeyNMT config at the sizes of the family's nmt-flax preset, training
   `steps` updates into WORKDIR/model_NAME: WORKDIR/NAME.yaml."""
   c = nmt_flax_config(family, data)
-  side = lambda lang: {"lang": lang, "level": "word", "lowercase": False, "max_length": 100, "voc_min_freq": 1}
+  def side(lang):
+    return {"lang": lang, "level": "word", "lowercase": False, "max_length": 100, "voc_min_freq": 1}
   if family == "gru":
     model = {"encoder": {"type": "recurrent", "rnn_type": "gru", "bidirectional": c.encoder == "bi",
                          "hidden_size": c.units // 2 if c.encoder == "bi" else c.units, "num_layers": 1,
@@ -144,7 +145,7 @@ def joey_config(family: str, workdir: Path, steps: int, data: str | None, name: 
   if c.clip_norm:
     config["training"]["clip_grad_norm"] = c.clip_norm
   path = workdir / f"{name}.yaml"
-  import yaml  # pylint: disable=import-outside-toplevel
+  import yaml
   path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
   return path
 
@@ -155,12 +156,13 @@ def nmt_flax_run(family: str, warmup: int, steps: int, data: str | None, model: 
   on its shuffled first epoch, timing the last `steps`; then decode the test
   split greedily with the parameters in `model` (written from this run's
   when there are none yet), timing a second pass."""
-  from flax import serialization  # pylint: disable=import-outside-toplevel
-  import jax  # pylint: disable=import-outside-toplevel
-  from nmt_flax import cli, tasks  # pylint: disable=import-outside-toplevel
-  from nmt_flax.decoding.options import DecodeOptions  # pylint: disable=import-outside-toplevel
-  from nmt_flax.text.vocab import PAD_ID  # pylint: disable=import-outside-toplevel
-  from nmt_flax.training import loop as training  # pylint: disable=import-outside-toplevel
+  import jax
+  from flax import serialization
+
+  from nmt_flax import cli, tasks
+  from nmt_flax.decoding.options import DecodeOptions
+  from nmt_flax.text.vocab import PAD_ID
+  from nmt_flax.training import loop as training
   cli.setup_jax()
   config = nmt_flax_config(family, data)
   task = tasks.get(config)

@@ -25,7 +25,7 @@ def assign_buckets(lengths: list[tuple[int, ...]], shapes: list[tuple[int, ...]]
   ids = np.full(len(lengths), -1, np.int64)
   for i, lens in enumerate(lengths):
     for b, shape in enumerate(shapes):
-      if all(l <= s for l, s in zip(lens, shape)):
+      if all(line <= s for line, s in zip(lens, shape)):
         ids[i] = b
         break
   return ids

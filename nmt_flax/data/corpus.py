@@ -55,7 +55,7 @@ def stream_lines(path: str, stdin: BinaryIO | None = None, option: str | None = 
     if Path(path).is_dir():
       raise UserError(f"{path}: is a directory, not a text file", option=option)
     try:
-      lines, name = open(path, "rb"), path  # pylint: disable=consider-using-with
+      lines, name = open(path, "rb"), path
     except OSError as e:
       raise UserError(f"{path}: cannot read ({e.strerror})", option=option) from None
   def split_at_cr(raws):  # the bytes split at \n; a lone \r ends a line too

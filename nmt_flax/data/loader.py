@@ -9,7 +9,7 @@ The order of an epoch is a grain `MapDataset` (lazy, random access, O(1)
 memory): each bucket's rows shuffled and cut into batches, then the batches of
 all buckets shuffled, every shuffle seeded by (seed, epoch), so batch i of
 epoch e is a pure function of (seed, e, i). That makes (epoch, batch), which
-every checkpoint holds (`training.Progress`), the loader's whole state: a
+every checkpoint holds (`nmt_flax.training.loop.Progress`), the loader's whole state: a
 resumed run reads exactly the batches the interrupted one would have.
 
 Every process computes the same global batch of row indices and reads only its

@@ -169,7 +169,7 @@ class TrainWriter:
   def __init__(self, folder: Path, shapes: list[tuple[int, int]]):
     self.folder, self.shapes = folder, shapes
     folder.mkdir()
-    self.files = [open(folder / f"{s}x{t}.bin", "wb") for s, t in shapes]  # pylint: disable=consider-using-with
+    self.files = [open(folder / f"{s}x{t}.bin", "wb") for s, t in shapes]
     self.rows = [0] * len(shapes)
     self.size = self.too_long = 0
 

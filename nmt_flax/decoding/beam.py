@@ -1,7 +1,7 @@
 """Beam search as one batched `lax.while_loop` over [batch, beam] hypotheses.
 
 The model is seen only through `step_fn(carry, tokens) -> (logits, carry,
-weights)` on flat rows [batch * beam] (see `decoding.StepFn`), so tests can
+weights)` on flat rows [batch * beam] (see `nmt_flax.decoding.greedy.StepFn`), so tests can
 drive it with a fake model. Hypotheses are pruned by their summed log-
 probability; a finished one (it produced <end>) stays in the beam with its score
 frozen, so the search stops when every kept hypothesis is finished (or at
@@ -17,6 +17,11 @@ from nmt_flax.decoding.greedy import StepFn
 from nmt_flax.text.vocab import END_ID, PAD_ID, START_ID
 
 NEG_INF = -1e9  # finite, so that `-inf - -inf` never makes a NaN
+
+
+def take_hypotheses(x: jax.Array, index: jax.Array) -> jax.Array:
+  """x [batch, k, ...] reordered along its hypotheses by index <int>[batch, n]: [batch, n, ...]."""
+  return jnp.take_along_axis(x, index.reshape(index.shape + (1,) * (x.ndim - 2)), axis=1)
 
 
 @flax.struct.dataclass
@@ -78,15 +83,14 @@ def beam_search(step_fn: StepFn, carry, src_mask, max_len: int, beam_size: int,
     candidates = (s.scores[:, :, None] + logp).reshape(batch, k * vocab)
     scores, flat = jax.lax.top_k(candidates, k)                  # [batch, k]
     parent, token = flat // vocab, (flat % vocab).astype(jnp.int32)
-    take = lambda x: jnp.take_along_axis(x, parent.reshape(parent.shape + (1,) * (x.ndim - 2)), axis=1)
-    was_finished = take(s.finished)
-    tokens = take(s.tokens).at[:, :, s.t].set(token)
-    step_weights = jnp.where(was_finished[..., None], 0.0, take(weights.reshape(batch, k, -1)))
+    was_finished = take_hypotheses(s.finished, parent)
+    tokens = take_hypotheses(s.tokens, parent).at[:, :, s.t].set(token)
+    step_weights = jnp.where(was_finished[..., None], 0.0, take_hypotheses(weights.reshape(batch, k, -1), parent))
     rows = (jnp.arange(batch)[:, None] * k + parent).reshape(-1)
     return BeamState(
         t=s.t + 1, tokens=tokens,
-        weights=take(s.weights).at[:, :, s.t].set(step_weights),
-        scores=scores, lengths=take(s.lengths) + (~was_finished),
+        weights=take_hypotheses(s.weights, parent).at[:, :, s.t].set(step_weights),
+        scores=scores, lengths=take_hypotheses(s.lengths, parent) + (~was_finished),
         finished=was_finished | (token == END_ID),
         carry=jax.tree_util.tree_map(lambda c: c[rows], carry))
 
@@ -94,9 +98,8 @@ def beam_search(step_fn: StepFn, carry, src_mask, max_len: int, beam_size: int,
   normalised = final.scores / length_penalty(final.lengths.astype(jnp.float32), alpha)
   normalised = jnp.where(no_source[:, None], 0.0, normalised)
   best, order = jax.lax.top_k(normalised, n_best)
-  pick = lambda x: jnp.take_along_axis(x, order.reshape(order.shape + (1,) * (x.ndim - 2)), axis=1)
   # A row without source never ran a step, but top_k's tie-breaking can still
   # have put tokens into its lower-ranked slots: every rank of it is PAD.
-  tokens = jnp.where(no_source[:, None, None], PAD_ID, pick(final.tokens))
-  weights = jnp.where(no_source[:, None, None, None], 0.0, pick(final.weights))
+  tokens = jnp.where(no_source[:, None, None], PAD_ID, take_hypotheses(final.tokens, order))
+  weights = jnp.where(no_source[:, None, None, None], 0.0, take_hypotheses(final.weights, order))
   return tokens, best, weights

@@ -5,7 +5,7 @@ import functools
 import jax
 import jax.numpy as jnp
 
-from nmt_flax.decoding.beam import beam_search
+from nmt_flax.decoding.beam import beam_search, take_hypotheses
 from nmt_flax.decoding.greedy import greedy_decode, sample_keys, sampling_pick
 from nmt_flax.decoding.options import DecodeOptions
 
@@ -41,8 +41,7 @@ def program(start_decoding):
       tokens, scores, weights = (x.reshape((src.shape[0], n_best) + x.shape[1:])
                                  for x in (tokens, scores, weights))
       order = jnp.argsort(-scores, axis=1)
-      take = lambda x: jnp.take_along_axis(x, order.reshape(order.shape + (1,) * (x.ndim - 2)), axis=1)
-      return take(tokens), take(scores), take(weights)
+      return tuple(take_hypotheses(x, order) for x in (tokens, scores, weights))
     prefix = (prefix_tokens, prefix_len)
     if beam_size == 1:
       tokens, scores, weights = greedy_decode(step, state, src_mask, max_len, prefix=prefix)

@@ -118,7 +118,8 @@ class Task(abc.ABC):
     return self.load_splits()
 
   def evaluation_splits(self, workdir: Path | None) -> dict[str, Split]:
-    """The splits of the trained model in `workdir`, for evaluation (`load_splits` unless the task prepares its data)."""
+    """The splits of the trained model in `workdir`, for evaluation (`load_splits`
+    unless the task prepares its data)."""
     return self.load_splits()
 
   def train_rows(self, split: Split) -> int | list[int]:

@@ -17,7 +17,7 @@ def translation_scores(hypotheses: list[str], references: list[str], tokenize: s
   character too (asian:yes; sacrebleu's tercom tokeniser applies that only
   with norm:yes, so such a target is normalised). TER is an edit rate: lower
   is better."""
-  import sacrebleu  # pylint: disable=import-outside-toplevel
+  import sacrebleu
   bleu = sacrebleu.metrics.BLEU(lowercase=True, force=True, tokenize=tokenize)  # force: already tokenised
   chrf = sacrebleu.metrics.CHRF(lowercase=True)
   asian = tokenize != "13a"
@@ -35,7 +35,7 @@ def translation_scores(hypotheses: list[str], references: list[str], tokenize: s
 
 def classification_scores(labels: np.ndarray, predictions: np.ndarray) -> dict:
   """Accuracy, precision, recall, F1 (positive class = 1) and the confusion matrix."""
-  from sklearn import metrics  # pylint: disable=import-outside-toplevel
+  from sklearn import metrics
   precision, recall, f1, _ = metrics.precision_recall_fscore_support(
       labels, predictions, average="binary", zero_division=0)
   return {

@@ -41,7 +41,7 @@ class Sentiment(Task):
   def split_indices(self, frame) -> dict[str, np.ndarray]:
     """Row indices of train/val/test. 'lab': sklearn's 80/20 split with the lab's
     random_state; 'official': the `split` column. Validation comes from train."""
-    from sklearn.model_selection import train_test_split  # pylint: disable=import-outside-toplevel
+    from sklearn.model_selection import train_test_split
     rows = np.arange(len(frame))
     if self.config.split == "official":
       if "split" not in frame.columns:

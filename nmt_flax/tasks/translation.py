@@ -224,7 +224,7 @@ class Translation(Task):
     """(params, src <int32>[batch, src_len], options) -> tokens <int32>[batch,
     n_best, max_len], scores [batch, n_best], weights [batch, n_best, max_len,
     src_len]; max_len = options.max_len or `max_output_len`. beam_size 1 is
-    greedy decoding (the while_loop of `decoding.greedy_decode`, no beam
+    greedy decoding (the while_loop of `nmt_flax.decoding.greedy.greedy_decode`, no beam
     bookkeeping; its score is the summed log-probability, as beam search's with
     alpha 0). options.sampling draws n_best samples per sentence instead
     (`decoding.sampling_pick`), highest score first. Jitted per shape, beam
@@ -246,7 +246,7 @@ class Translation(Task):
     return search.arguments(options, self.max_output_len)
 
   def start_decoding(self, params, src, rows_per_sentence: int, max_len: int):
-    """(step, carry, src_mask) for `decoding.StepFn` users decoding up to
+    """(step, carry, src_mask) for `nmt_flax.decoding.greedy.StepFn` users decoding up to
     `max_len` tokens: the source encoded
     once, each sentence's state repeated `rows_per_sentence` times (row
     b * rows + k is hypothesis k of sentence b); step(carry, tokens) ->
@@ -351,7 +351,7 @@ class Translation(Task):
   def encode_source(self, text: str, n: int = 1) -> tuple[list[str], list[int], int, bool]:
     """One sentence -> (tokens, ids with <end>, unknown tokens, truncated).
 
-    Nothing is cut below the hard limit of `text.MAX_INPUT_CHARS` characters
+    Nothing is cut below the hard limit of `nmt_flax.text.normalise.MAX_INPUT_CHARS` characters
     (truncated says characters past it were lost). Raises UserError for a
     sentence with no character left after normalisation or one that is not
     valid Unicode (`n` numbers it in the message)."""

@@ -41,7 +41,7 @@ OPENCC_CONFIGS = {"simplified": "t2s", "traditional": "s2t"}
 
 @functools.lru_cache(maxsize=None)
 def _converter(script: str):
-  import opencc  # pylint: disable=import-outside-toplevel  (loads its dictionaries)
+  import opencc  # loads its dictionaries
   return opencc.OpenCC(OPENCC_CONFIGS[script])
 
 

@@ -64,7 +64,7 @@ class Side:
     return BLEU_TOKENIZERS.get(self.lang, "13a")
 
   def units(self, text: str) -> tuple[list[str], bool]:
-    """(words or characters, cut): `cut` says text past `text.MAX_INPUT_CHARS`
+    """(words or characters, cut): `cut` says text past `nmt_flax.text.normalise.MAX_INPUT_CHARS`
     was lost. Characters follow `text.chinese_text` (NFKC, lowercase, no
     whitespace; OpenCC for Chinese)."""
     if not self.spaced:

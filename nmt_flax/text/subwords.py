@@ -10,9 +10,9 @@ MARK = "\u2581"  # SentencePiece's word-start marker
 
 def _sentencepiece():
   try:
-    import sentencepiece  # pylint: disable=import-outside-toplevel
+    import sentencepiece
   except ImportError:
-    from nmt_flax.utils.errors import UserError  # pylint: disable=import-outside-toplevel
+    from nmt_flax.utils.errors import UserError
     raise UserError('subword tokens need SentencePiece: pip install -e ".[subwords]"',
                     option="target_tokens") from None
   return sentencepiece

@@ -52,9 +52,10 @@ class Checkpoints:
     finally:
       absl_logging.set_verbosity(verbosity)
 
-  def item_keys(self, step: int) -> set[str]:
-    """The top-level names stored in the checkpoint at `step`."""
-    return set(self.manager.item_metadata(step).keys())
+  def item_keys(self, step: int, within: str | None = None) -> set[str]:
+    """The top-level names stored in the checkpoint at `step` (or the names in its entry `within`)."""
+    metadata = self.manager.item_metadata(step)
+    return set((metadata[within] if within else metadata).keys())
 
   def steps(self) -> list[int]:
     return sorted(self.manager.all_steps())

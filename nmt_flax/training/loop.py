@@ -9,7 +9,6 @@ and `validate_and_save`.
 """
 import dataclasses
 import json
-import math
 import signal
 import threading
 import time
@@ -28,6 +27,7 @@ from nmt_flax.data.split import Split
 from nmt_flax.training import provenance
 from nmt_flax.training.checkpoint import Checkpoints
 from nmt_flax.training.parallel import DataParallel, PeerLost, peer_failures_reported
+from nmt_flax.training.progress import Progress, progress_before_it_was_saved, progress_from_checkpoint
 from nmt_flax.training.tensorboard import EventLog
 from nmt_flax.utils.errors import UserError
 from nmt_flax.utils.files import write_atomically
@@ -114,57 +114,10 @@ def update_ema(average, params, decay: float, step):
   return jax.tree_util.tree_map(lambda a, p: a + weight.astype(a.dtype) * (p - a), average, params)
 
 
-@dataclasses.dataclass
-class Progress:
-  """Where a run stands, saved in every checkpoint beside the train state, so a
-  rerun continues exactly where the last checkpoint was taken: the data
-  position, the running sums of the epoch in progress, the early-stopping
-  record (the one place the best score lives) and the schedule's length."""
-  epoch: int = 0               # epochs finished
-  batch: int = 0               # batches of the next epoch already trained on (with epoch: the
-                               # loader's whole state, see `nmt_flax.data.loader`)
-  loss_sum: float = 0.0        # summed loss of this epoch's applied steps so far
-  count: float = 0.0           # tokens (rows) behind loss_sum
-  skipped: int = 0             # this epoch's steps skipped for non-finite values
-  best: float = -math.inf      # best validation score so far
-  stale: int = 0               # validations since `best` last improved
-  schedule_steps: int = 0      # the learning-rate schedule's length, set by the first run
-
-  def as_item(self) -> dict[str, np.ndarray]:
-    return {k: np.asarray(v, np.float64 if isinstance(v, float) else np.int64)
-            for k, v in dataclasses.asdict(self).items()}
-
-  def record_score(self, score: float) -> None:
-    """A validation: the best score, and the validations since it improved (NaN never improves)."""
-    improved = score > self.best
-    self.best, self.stale = (score, 0) if improved else (self.best, self.stale + 1)
-
-  @classmethod
-  def from_item(cls, item: dict) -> "Progress":
-    return cls(**{f.name: f.type(item[f.name]) for f in dataclasses.fields(cls)})
-
-
 def checkpoint_item(state: TrainState, progress: Progress) -> dict[str, Any]:
   ema = {} if state.ema_params is None else {"ema_params": state.ema_params}
   return {"params": state.params, "opt_state": state.opt_state, "step": state.step,
           "rng": state.rng, "progress": progress.as_item(), **ema}
-
-
-def progress_before_it_was_saved(epoch: int, batch: int, metrics_path: Path, score_name: str,
-                                 schedule_steps: int) -> Progress:
-  """The `Progress` of a checkpoint written before Progress existed (it stored
-  only `epoch` and `batch`): the best score and the validations since it from
-  metrics.jsonl (the records of the epochs that checkpoint had finished), the
-  schedule's length from the config. The loss sums of an epoch interrupted
-  then are lost: its train_loss covers the steps after the resume."""
-  records = [json.loads(l) for l in metrics_path.read_text().splitlines() if l.strip()] \
-      if metrics_path.is_file() else []
-  scores = [r[score_name] for r in records if r.get("epoch", math.inf) <= epoch
-            and isinstance(r.get(score_name), (int, float))]
-  progress = Progress(epoch=epoch, batch=batch, schedule_steps=schedule_steps)
-  for score in scores:
-    progress.record_score(score)
-  return progress
 
 
 class StopRequest:
@@ -263,8 +216,11 @@ def restore_or_init(task: tasks.Task, checkpoints: Checkpoints, total_steps: int
   if step is None:
     return state, Progress(schedule_steps=total_steps)
   if "progress" in checkpoints.item_keys(step):
-    restored = checkpoints.restore(step, checkpoint_item(state, Progress()))
-    progress = Progress.from_item(restored["progress"])
+    stored = checkpoints.item_keys(step, "progress")  # a progress saved before train_seconds lacks it
+    target = checkpoint_item(state, Progress())
+    target["progress"] = {k: v for k, v in target["progress"].items() if k in stored}
+    restored = checkpoints.restore(step, target)
+    progress = progress_from_checkpoint(restored["progress"], metrics_path)
   else:  # the layout before Progress: {..., "epoch", "batch"}
     position = {"epoch": np.asarray(0, np.int64), "batch": np.asarray(0, np.int64)}
     item = {k: v for k, v in checkpoint_item(state, Progress()).items() if k != "progress"}
@@ -335,18 +291,21 @@ def train_epoch(task, state, progress, batches, train_step, parallel, checkpoint
               + " ".join(f"{k}={v}" for k, v in postfix.items()))
       bar.update(1)
       if stop.agreed and i + 1 < len(batches):  # in the last batch: the epoch closes first
+        progress.train_seconds += time.time() - started
         checkpoints.save(int(state.step), checkpoint_item(state, progress), None)
         raise Interrupted(f"{stop.describe()} at step {int(state.step)} "
                           f"(epoch {progress.epoch + 1}, batch {i + 1}/{len(batches)}); checkpoint "
                           "saved: rerun the same command to resume")
   timing.update(seconds=time.time() - started, tokens=tokens)
+  progress.train_seconds += timing["seconds"]
   return state, progress, timing
 
 
-def validate_and_save(task, state, progress, val_split, checkpoints, schedule, timing) -> dict:
+def validate_and_save(task, state, progress, val_split, checkpoints, schedule, timing) -> tuple[dict, Progress]:
   """Closes the epoch in `progress`: validates and saves when due, and returns
   its metrics record. train_loss is None when no step of the epoch was applied."""
   config = task.config
+  started = time.time()
   epoch = progress.epoch + 1
   record = {"epoch": epoch, "step": int(state.step),
             "train_loss": progress.loss_sum / progress.count if progress.count else None,
@@ -368,7 +327,11 @@ def validate_and_save(task, state, progress, val_split, checkpoints, schedule, t
                      if isinstance(v, float)})  # its loss and scores; the counts are the raw ones'
       score = val[task.score_name]
     progress.record_score(score)
+    progress.train_seconds += time.time() - started
     checkpoints.save(int(state.step), checkpoint_item(state, progress), score)
+  else:
+    progress.train_seconds += time.time() - started
+  record["train_seconds"] = round(progress.train_seconds, 1)  # every sitting's, where elapsed_seconds is this one's
   return record, progress
 
 
@@ -421,7 +384,10 @@ def train(config: Config, workdir: Path, log=print) -> dict:
             with metrics_path.open("a") as f:
               f.write(json.dumps(record) + "\n")
           log(_format(record))
-          events.epoch(record, task, state.params, val_split)
+          if state.ema_params is None:
+            events.epoch(record, task, state.params, val_split)
+          else:  # the samples of what ranks the checkpoints and what eval.py loads
+            events.epoch(record, task, state.ema_params, val_split, weights="ema")
           if stop.agreed:  # agreed during the epoch's last batch: the epoch is closed
             checkpoints.save(int(state.step), checkpoint_item(state, progress), None)
             raise Interrupted(f"{stop.describe()} at step {int(state.step)} (end of epoch "

@@ -2,10 +2,12 @@
 with tensorboardX (no TensorFlow needed; optional: `pip install -e ".[tensorboard]"`).
 
 Per epoch: the training loss, learning rate, tokens/s and every validation
-number; at each validation, a few sample outputs of the first validation
-examples: translations with their references as text and their attention
-heatmaps as images (NMT), or reviews with their 10 most attended words
-(sentiment). Only process 0 writes. View with `tensorboard --logdir runs/`.
+number (under --ema, those of the moving average too, as `val_ema/...`); at
+each validation, a few sample outputs of the first validation examples:
+translations with their references as text and their attention heatmaps as
+images (NMT), or reviews with their 10 most attended words (sentiment), made
+with the parameters that eval.py loads (under --ema, the moving average).
+Only process 0 writes. View with `tensorboard --logdir runs/`.
 """
 import importlib.util
 from pathlib import Path
@@ -25,6 +27,14 @@ SCALARS = {"train_loss": "train/loss", "learning_rate": "train/learning_rate",
            "tokens_per_second": "train/tokens_per_second", "skipped_steps": "train/skipped_steps",
            "val_loss": "val/loss", "bleu": "val/bleu", "chrf": "val/chrf", "ter": "val/ter", "accuracy": "val/accuracy",
            "precision": "val/precision", "recall": "val/recall", "f1": "val/f1"}
+# --ema: the moving average's validation numbers (metrics.jsonl's ema_val_loss, ema_bleu, ...)
+SCALARS.update({f"ema_{key}": tag.replace("val/", "val_ema/") for key, tag in SCALARS.items()
+                if tag.startswith("val/")})
+
+
+# What each sample heading says made it.
+WEIGHTS = {"raw": "the parameters as trained",
+           "ema": "the moving average of the parameters (--ema: what eval.py loads)"}
 
 
 def available() -> bool:
@@ -42,11 +52,12 @@ class EventLog:
     if not available():
       log('note: no TensorBoard logs (tensorboardX is not installed: pip install -e ".[tensorboard]")')
       return
-    from tensorboardX import SummaryWriter  # pylint: disable=import-outside-toplevel  (optional)
+    from tensorboardX import SummaryWriter  # optional
     self.writer = SummaryWriter(str(Path(workdir) / "tensorboard"))
 
-  def epoch(self, record: dict, task: Task, params, val_split: Split) -> None:
-    """The epoch's numbers at its last step; samples when it was validated."""
+  def epoch(self, record: dict, task: Task, params, val_split: Split, weights: str = "raw") -> None:
+    """The epoch's numbers at its last step; samples of `params` (`weights`
+    names them: raw, or ema for the moving average) when it was validated."""
     if self.writer is None:
       return
     step = record["step"]
@@ -54,10 +65,10 @@ class EventLog:
       if isinstance(record.get(key), (int, float)):
         self.writer.add_scalar(tag, record[key], step)
     if "val_loss" in record:
-      self._samples(task, params, val_split, step)
+      self._samples(task, params, val_split, step, WEIGHTS[weights])
     self.writer.flush()
 
-  def _samples(self, task: Task, params, split: Split, step: int) -> None:
+  def _samples(self, task: Task, params, split: Split, step: int, weights: str) -> None:
     # A task of its own (no device mesh: this process decodes alone) and local
     # copies of the (replicated) parameters; built once, so it compiles once.
     if self.task is None:
@@ -70,11 +81,11 @@ class EventLog:
                                         font)
         with plotting.quiet_glyphs():
           self.writer.add_figure(f"attention/{n}", fig, step, close=True)
-      self.writer.add_text("samples/translations", "\n\n".join(
+      self.writer.add_text("samples/translations", f"{weights}:\n\n" + "\n\n".join(
           f"{n}. {s['source']}  \n→ {s['output']}  \n(reference: {s['reference']})"
           for n, s in enumerate(samples, start=1)), step)
     else:
-      self.writer.add_text("samples/reviews", "\n\n".join(
+      self.writer.add_text("samples/reviews", f"{weights}:\n\n" + "\n\n".join(
           f"{n}. {'positive' if s['label'] else 'negative'} ({s['probability']:.3f}): "
           f"{terminal(s['tokens'], most_attended(s['attention']), color=False)}"
           for n, s in enumerate(samples, start=1)), step)

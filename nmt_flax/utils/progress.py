@@ -3,6 +3,6 @@
 
 def progress_bar(total: int | None, desc: str, unit: str = "batch"):
   """A tqdm bar on stderr; none when stderr is not a terminal (disable=None)."""
-  from tqdm import tqdm  # pylint: disable=import-outside-toplevel  (importing nmt_flax stays light)
+  from tqdm import tqdm  # importing nmt_flax stays light
   return tqdm(total=total, desc=desc, unit=unit, leave=False, dynamic_ncols=True,
               disable=None, mininterval=0.5)

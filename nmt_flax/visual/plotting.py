@@ -10,10 +10,10 @@ import matplotlib
 import numpy as np
 
 matplotlib.use("Agg")  # files only; no display needed
-import matplotlib.pyplot as plt  # pylint: disable=wrong-import-position
-from matplotlib import font_manager  # pylint: disable=wrong-import-position
+import matplotlib.pyplot as plt  # noqa: E402  (after choosing the backend)
+from matplotlib import font_manager  # noqa: E402
 
-from nmt_flax.utils.errors import UserError  # pylint: disable=wrong-import-position
+from nmt_flax.utils.errors import UserError  # noqa: E402
 
 # Font families that cover CJK, most common first (Debian: fonts-wqy-microhei, fonts-noto-cjk).
 CJK_FAMILIES = ("WenQuanYi Micro Hei", "WenQuanYi Zen Hei", "Noto Sans CJK SC", "Noto Sans CJK TC",
@@ -57,7 +57,7 @@ _noted = False
 def find_cjk_font(path: str | None = None) -> font_manager.FontProperties | None:
   """`path` if given (must exist), else `cjk_font_file()`, else None (and a
   one-line note on stderr, once, naming the fix)."""
-  global _noted  # pylint: disable=global-statement
+  global _noted
   if path:
     if not Path(path).is_file():
       raise UserError(f"--font {path}: no such file")
@@ -116,7 +116,7 @@ def attention_figure(weights, source: list[str], output: list[str],
 
 def loss_figure(metrics_path: Path):
   """Training (and validation) loss per epoch from metrics.jsonl; None before the first epoch."""
-  records = [json.loads(l) for l in Path(metrics_path).read_text().splitlines() if l.strip()]
+  records = [json.loads(line) for line in Path(metrics_path).read_text().splitlines() if line.strip()]
   records = [r for r in records if "epoch" in r]
   if not records:
     return None

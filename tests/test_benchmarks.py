@@ -1,0 +1,28 @@
+"""The benchmark scripts' own arithmetic (their runs are measurements, not tests)."""
+import importlib.util
+import json
+from pathlib import Path
+
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+
+
+def script(name: str):
+  spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+def test_ablation_times_a_run_over_all_its_sittings(tmp_path):
+  """A run trained in two sittings (the clock of elapsed_seconds restarts at
+  the second): train_s counts both, from train_seconds or, in a log written
+  before it was kept, from each sitting's last elapsed_seconds."""
+  ablation = script("ablation")
+  old, new = tmp_path / "old", tmp_path / "new"
+  for workdir, records in [(old, [{"epoch": 1, "elapsed_seconds": 60.0}, {"epoch": 2, "elapsed_seconds": 50.0}]),
+                           (new, [{"epoch": 1, "elapsed_seconds": 60.0, "train_seconds": 58.0},
+                                  {"epoch": 2, "elapsed_seconds": 50.0, "train_seconds": 106.5}])]:
+    workdir.mkdir()
+    (workdir / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+  assert ablation.train_seconds(str(old)) == 110.0
+  assert ablation.train_seconds(str(new)) == 106.5
