@@ -1,8 +1,8 @@
 """Shared fixtures: the tiny hand-written corpora and tiny configs.
 
-Speed without losing a property: XLA's slow optimisation passes are off (the
-models are tiny, so compiling dominates: a train step compiles in 4.6 s instead
-of 7.0 s; flax's example tests turn them off the same way), and one persistent
+Speed without losing a property: the models are tiny, so compiling dominates,
+and XLA's slow optimisation passes and its newer CPU fusion emitters are off
+(flax's example tests turn the passes off the same way); one persistent
 compilation cache in a temporary folder serves every test and every subprocess
 of the session. Nothing is written into $HOME.
 """
@@ -18,7 +18,8 @@ import pytest
 # the controller (which imports this first), so they share one compile cache.
 _SESSION_DIR = Path(os.environ.setdefault("NMT_FLAX_TEST_DIR", tempfile.mkdtemp(prefix="nmt_flax_tests_")))
 # Set before jax is imported; subprocesses (train.py, the 4-device run) inherit them.
-FAST_COMPILE = "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true"
+FAST_COMPILE = ("--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true "
+                "--xla_cpu_use_fusion_emitters=false")  # the older emitters compile faster
 os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {FAST_COMPILE}".strip()
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.2")
 os.environ["NMT_FLAX_CACHE"] = str(_SESSION_DIR / "jax_cache")
