@@ -7,7 +7,7 @@ pairs repeated, each copy numbered: `I have a cat. 4 2` / `我有一隻貓。42`
 both vocabularies stay the lab's size), then, each in a fresh process:
   prepare   `python -m nmt_flax.prepare --preset quick` on it: wall time and peak resident memory;
   train     the `quick` model reading the prepared data as train.py does
-            (`training.load_data`, the streamed loader): seconds from process start to the
+            (`nmt_flax.training.workdir.load_data`, the streamed loader): seconds from process start to the
             end of the first step, the median step time of --steps steps, peak resident memory;
   memory    (sizes up to --in-memory-up-to) the same start with the corpus split in memory
             (`Translation.load_splits`, the path before prepared data): seconds and peak memory.
@@ -58,9 +58,10 @@ def measure_train(corpus: str, workdir: str, steps: int, in_memory: bool) -> dic
 
   from nmt_flax import cli, tasks
   from nmt_flax.training import loop as training
+  from nmt_flax.training.workdir import load_data
   cli.setup_jax()
   task = tasks.get(config_for(corpus))
-  splits = task.load_splits() if in_memory else training.load_data(task, Path(workdir), lambda *_: None)
+  splits = task.load_splits() if in_memory else load_data(task, Path(workdir), lambda *_: None)
   train = splits["train"]
   batches = task.batches(train, 0, task.train_rows(train))
   state, step = training.create_state(task, 0, 1000), training.make_train_step(task)
@@ -87,9 +88,10 @@ def loader_ratio(workdir: str, pairs: int) -> dict:
 
   from nmt_flax import cli, tasks
   from nmt_flax.training import loop as training
+  from nmt_flax.training.workdir import load_data
   cli.setup_jax()
   task = tasks.get(config_for(None))
-  streamed = training.load_data(task, Path(workdir), lambda *_: None)["train"]
+  streamed = load_data(task, Path(workdir), lambda *_: None)["train"]
   in_memory = task.load_splits()["train"]
   state, step = training.create_state(task, 0, 1000), training.make_train_step(task)
   paths = {"streamed": task.batches(streamed, 0, task.train_rows(streamed)),

@@ -20,6 +20,7 @@ from nmt_flax.text.sentences import split_sentences
 from nmt_flax.text.vocab import UNK, Vocabulary
 from nmt_flax.training import loop as training
 from nmt_flax.training.checkpoint import Checkpoints
+from nmt_flax.training.workdir import prepare_workdir
 from nmt_flax.utils.errors import UserError
 from tests.conftest import NMT_FLAGS, TINY_NMT, evaluate, evaluate_with, one_error_line, train
 
@@ -142,7 +143,7 @@ def test_files_other_processes_read_are_replaced_whole_or_not_at_all(nmt_config,
   from nmt_flax import tasks
   from nmt_flax.training import provenance
   workdir = tmp_path / "w"
-  training.prepare_workdir(nmt_config(), workdir)
+  prepare_workdir(nmt_config(), workdir)
   task = tasks.get(nmt_config())
   task.load_splits()
   task.save_vocabs(workdir)
@@ -153,7 +154,7 @@ def test_files_other_processes_read_are_replaced_whole_or_not_at_all(nmt_config,
     raise OSError(5, "Input/output error")
   monkeypatch.setattr("os.fsync", crash)
   task.vocabs = {k: Vocabulary(v.itos + ["new"]) for k, v in task.vocabs.items()}
-  for write in (lambda: training.prepare_workdir(nmt_config(epochs=7), workdir),
+  for write in (lambda: prepare_workdir(nmt_config(epochs=7), workdir),
                 lambda: task.save_vocabs(workdir), lambda: provenance.record_run(workdir)):
     with pytest.raises((OSError, UserError)):
       write()

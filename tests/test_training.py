@@ -15,7 +15,9 @@ from nmt_flax.config import read_stored
 from nmt_flax.decoding.options import DecodeOptions
 from nmt_flax.training import loop as training
 from nmt_flax.training.checkpoint import Checkpoints
-from nmt_flax.training.progress import seconds_trained
+from nmt_flax.training.optimizer import learning_rate
+from nmt_flax.training.progress import Progress, progress_before_it_was_saved, seconds_trained
+from nmt_flax.training.stop import Interrupted
 
 
 def params_of(workdir, step=None):
@@ -99,7 +101,7 @@ def check_resume(config, straight, resumed, monkeypatch, interrupt_at: int) -> N
     return wrapped
 
   monkeypatch.setattr(training, "make_train_step", interrupting_step)
-  with pytest.raises(training.Interrupted, match="rerun the same command to resume"):
+  with pytest.raises(Interrupted, match="rerun the same command to resume"):
     training.train(config, resumed, log=lambda *_: None)
   assert Checkpoints(resumed / "checkpoints", read_only=True).latest_step() == interrupt_at
   if interrupt_at % per_epoch == 0:  # the epoch was closed: validated, recorded, saved with its score
@@ -209,19 +211,19 @@ def test_absurd_learning_rate_stops_after_max_bad_steps_keeping_good_checkpoints
 
 
 def test_learning_rate_warmup_and_cosine_decay(nmt_config):
-  warm = training.learning_rate(nmt_config(learning_rate=0.01, warmup_steps=10), 100)
+  warm = learning_rate(nmt_config(learning_rate=0.01, warmup_steps=10), 100)
   np.testing.assert_allclose([warm(0), warm(5), warm(10), warm(90)], [0, 0.005, 0.01, 0.01], rtol=1e-6)
-  cosine = training.learning_rate(
+  cosine = learning_rate(
       nmt_config(learning_rate=0.01, warmup_steps=10, lr_schedule="cosine"), 110)
   halfway = 0.01 * (0.01 + 0.99 * 0.5)  # cos(π/2) midway between peak and the 1% floor
   np.testing.assert_allclose([cosine(5), cosine(10), cosine(60), cosine(110)],
                              [0.005, 0.01, halfway, 1e-4], rtol=1e-5)
-  assert training.learning_rate(nmt_config(learning_rate=0.01), 100) == 0.01
+  assert learning_rate(nmt_config(learning_rate=0.01), 100) == 0.01
 
 
 def test_rsqrt_schedule_peaks_after_warmup_then_falls_as_one_over_root_step_whatever_the_length(nmt_config):
   config = nmt_config(learning_rate=0.01, warmup_steps=100, lr_schedule="rsqrt")
-  short, long = training.learning_rate(config, 10), training.learning_rate(config, 10**6)
+  short, long = learning_rate(config, 10), learning_rate(config, 10**6)
   steps = np.array([0, 50, 100, 400, 900, 10_000])
   expected = [0, 0.005, 0.01, 0.005, 0.01 / 3, 0.001]  # peak × √(100 / step) after the warmup
   np.testing.assert_allclose([short(s) for s in steps], expected, rtol=1e-5)
@@ -338,7 +340,7 @@ def test_more_epochs_keep_the_cosine_schedule_of_the_first_run(nmt_config, tmp_p
                                              tmp_path / "metrics.jsonl", lines.append)
   checkpoints.close()
   assert progress.schedule_steps == record["step"] == int(state.step)
-  schedule = training.learning_rate(longer.config, progress.schedule_steps)
+  schedule = learning_rate(longer.config, progress.schedule_steps)
   assert [float(schedule(record["step"] + k)) for k in (1, record["step"])] == pytest.approx([floor, floor])
   assert any("cosine schedule keeps its length" in line and "--epochs 2" in line for line in lines)
 
@@ -353,7 +355,7 @@ def test_a_checkpoint_written_before_progress_existed_resumes(nmt_config, tmp_pa
   ckpt = Checkpoints(old / "checkpoints")
   step = ckpt.latest_step()
   item = ckpt.manager.restore(step)
-  progress = training.Progress.from_item(item.pop("progress"))
+  progress = Progress.from_item(item.pop("progress"))
   score = ckpt.manager.metrics(step)["score"]
   ckpt.close()
   for path in (old / "checkpoints").iterdir():
@@ -404,7 +406,7 @@ def test_progress_of_an_old_checkpoint_is_rebuilt_from_the_metrics_log(tmp_path)
   log.write_text("".join(json.dumps(r) + "\n" for r in [
       {"epoch": 1, "bleu": 3.0}, {"epoch": 2, "bleu": 5.0}, {"epoch": 3, "bleu": 4.0},
       {"epoch": 4, "bleu": 4.5}, {"epoch": 5, "bleu": 9.0}]))  # epoch 5: after the checkpoint
-  progress = training.progress_before_it_was_saved(4, 7, log, "bleu", 120)
+  progress = progress_before_it_was_saved(4, 7, log, "bleu", 120)
   assert (progress.epoch, progress.batch, progress.best, progress.stale, progress.schedule_steps) == \
       (4, 7, 5.0, 2, 120)
 

@@ -110,7 +110,7 @@ class Seq2Seq(nn.Module):
 
     # Rematerialised: the backward pass recomputes each step's attention
     # (tanh over [batch, src_len, units]) from the saved matmul outputs rather
-    # than storing it for every step (1.4x on the whole step; BENCHMARKS.md).
+    # than storing it for every step (faster on the whole step: BENCHMARKS.md).
     step = nn.remat(step, prevent_cse=False,
                     policy=jax.checkpoint_policies.dots_with_no_batch_dims_saveable)
     # split_rngs dropout: each step draws its own dropout mask.

@@ -9,8 +9,6 @@ and `validate_and_save`.
 """
 import dataclasses
 import json
-import signal
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -18,49 +16,25 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 from flax.training import train_state
 
 from nmt_flax import tasks
-from nmt_flax.config import CONFIG_FILE, Config, merge_with_stored, read_stored
-from nmt_flax.data.split import Split
-from nmt_flax.training import provenance
+from nmt_flax.config import Config
 from nmt_flax.training.checkpoint import Checkpoints
+from nmt_flax.training.optimizer import learning_rate, make_optimizer, update_ema
 from nmt_flax.training.parallel import DataParallel, PeerLost, peer_failures_reported
 from nmt_flax.training.progress import Progress, progress_before_it_was_saved, progress_from_checkpoint
+from nmt_flax.training.stop import Interrupted, StopRequest
 from nmt_flax.training.tensorboard import EventLog
+from nmt_flax.training.workdir import load_data, prepare_workdir
 from nmt_flax.utils.errors import UserError
-from nmt_flax.utils.files import write_atomically
 from nmt_flax.utils.progress import progress_bar
-from nmt_flax.utils.workdir import is_trained
 from nmt_flax.visual.plotting import plot_loss_curve
 
 
 class TrainState(train_state.TrainState):
   rng: jax.Array  # base PRNG key; the key of step n is fold_in(rng, n)
   ema_params: Any = None  # --ema: the moving average of params (None when off)
-
-
-def learning_rate(config: Config, total_steps: int) -> optax.ScalarOrSchedule:
-  """--learning-rate after --warmup-steps of linear warmup; cosine decays to 1%
-  at `total_steps`; rsqrt falls as 1/√step after the warmup, whatever the length."""
-  peak, warmup = config.learning_rate, config.warmup_steps
-  if config.lr_schedule == "cosine":
-    return optax.warmup_cosine_decay_schedule(0.0, peak, warmup, max(total_steps, warmup + 1),
-                                              end_value=0.01 * peak)
-  if config.lr_schedule == "rsqrt":  # join_schedules gives the second part the steps since warmup
-    return optax.join_schedules([optax.linear_schedule(0.0, peak, warmup),  # (negative before it)
-                                 lambda after: peak * jnp.sqrt(warmup / jnp.maximum(warmup + after, warmup))],
-                                [warmup])
-  return optax.linear_schedule(0.0, peak, warmup) if warmup else peak
-
-
-def make_optimizer(config: Config, total_steps: int = 1) -> optax.GradientTransformation:
-  parts = [optax.clip_by_global_norm(config.clip_norm)] if config.clip_norm > 0 else []
-  # A step whose gradients are not finite leaves parameters and Adam moments
-  # unchanged; the loop counts such steps and stops after --max-bad-steps in a row.
-  return optax.apply_if_finite(optax.chain(*parts, optax.adam(learning_rate(config, total_steps))),
-                               max_consecutive_errors=2**30)
 
 
 def create_state(task: tasks.Task, seed: int, total_steps: int = 1) -> TrainState:
@@ -73,7 +47,7 @@ def create_state(task: tasks.Task, seed: int, total_steps: int = 1) -> TrainStat
                              rng=jax.random.key_data(train_rng),
                              ema_params=params if task.config.ema else None)
   # One compiled program (and a persistent-cache entry) instead of a few
-  # hundred initialiser ops run and compiled one at a time: 7.0 s -> 2.3 s cold.
+  # hundred initialiser ops run and compiled one at a time.
   return jax.jit(create)(jax.random.key(seed))
 
 
@@ -105,104 +79,10 @@ def make_train_step(task: tasks.Task):
   return jax.jit(train_step, donate_argnums=0)
 
 
-def update_ema(average, params, decay: float, step):
-  """The moving average after update `step` (1, 2, ...): the mean of the
-  parameters of every step so far weighted by decay^(steps since), i.e.
-  Adam's bias-corrected average, so the initial parameters weigh nothing
-  however short the run. In place: a += (1-d)/(1-d^step) · (params - a)."""
-  weight = (1.0 - decay) / (1.0 - decay ** step.astype(jnp.float32))
-  return jax.tree_util.tree_map(lambda a, p: a + weight.astype(a.dtype) * (p - a), average, params)
-
-
 def checkpoint_item(state: TrainState, progress: Progress) -> dict[str, Any]:
   ema = {} if state.ema_params is None else {"ema_params": state.ema_params}
   return {"params": state.params, "opt_state": state.opt_state, "step": state.step,
           "rng": state.rng, "progress": progress.as_item(), **ema}
-
-
-class StopRequest:
-  """Turns SIGINT/SIGTERM into a stop that every process of a run makes at the
-  same step, so all of them save that step together.
-
-  One process stops after the step during which the signal came. With several,
-  a signal reaches one process (or reaches them at different moments): each
-  step carries every process's flag into the jitted step, which ORs them
-  (`make_train_step`), and the loop reads that OR where it reads the step's
-  metrics, at the same steps on every process; so all stop at the first such
-  read after any of them was signalled."""
-
-  def __init__(self):
-    self.signal: int | None = None  # the signal this process received
-    self.agreed = False             # every process knows that one was asked to stop
-
-  def flags(self, rows: int) -> np.ndarray:
-    """This process's request, as a step's batch["stop"]."""
-    return np.full(rows, self.signal is not None)
-
-  @property
-  def alone_and_signalled(self) -> bool:
-    """A lone process needs no agreement: its own signal is the decision."""
-    return jax.process_count() == 1 and self.signal is not None
-
-  def observe(self, step_stops: list) -> None:
-    """Called where step metrics are read: `step_stops` are their "stop" values."""
-    self.agreed = self.agreed or any(bool(s) for s in step_stops) or self.alone_and_signalled
-
-  def describe(self) -> str:
-    return (f"stopped by signal {self.signal}" if self.signal is not None
-            else "stopped because another process of the run was signalled")
-
-  def __enter__(self):
-    self._previous = {}
-    if threading.current_thread() is threading.main_thread():  # signals reach the main thread only
-      self._previous = {s: signal.signal(s, self._handle) for s in (signal.SIGINT, signal.SIGTERM)}
-    return self
-
-  def _handle(self, signum, _frame):
-    if self.signal is not None:  # a second Ctrl-C: give up at once
-      raise KeyboardInterrupt
-    self.signal = signum
-
-  def __exit__(self, *exc):
-    for s, handler in self._previous.items():
-      signal.signal(s, handler)
-
-
-class Interrupted(Exception):
-  """Raised after the checkpoint of an interrupted run has been written."""
-
-
-def prepare_workdir(config: Config, workdir: Path) -> Path:
-  """Creates `workdir`, writes the resolved config (what `nmt_flax.load` reads)
-  and adds this run to its provenance (versions, git commit)."""
-  workdir = Path(workdir)
-  if is_trained(workdir):  # the same check as train.py's: no silent change of model
-    merge_with_stored(read_stored(workdir), dataclasses.asdict(config), workdir)
-  try:
-    workdir.mkdir(parents=True, exist_ok=True)
-    if jax.process_index() == 0:
-      write_atomically(workdir / CONFIG_FILE, config.to_json())
-      provenance.record_run(workdir)
-  except OSError as e:
-    raise UserError(f"{workdir}: cannot create or write ({e.strerror})", option="workdir") from None
-  return workdir
-
-
-def load_data(task: tasks.Task, workdir: Path, log) -> dict[str, Split]:
-  """The task's splits, with the vocabularies saved in (or, once trained, checked against) `workdir`."""
-  stored_vocabs = (task.load_vocabs(workdir) if is_trained(workdir)
-                   and (workdir / f"{task.vocab_files[0]}.json").exists() else None)
-  splits = task.training_splits(workdir, log)
-  if stored_vocabs:
-    task.check_vocabs(stored_vocabs, workdir)
-  elif jax.process_index() == 0:  # several processes: one writer
-    task.save_vocabs(workdir)
-  train_split, val_split = splits["train"], splits["val"]
-  dropped = train_split.extras.get("too_long")
-  log(f"data: {train_split.size} training / {val_split.size} validation examples"
-      + (f" ({dropped} training pairs longer than the last bucket left out)" if dropped else "")
-      + "; " + ", ".join(f"{k} {len(v)}" for k, v in task.vocabs.items()))
-  return splits
 
 
 def restore_or_init(task: tasks.Task, checkpoints: Checkpoints, total_steps: int, metrics_path: Path,
