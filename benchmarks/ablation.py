@@ -122,9 +122,9 @@ def sentiment_scores(classifier) -> dict:
 
 
 def provenance() -> dict:
-  """When, at which commit and on what machine the row was measured."""
-  commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
-                          text=True, check=False).stdout.strip() or None
+  """When, at which commit (with -dirty for uncommitted changes) and on what machine the row was measured."""
+  from nmt_flax.training.provenance import git_commit
+  commit = git_commit(ROOT, short=True)
   cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
               if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() \
       else platform.processor()

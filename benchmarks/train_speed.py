@@ -18,7 +18,6 @@ import jax
 
 from nmt_flax import cli, tasks
 from nmt_flax import config as config_lib
-from nmt_flax.text.vocab import PAD_ID
 from nmt_flax.training import loop as training
 
 
@@ -41,9 +40,8 @@ def main(argv: list[str]) -> dict:
   args = parser.parse_args(argv)
   flags = {k: v for k, v in vars(args).items()
            if k not in ("task", "workdir", "preset", "config", "steps", *cli.DISTRIBUTED_FLAGS)}
-  if args.config:
-    flags = {**{k: v for k, v in config_lib.read_config_file(args.config).items() if k != "task"}, **flags}
-  config = config_lib.resolve("nmt", args.preset, flags)
+  task, flags = config_lib.with_recipe_file("nmt", args.config, flags)
+  config = config_lib.resolve(task, args.preset, flags)
   cli.setup_jax()
   task = tasks.get(config)
   split = task.load_splits()["train"]
@@ -51,8 +49,7 @@ def main(argv: list[str]) -> dict:
   state, step = training.create_state(task, config.seed, 1000), training.make_train_step(task)
   state, shapes, compile_s = compile_every_shape(state, step, batches)
   timed = batches[:args.steps]
-  tokens = sum(int((((b["src"] != PAD_ID).sum(1) + (b["tgt_out"] != PAD_ID).sum(1)) * b["weight"]).sum())
-               for b in timed)  # filler rows weigh 0
+  tokens = sum(task.tokens_in(b) for b in timed)
   started = time.perf_counter()
   for batch in timed:
     state, metrics = step(state, batch)

@@ -31,8 +31,9 @@ from nmt_flax.utils.workdir import is_trained
 
 
 @dataclasses.dataclass
-class Translation:
-  """One text's translation. A text of several sentences is translated sentence
+class Hypothesis:
+  """One translation of a text (a hypothesis of the decoder; `nbest` gives
+  several). A text of several sentences is translated sentence
   by sentence and joined (`join`): `source` and `tokens` then hold each
   sentence's `<end>` between sentences, and `attention` is block-diagonal."""
   source: list[str]       # the source tokens the model saw (characters: in its --chinese-script)
@@ -72,7 +73,7 @@ def block_diagonal(blocks: list[np.ndarray]) -> np.ndarray:
   return out
 
 
-def join(parts: list[Translation], separator: str = " ") -> Translation:
+def join(parts: list[Hypothesis], separator: str = " ") -> Hypothesis:
   """Consecutive sentences' translations as one: texts joined by `separator`
   (a space, or none in a language written without spaces), scores and
   unknown characters summed, attention block-diagonal (each sentence's words
@@ -81,7 +82,7 @@ def join(parts: list[Translation], separator: str = " ") -> Translation:
     return parts[0]
   source = [c for p in parts for c in p.source + ["<end>"]][:-1]
   tokens = [t for p in parts for t in p.target_labels][:-1 if parts[-1].ended else None]
-  return Translation(source=source, tokens=tokens, text=separator.join(p.text for p in parts if p.text),
+  return Hypothesis(source=source, tokens=tokens, text=separator.join(p.text for p in parts if p.text),
                      attention=block_diagonal([p.attention for p in parts]),
                      blocks=[b for p in parts for b in (p.blocks or [p.attention.shape])],
                      unknown=sum(p.unknown for p in parts),
@@ -102,15 +103,15 @@ class PairScore:
 
 
 @dataclasses.dataclass
-class LineTranslation:
+class TranslatedLine:
   """A line of text, translated sentence by sentence (`sentences.split_sentences`)."""
   source: str                           # the line as given
   sentences: list[str]                  # its sentences (blank line: none)
-  segments: list[list[Translation]]     # per sentence: its n-best hypotheses, best first
-  warning: str | None = None            # as Translation.warning, for the whole line
+  segments: list[list[Hypothesis]]      # per sentence: its n-best hypotheses, best first
+  warning: str | None = None            # as Hypothesis.warning, for the whole line
   separator: str = " "                  # between the sentences' translations: the target side's
 
-  def best(self, rank: int = 0) -> Translation | None:
+  def best(self, rank: int = 0) -> Hypothesis | None:
     """The rank-th hypotheses of the sentences joined (`join`); None for a blank line."""
     return join([h[rank] for h in self.segments], self.separator) if self.segments else None
 
@@ -132,7 +133,7 @@ class LineTranslation:
     sentence); `alignment` with alignment=True (the source_tokens,
     target_tokens and attention of `join`); `segments` when the line held
     several sentences, each with the same fields."""
-    def record(source: str, hyps: list[list[Translation]], warning: str | None,
+    def record(source: str, hyps: list[list[Hypothesis]], warning: str | None,
                alignment: bool) -> dict:
       best = join([h[0] for h in hyps], self.separator) if hyps else None
       out = {"source": source, "translation": best.text if best else "",
@@ -271,9 +272,19 @@ class LoadedModel:
 
 
 class Translator(LoadedModel):
-  """Keyword arguments `**decoding` are the fields of `decoding.DecodeOptions`
-  (beam_size=1, alpha=0.6, n_best=1, max_len=None), checked in one place and
-  meaning the same as eval.py's flags."""
+  """A trained translation model (or an ensemble), from text to translations.
+
+  The entry is `translate(texts)`: the best `Hypothesis` of each text (split
+  into sentences, each translated, then joined). Beside it: `nbest` (several
+  hypotheses per text), `translate_lines` (a stream of lines, as eval.py
+  --input), `score` (forced decoding of references), `evaluate` (BLEU, chrF,
+  TER on a `split` or a `read_file`) and `attention_heads` (a Transformer's
+  heads of one hypothesis). The other methods are the steps these share.
+
+  Keyword arguments `**decoding` are the fields of
+  `nmt_flax.decoding.options.DecodeOptions` (beam_size=1, alpha=0.6, n_best=1,
+  max_len=None, sampling...), checked in one place and meaning the same as
+  eval.py's flags."""
 
   def read_file(self, path: str | tuple[str, str]):
     """All pairs of a tab-separated file, or of a (source file, target file) pair."""
@@ -286,7 +297,7 @@ class Translator(LoadedModel):
     return self.task.evaluate(self.params, split, DecodeOptions(**decoding))
 
   def translate(self, texts: list[str], prefixes: list[str | None] | None = None,
-                **decoding) -> list[Translation]:
+                **decoding) -> list[Hypothesis]:
     """Translations of free text in the source language, greedy (beam_size 1) or beam search. A
     text of several sentences is translated sentence by sentence and joined
     (`join`), as `translate_lines` and eval.py treat a line. `prefixes`: per
@@ -294,7 +305,7 @@ class Translator(LoadedModel):
     return [best[0] for best in self.nbest(texts, prefixes, **{**decoding, "n_best": 1})]
 
   def nbest(self, texts: list[str], prefixes: list[str | None] | None = None,
-            **decoding) -> list[list[Translation]]:
+            **decoding) -> list[list[Hypothesis]]:
     """The `n_best` best hypotheses of each text, best first (the k-th of a
     text joins the k-th of each of its sentences), each starting with the
     text's prefix if given (forced decoding of the prefix, then search).
@@ -324,7 +335,7 @@ class Translator(LoadedModel):
 
   def _translate(self, texts: list[str], sentences: list[list[str]], options: DecodeOptions,
                  prefixes: list[str | None] | None = None, name=lambda n: f"#{n}",
-                 first_position: int = 0) -> list[LineTranslation]:
+                 first_position: int = 0) -> list[TranslatedLine]:
     """Each text with its sentences translated, in one batched call for all; a
     text's prefix begins its first sentence's translation (`name(n)` names
     text n, from 1, in errors). The sentences are numbered from
@@ -342,7 +353,7 @@ class Translator(LoadedModel):
       start += len(found)
       chars = [c for h in segments for c in h[0].source]
       warning = self.task.source_warning(chars, sum(h[0].unknown for h in segments)) if chars else None
-      lines.append(LineTranslation(source=text, sentences=found, segments=segments, warning=warning,
+      lines.append(TranslatedLine(source=text, sentences=found, segments=segments, warning=warning,
                                    separator=separator))
     return lines
 
@@ -368,7 +379,7 @@ class Translator(LoadedModel):
 
   def sentence_nbest(self, sentences: list[str], prefixes: list[str | None] | None = None,
                      names: list[str] | None = None, positions: list[int] | None = None,
-                     **decoding) -> list[list[Translation]]:
+                     **decoding) -> list[list[Hypothesis]]:
     """The `n_best` best hypotheses of each sentence (not split further), each
     starting with its prefix (target-language text) when one is given (`names`: how
     errors name the sentences; default #1, #2, …). Batched and
@@ -383,7 +394,7 @@ class Translator(LoadedModel):
     target = self.task.target_side
     forced = [self._prefix_ids(p) for p in (prefixes or [None] * len(sentences))]
     positions = list(range(len(sentences))) if positions is None else positions
-    results: list[list[Translation]] = [[] for _ in encoded]
+    results: list[list[Hypothesis]] = [[] for _ in encoded]
 
     def max_len(src_len: int) -> int:
       return self.task.shapes.decode_length(src_len, options)
@@ -406,7 +417,7 @@ class Translator(LoadedModel):
         for n in range(options.n_best):
           words = vocab.decode(tokens[row, n])
           ended = bool(np.any(tokens[row, n] == END_ID))
-          results[i].append(Translation(
+          results[i].append(Hypothesis(
               source=chars, tokens=words, text=target.text_of(words),
               attention=weights[row, n, :len(words) + ended, :len(chars) + 1],
               unknown=unknown, truncated=truncated, score=float(scores[row, n]), ended=ended,
@@ -428,7 +439,7 @@ class Translator(LoadedModel):
       for start in range(0, len(members), rows):
         yield shape, members[start:start + rows], rows
 
-  def attention_heads(self, translation: Translation) -> np.ndarray:
+  def attention_heads(self, translation: Hypothesis) -> np.ndarray:
     """Every head of every layer's cross-attention over `translation` (from
     `translate` or `nbest`): [layers, heads, len(target_labels),
     len(source) + 1], teacher-forced on its output, so the last layer's mean
@@ -472,7 +483,7 @@ class Translator(LoadedModel):
     return results  # type: ignore[return-value]
 
   def translate_lines(self, lines: Iterable[str], window: int = 1000, prefixed: bool = False,
-                      **decoding) -> Iterator[LineTranslation]:
+                      **decoding) -> Iterator[TranslatedLine]:
     """Translates a stream of lines (a file, stdin), yielding one result per
     line in input order. Each line is split into sentences and every sentence
     translated; a blank line gives an empty result. With `prefixed`, a line is
@@ -487,7 +498,7 @@ class Translator(LoadedModel):
     window_start = sentences_before = 0  # lines and sentences of the earlier windows
     iterator = iter(lines)
 
-    def flush() -> list[LineTranslation]:  # the lines read so far, translated
+    def flush() -> list[TranslatedLine]:  # the lines read so far, translated
       return self._translate(buffer, sentences, options, prefixes, lambda n: f"line {window_start + n}",
                              sentences_before)
     while True:

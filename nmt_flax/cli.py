@@ -10,7 +10,7 @@ from pathlib import Path
 import absl.logging
 import jax
 
-from nmt_flax import api, tasks
+from nmt_flax import api
 from nmt_flax import config as config_lib
 from nmt_flax.data import corpus, prepare
 from nmt_flax.decoding.options import DecodeOptions
@@ -95,7 +95,7 @@ def train_parser() -> argparse.ArgumentParser:
   p.add_argument("--workdir", default=None,
                  help="folder for checkpoints, config, vocabularies, metrics (default runs/TASK)")
   p.add_argument("--preset", default=None, help="named recipe, the file nmt_flax/configs/TASK/NAME.yaml: "
-                 + "; ".join(f"{name} ({', '.join(tasks)})" for name, tasks in config_lib.PRESETS.items()))
+                 + "; ".join(f"{name} ({', '.join(recipes)})" for name, recipes in config_lib.PRESETS.items()))
   p.add_argument("--config", default=None, metavar="FILE",
                  help="a recipe file, YAML or JSON, with any keys of config.json (a workdir's "
                  "config.json is one); it overrides --preset, and flags override it")
@@ -118,13 +118,7 @@ def run_config(args: argparse.Namespace) -> tuple[config_lib.Config, Path]:
   """(config, workdir) of train.py's (or prepare's) flags."""
   flags = {k: v for k, v in vars(args).items()
            if k not in ("task", "workdir", "preset", "config", *DISTRIBUTED_FLAGS)}
-  task = args.task
-  if args.config:  # the file's values count as given, below the flags typed after it
-    recipe = config_lib.read_config_file(Path(args.config))
-    if task and recipe.get("task", task) != task:
-      raise UserError(f"--config {args.config}: is a {recipe['task']} recipe, not {task}")
-    task = task or recipe.get("task")
-    flags = {**{k: v for k, v in recipe.items() if k != "task"}, **flags}
+  task, flags = config_lib.with_recipe_file(args.task, args.config, flags)
   workdir = Path(args.workdir or f"runs/{task or 'nmt'}")
   return config_lib.for_workdir(workdir, task, args.preset, flags), workdir
 
@@ -163,7 +157,7 @@ def prepare_main(argv) -> None:
   config, workdir = run_config(parser.parse_args(argv))
   if config.task != "nmt":
     raise UserError(f"{config.task}: only the translation task prepares its data", option="task")
-  splits = prepare.ensure(tasks.get(config), workdir, print)
+  splits, _ = prepare.ensure(config, workdir, print)
   print(f"ready: {splits['train'].size} training pairs; train with the same flags: "
         f"`python train.py --workdir {workdir} ...`")
 
@@ -344,7 +338,7 @@ def _translate_input(model: api.Translator, args, decoding: dict) -> None:
     print(f"note: {args.input}: no lines, nothing to translate", file=sys.stderr)
 
 
-def _notes(where: str, translation: api.Translation) -> None:
+def _notes(where: str, translation: api.Hypothesis) -> None:
   """What a reader of plain text should know about a translation, on stderr."""
   if translation.warning:
     print(f"note: {where}: {translation.warning}: the translation is unreliable", file=sys.stderr)
@@ -355,7 +349,7 @@ def _notes(where: str, translation: api.Translation) -> None:
     print(f"note: {where}: the translation stopped at the output length limit", file=sys.stderr)
 
 
-def _plot_heads(model: api.Translator, translation: api.Translation, layer: int, path: Path, font) -> None:
+def _plot_heads(model: api.Translator, translation: api.Hypothesis, layer: int, path: Path, font) -> None:
   heads = model.attention_heads(translation)  # [layers, heads, rows, columns]
   plotting.plot_attention(heads[layer - 1], translation.source + ["<end>"], translation.target_labels,
                           path, font, [f"layer {layer}, head {h}" for h in range(1, len(heads[0]) + 1)])
@@ -364,12 +358,7 @@ def _plot_heads(model: api.Translator, translation: api.Translation, layer: int,
 
 def _pairs_given(args) -> str | tuple[str, str] | None:
   """--data, or --source and --target as a file pair, or None."""
-  if (args.source is None) != (args.target is None):
-    raise UserError(f"--{'target' if args.target is None else 'source'} not given: --source and "
-                    "--target name the two files of a pair; give both")
-  if args.source and args.data:
-    raise UserError("--data: give either --data or --source and --target, not both")
-  return (args.source, args.target) if args.source else args.data
+  return config_lib.corpus_given(args.data, args.source, args.target)
 
 
 def _score_pairs(model: api.Translator, args) -> None:

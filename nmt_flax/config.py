@@ -233,6 +233,17 @@ def read_config_file(path: Path) -> dict[str, Any]:
   return {k: float(v) if fields[k].type in floats and v is not None else v for k, v in values.items()}
 
 
+def with_recipe_file(task: str | None, path: str | None, flags: dict[str, Any]) -> tuple[str | None, dict[str, Any]]:
+  """(task, flags) with the values of the recipe file `path` (--config) under
+  `flags`: the file's values count as given, below the flags typed after it."""
+  if not path:
+    return task, flags
+  recipe = read_config_file(Path(path))
+  if task and recipe.get("task", task) != task:
+    raise UserError(f"--config {path}: is a {recipe['task']} recipe, not {task}")
+  return task or recipe.get("task"), {**{k: v for k, v in recipe.items() if k != "task"}, **flags}
+
+
 @functools.cache
 def _recipe_loader():
   """PyYAML's SafeLoader, reading numbers as YAML 1.2 and JSON do: `3e-4` and
@@ -418,6 +429,18 @@ def validate(config: Config) -> None:
   validate_corpus(config)
 
 
+def corpus_given(data: str | None, source: str | None, target: str | None) -> str | tuple[str, str] | None:
+  """`data` (one tab-separated file), or (`source`, `target`) (a file pair), or
+  None; refuses half a pair, and a file with a pair."""
+  if (source is None) != (target is None):
+    raise UserError("not given: --source and --target name the two files of a pair; give both",
+                    option="target" if target is None else "source")
+  if source is not None and data is not None:
+    raise UserError("and source/target both given: give either one tab-separated file (data) or a file pair "
+                    "(source and target), not both", option="data")
+  return (source, target) if source is not None else data
+
+
 def validate_corpus(config: Config) -> None:
   """The corpus flags of a translation config: languages, units, sources."""
   for which, side in zip(("source", "target"), config.text_sides):
@@ -430,11 +453,7 @@ def validate_corpus(config: Config) -> None:
     if side.unit == "char" and side.spaced:
       raise UserError(f"char: {side.lang} is written with spaces between words; use word, bpe "
                       "or unigram", option=f"{which}_tokens")
-  _check((config.source is None) == (config.target is None), "target" if config.target is None else "source",
-         "not given: --source and --target name the two files of a pair; give both")
-  _check(config.source is None or config.data is None, "data",
-         "and source/target both given: give either one tab-separated file (data) or a file pair "
-         "(source and target), not both")
+  corpus_given(config.data, config.source, config.target)
   if config.columns is not None:
     columns = config.columns.split(",")
     _check(len(columns) == 2 and all(c.isdigit() and int(c) > 0 for c in columns) and columns[0] != columns[1],

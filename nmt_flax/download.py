@@ -15,13 +15,13 @@ import random
 import re
 import sys
 import tarfile
-import tempfile
 import urllib.request
 import zipfile
 from pathlib import Path
 
 from nmt_flax.data.corpus import ENV_VAR, FILE_NAMES
 from nmt_flax.utils.errors import UserError
+from nmt_flax.utils.files import write_atomically
 
 SOURCES = {
     "nmt": "https://www.manythings.org/anki/cmn-eng.zip",
@@ -63,13 +63,6 @@ def imdb_csv_from_tar(archive: bytes) -> bytes:
   return gzip.compress(out.getvalue().encode("utf-8"))
 
 
-def write_atomically(path: Path, content: bytes) -> None:
-  path.parent.mkdir(parents=True, exist_ok=True)
-  with tempfile.NamedTemporaryFile(dir=path.parent, delete=False) as tmp:
-    tmp.write(content)
-  os.replace(tmp.name, path)
-
-
 def main(argv=None) -> int:
   parser = argparse.ArgumentParser(prog="python -m nmt_flax.download", description=__doc__,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -84,6 +77,7 @@ def main(argv=None) -> int:
   try:
     archive = fetch(SOURCES[args.task])
     content = cmn_eng_from_zip(archive) if args.task == "nmt" else imdb_csv_from_tar(archive)
+    dest.parent.mkdir(parents=True, exist_ok=True)
     write_atomically(dest, content)
   except UserError as e:
     print(f"error: {e}", file=sys.stderr)

@@ -104,7 +104,7 @@ LANGUAGE_NAMES = {"zh": "Chinese", "en": "English", "de": "German", "fr": "Frenc
 EXAMPLES = {"zh": "输入中文，例如：我有一隻貓。", "en": "Type English, e.g. I have a cat."}
 
 
-def translation_json(text: str, hypotheses: list[api.Translation]) -> dict:
+def translation_json(text: str, hypotheses: list[api.Hypothesis]) -> dict:
   """`text` as given, its best translation with the alignment (`source_tokens`:
   what the model read), and every hypothesis."""
   best = hypotheses[0]

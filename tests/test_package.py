@@ -128,3 +128,21 @@ def test_the_public_api_is_the_package_face_the_readme_uses():
   modules = {p.stem for p in PACKAGE.glob("*.py")} | {p.name for p in PACKAGE.iterdir() if p.is_dir()}
   assert used - modules - {"__version__"} <= face, used - modules - face
   assert all(re.search(rf"\b{name}\b", docs) for name in face)
+
+
+def test_no_two_classes_of_the_package_share_a_name():
+  """A reader (or a traceback) naming a class names one thing."""
+  import collections
+  import re
+  names = collections.Counter(name for path in PACKAGE.rglob("*.py")
+                              for name in re.findall(r"^class (\w+)", path.read_text(encoding="utf-8"), re.M))
+  assert [name for name, count in names.items() if count > 1] == []
+
+
+def test_the_data_layer_never_receives_a_task():
+  """The corpus is read, split and encoded from explicit arguments: the task
+  calls down into `nmt_flax.data`, never the other way (no `task.` there)."""
+  import re
+  uses = [f"{path.name}:{n}" for path in (PACKAGE / "data").glob("*.py")
+          for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1) if re.search(r"\btask\.", line)]
+  assert uses == []

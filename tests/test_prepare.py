@@ -10,6 +10,7 @@ import nmt_flax
 from nmt_flax import tasks
 from nmt_flax.data import prepare
 from nmt_flax.data.loader import Batches
+from nmt_flax.data.pairs import split_by_hash
 from nmt_flax.text.vocab import SPECIALS
 from nmt_flax.utils.errors import UserError
 from tests.conftest import NMT_FLAGS, TINY_NMT, evaluate_with, one_error_line
@@ -57,7 +58,7 @@ def prepared(tmp_path_factory, nmt_config_module):
   """A tiny corpus prepared by the set split, next to its in-memory splits."""
   workdir = tmp_path_factory.mktemp("prepared")
   config = nmt_config_module(buckets="6x10,12x10", test_fraction=0.2)
-  return workdir, prepare.ensure(tasks.get(config), workdir, quiet), tasks.get(config).load_splits()
+  return workdir, prepare.ensure(config, workdir, quiet)[0], tasks.get(config).load_splits()
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +86,7 @@ def test_prepared_splits_equal_the_in_memory_ones_row_for_row(prepared):
 def test_the_hash_split_keeps_equal_sources_together_and_is_deterministic(nmt_config_module, tmp_path):
   config = nmt_config_module(split_by="hash", val_fraction=0.3, test_fraction=0.3)
   task = tasks.get(config)
-  splits = prepare.ensure(task, tmp_path / "a", quiet)
+  splits = task.training_splits(tmp_path / "a", quiet)
   sources = {name: set(split.extras["sources"]) for name, split in splits.items() if name != "train"}
   train = splits["train"]
   train_sources = {task.source_side.text_of(task.vocabs["src_vocab"].decode(row[row > 0]))
@@ -96,13 +97,11 @@ def test_the_hash_split_keeps_equal_sources_together_and_is_deterministic(nmt_co
   assert splits["test-unseen"].size <= splits["test"].size
   # The vocabulary comes from the training side only.
   assert set(task.vocabs["src_vocab"].itos) - set(SPECIALS) <= {c for s in train_sources for c in s}
-  again = tasks.get(config)
-  assert prepare.ensure(again, tmp_path / "b", quiet)["val"].extras == splits["val"].extras
-  uneven = nmt_config_module(val_fraction=0.1, test_fraction=0.2)
-  shares = collections.Counter(prepare.split_of(str(n), uneven) for n in range(20_000))
+  assert prepare.ensure(config, tmp_path / "b", quiet)[0]["val"].extras == splits["val"].extras
+  shares = collections.Counter(split_by_hash(str(n), 0.1, 0.2, seed=0) for n in range(20_000))
   assert abs(shares["val"] / 20_000 - 0.1) < 0.01 and abs(shares["test"] / 20_000 - 0.2) < 0.01
-  other = prepare.ensure(tasks.get(nmt_config_module(split_by="hash", val_fraction=0.3,
-                                                     test_fraction=0.3, split_seed=1)), tmp_path / "c", quiet)
+  other, _ = prepare.ensure(nmt_config_module(split_by="hash", val_fraction=0.3, test_fraction=0.3, split_seed=1),
+                            tmp_path / "c", quiet)
   assert other["val"].extras["sources"] != splits["val"].extras["sources"]
 
 
@@ -110,18 +109,18 @@ def test_a_prepared_folder_that_does_not_match_is_refused_in_one_line(prepared, 
   workdir, _, _ = prepared
   shared = str(workdir / "prepared")
   with pytest.raises(UserError, match="prepared with val_fraction 0.2, not 0.3: .*--prepared"):
-    prepare.ensure(tasks.get(nmt_config_module(buckets="6x10,12x10", test_fraction=0.2, val_fraction=0.3,
-                                               prepared=shared)), tmp_path, quiet)
+    prepare.ensure(nmt_config_module(buckets="6x10,12x10", test_fraction=0.2, val_fraction=0.3,
+                                     prepared=shared), tmp_path, quiet)
   corpus = tmp_path / "corpus.txt"
   corpus.write_bytes(TINY_NMT.read_bytes())
   config = nmt_config_module(data=str(corpus))
-  prepare.ensure(tasks.get(config), tmp_path / "w", quiet)
+  prepare.ensure(config, tmp_path / "w", quiet)
   os.utime(corpus, ns=(1, 1))  # touched, not changed: accepted (checked by content)
   assert prepare.mismatch(tmp_path / "w" / "prepared", config) is None
   corpus.write_text(TINY_NMT.read_text(encoding="utf-8").replace("cat", "dog"), encoding="utf-8")
   assert "corpus.txt has changed since" in prepare.mismatch(tmp_path / "w" / "prepared", config)
   notes = []
-  prepare.ensure(tasks.get(config), tmp_path / "w", notes.append)  # no checkpoint yet: prepared again
+  prepare.ensure(config, tmp_path / "w", notes.append)  # no checkpoint yet: prepared again
   assert any("preparing it again" in n for n in notes)
   assert prepare.mismatch(tmp_path / "w" / "prepared", config) is None
 
@@ -131,7 +130,7 @@ def test_an_interrupted_prepare_leaves_nothing_that_looks_prepared(nmt_config_mo
     raise KeyboardInterrupt
   monkeypatch.setattr(prepare.TrainWriter, "add", interrupt)
   with pytest.raises(KeyboardInterrupt):
-    prepare.ensure(tasks.get(nmt_config_module()), tmp_path, quiet)
+    prepare.ensure(nmt_config_module(), tmp_path, quiet)
   assert os.listdir(tmp_path) == []
 
 
@@ -161,9 +160,9 @@ def test_train_prepares_the_prepare_cli_finds_it_done_and_eval_reads_a_file_pair
 
 def test_a_hash_split_with_no_validation_pair_is_refused_and_blocks_no_rerun(nmt_config_module, tmp_path):
   with pytest.raises(UserError, match=r"^val_fraction 0.0005: the hash split sent no pair to validation"):
-    prepare.ensure(tasks.get(nmt_config_module(split_by="hash", val_fraction=0.0005)), tmp_path, quiet)
+    prepare.ensure(nmt_config_module(split_by="hash", val_fraction=0.0005), tmp_path, quiet)
   assert os.listdir(tmp_path) == []
-  splits = prepare.ensure(tasks.get(nmt_config_module(split_by="hash", val_fraction=0.3)), tmp_path, quiet)
+  splits, _ = prepare.ensure(nmt_config_module(split_by="hash", val_fraction=0.3), tmp_path, quiet)
   assert splits["val"].size > 0
 
 

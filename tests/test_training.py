@@ -268,16 +268,16 @@ def test_early_stopping_keeps_the_best_checkpoint_and_eval_uses_it(nmt_config, t
 
 
 def test_splits_are_disjoint_by_source_and_fixed_by_seed(nmt_config):
-  from nmt_flax.data import corpus as data
+  from nmt_flax.data.pairs import split_by_set
   sources = [f"s{i % 40}" for i in range(200)]  # every source sentence five times
-  split = data.split_by_source(sources, 0.1, 0.2, seed=3)
+  split = split_by_set(sources, 0.1, 0.2, seed=3)
   sides = [{sources[i] for i in split[name]} for name in ("train", "val", "test")]
   assert [len(s) for s in sides] == [28, 4, 8]
   assert not (sides[0] & sides[1] or sides[0] & sides[2] or sides[1] & sides[2])
   assert sum(len(v) for v in split.values()) == 200
-  again = data.split_by_source(sources, 0.1, 0.2, seed=3)
+  again = split_by_set(sources, 0.1, 0.2, seed=3)
   assert all(np.array_equal(split[k], again[k]) for k in split)
-  other = data.split_by_source(sources, 0.1, 0.2, seed=4)
+  other = split_by_set(sources, 0.1, 0.2, seed=4)
   assert not np.array_equal(split["test"], other["test"])
   # the task builds its test split from the same indices, and the vocabulary from train only
   task = tasks.get(nmt_config(test_fraction=0.25))

@@ -129,28 +129,23 @@ def stream_file_pair(source: Path, target: Path) -> Iterator[Pair]:
     raise UserError(f"{paths[0]}: no sentence pairs (the files are empty)", option="source")
 
 
+def stream_corpus(config, path: str | tuple[str, str] | None = None) -> Iterator[Pair]:
+  """The pairs of a translation run's corpus (`config`: --data with --columns,
+  or --source/--target), or of `path`: a tab-separated file in the same
+  columns, or (source file, target file); read lazily."""
+  if path is None and config.source:
+    path = (config.source, config.target)
+  if isinstance(path, tuple):
+    return stream_file_pair(Path(path[0]), Path(path[1]))
+  columns = (tuple(int(c) for c in config.columns.split(",")) if config.columns
+             else default_columns(config.source_lang, config.target_lang))
+  return stream_pairs(Path(path) if path else find_data_file("nmt", config.data), columns,
+                      names=(config.source_lang, config.target_lang))
+
+
 def read_pairs(path: Path, columns: tuple[int, int] = (2, 1), names=("source", "target")) -> list[Pair]:
   """All of `stream_pairs`."""
   return list(stream_pairs(path, columns, names))
-
-
-def split_by_source(sources: list[str], val_fraction: float, test_fraction: float,
-                    seed: int) -> dict[str, np.ndarray]:
-  """Indices {'train', 'val', 'test'} such that equal sources never sit on two sides.
-
-  The unique source sentences are shuffled with `seed`; the first
-  `val_fraction` of them go to validation, the next `test_fraction` to test.
-  """
-  unique = sorted(set(sources))
-  order = np.random.default_rng(seed).permutation(len(unique))
-  n_val = max(1, int(round(val_fraction * len(unique))))
-  n_test = int(round(test_fraction * len(unique)))
-  if n_val + n_test >= len(unique):
-    raise UserError(f"{val_fraction} and test_fraction {test_fraction}: leave no training data "
-                    f"({len(unique)} unique source sentences)", option="val_fraction")
-  side = {unique[i]: 1 for i in order[:n_val]} | {unique[i]: 2 for i in order[n_val:n_val + n_test]}
-  which = np.array([side.get(s, 0) for s in sources])
-  return {name: np.flatnonzero(which == k) for k, name in enumerate(("train", "val", "test"))}
 
 
 LABELS = {"negative": 0, "positive": 1}

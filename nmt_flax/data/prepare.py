@@ -12,11 +12,16 @@ WORKDIR/prepared, or --prepared DIR, which several runs can share:
     val.npz + val.json, ...    the evaluation splits (val, test, test-unseen), small, read whole
 
 The split (--split-by): `set` shuffles the unique source sentences with the
-split seed, as the in-memory `Translation.load_splits` does (exact fractions;
-the corpus is read into memory once); `hash` sends a source to val, test or
-train by a hash of its normalised text and the seed (one pass, constant memory,
-fractions approximate); `auto` picks set for a corpus of up to
-SET_SPLIT_MAX_BYTES, else hash. Either way equal sources never sit on two sides.
+split seed, as the in-memory corpus does (`nmt_flax.data.pairs.split_in_memory`:
+exact fractions; the corpus is read into memory once); `hash` sends a source
+to val, test or train by a hash of its normalised text and the seed (one pass,
+constant memory, fractions approximate); `auto` picks set for a corpus of up
+to SET_SPLIT_MAX_BYTES, else hash. Either way equal sources never sit on two
+sides, and 'test-unseen' is computed one way (`pairs.SeenInTraining`).
+
+Every function here takes the run's config, never a task: the translation
+task calls down into `ensure` and `load`, which return the splits and the
+vocabularies.
 
 Written into a temporary folder renamed into place when complete: an
 interrupted prepare never leaves a folder that training would read as prepared.
@@ -29,13 +34,12 @@ import json
 import os
 import random
 import shutil
-from array import array
 from pathlib import Path
 
 import jax
 import numpy as np
 
-from nmt_flax.data import corpus
+from nmt_flax.data import corpus, pairs
 from nmt_flax.data.loader import DiskBucket
 from nmt_flax.data.split import Split
 from nmt_flax.text.sides import SUBWORD_UNITS
@@ -119,38 +123,40 @@ def mismatch(where: Path, config) -> str | None:
   return None
 
 
-def ensure(task, workdir: Path, log) -> dict[str, Split]:
-  """The prepared splits of `task`'s corpus for a run in `workdir`, preparing
-  them first if needed (process 0 prepares; the others wait for it)."""
-  where = location(task.config, workdir)
+Prepared = tuple[dict[str, Split], dict[str, Vocabulary]]  # (splits, vocabularies by file name)
+
+
+def ensure(config, workdir: Path, log) -> Prepared:
+  """The prepared splits and vocabularies of `config`'s corpus for a run in
+  `workdir`, preparing them first if needed (process 0 prepares; the others wait for it)."""
+  where = location(config, workdir)
   if jax.process_index() == 0:
-    problem = mismatch(where, task.config) if (where / MANIFEST).is_file() else "missing"
+    problem = mismatch(where, config) if (where / MANIFEST).is_file() else "missing"
     if problem is None:
       log(f"data: prepared in {where}")
-      if gone := missing_corpus(task.config):
+      if gone := missing_corpus(config):
         log(f"note: {gone}; using the corpus as prepared in {where}")
-    elif problem == "missing" or (not task.config.prepared and not is_trained(workdir)):
+    elif problem == "missing" or (not config.prepared and not is_trained(workdir)):
       if problem != "missing":
         log(f"note: {where} was {problem}; preparing it again")
-      prepare(task, where, log)
+      prepare(config, where, log)
     else:
       raise UserError(f"{where}: {problem}: this run needs its own prepared data; give another "
                       "--prepared folder (or delete this one to prepare it again)"
-                      if task.config.prepared else
+                      if config.prepared else
                       f"{where}: {problem}; was the data file changed? (the workdir was trained on "
                       "the prepared data: train a new --workdir on the new data)")
   if jax.process_count() > 1:
     from jax.experimental import multihost_utils
     multihost_utils.sync_global_devices("nmt_flax.prepare")
-  return load(task, where)
+  return load(where)
 
 
-def load(task, where: Path) -> dict[str, Split]:
-  """The splits of the prepared folder `where`: train on disk, the others in
-  memory; sets `task.vocabs` from it unless the task has them already."""
+def load(where: Path) -> Prepared:
+  """The splits of the prepared folder `where` (train on disk, the others in
+  memory) and its vocabularies."""
   manifest = json.loads((where / MANIFEST).read_text(encoding="utf-8"))
-  if not task.vocabs:
-    task.vocabs = {name: Vocabulary.load(where / f"{name}.json") for name in task.vocab_files}
+  vocabs = {name: Vocabulary.load(where / f"{name}.json") for name in pairs.VOCABULARIES}
   train = manifest["train"]
   buckets = [DiskBucket(where / "train" / b["file"], b["widths"], b["rows"]) for b in train["buckets"]]
   splits = {"train": Split(buckets=buckets, size=train["size"], extras={"too_long": train["too_long"]})}
@@ -160,7 +166,7 @@ def load(task, where: Path) -> dict[str, Split]:
               for k, v in json.loads((where / f"{name}.json").read_text(encoding="utf-8")).items()}
     splits[name] = Split(buckets=[{c: arrays[f"{b}/{c}"] for c in COLUMNS} for b in range(extras.pop("buckets"))],
                          size=extras.pop("size"), extras=extras)
-  return splits
+  return splits, vocabs
 
 
 class TrainWriter:
@@ -206,9 +212,9 @@ def write_split(split: Split, where: Path, name: str) -> None:
       encoding="utf-8")
 
 
-def prepare(task, where: Path, log) -> None:
-  """Prepares `task`'s corpus into `where` (replacing what is there), atomically."""
-  config, files = task.config, corpus_files(task.config)
+def prepare(config, where: Path, log) -> None:
+  """Prepares `config`'s corpus into `where` (replacing what is there), atomically."""
+  files = corpus_files(config)
   method = config.split_by
   if method == "auto":
     method = "set" if sum(f.stat().st_size for f in files) <= SET_SPLIT_MAX_BYTES else "hash"
@@ -219,12 +225,12 @@ def prepare(task, where: Path, log) -> None:
   tmp.mkdir()
   try:
     log(f"preparing {', '.join(map(str, files))} into {where} (split by {method})")
-    task.vocabs = {}
     writer = TrainWriter(tmp / "train", config.bucket_shapes)
-    evaluation = (_set_split if method == "set" else _hash_split)(task, writer, tmp)
+    evaluation, vocabs = (_set_split if method == "set" else _hash_split)(config, writer, tmp)
     for name, split in evaluation.items():
       write_split(split, tmp, name)
-    task.save_vocabs(tmp)
+    for name, vocab in vocabs.items():
+      vocab.save(tmp / f"{name}.json")
     manifest = {"format": FORMAT, "settings": settings(config), "split_by": method,
                 "corpus": [{"file": str(f.resolve()), **file_identity(f)} for f in files],
                 "train": writer.close(), "eval_splits": list(evaluation),
@@ -242,11 +248,18 @@ def prepare(task, where: Path, log) -> None:
       + ", ".join(f"{k} {v}" for k, v in manifest["sizes"].items()) + f") in {where}")
 
 
-def _set_split(task, writer: TrainWriter, tmp: Path) -> dict[str, Split]:
-  """The in-memory split (`Translation.load_splits`), written out."""
-  splits = task.load_splits()
+def configured_pairs(config):
+  """The first --max-examples pairs of `config`'s corpus, streamed."""
+  return itertools.islice(corpus.stream_corpus(config), config.max_examples)
+
+
+def _set_split(config, writer: TrainWriter, tmp: Path) -> Prepared:
+  """The in-memory split (`pairs.split_in_memory`), written out."""
+  splits, vocabs = pairs.split_in_memory(configured_pairs(config), config.text_sides, config.val_fraction,
+                                         config.test_fraction, config.data_seed, config.bucket_shapes,
+                                         config.bpe_size)
   writer.add(splits.pop("train"), 0)
-  return splits
+  return splits, vocabs
 
 
 class UnitsFile:
@@ -266,32 +279,27 @@ class UnitsFile:
         yield pair if self.column is None else pair[self.column]
 
 
-def _hash_split(task, writer: TrainWriter, tmp: Path) -> dict[str, Split]:
+def _hash_split(config, writer: TrainWriter, tmp: Path) -> Prepared:
   """One streaming pass: normalise, split by hash, write each split's units to
   a file; then vocabularies from the training units, then encode the
   training pairs chunk by chunk into `writer`; the evaluation splits in memory."""
-  config = task.config
-  names = ("train", "val", "test")
-  units = {name: UnitsFile(tmp / f"{name}.units") for name in names}
-  outputs = {name: units[name].path.open("w", encoding="utf-8") for name in names}
-  seen = {"targets": array("Q"), "sources": array("Q")}  # hashes of the training side, for test-unseen
-  test_keys = []  # (target hash, source hash) of each test pair
-  samples = [[] if side.unit in SUBWORD_UNITS else None for side in config.text_sides]
+  sides = config.text_sides
+  units = {name: UnitsFile(tmp / f"{name}.units") for name in pairs.SPLITS}
+  outputs = {name: units[name].path.open("w", encoding="utf-8") for name in pairs.SPLITS}
+  seen, test = pairs.SeenInTraining(), []  # the test pairs, for test-unseen
+  samples = [[] if side.unit in SUBWORD_UNITS else None for side in sides]
   sampler, kept, val_pairs = random.Random(config.data_seed), 0, 0
-  pairs = itertools.islice(task.stream_corpus(), config.max_examples)
   with progress_bar(None, "prepare", "pairs") as bar:
-    for normalised in map(task.normalise, pairs):
+    for pair in configured_pairs(config):
       bar.update(1)
+      normalised = pairs.normalise(pair, *sides)
       if normalised is None:
         continue
-      key, src, tgt, folded = normalised
-      name = split_of(key, config)
-      outputs[name].write(json.dumps([src, tgt], ensure_ascii=False) + "\n")
-      keys = (_hash("\x1f".join(tgt)), _hash("\x1f".join(folded)))
+      name = pairs.split_by_hash(normalised.key, config.val_fraction, config.test_fraction, config.data_seed)
+      outputs[name].write(json.dumps([normalised.source, normalised.target], ensure_ascii=False) + "\n")
       if name == "train":
-        seen["targets"].append(keys[0])
-        seen["sources"].append(keys[1])
-        for sample, sentence in zip(samples, (src, tgt)):  # reservoir sampling
+        seen.add(normalised)
+        for sample, sentence in zip(samples, (normalised.source, normalised.target)):  # reservoir sampling
           if sample is not None:
             if len(sample) < SUBWORD_SAMPLE:
               sample.append(sentence)
@@ -299,7 +307,7 @@ def _hash_split(task, writer: TrainWriter, tmp: Path) -> dict[str, Split]:
               sample[j] = sentence
         kept += 1
       elif name == "test":
-        test_keys.append(keys)
+        test.append(normalised)
       else:
         val_pairs += 1
   for f in outputs.values():
@@ -309,42 +317,26 @@ def _hash_split(task, writer: TrainWriter, tmp: Path) -> dict[str, Split]:
                     "training data", option="val_fraction")
   if not val_pairs:  # training validates and picks its best checkpoint on val
     raise UserError(f"{config.val_fraction}: the hash split sent no pair to validation (of "
-                    f"{kept + len(test_keys)} pairs); raise it, or split by set (--split-by set), which always "
+                    f"{kept + len(test)} pairs); raise it, or split by set (--split-by set), which always "
                     "holds one out", option="val_fraction")
   train = units["train"]
-  task.build_vocabs(train.side(0), train.side(1), samples)
-  src_side = task.source_side  # with its subword model
+  vocabs = pairs.learn_vocabularies(sides, train.side(0), train.side(1), config.bpe_size, samples)
+  sides = pairs.with_subwords(sides, vocabs)
 
   def encode(rows: list, drop_long: bool) -> Split:  # [source units, target units] rows
-    return task.make_split([src_side.tokens(s) for s, _ in rows], [t for _, t in rows], drop_long)
+    return pairs.encode([sides[0].tokens(s) for s, _ in rows], [t for _, t in rows], sides, vocabs,
+                        config.bucket_shapes, drop_long)
 
   with progress_bar(None, "prepare", "pairs encoded") as bar:
-    pairs, first = iter(train), 0
-    while chunk := list(itertools.islice(pairs, CHUNK)):
+    rows, first = iter(train), 0
+    while chunk := list(itertools.islice(rows, CHUNK)):
       writer.add(encode(chunk, drop_long=True), first)
       first += len(chunk)
       bar.update(len(chunk))
-  rows = {name: list(units[name]) for name in ("val", "test")}
-  splits = {name: encode(rows[name], drop_long=False) for name in rows if rows[name]}
+  held_out = {name: list(units[name]) for name in ("val", "test")}
+  splits = {name: encode(held_out[name], drop_long=False) for name in held_out if held_out[name]}
   if "test" in splits:
-    targets, sources = (np.frombuffer(seen[k], np.uint64) for k in ("targets", "sources"))
-    keys = np.array(test_keys, np.uint64).reshape(-1, 2)
-    unseen = np.flatnonzero(~np.isin(keys[:, 0], targets) & ~np.isin(keys[:, 1], sources))
-    splits["test-unseen"] = encode([rows["test"][i] for i in unseen], drop_long=False)
+    splits["test-unseen"] = encode([held_out["test"][i] for i in seen.unseen(test)], drop_long=False)
   for f in units.values():
     f.path.unlink()
-  return splits
-
-
-def _hash(text: str) -> int:
-  return int.from_bytes(hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest(), "little")
-
-
-def split_of(source: str, config) -> str:
-  """The split of a (normalised) source sentence by the hash method: val with
-  probability --val-fraction, test with --test-fraction, else train; decided
-  by the text and the split seed alone."""
-  uniform = _hash(f"{config.data_seed}\t{source}") / 2**64
-  if uniform < config.val_fraction:
-    return "val"
-  return "test" if uniform < config.val_fraction + config.test_fraction else "train"
+  return splits, vocabs

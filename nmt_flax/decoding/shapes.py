@@ -37,7 +37,7 @@ class DecodeShapes:
     """Output positions for sources padded to `src_len`: options.max_len or
     `output_limit`, cut so that one sentence's attention buffer, every beam
     hypothesis included, fits WEIGHTS_BUDGET (an output stopped there has no
-    <end>: `api.Translation.ended`)."""
+    <end>: `nmt_flax.api.Hypothesis.ended`)."""
     wanted = options.max_len or self.output_limit(src_len)
     return max(1, min(wanted, WEIGHTS_BUDGET // (options.hypotheses * src_len)))
 

@@ -24,6 +24,7 @@ class Task(abc.ABC):
   """Subclasses fill in the task-specific parts; see `nmt_flax.training.loop` for the loop."""
   name: str
   score_name: str      # the validation metric that picks the best checkpoint
+  samples_name: str    # what `samples` shows (TensorBoard's samples/NAME)
   vocab_files: tuple[str, ...]
 
   def __init__(self, config: Config, vocabs: dict[str, Vocabulary] | None = None):
@@ -56,8 +57,7 @@ class Task(abc.ABC):
   def check_vocabs(self, stored: dict[str, Vocabulary], workdir: Path) -> None:
     """A resumed run must see the vocabularies its checkpoint was trained with."""
     for name in self.vocab_files:
-      if (stored[name].itos, stored[name].subword_model) != (self.vocabs[name].itos,
-                                                             self.vocabs[name].subword_model):
+      if not stored[name].same_as(self.vocabs[name]):
         raise UserError(f"{Path(workdir) / (name + '.json')} does not match the vocabulary built "
                         "from the data now given: was the data file changed?")
 
@@ -136,7 +136,9 @@ class Task(abc.ABC):
 
   @abc.abstractmethod
   def samples(self, params, split: Split, count: int) -> list[dict]:
-    """A few examples of `split` as the model sees them, for TensorBoard."""
+    """A few examples of `split` as the model sees them, for TensorBoard: each
+    with its `text` (a Markdown paragraph) and `attention`; with
+    `source_labels` and `output_labels` when the attention is a heatmap."""
 
   @abc.abstractmethod
   def evaluate(self, params, split: Split) -> dict:

@@ -21,8 +21,7 @@ class Ensemble(Translation):
     first = members[0]
     for member, name in zip(members[1:], names[1:]):
       for vocab in self.vocab_files:
-        if (member.vocabs[vocab].itos, member.vocabs[vocab].subword_model) != \
-            (first.vocabs[vocab].itos, first.vocabs[vocab].subword_model):
+        if not member.vocabs[vocab].same_as(first.vocabs[vocab]):
           raise UserError(f"{names[0]} and {name}: different {vocab} vocabularies; an ensemble's "
                           "models must share both", option="workdir")
     super().__init__(first.config, first.vocabs)

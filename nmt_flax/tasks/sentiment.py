@@ -32,9 +32,16 @@ def most_attended(weights: np.ndarray, k: int = 10) -> list[int]:
   return [int(i) for i in np.argsort(-np.asarray(weights), kind="stable")[:k]]
 
 
+def bracketed(tokens: list[str], top: list[int]) -> str:
+  """The review with the words at positions `top` in [brackets]."""
+  marked = set(top)
+  return " ".join(f"[{w}]" if i in marked else w for i, w in enumerate(tokens))
+
+
 class Sentiment(Task):
   name = "sentiment"
   score_name = "accuracy"
+  samples_name = "reviews"
   vocab_files = ("vocab",)
 
   # --- data -------------------------------------------------------------
@@ -127,7 +134,8 @@ class Sentiment(Task):
     logits, weights = self.predict_split(params, part)
     labels, probabilities = predict(logits)
     shown = [self.visible_tokens(t) for t in part.extras["tokens"]]
-    return [{"tokens": t, "label": int(label), "probability": float(p), "attention": w[:len(t)]}
+    return [{"tokens": t, "label": int(label), "probability": float(p), "attention": w[:len(t)],
+             "text": f"{'positive' if label else 'negative'} ({p:.3f}): {bracketed(t, most_attended(w[:len(t)]))}"}
             for t, label, p, w in zip(shown, labels, probabilities, weights)]
 
   def evaluate(self, params, split: Split) -> dict:

@@ -1,19 +1,18 @@
 """The translation task: any language pair (Chinese→English by default:
 character source, word target), a GRU or Transformer model, BLEU."""
-import dataclasses
 import functools
+import itertools
 import math
 import sys
 import unicodedata
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from nmt_flax.data import corpus, prepare
-from nmt_flax.data.batching import assign_buckets, pad
+from nmt_flax.data import corpus, pairs, prepare
 from nmt_flax.data.loader import width
 from nmt_flax.data.split import Split
 from nmt_flax.decoding import search
@@ -26,14 +25,15 @@ from nmt_flax.tasks import metrics
 from nmt_flax.tasks.base import Task
 from nmt_flax.text.normalise import check_unicode, is_han
 from nmt_flax.text.sides import Side
-from nmt_flax.text.vocab import END_ID, PAD_ID, START_ID, Vocabulary
+from nmt_flax.text.vocab import END_ID, PAD_ID
 from nmt_flax.utils.errors import UserError
 
 
 class Translation(Task):
   name = "nmt"
   score_name = "bleu"
-  vocab_files = ("src_vocab", "tgt_vocab")
+  samples_name = "translations"
+  vocab_files = pairs.VOCABULARIES
 
   # --- text -------------------------------------------------------------
   # Every sentence, from the data, an evaluation file or a user, goes through
@@ -42,11 +42,7 @@ class Translation(Task):
   @property
   def sides(self) -> tuple[Side, Side]:
     """(source, target) sides, with their subword models once the vocabularies exist."""
-    found = self.config.text_sides
-    if not self.vocabs:
-      return found
-    return tuple(dataclasses.replace(side, subword_model=self.vocabs[name].subword_model)
-                 for side, name in zip(found, self.vocab_files))
+    return pairs.with_subwords(self.config.text_sides, self.vocabs) if self.vocabs else self.config.text_sides
 
   @property
   def source_side(self) -> Side:
@@ -61,20 +57,10 @@ class Translation(Task):
     side = self.source_side
     return side.tokens(side.units(text)[0])
 
-  # --- data -------------------------------------------------------------
+  # --- data: the corpus itself lives in `nmt_flax.data.pairs` and `nmt_flax.data.prepare`
   def stream_corpus(self, path: str | tuple[str, str] | None = None) -> Iterator[corpus.Pair]:
-    """The pairs of the configured corpus (--data with --columns, or
-    --source/--target), or of `path`: a tab-separated file in the same
-    columns, or (source file, target file), read lazily."""
-    config = self.config
-    if path is None and config.source:
-      path = (config.source, config.target)
-    if isinstance(path, tuple):
-      return corpus.stream_file_pair(Path(path[0]), Path(path[1]))
-    columns = (tuple(int(c) for c in config.columns.split(",")) if config.columns
-               else corpus.default_columns(config.source_lang, config.target_lang))
-    return corpus.stream_pairs(Path(path) if path else corpus.find_data_file("nmt", config.data), columns,
-                             names=(config.source_lang, config.target_lang))
+    """The pairs of the configured corpus, or of `path` (`corpus.stream_corpus`), read lazily."""
+    return corpus.stream_corpus(self.config, path)
 
   def read_corpus(self, path: str | tuple[str, str] | None = None) -> list[corpus.Pair]:
     """All of `stream_corpus`."""
@@ -83,7 +69,9 @@ class Translation(Task):
   def training_splits(self, workdir: Path, log) -> dict[str, Split]:
     """The prepared corpus (`nmt_flax.data.prepare`), prepared first if need be: the
     training split is read from disk batch by batch."""
-    return prepare.ensure(self, workdir, log)
+    splits, vocabs = prepare.ensure(self.config, workdir, log)
+    self.vocabs = self.vocabs or vocabs
+    return splits
 
   def evaluation_splits(self, workdir: Path | None) -> dict[str, Split]:
     """The workdir's prepared splits when they are there and match its corpus;
@@ -92,96 +80,28 @@ class Translation(Task):
     if where and (where / prepare.MANIFEST).is_file() and prepare.mismatch(where, self.config) is None:
       if gone := prepare.missing_corpus(self.config):
         print(f"note: {gone}; using the corpus as prepared in {where}", file=sys.stderr)
-      return prepare.load(self, where)
+      splits, vocabs = prepare.load(where)
+      self.vocabs = self.vocabs or vocabs
+      return splits
     return self.load_splits()
 
-  def normalise(self, pair: corpus.Pair) -> tuple[str, list[str], list[str], tuple[str, ...]] | None:
-    """One pair as every split method sees it: (split key: the source as written,
-    NFKC but before any script conversion, so every --chinese-script splits the
-    same pairs; source units; target units; the source units in simplified
-    script, which 'test-unseen' compares), or None if a side has no unit left."""
-    source, target = self.config.text_sides
-    written = dataclasses.replace(source, script="keep").units(pair.source)[0]
-    target_units = target.units(pair.target)[0]
-    if not written or not target_units:
-      return None
-    units = written if source.script == "keep" else source.units(pair.source)[0]
-    folded = units if source.script == "simplified" else \
-        dataclasses.replace(source, script="simplified").units(pair.source)[0]
-    return source.join(written), units, target_units, tuple(folded)
+  def normalise(self, pair: corpus.Pair) -> pairs.Normalised | None:
+    """One pair as every split method sees it (`nmt_flax.data.pairs.normalise`)."""
+    return pairs.normalise(pair, *self.config.text_sides)
 
   def load_splits(self) -> dict[str, Split]:
-    """train/val/test by unique source sentence (`normalise`'s key); plus
-    'test-unseen': the test pairs whose target is no training target and
-    whose source (a Chinese one in simplified script) is no training source
-    (no reference or script twin seen in training)."""
-    normalised = [n for n in map(self.normalise, self.read_corpus()[:self.config.max_examples]) if n]
-    keys, units, targets, folded = (list(column) for column in zip(*normalised)) if normalised else ([],) * 4
-    indices = corpus.split_by_source(keys, self.config.val_fraction, self.config.test_fraction,
-                                   self.config.data_seed)
-    if not self.vocabs:
-      self.build_vocabs([units[i] for i in indices["train"]], [targets[i] for i in indices["train"]])
-    seen_targets = {tuple(targets[i]) for i in indices["train"]}
-    seen_sources = {folded[i] for i in indices["train"]}
-    indices["test-unseen"] = np.array([i for i in indices["test"] if tuple(targets[i]) not in seen_targets
-                                       and folded[i] not in seen_sources], np.int64)
-    source = self.source_side  # with its subword model, once the vocabularies exist
-    sources = [source.tokens(u) for u in units]
-    return {name: self.make_split([sources[i] for i in rows], [targets[i] for i in rows],
-                                  drop_long=name == "train")
-            for name, rows in indices.items() if len(rows)}
+    """train/val/test by unique source sentence, and 'test-unseen'
+    (`nmt_flax.data.pairs.split_in_memory`); the vocabularies learnt from the
+    training split unless the task has them."""
+    config = self.config
+    splits, self.vocabs = pairs.split_in_memory(
+        itertools.islice(self.stream_corpus(), config.max_examples), config.text_sides, config.val_fraction,
+        config.test_fraction, config.data_seed, config.bucket_shapes, config.bpe_size, self.vocabs or None)
+    return splits
 
-  def build_vocabs(self, sources: Iterable[list[str]], targets: Iterable[list[str]],
-                   samples: tuple = (None, None)) -> None:
-    """Vocabularies from the training split (units of each side; re-iterable):
-    the units, or the pieces of a subword model (--source-tokens /
-    --target-tokens bpe or unigram) learnt on them, or on that side's entry of
-    `samples` if given, and stored in the vocabulary file."""
-    self.vocabs = {}
-    for name, side, sentences, sample in zip(self.vocab_files, self.config.text_sides,
-                                             (sources, targets), samples):
-      side = side.learn_subwords(sentences if sample is None else sample, self.config.bpe_size)
-      self.vocabs[name] = Vocabulary.build((side.tokens(s) for s in sentences),
-                                           subword_model=side.subword_model)
-
-  def make_split(self, sources: list[list[str]], targets: list[list[str]],
-                 drop_long: bool) -> Split:
-    """Encodes and buckets sources (tokens, from `source_tokens`) and targets
-    (units of the target side: words or characters). Pairs longer than the last bucket are
-    dropped (training) or cut to it (evaluation); both are counted in `extras`.
-
-    Evaluation splits get a single bucket of the longest shape, sorted by
-    length: the model skips the padding of each (length-homogeneous) batch
-    itself, and one shape means one compilation instead of one per bucket.
-    """
-    src_vocab, tgt_vocab = self.vocabs["src_vocab"], self.vocabs["tgt_vocab"]
-    source, target = self.sides
-    shapes = self.config.bucket_shapes
-    src_ids = [src_vocab.encode(s) + [END_ID] for s in sources]
-    tgt_ids = [tgt_vocab.encode(target.tokens(t)) for t in targets]
-    lengths = [(len(s), len(t) + 1) for s, t in zip(src_ids, tgt_ids)]
-    bucket_of = assign_buckets(lengths, shapes)
-    too_long = bucket_of < 0
-    if drop_long:
-      keep = np.flatnonzero(~too_long)
-    else:
-      keep = np.array(sorted(range(len(src_ids)), key=lambda i: lengths[i]), np.int64)
-      shapes = shapes[-1:]
-      bucket_of[:] = 0
-    buckets = []
-    for b, (src_len, tgt_len) in enumerate(shapes):
-      rows = [i for i in keep if bucket_of[i] == b]
-      if rows:
-        buckets.append({"src": pad([src_ids[i] for i in rows], src_len),
-                        "tgt_in": pad([[START_ID] + tgt_ids[i] for i in rows], tgt_len),
-                        "tgt_out": pad([tgt_ids[i] + [END_ID] for i in rows], tgt_len),
-                        "example": np.asarray(rows, np.int64)})
-    unknown = sum(src_vocab.count_unknown(s) for s in sources)
-    return Split(buckets=buckets, size=len(keep), extras={
-        "references": [target.join(t) for t in targets],
-        "sources": [source.text_of(s) for s in sources],
-        "too_long": int(too_long.sum()), "unknown_source_tokens": unknown,
-        "source_tokens": sum(len(s) for s in sources)})
+  def make_split(self, sources: list[list[str]], targets: list[list[str]], drop_long: bool) -> Split:
+    """Sources (tokens) and targets (units) encoded into length buckets (`nmt_flax.data.pairs.encode`)."""
+    return pairs.encode(sources, targets, self.sides, self.vocabs, self.config.bucket_shapes, drop_long)
 
   def train_rows(self, split: Split) -> int | list[int]:
     """--batch-tokens: each bucket's rows hold about that many padded tokens
@@ -328,8 +248,10 @@ class Translation(Task):
     for row, example in enumerate(bucket["example"][:len(src)]):
       source, words = src_vocab.decode(src[row]), tgt_vocab.decode(tokens[row, 0])
       ended = bool(np.any(tokens[row, 0] == END_ID))
-      out.append({"source": split.extras["sources"][example], "output": self.target_side.text_of(words),
-                  "reference": split.extras["references"][example], "source_labels": source + ["<end>"],
+      text, reference = split.extras["sources"][example], split.extras["references"][example]
+      output = self.target_side.text_of(words)
+      out.append({"source": text, "output": output, "reference": reference,
+                  "text": f"{text}  \n→ {output}  \n(reference: {reference})", "source_labels": source + ["<end>"],
                   "output_labels": words + ["<end>"] * ended,
                   "attention": weights[row, 0, :len(words) + ended, :len(source) + 1]})
     return out

@@ -34,6 +34,11 @@ class Vocabulary:
     if len(self.stoi) != len(self.itos):
       raise ValueError("duplicate tokens in vocabulary")
 
+  def same_as(self, other: "Vocabulary") -> bool:
+    """The same tokens in the same order, and the same subword model: a model
+    trained with one reads and writes the other's ids."""
+    return (self.itos, self.subword_model) == (other.itos, other.subword_model)
+
   @classmethod
   def build(cls, sentences: Iterable[Sequence[str]], max_size: int | None = None,
             subword_model: bytes | None = None) -> "Vocabulary":

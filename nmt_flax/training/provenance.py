@@ -14,14 +14,15 @@ FILE = "provenance.json"
 PACKAGES = ("nmt-flax", "jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "numpy")
 
 
-def git_commit(folder: Path) -> str | None:
-  """HEAD of the git checkout holding `folder` (with '-dirty' if it has local
-  changes), or None when it is not one (an installed wheel) or git is missing."""
+def git_commit(folder: Path, short: bool = False) -> str | None:
+  """HEAD of the git checkout holding `folder` (abbreviated if `short`; with
+  '-dirty' if it has local changes), or None when it is not one (an installed
+  wheel) or git is missing."""
   try:
     def git(*args):
       return subprocess.run(["git", "-C", str(folder), *args], capture_output=True, text=True,
                             timeout=10, check=True).stdout.strip()
-    commit = git("rev-parse", "HEAD")
+    commit = git("rev-parse", *(["--short"] if short else []), "HEAD")
     return commit + ("-dirty" if git("status", "--porcelain", "--untracked-files=no") else "")
   except (OSError, subprocess.SubprocessError):
     return None

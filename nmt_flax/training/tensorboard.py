@@ -18,9 +18,7 @@ import numpy as np
 from nmt_flax import tasks
 from nmt_flax.data.split import Split
 from nmt_flax.tasks.base import Task
-from nmt_flax.tasks.sentiment import most_attended
 from nmt_flax.visual import plotting
-from nmt_flax.visual.highlight import terminal
 
 SAMPLES = 3  # validation examples shown at each validation
 SCALARS = {"train_loss": "train/loss", "learning_rate": "train/learning_rate",
@@ -74,21 +72,16 @@ class EventLog:
     if self.task is None:
       self.task = tasks.get(task.config, task.vocabs)
     samples = self.task.samples(jax.tree_util.tree_map(np.asarray, params), split, SAMPLES)
-    if self.task.name == "nmt":
-      font = plotting.find_cjk_font()
-      for n, sample in enumerate(samples, start=1):
+    self.writer.add_text(f"samples/{self.task.samples_name}", f"{weights}:\n\n" + "\n\n".join(
+        f"{n}. {s['text']}" for n, s in enumerate(samples, start=1)), step)
+    font = None
+    for n, sample in enumerate(samples, start=1):
+      if "output_labels" in sample:  # attention over a source, an output row per token: a heatmap
+        font = font or plotting.find_cjk_font()
         fig = plotting.attention_figure(sample["attention"], sample["source_labels"], sample["output_labels"],
                                         font)
         with plotting.quiet_glyphs():
           self.writer.add_figure(f"attention/{n}", fig, step, close=True)
-      self.writer.add_text("samples/translations", f"{weights}:\n\n" + "\n\n".join(
-          f"{n}. {s['source']}  \n→ {s['output']}  \n(reference: {s['reference']})"
-          for n, s in enumerate(samples, start=1)), step)
-    else:
-      self.writer.add_text("samples/reviews", f"{weights}:\n\n" + "\n\n".join(
-          f"{n}. {'positive' if s['label'] else 'negative'} ({s['probability']:.3f}): "
-          f"{terminal(s['tokens'], most_attended(s['attention']), color=False)}"
-          for n, s in enumerate(samples, start=1)), step)
 
   def close(self) -> None:
     if self.writer is not None:

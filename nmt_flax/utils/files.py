@@ -14,8 +14,8 @@ from typing import IO, Iterator
 
 
 @contextlib.contextmanager
-def replacing(path: Path, keep_partial_on=()) -> Iterator[IO[str]]:
-  """A text stream whose content replaces `path` when the block ends.
+def replacing(path: Path, keep_partial_on=(), binary: bool = False) -> Iterator[IO]:
+  """A text (or `binary`) stream whose content replaces `path` when the block ends.
 
   If the block raises, `path` is left as it was and the temporary file is
   removed, unless the exception is one of `keep_partial_on` (then what was
@@ -25,7 +25,7 @@ def replacing(path: Path, keep_partial_on=()) -> Iterator[IO[str]]:
   # process and thread so concurrent writers never share one; the umask applies
   tmp = str(path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp"))
   try:
-    with open(tmp, "w", encoding="utf-8") as stream:
+    with open(tmp, "wb") if binary else open(tmp, "w", encoding="utf-8") as stream:
       try:
         yield stream
       except keep_partial_on:
@@ -43,7 +43,7 @@ def _commit(stream: IO[str], tmp: str, path: Path) -> None:
   os.replace(tmp, path)
 
 
-def write_atomically(path: Path, text: str) -> None:
-  """Writes `text` (UTF-8) to `path`: all of it or, on failure, nothing."""
-  with replacing(path) as stream:
-    stream.write(text)
+def write_atomically(path: Path, content: str | bytes) -> None:
+  """Writes `content` (text as UTF-8, or bytes) to `path`: all of it or, on failure, nothing."""
+  with replacing(path, binary=isinstance(content, bytes)) as stream:
+    stream.write(content)

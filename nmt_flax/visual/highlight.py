@@ -1,6 +1,8 @@
 """The lab's review visualisation: the k most attended words, in colour or HTML."""
 import html
 
+from nmt_flax.tasks.sentiment import bracketed
+
 RED, BOLD, RESET = "\033[31m", "\033[1m", "\033[0m"
 FULL_COLOUR = 10  # a word with this many uniform shares of attention is drawn at full strength
 FLAT_BELOW = 2  # the review's attention is called flat when no word has this many
@@ -8,10 +10,10 @@ FLAT_BELOW = 2  # the review's attention is called flat when no word has this ma
 
 def terminal(tokens: list[str], top: list[int], color: bool = True) -> str:
   """Review text with the words at positions `top` in bold red (or [brackets])."""
+  if not color:
+    return bracketed(tokens, top)
   marked = set(top)
-  if color:
-    return " ".join(f"{BOLD}{RED}{w}{RESET}" if i in marked else w for i, w in enumerate(tokens))
-  return " ".join(f"[{w}]" if i in marked else w for i, w in enumerate(tokens))
+  return " ".join(f"{BOLD}{RED}{w}{RESET}" if i in marked else w for i, w in enumerate(tokens))
 
 
 def html_review(row: dict) -> str:
