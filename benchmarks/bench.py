@@ -33,7 +33,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from nmt_flax import cli, tasks
+from nmt_flax import program, tasks
 from nmt_flax.config import resolve
 from nmt_flax.data.loader import Batches
 from nmt_flax.models.losses import compact_token_cross_entropy
@@ -271,4 +271,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-  sys.exit(cli.run(main, sys.argv[1:]))
+  sys.exit(program.run(main, sys.argv[1:]))

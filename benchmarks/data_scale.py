@@ -56,10 +56,10 @@ def measure_train(corpus: str, workdir: str, steps: int, in_memory: bool) -> dic
   import jax
   import numpy as np
 
-  from nmt_flax import cli, tasks
+  from nmt_flax import program, tasks
   from nmt_flax.training import loop as training
   from nmt_flax.training.workdir import load_data
-  cli.setup_jax()
+  program.setup_jax()
   task = tasks.get(config_for(corpus))
   splits = task.load_splits() if in_memory else load_data(task, Path(workdir), lambda *_: None)
   train = splits["train"]
@@ -86,10 +86,10 @@ def loader_ratio(workdir: str, pairs: int) -> dict:
   import jax
   import numpy as np
 
-  from nmt_flax import cli, tasks
+  from nmt_flax import program, tasks
   from nmt_flax.training import loop as training
   from nmt_flax.training.workdir import load_data
-  cli.setup_jax()
+  program.setup_jax()
   task = tasks.get(config_for(None))
   streamed = load_data(task, Path(workdir), lambda *_: None)["train"]
   in_memory = task.load_splits()["train"]
@@ -134,8 +134,9 @@ def child(argv: list[str]) -> dict:
 
 
 def prepare_child(corpus: str, workdir: str) -> dict:
-  from nmt_flax import cli
-  if cli.run(cli.prepare_main, ["--preset", "quick", "--data", corpus, "--workdir", workdir, *SPLIT_FLAGS]):
+  from nmt_flax import prepare as prepare_program
+  from nmt_flax import program
+  if program.run(prepare_program.main, ["--preset", "quick", "--data", corpus, "--workdir", workdir, *SPLIT_FLAGS]):
     raise SystemExit("prepare failed")
   return {"prepare_s": round(time.time() - STARTED, 1), "peak_rss_mb": peak_rss_mb()}
 

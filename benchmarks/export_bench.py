@@ -25,7 +25,7 @@ import time
 import jax
 
 import nmt_flax
-from nmt_flax import cli, export
+from nmt_flax import export, program
 from nmt_flax.data import corpus as data
 
 
@@ -84,4 +84,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-  sys.exit(cli.run(main, sys.argv[1:]))
+  sys.exit(program.run(main, sys.argv[1:]))

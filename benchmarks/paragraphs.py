@@ -14,7 +14,7 @@ import argparse
 import json
 
 import nmt_flax
-from nmt_flax import cli
+from nmt_flax import program
 from nmt_flax.tasks import metrics
 
 
@@ -24,7 +24,7 @@ def main(argv=None) -> None:
   parser.add_argument("--split", default="test")
   parser.add_argument("--sentences", type=int, default=2, help="sentences per paragraph")
   args = parser.parse_args(argv)
-  cli.setup_jax()
+  program.setup_jax()
   translator = nmt_flax.load(args.workdir)
   split = translator.split(args.split)
   sources, references = split.extras["sources"], split.extras["references"]

@@ -16,8 +16,8 @@ import time
 
 import jax
 
-from nmt_flax import cli, tasks
 from nmt_flax import config as config_lib
+from nmt_flax import program, tasks
 from nmt_flax.training import loop as training
 
 
@@ -35,14 +35,14 @@ def compile_every_shape(state, step, batches):
 
 
 def main(argv: list[str]) -> dict:
-  parser = cli.train_parser()
+  parser = program.train_parser()
   parser.add_argument("--steps", type=int, default=80, help="timed steps (default 80)")
   args = parser.parse_args(argv)
   flags = {k: v for k, v in vars(args).items()
-           if k not in ("task", "workdir", "preset", "config", "steps", *cli.DISTRIBUTED_FLAGS)}
+           if k not in ("task", "workdir", "preset", "config", "steps", *program.DISTRIBUTED_FLAGS)}
   task, flags = config_lib.with_recipe_file("nmt", args.config, flags)
   config = config_lib.resolve(task, args.preset, flags)
-  cli.setup_jax()
+  program.setup_jax()
   task = tasks.get(config)
   split = task.load_splits()["train"]
   batches = task.batches(split, 0, task.train_rows(split))

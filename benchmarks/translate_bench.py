@@ -19,7 +19,7 @@ import time
 import jax
 
 import nmt_flax
-from nmt_flax import cli
+from nmt_flax import program
 from nmt_flax.data import corpus as data
 
 
@@ -62,4 +62,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-  sys.exit(cli.run(main, sys.argv[1:]))
+  sys.exit(program.run(main, sys.argv[1:]))

@@ -1,132 +1,28 @@
-"""`train.py` and `eval.py`: argument parsing and error reporting; the work is in the library."""
+"""`train.py` and `eval.py`: their flags and what each mode prints; the work is in the library
+(`nmt_flax.api`, `nmt_flax.training`) and what programs share in `nmt_flax.program`."""
 import argparse
-import contextlib
 import dataclasses
 import json
-import os
 import sys
 from pathlib import Path
 
-import absl.logging
-import jax
-
-from nmt_flax import api
+from nmt_flax import api, program
 from nmt_flax import config as config_lib
-from nmt_flax.data import corpus, prepare
+from nmt_flax.data import corpus
 from nmt_flax.decoding.options import DecodeOptions
 from nmt_flax.text.normalise import MAX_INPUT_CHARS
-from nmt_flax.training.loop import Interrupted, train
-from nmt_flax.training.parallel import PeerLost, initialize_distributed
-from nmt_flax.utils import files
+from nmt_flax.training.loop import train
+from nmt_flax.training.parallel import initialize_distributed
 from nmt_flax.utils.errors import UserError
 from nmt_flax.utils.progress import progress_bar
 from nmt_flax.visual import highlight, plotting
 
-_TYPES = {int: int, float: float, str: str, "int": int, "float": float, "str": str,
-          "int | None": int, "str | None": str, "float | None": float}
-
-
-def _add_config_flags(parser: argparse.ArgumentParser) -> None:
-  """One --flag per Config field; only flags given on the command line are set."""
-  for f in dataclasses.fields(config_lib.Config):
-    if f.name == "task":
-      continue
-    flag = f"--{f.name.replace('_', '-')}"
-    help_text = f"{f.metadata['help']} (default {config_lib.default_text(f.name)})"
-    if f.type in (bool, "bool"):  # --tie-embeddings / --no-tie-embeddings
-      parser.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction,
-                          default=argparse.SUPPRESS, help=help_text)
-      continue
-    kind = _TYPES[f.type if f.type in _TYPES else str(f.type)]
-    parser.add_argument(flag, dest=f.name, type=kind, default=argparse.SUPPRESS,
-                        metavar=f.name.upper(), help=help_text)
-
-
-class Parser(argparse.ArgumentParser):
-  def error(self, message):  # reported like every other bad input: one line, exit 2
-    raise UserError(f"{message} (see --help)")
-
-
-# Options of the library whose command-line flag has another name.
-FLAG_NAMES = {"texts": "--translate", "reviews": "--review", "prefixes": "--prefix"}
-
-
-def run(main, argv) -> int:
-  """Runs `main(argv)`, turning UserError into `error: …` and exit status 2."""
-  try:
-    main(argv)
-  except UserError as e:
-    print(f"error: {e.as_flag(FLAG_NAMES)}", file=sys.stderr)
-    return 2
-  except Interrupted as e:
-    print(f"\n{e}", file=sys.stderr)
-    return 130
-  except PeerLost as e:
-    print(f"error: {e}", file=sys.stderr, flush=True)
-    sys.stdout.flush()
-    os._exit(3)  # see PeerLost: no waiting on the lost process
-  except KeyboardInterrupt:
-    print("\ninterrupted", file=sys.stderr)
-    return 130
-  return 0
-
-
-CACHE_ENV = "NMT_FLAX_CACHE"
-
-
-def setup_jax() -> None:
-  """Quiet logs, and a persistent compilation cache so a second run starts faster.
-
-  The cache lives in $NMT_FLAX_CACHE, else ~/.cache/nmt_flax/jax; set it to an
-  empty string to turn the cache off."""
-  absl.logging.set_verbosity(absl.logging.ERROR)  # orbax logs every save at INFO
-  cache = os.environ.get(CACHE_ENV, str(Path.home() / ".cache" / "nmt_flax" / "jax"))
-  if cache:
-    jax.config.update("jax_compilation_cache_dir", cache)
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
-
 
 # ---------------------------------------------------------------- train.py
-def train_parser() -> argparse.ArgumentParser:
-  p = Parser(prog="train.py", description="Train a translation or sentiment model.")
-  p.add_argument("--task", choices=config_lib.TASKS, default=None,
-                 help="nmt (translation; Chinese→English by default) or sentiment (IMDB); default nmt, "
-                 "or the workdir's")
-  p.add_argument("--workdir", default=None,
-                 help="folder for checkpoints, config, vocabularies, metrics (default runs/TASK)")
-  p.add_argument("--preset", default=None, help="named recipe, the file nmt_flax/configs/TASK/NAME.yaml: "
-                 + "; ".join(f"{name} ({', '.join(recipes)})" for name, recipes in config_lib.PRESETS.items()))
-  p.add_argument("--config", default=None, metavar="FILE",
-                 help="a recipe file, YAML or JSON, with any keys of config.json (a workdir's "
-                 "config.json is one); it overrides --preset, and flags override it")
-  _add_config_flags(p)
-  multi = p.add_argument_group("multi-host data parallelism (see nmt_flax/training/parallel.py)")
-  multi.add_argument("--distributed", action="store_true",
-                     help="call jax.distributed.initialize() with the cluster settings JAX "
-                     "detects itself (SLURM, Open MPI, TPU pods)")
-  multi.add_argument("--coordinator-address", default=None, metavar="HOST:PORT",
-                     help="process 0's address (with --num-processes and --process-id)")
-  multi.add_argument("--num-processes", type=int, default=None, help="processes in the job")
-  multi.add_argument("--process-id", type=int, default=None, help="this process's index")
-  return p
-
-
-DISTRIBUTED_FLAGS = ("distributed", "coordinator_address", "num_processes", "process_id")
-
-
-def run_config(args: argparse.Namespace) -> tuple[config_lib.Config, Path]:
-  """(config, workdir) of train.py's (or prepare's) flags."""
-  flags = {k: v for k, v in vars(args).items()
-           if k not in ("task", "workdir", "preset", "config", *DISTRIBUTED_FLAGS)}
-  task, flags = config_lib.with_recipe_file(args.task, args.config, flags)
-  workdir = Path(args.workdir or f"runs/{task or 'nmt'}")
-  return config_lib.for_workdir(workdir, task, args.preset, flags), workdir
-
-
 def train_main(argv) -> None:
-  args = train_parser().parse_args(argv)
-  config, workdir = run_config(args)
-  setup_jax()
+  args = program.train_parser().parse_args(argv)
+  config, workdir = program.run_config(args)
+  program.setup_jax()
   if args.distributed or args.coordinator_address or args.num_processes or args.process_id is not None:
     initialize_distributed(args.coordinator_address, args.num_processes, args.process_id)
   print(f"training {config.task} in {workdir} ({config.model_summary}, {config.epochs} epochs)")
@@ -148,68 +44,10 @@ def last_validation(record: dict) -> str:
   return ""
 
 
-def prepare_main(argv) -> None:
-  """python -m nmt_flax.prepare: train.py's flags; prepares the corpus and stops."""
-  parser = train_parser()
-  parser.prog, parser.description = "python -m nmt_flax.prepare", (
-      "Prepare a translation corpus for training (split, vocabularies, encoded length buckets) "
-      "into WORKDIR/prepared or --prepared DIR; train.py with the same flags then streams it.")
-  config, workdir = run_config(parser.parse_args(argv))
-  if config.task != "nmt":
-    raise UserError(f"{config.task}: only the translation task prepares its data", option="task")
-  splits, _ = prepare.ensure(config, workdir, print)
-  print(f"ready: {splits['train'].size} training pairs; train with the same flags: "
-        f"`python train.py --workdir {workdir} ...`")
-
-
 # ---------------------------------------------------------------- eval.py
-def add_model_flags(p: argparse.ArgumentParser) -> None:
-  """Which trained model: eval.py's and the exporter's flags (`load_model`)."""
-  p.add_argument("--workdir", required=True, action="append",
-                 help="a folder written by train.py; repeated (nmt): an ensemble of the models, "
-                 "averaging their log-probabilities at every decoding step")
-  add_checkpoint_flags(p)
-
-
-def add_checkpoint_flags(p: argparse.ArgumentParser) -> None:
-  """Which parameters of a workdir: the flags of eval.py, the exporter and the service."""
-  p.add_argument("--checkpoint", default="best", help="best (default), latest or a step number")
-  p.add_argument("--average-last", type=int, default=0, metavar="N",
-                 help="use the mean of the parameters of the N latest checkpoints (train with "
-                 "--keep-checkpoints N or more)")
-  p.add_argument("--average-best", type=int, default=0, metavar="N",
-                 help="use the mean of the parameters of the N checkpoints with the best "
-                 "validation scores (train with --keep-best N or more)")
-  p.add_argument("--weights", choices=("raw", "ema"), default=None,
-                 help="the parameters as trained (raw) or their moving average (ema: a run "
-                 "trained with --ema; the default there). The checkpoint is the one the average's "
-                 "validation score chose: raw loads the raw parameters saved beside it")
-
-
-def load_model(args: argparse.Namespace, workdir=None) -> api.Translator | api.Classifier:
-  """The model `add_model_flags`' flags name (or `workdir` with
-  `add_checkpoint_flags`' flags), saying on stderr what it combines."""
-  model = api.load(workdir or args.workdir, args.checkpoint, args.average_last, args.average_best, args.weights)
-  if model.members:
-    print(f"ensemble of {len(model.members)} models: {', '.join(m['workdir'] for m in model.members)}",
-          file=sys.stderr)
-  for member in model.members or [{"workdir": model.workdir, "averaged_steps": model.averaged}]:
-    if member.get("averaged_steps"):
-      print(f"parameters averaged over checkpoints {', '.join(map(str, member['averaged_steps']))}"
-            + (f" ({member['workdir']})" if model.members else ""), file=sys.stderr)
-  return model
-
-
-def checkpoint_text(model: api.LoadedModel) -> str:
-  """Which checkpoint(s) the scores come from: one step, or each member's."""
-  if model.members:
-    return "checkpoint steps " + ", ".join(f"{m['step']} ({m['workdir']})" for m in model.members)
-  return f"checkpoint step {model.step}"
-
-
 def eval_parser() -> argparse.ArgumentParser:
-  p = Parser(prog="eval.py", description="Evaluate a trained workdir, translate or classify text.")
-  add_model_flags(p)
+  p = program.Parser(prog="eval.py", description="Evaluate a trained workdir, translate or classify text.")
+  program.add_model_flags(p)
   p.add_argument("--data", default=None,
                  help="evaluate every example of this file instead of the held-out split")
   p.add_argument("--source", default=None, metavar="FILE",
@@ -278,36 +116,6 @@ def eval_parser() -> argparse.ArgumentParser:
   return p
 
 
-def _write(path: str, text: str, flag: str) -> None:
-  with _output(path, flag) as stream:
-    stream.write(text)
-
-
-@contextlib.contextmanager
-def _output(path: str | None, flag: str = "--output", reading: str | None = None):
-  """stdout, or FILE: written to a temporary file renamed over FILE at the end,
-  so an interrupted run never leaves half an output in its place (after a bad
-  input line, the lines before it are kept). `reading` is the input file, which
-  FILE must not be."""
-  if path is None:
-    yield sys.stdout
-    return
-  if reading not in (None, "-") and Path(path).exists() and Path(reading).exists() \
-      and os.path.samefile(path, reading):
-    raise UserError(f"{flag} {path}: is the input file; write the output to another file")
-  try:
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    with files.replacing(Path(path), keep_partial_on=(UserError,)) as stream:
-      yield stream
-  except OSError as e:
-    raise UserError(f"{flag} {path}: cannot write ({e.strerror})") from None
-
-
-def _json_line(record: dict, metadata: dict | None = None) -> str:
-  """One JSON Lines record; the first of an output also carries `metadata` (model, provenance)."""
-  return json.dumps({**record, "metadata": metadata} if metadata else record, ensure_ascii=False) + "\n"
-
-
 def _translate_input(model: api.Translator, args, decoding: dict) -> None:
   """--input: a file or stdin, line by line, in order; a prompt on a terminal."""
   interactive = args.input == "-" and sys.stdin.isatty()
@@ -315,14 +123,14 @@ def _translate_input(model: api.Translator, args, decoding: dict) -> None:
   if interactive:
     print("nmt-flax: type text to translate, Enter to translate, Ctrl-D to quit", file=sys.stderr)
   metadata = {**model.metadata(), "decoding": decoding}
-  with _output(args.output, reading=args.input) as out:
+  with program.output(args.output, reading=args.input) as out:
     bar = None if interactive or not sys.stderr.isatty() else progress_bar(None, "translating", "line")
     results = model.translate_lines(lines, window=1 if interactive else 1000,
                                     prefixed=args.prefix_column, **decoding)
     number = 0
     for number, result in enumerate(results, start=1):
       if args.format == "jsonl":
-        out.write(_json_line(result.to_json(alignment=args.alignment), metadata if number == 1 else None))
+        out.write(program.json_line(result.to_json(alignment=args.alignment), metadata if number == 1 else None))
       else:
         out.write(result.text + "\n")
         best = result.best()
@@ -367,13 +175,13 @@ def _score_pairs(model: api.Translator, args) -> None:
     raise UserError("--score: needs --data PAIRS (tab-separated, in the columns the model was "
                     "trained with) or --source FILE --target FILE to score")
   pairs = model.task.read_corpus(_pairs_given(args))
-  with _output(args.output, reading=args.data or args.source) as out:
+  with program.output(args.output, reading=args.data or args.source) as out:
     scores = model.score([p.source for p in pairs], [p.target for p in pairs])
     for n, (pair, score) in enumerate(zip(pairs, scores)):
       record = {"line": pair.line, "source": pair.source, "reference": pair.target,
                 "log_prob": score.log_prob, "tokens": score.tokens,
                 "mean_log_prob": score.mean_log_prob, "unknown_words": score.unknown_words}
-      out.write(_json_line(record, model.metadata() if n == 0 else None))
+      out.write(program.json_line(record, model.metadata() if n == 0 else None))
 
 
 def _eval_translation(model: api.Translator, args) -> None:
@@ -436,7 +244,8 @@ def _eval_translation(model: api.Translator, args) -> None:
   split = model.split(args.split or "val", given)
   scores = model.evaluate(split, **decoding)
   scored = " + ".join(given) if isinstance(given, tuple) else given or f"{args.split or 'val'} split"
-  print(f"{scores['num_sentences']} sentences ({scored}), {scores['decoder']} decoding, {checkpoint_text(model)}")
+  print(f"{scores['num_sentences']} sentences ({scored}), {scores['decoder']} decoding, "
+        f"{program.checkpoint_text(model)}")
   print(f"BLEU {scores['bleu']:.2f}  ({scores['bleu_signature']})")
   print(f"chrF {scores['chrf']:.2f}  ({scores['chrf_signature']})")
   print(f"TER {scores['ter']:.2f}  ({scores['ter_signature']}; lower is better)")
@@ -445,7 +254,7 @@ def _eval_translation(model: api.Translator, args) -> None:
   if scores["cut_to_max_len"]:
     print(f"{scores['cut_to_max_len']} pairs were longer than the last bucket and were cut to it")
   if args.output_json:
-    _write(args.output_json, json.dumps({**scores, **model.metadata()}, indent=2), "--output-json")
+    program.write(args.output_json, json.dumps({**scores, **model.metadata()}, indent=2), "--output-json")
 
 
 def _eval_sentiment(model: api.Classifier, args) -> None:
@@ -459,13 +268,13 @@ def _eval_sentiment(model: api.Classifier, args) -> None:
     split = model.split(args.split or "test", args.data)
     scores = model.evaluate(split)
     print(f"{scores['num_examples']} reviews ({args.data or (args.split or 'test') + ' split'}), "
-          f"{checkpoint_text(model)}")
+          f"{program.checkpoint_text(model)}")
     print("accuracy {accuracy:.4f}  precision {precision:.4f}  recall {recall:.4f}  "
           "f1 {f1:.4f}".format(**scores))
     (tn, fp), (fn, tp) = scores["confusion_matrix"]
     print(f"confusion matrix (rows true neg/pos, columns predicted): [[{tn} {fp}] [{fn} {tp}]]")
     if args.output_json:
-      _write(args.output_json, json.dumps({**scores, **model.metadata()}, indent=2), "--output-json")
+      program.write(args.output_json, json.dumps({**scores, **model.metadata()}, indent=2), "--output-json")
     predictions = model.predictions(split)[:args.show]
     labels = split.extras["labels"]
     titles = [f"review {i + 1}: true {'positive' if labels[i] else 'negative'}"
@@ -478,7 +287,7 @@ def _eval_sentiment(model: api.Classifier, args) -> None:
     rows.append({"title": f"{title}, predicted {p.sentiment} ({p.probability:.3f})",
                  "tokens": p.tokens, "top": top, "weights": p.attention})
   if args.attention_html:
-    _write(args.attention_html, highlight.html_page(rows), "--attention-html")
+    program.write(args.attention_html, highlight.html_page(rows), "--attention-html")
     print(f"\nattention HTML: {args.attention_html}")
 
 
@@ -487,8 +296,8 @@ def eval_main(argv) -> None:
   if args.attention_layer is not None and len(args.workdir) > 1:  # before minutes of loading
     raise UserError("--attention-layer: an ensemble has no single model's heads; plot one of its "
                     "workdirs")
-  setup_jax()
-  evaluate_loaded(load_model(args), args)
+  program.setup_jax()
+  evaluate_loaded(program.load_model(args), args)
 
 
 def evaluate_loaded(model: api.Translator | api.Classifier, args: argparse.Namespace) -> None:

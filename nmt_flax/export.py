@@ -28,7 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import export
 
-from nmt_flax import api, cli
+from nmt_flax import api, program
 from nmt_flax.decoding import shapes
 from nmt_flax.decoding.options import DecodeOptions
 from nmt_flax.text import normalise
@@ -120,8 +120,8 @@ def export_model(model: api.Translator, out: Path, beam_size: int = 5,
 
 
 def parser() -> argparse.ArgumentParser:
-  p = cli.Parser(prog="python -m nmt_flax.export", description=__doc__.split("\n\n")[0])
-  cli.add_model_flags(p)
+  p = program.Parser(prog="python -m nmt_flax.export", description=__doc__.split("\n\n")[0])
+  program.add_model_flags(p)
   p.add_argument("--out", required=True, help="folder to write (an earlier export there is replaced)")
   p.add_argument("--beam-size", type=int, default=5,
                  help="the beam search program's beam size (greedy is always exported; default 5)")
@@ -139,8 +139,8 @@ def main(argv) -> None:
   if not platforms or any(p not in known for p in platforms):
     raise UserError(f"{args.platforms!r}: expected a comma-separated list of {', '.join(known)}",
                     option="platforms")
-  cli.setup_jax()
-  model = cli.load_model(args)
+  program.setup_jax()
+  model = program.load_model(args)
   if not isinstance(model, api.Translator):
     raise UserError(f"{args.workdir[0]}: holds a sentiment model; only translation models export",
                     option="workdir")
@@ -150,4 +150,4 @@ def main(argv) -> None:
 
 
 if __name__ == "__main__":
-  sys.exit(cli.run(main, sys.argv[1:]))
+  sys.exit(program.run(main, sys.argv[1:]))

@@ -4,7 +4,24 @@
 """
 import sys
 
-from nmt_flax import cli
+from nmt_flax import program
+from nmt_flax.data import prepare
+from nmt_flax.utils.errors import UserError
+
+
+def main(argv) -> None:
+  """train.py's flags; prepares the corpus and stops."""
+  parser = program.train_parser()
+  parser.prog, parser.description = "python -m nmt_flax.prepare", (
+      "Prepare a translation corpus for training (split, vocabularies, encoded length buckets) "
+      "into WORKDIR/prepared or --prepared DIR; train.py with the same flags then streams it.")
+  config, workdir = program.run_config(parser.parse_args(argv))
+  if config.task != "nmt":
+    raise UserError(f"{config.task}: only the translation task prepares its data", option="task")
+  splits, _ = prepare.ensure(config, workdir, print)
+  print(f"ready: {splits['train'].size} training pairs; train with the same flags: "
+        f"`python train.py --workdir {workdir} ...`")
+
 
 if __name__ == "__main__":
-  sys.exit(cli.run(cli.prepare_main, sys.argv[1:]))
+  sys.exit(program.run(main, sys.argv[1:]))

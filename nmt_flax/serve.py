@@ -39,7 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nmt_flax import api, cli
+from nmt_flax import api, program
 from nmt_flax.config import read_stored
 from nmt_flax.text import subwords
 from nmt_flax.utils.errors import UserError
@@ -329,11 +329,11 @@ def warm_up(models: list, max_texts: int) -> float:
 
 
 def parser() -> argparse.ArgumentParser:
-  p = cli.Parser(prog="python -m nmt_flax.serve", description=__doc__,
+  p = program.Parser(prog="python -m nmt_flax.serve", description=__doc__,
                  formatter_class=argparse.RawDescriptionHelpFormatter)
   p.add_argument("--workdir", action="append", required=True,
                  help="a trained workdir (repeatable: one nmt and one sentiment)")
-  cli.add_checkpoint_flags(p)  # as eval.py: which checkpoint, averaging, raw or moving-average weights
+  program.add_checkpoint_flags(p)  # as eval.py: which checkpoint, averaging, raw or moving-average weights
   p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
   p.add_argument("--port", type=int, default=8000)
   p.add_argument("--max-texts", type=int, default=64, help="texts per request (default 64)")
@@ -365,8 +365,8 @@ def main(argv) -> None:
   except (OSError, OverflowError) as e:
     reason = getattr(e, "strerror", None) or str(e)
     raise UserError(f"--host {args.host} --port {args.port}: cannot listen there ({reason})") from None
-  cli.setup_jax()
-  models = [cli.load_model(args, w) for w in args.workdir]
+  program.setup_jax()
+  models = [program.load_model(args, w) for w in args.workdir]
   seconds = warm_up(models, args.max_texts)
   print(f"compiled in {seconds:.1f} s; serving {', '.join(str(m.workdir) for m in models)} "
         f"on http://{args.host}:{args.port}/", file=sys.stderr, flush=True)
@@ -378,4 +378,4 @@ def main(argv) -> None:
 
 
 if __name__ == "__main__":
-  sys.exit(cli.run(main, sys.argv[1:]))
+  sys.exit(program.run(main, sys.argv[1:]))

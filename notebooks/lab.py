@@ -85,14 +85,14 @@ import pandas as pd
 from IPython.display import HTML, Image, Markdown, display
 
 import nmt_flax
-from nmt_flax import cli, compare_attention, tasks
+from nmt_flax import compare_attention, program, tasks
 from nmt_flax.config import resolve
 from nmt_flax.models import attention
 from nmt_flax.text.vocab import END_ID, PAD_ID, START_ID
 from nmt_flax.training.loop import train
 from nmt_flax.visual import highlight, plotting
 
-cli.setup_jax()  # as train.py: quiet logs, a persistent compilation cache
+program.setup_jax()  # as train.py: quiet logs, a persistent compilation cache
 STARTED = time.time()
 FONT = plotting.find_cjk_font()  # Chinese labels on the heatmaps (the cjk extra's font)
 

@@ -68,19 +68,19 @@ SENT_FLAGS = ["--task", "sentiment", "--units", "8", "--embedding-dim", "8", "--
 
 
 def train(*argv):
-  from nmt_flax import cli
-  return cli.run(cli.train_main, [str(a) for a in argv])
+  from nmt_flax import cli, program
+  return program.run(cli.train_main, [str(a) for a in argv])
 
 
 def evaluate(*argv):
-  from nmt_flax import cli
-  return cli.run(cli.eval_main, [str(a) for a in argv])
+  from nmt_flax import cli, program
+  return program.run(cli.eval_main, [str(a) for a in argv])
 
 
 def evaluate_with(model, *argv):
   """eval.py's behaviour on an already loaded workdir (no reload per call)."""
-  from nmt_flax import cli
-  return cli.run(lambda args: cli.evaluate_loaded(model, cli.eval_parser().parse_args(args)),
+  from nmt_flax import cli, program
+  return program.run(lambda args: cli.evaluate_loaded(model, cli.eval_parser().parse_args(args)),
                  ["--workdir", str(model.workdir), *map(str, argv)])
 
 

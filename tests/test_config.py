@@ -77,11 +77,11 @@ def test_every_preset_is_a_valid_config_for_its_tasks():
 
 
 def test_tie_embeddings_is_an_on_off_flag():
-  from nmt_flax import cli
-  args = cli.train_parser().parse_args(["--tie-embeddings", "--encoder", "bi"])
+  from nmt_flax import program
+  args = program.train_parser().parse_args(["--tie-embeddings", "--encoder", "bi"])
   assert args.tie_embeddings is True and args.encoder == "bi"
-  assert cli.train_parser().parse_args(["--no-tie-embeddings"]).tie_embeddings is False
-  assert not hasattr(cli.train_parser().parse_args([]), "tie_embeddings")  # unset: stored value wins
+  assert program.train_parser().parse_args(["--no-tie-embeddings"]).tie_embeddings is False
+  assert not hasattr(program.train_parser().parse_args([]), "tie_embeddings")  # unset: stored value wins
 
 
 def trained_workdir(path, config):
@@ -127,10 +127,10 @@ def test_presets_are_the_recipe_files_and_each_is_a_valid_config_file():
 
 
 def test_a_config_file_sits_between_the_preset_and_the_flags_and_config_json_is_one(tmp_path):
-  from nmt_flax import cli
+  from nmt_flax import program
   recipe = tmp_path / "r.yaml"
   recipe.write_text("task: sentiment\nunits: 48   # a comment\nlearning_rate: 1\ndropout: 0.1\n")
-  args = cli.train_parser().parse_args(["--config", str(recipe)])
+  args = program.train_parser().parse_args(["--config", str(recipe)])
   assert args.config == str(recipe)
   values = config_lib.read_config_file(recipe)
   assert values == {"task": "sentiment", "units": 48, "learning_rate": 1.0, "dropout": 0.1}
@@ -177,8 +177,8 @@ def test_recipes_read_floats_written_with_an_exponent_as_json_does(tmp_path):
 
 
 def test_help_shows_each_tasks_own_defaults():
-  from nmt_flax import cli
-  text = " ".join(cli.train_parser().format_help().split())
+  from nmt_flax import program
+  text = " ".join(program.train_parser().format_help().split())
   assert "(default 50 for nmt, 10 for sentiment)" in text  # --epochs
   assert "(default 5 for nmt, 2 for sentiment)" in text    # --checkpoint-every
   assert "(default 'bahdanau' for nmt, 'luong' for sentiment)" in text

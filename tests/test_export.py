@@ -38,7 +38,7 @@ sys.exit(status or bool(loaded))
 def test_exported_decoders_translate_exactly_as_the_package_without_it(nmt_workdir, tmp_path, capsys,
                                                                        monkeypatch):
   out = tmp_path / "exported"
-  assert export.cli.run(export.main, ["--workdir", str(nmt_workdir), "--out", str(out),
+  assert export.program.run(export.main, ["--workdir", str(nmt_workdir), "--out", str(out),
                                       "--beam-size", "3"]) == 0
   assert "exported beam1.jaxexport, beam3.jaxexport for cpu" in capsys.readouterr().out
   # traditional characters as typed, plus one the model never saw and a sentence
@@ -70,7 +70,7 @@ def test_exported_decoders_translate_exactly_as_the_package_without_it(nmt_workd
   assert runtime.script_converter(spec)("他可以瞭解它。") == "他可以瞭解它。"
   assert spec["script_map"]["貓"] == "猫" and spec["exported_from"]["workdir"] == str(nmt_workdir)
   # exporting again replaces the earlier export whole, leaving nothing beside it
-  assert export.cli.run(export.main, ["--workdir", str(nmt_workdir), "--out", str(out),
+  assert export.program.run(export.main, ["--workdir", str(nmt_workdir), "--out", str(out),
                                       "--beam-size", "2"]) == 0
   assert sorted(p.name for p in out.iterdir()) == ["beam1.jaxexport", "beam2.jaxexport", "model.json",
                                                    "params.npz", "runtime.py"]
@@ -88,6 +88,6 @@ def test_bad_export_requests_are_one_line(nmt_workdir, sentiment_workdir, tmp_pa
   (tmp_path / "mine.txt").write_text("not an export")
   workdir = sentiment_workdir if "--sentiment" in argv else nmt_workdir
   argv = [a.format(tmp=tmp_path) for a in argv if a != "--sentiment"]
-  assert export.cli.run(export.main, ["--workdir", str(workdir), *argv]) == 2
+  assert export.program.run(export.main, ["--workdir", str(workdir), *argv]) == 2
   one_error_line(capsys, *fragments)
   assert sorted(p.name for p in tmp_path.iterdir()) == ["mine.txt"]

@@ -135,10 +135,11 @@ def test_an_interrupted_prepare_leaves_nothing_that_looks_prepared(nmt_config_mo
 
 
 def test_train_prepares_the_prepare_cli_finds_it_done_and_eval_reads_a_file_pair(nmt_workdir, tmp_path, capsys):
-  from nmt_flax import cli
+  from nmt_flax import prepare as prepare_program
+  from nmt_flax import program
   workdir = nmt_workdir  # trained by train.py, which prepared its corpus first
   assert json.loads((workdir / "prepared" / "manifest.json").read_text())["train"]["size"] == 18
-  assert cli.run(cli.prepare_main, ["--data", str(TINY_NMT), "--workdir", str(workdir), *NMT_FLAGS]) == 0
+  assert program.run(prepare_program.main, ["--data", str(TINY_NMT), "--workdir", str(workdir), *NMT_FLAGS]) == 0
   out = capsys.readouterr().out
   assert f"data: prepared in {workdir / 'prepared'}" in out and "ready: 18 training pairs" in out
   lines = [line.split("\t") for line in TINY_NMT.read_text(encoding="utf-8").splitlines() if line.strip()]
@@ -154,7 +155,7 @@ def test_train_prepares_the_prepare_cli_finds_it_done_and_eval_reads_a_file_pair
   capsys.readouterr()
   assert evaluate_with(model, "--source", tmp_path / "s.zh") == 2
   one_error_line(capsys, "--target not given")
-  assert cli.run(cli.prepare_main, ["--task", "sentiment", "--workdir", str(tmp_path / "x")]) == 2
+  assert program.run(prepare_program.main, ["--task", "sentiment", "--workdir", str(tmp_path / "x")]) == 2
   one_error_line(capsys, "--task sentiment: only the translation task prepares its data")
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from nmt_flax import cli, export, serve
+from nmt_flax import cli, export, program, serve
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -51,8 +51,8 @@ def test_every_python_example_runs_as_written(block, nmt_workdir, sentiment_work
 
 def commands():
   """(parser, argv) of every command line in the docs' shell blocks."""
-  parsers = {"train.py": cli.train_parser, "eval.py": cli.eval_parser, "-m nmt_flax.serve": serve.parser,
-             "-m nmt_flax.export": export.parser, "-m nmt_flax.prepare": cli.train_parser}
+  parsers = {"train.py": program.train_parser, "eval.py": cli.eval_parser, "-m nmt_flax.serve": serve.parser,
+             "-m nmt_flax.export": export.parser, "-m nmt_flax.prepare": program.train_parser}
   for block in SHELL_BLOCKS:
     for line in block.replace("\\\n", " ").splitlines():
       for command in re.split(r"&&?|\||;", line.removeprefix("$ ")):

@@ -46,8 +46,8 @@ async def finalize(self, *args, **kwargs):
     await asyncio.sleep(600)
   return await rename(self, *args, **kwargs)
 atomicity.AtomicRenameTemporaryPath.finalize = finalize
-from nmt_flax import cli
-sys.exit(cli.run(cli.train_main, sys.argv[3:]))
+from nmt_flax import cli, program
+sys.exit(program.run(cli.train_main, sys.argv[3:]))
 """
 
 

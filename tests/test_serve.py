@@ -320,7 +320,7 @@ def test_the_page_in_a_real_browser_shows_the_translation_and_one_heatmap_row_pe
 
 
 def test_bad_service_flags_are_one_line_before_anything_loads(nmt_workdir, tmp_path, capsys):
-  from nmt_flax import cli, serve
+  from nmt_flax import program, serve
   from tests.conftest import one_error_line
   with socket.socket() as busy:
     busy.bind(("127.0.0.1", 0))
@@ -335,5 +335,5 @@ def test_bad_service_flags_are_one_line_before_anything_loads(nmt_workdir, tmp_p
                             "--weights 'ema': expected raw"),
                            (["--workdir", nmt_workdir, "--average-last", "5", "--port", free_port()],
                             "--average-last")]:
-      assert cli.run(serve.main, [str(a) for a in argv]) == 2
+      assert program.run(serve.main, [str(a) for a in argv]) == 2
       one_error_line(capsys, fragment)

@@ -14,7 +14,7 @@ from nmt_flax import tasks
 from nmt_flax.config import read_stored
 from nmt_flax.decoding.options import DecodeOptions
 from nmt_flax.training import loop as training
-from nmt_flax.training.checkpoint import Checkpoints
+from nmt_flax.training.checkpoint import Checkpoints, average_params
 from nmt_flax.training.optimizer import learning_rate
 from nmt_flax.training.progress import Progress, progress_before_it_was_saved, seconds_trained
 from nmt_flax.training.stop import Interrupted
@@ -432,8 +432,8 @@ def test_token_batches_give_every_device_equal_rows(nmt_config, monkeypatch):
 
 def test_checkpoint_averaging_is_the_mean_of_the_chosen_checkpoints(nmt_config, tmp_path, capsys):
   from tests.conftest import evaluate, one_error_line
-  known = nmt_flax.api.average_params([{"w": np.float32([1, 2]), "b": {"c": np.float32(-1)}},
-                                       {"w": np.float32([3, 5]), "b": {"c": np.float32(2)}}])
+  known = average_params([{"w": np.float32([1, 2]), "b": {"c": np.float32(-1)}},
+                          {"w": np.float32([3, 5]), "b": {"c": np.float32(2)}}])
   assert known["w"].tolist() == [2.0, 3.5] and known["b"]["c"] == 0.5 and known["w"].dtype == np.float32
   workdir = tmp_path / "w"
   training.train(nmt_config(epochs=3, keep_checkpoints=1, keep_best=3), workdir, log=lambda *_: None)

@@ -159,11 +159,11 @@ def nmt_flax_run(family: str, warmup: int, steps: int, data: str | None, model: 
   import jax
   from flax import serialization
 
-  from nmt_flax import cli, tasks
+  from nmt_flax import program, tasks
   from nmt_flax.decoding.options import DecodeOptions
   from nmt_flax.text.vocab import PAD_ID
   from nmt_flax.training import loop as training
-  cli.setup_jax()
+  program.setup_jax()
   config = nmt_flax_config(family, data)
   task = tasks.get(config)
   splits = splits_of(task)

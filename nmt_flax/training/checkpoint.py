@@ -8,7 +8,7 @@ complete, so a crash mid-write never leaves a checkpoint that looks finished.
 import contextlib
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import jax
 import numpy as np
@@ -139,3 +139,74 @@ class Checkpoints:
 
   def close(self) -> None:
     self.manager.close()
+
+
+def no_checkpoint(workdir: Path) -> UserError:
+  return UserError(f"{workdir}: nothing trained here yet (no checkpoint); train first with "
+                   f"`python train.py --workdir {workdir}`")
+
+
+def pick_step(checkpoints: Checkpoints, checkpoint: str, workdir: Path) -> int:
+  """The step `checkpoint` names: best (by validation score), latest or a step number."""
+  steps = checkpoints.steps()
+  if not steps:
+    raise no_checkpoint(workdir)
+  if checkpoint == "best":
+    return checkpoints.best_step()
+  if checkpoint == "latest":
+    return checkpoints.latest_step()
+  if checkpoint.isdigit() and int(checkpoint) in steps:
+    return int(checkpoint)
+  raise UserError(f"{checkpoint!r}: expected best, latest or one of {', '.join(map(str, steps))}",
+                  option="checkpoint")
+
+
+def steps_to_average(checkpoints: Checkpoints, last: int, best: int) -> list[int]:
+  """The `last` latest or the `best` best-scored steps, ascending."""
+  if last and best:
+    raise UserError("give one of average_last and average_best", option="average_last")
+  option, count = ("average_last", last) if last else ("average_best", best)
+  steps = checkpoints.steps() if last else checkpoints.best_steps()
+  if not isinstance(count, int) or count < 1 or count > len(steps):
+    raise UserError(f"{count!r}: the workdir keeps {len(steps)} "
+                    f"{'' if last else 'validated '}checkpoint{'' if len(steps) == 1 else 's'} "
+                    f"(steps {', '.join(map(str, steps))}); train with "
+                    f"{'--keep-checkpoints' if last else '--keep-best'} "
+                    f"{count if isinstance(count, int) and count > 1 else 2} or more to average more",
+                    option=option)
+  return sorted(steps[-count:] if last else steps[:count])
+
+
+def average_params(trees: list):
+  """The element-wise mean of parameter trees of one structure (checkpoint
+  averaging), computed in float64 and stored in each leaf's dtype."""
+  return jax.tree_util.tree_map(
+      lambda *leaves: np.mean(np.stack([np.asarray(x, np.float64) for x in leaves]), axis=0)
+      .astype(np.asarray(leaves[0]).dtype), *trees)
+
+
+WEIGHTS = {"raw": "params", "ema": "ema_params"}  # --weights: the checkpoint entry each names
+
+
+def load_params(workdir: Path, expected: Callable[[], Any], checkpoint: str = "best", average_last: int = 0,
+                average_best: int = 0, weights: str = "raw") -> tuple[Any, int, list[int] | None]:
+  """The parameters a trained workdir's evaluation uses, shaped as `expected()`
+  (a tree of arrays or ShapeDtypeStructs, asked for once the steps are known,
+  so a wrong step or count is said before a model is traced): those of
+  `checkpoint` (best, latest or a step), or the mean of the `average_last`
+  latest or `average_best` best checkpoints'; `weights` raw (as trained) or
+  ema (their moving average, --ema). Returns (params, step, the averaged steps or None)."""
+  if (average_last or average_best) and checkpoint != "best":
+    raise UserError(f"{checkpoint!r}: give one checkpoint or an average of several, not both",
+                    option="checkpoint")
+  checkpoints = Checkpoints(Path(workdir) / "checkpoints", read_only=True)
+  try:
+    averaged = steps_to_average(checkpoints, average_last, average_best) if average_last or average_best else None
+    step = max(averaged) if averaged else pick_step(checkpoints, checkpoint, workdir)
+    shapes = expected()
+    if averaged:
+      return average_params([checkpoints.restore_params(s, shapes, WEIGHTS[weights]) for s in averaged]), \
+          step, averaged
+    return checkpoints.restore_params(step, shapes, WEIGHTS[weights]), step, None
+  finally:
+    checkpoints.close()
