@@ -12,12 +12,11 @@ import re
 from pathlib import Path
 from typing import Any
 
-from nmt_flax.models import attention
-from nmt_flax.text import sides
 from nmt_flax.utils.errors import UserError
 from nmt_flax.utils.workdir import is_trained
 
 TASKS = ("nmt", "sentiment")
+UNITS = ("char", "word", "bpe", "unigram")  # what a text side's tokens are (nmt_flax.text.sides)
 
 
 def _opt(default, help_text, choices=None):
@@ -118,9 +117,9 @@ class Config:
                                    "ko), word (the default for others; en: the lab's rule), or "
                                    "bpe / unigram: SentencePiece pieces of those learnt from the "
                                    "training sources (needs pip install -e \".[subwords]\")",
-                                   sides.UNITS)
+                                   UNITS)
   target_tokens: str | None = _opt(None, "NMT: target units, as --source-tokens; BLEU is on the "
-                                   "joined words or characters either way", sides.UNITS)
+                                   "joined words or characters either way", UNITS)
   bpe_size: int = _opt(2000, "NMT: SentencePiece vocabulary size of a bpe or unigram side")
   buckets: str = _opt("10x10,12x12,16x14,24x20,40x32",
                       "NMT: padded source x target lengths of the length buckets; the "
@@ -162,13 +161,6 @@ class Config:
     if self.model == "transformer":
       return f"transformer: width {self.units}, {self.layers} layers, {self.heads} heads, feed-forward {self.ff_dim}"
     return f"units {self.units}, attention {self.attention}"
-
-  @property
-  def text_sides(self) -> tuple["sides.Side", "sides.Side"]:
-    """The (source, target) sides, without subword models (`Translation.sides` has them)."""
-    return tuple(sides.Side(lang, unit or sides.default_unit(lang), self.chinese_script)
-                 for lang, unit in ((self.source_lang, self.source_tokens),
-                                    (self.target_lang, self.target_tokens)))
 
   @property
   def data_seed(self) -> int:
@@ -388,7 +380,6 @@ def validate(config: Config) -> None:
     choices, value = f.metadata.get("choices"), getattr(config, f.name)
     _check(not choices or value in choices or value is None and f.default is None, f.name,
            f"{value!r}: expected one of {', '.join(choices or ())}")
-  attention.get(config.attention)  # raises a UserError listing the valid names
   for name in ("embedding_dim", "units", "layers", "heads", "ff_dim", "epochs", "batch_size", "checkpoint_every",
                "max_bad_steps", "max_len", "vocab_size", "keep_checkpoints", "keep_best"):
     _check(getattr(config, name) > 0, name, f"must be positive, got {getattr(config, name)}")
@@ -442,17 +433,8 @@ def corpus_given(data: str | None, source: str | None, target: str | None) -> st
 
 
 def validate_corpus(config: Config) -> None:
-  """The corpus flags of a translation config: languages, units, sources."""
-  for which, side in zip(("source", "target"), config.text_sides):
-    option = f"{which}_lang"
-    _check(sides.is_language_code(side.lang), option,
-           f"{side.lang!r}: expected a language code such as zh, en or deu")
-    if side.unit == "word" and not side.spaced:
-      raise UserError(f"word: {side.lang} is written without spaces between words; use char, bpe "
-                      "or unigram", option=f"{which}_tokens")
-    if side.unit == "char" and side.spaced:
-      raise UserError(f"char: {side.lang} is written with spaces between words; use word, bpe "
-                      "or unigram", option=f"{which}_tokens")
+  """The corpus files of a translation config (its languages and units:
+  `nmt_flax.text.sides.check`)."""
   corpus_given(config.data, config.source, config.target)
   if config.columns is not None:
     columns = config.columns.split(",")

@@ -12,7 +12,7 @@ from pathlib import Path
 import absl.logging
 import jax
 
-from nmt_flax import api
+from nmt_flax import api, tasks
 from nmt_flax import config as config_lib
 from nmt_flax.training.parallel import PeerLost
 from nmt_flax.training.stop import Interrupted
@@ -112,14 +112,14 @@ DISTRIBUTED_FLAGS = ("distributed", "coordinator_address", "num_processes", "pro
 
 
 def run_config(args: argparse.Namespace) -> tuple[config_lib.Config, Path]:
-  """(config, workdir) of train.py's (or prepare's) flags."""
+  """(config, workdir) of train.py's (or prepare's) flags, checked before any work."""
   flags = {k: v for k, v in vars(args).items()
            if k not in ("task", "workdir", "preset", "config", *DISTRIBUTED_FLAGS)}
   task, flags = config_lib.with_recipe_file(args.task, args.config, flags)
   workdir = Path(args.workdir or f"runs/{task or 'nmt'}")
-  return config_lib.for_workdir(workdir, task, args.preset, flags), workdir
-
-
+  config = config_lib.for_workdir(workdir, task, args.preset, flags)
+  tasks.check(config)
+  return config, workdir
 
 def add_model_flags(p: argparse.ArgumentParser) -> None:
   """Which trained model: eval.py's and the exporter's flags (`load_model`)."""

@@ -194,3 +194,19 @@ def test_a_workdir_stores_its_corpus_paths_absolute(tmp_path, monkeypatch):
   assert pair.source == str(tmp_path / "a.zh") and Path(pair.target).resolve() == (tmp_path.parent / "a.en")
   rerun = config_lib.merge_with_stored(config, {"data": "moved.txt"}, tmp_path)
   assert rerun.data == str(tmp_path / "moved.txt")
+
+
+def test_what_only_a_model_or_a_text_side_knows_is_checked_by_the_task_before_any_work():
+  """The config is plain data on the ground floor: the attention name and the
+  sides' languages and units are checked by `tasks.check` (train.py calls it
+  on the resolved config; `tasks.get` too), not by `config.resolve`."""
+  from nmt_flax import tasks
+  for flags, message in [({"attention": "nope"}, "attention 'nope': unknown; expected one of"),
+                         ({"source_lang": "zh!"}, "source_lang 'zh!': expected a language code"),
+                         ({"target_lang": "zh", "target_tokens": "word"}, "target_tokens word: zh is written")]:
+    config = config_lib.resolve("nmt", None, flags)  # data only: nothing read or imported above it
+    with pytest.raises(UserError) as caught:
+      tasks.check(config)
+    assert str(caught.value).startswith(message), str(caught.value)
+    with pytest.raises(UserError):
+      tasks.get(config)

@@ -209,3 +209,18 @@ def test_a_run_with_ema_validates_both_weights_and_loads_the_average_unless_aske
     assert model.metadata().get("weights", "raw") == loaded
   with pytest.raises(UserError, match="'ema': expected raw .*was trained without --ema"):
     nmt_flax.load(nmt_workdir, weights="ema")
+
+
+@pytest.mark.parametrize("model", ["gru", "transformer"])
+def test_both_families_are_built_from_the_config_and_offer_the_decoding_interface(model, nmt_config):
+  """One bridge from the config to each family (`tasks.translation.MODELS`),
+  and both satisfy the protocol the decoders are written against."""
+  from nmt_flax import tasks
+  from nmt_flax.models.family import DecodingModel
+  extra = dict(heads=2, ff_dim=32, layers=1) if model == "transformer" else {}
+  task = tasks.get(nmt_config(model=model, **extra))
+  task.load_splits()
+  module = task.model()
+  assert isinstance(module, DecodingModel)
+  assert type(module).__name__ == {"gru": "Seq2Seq", "transformer": "Transformer"}[model]
+  assert (module.src_vocab_size, module.tgt_vocab_size) == tuple(len(v) for v in task.vocabs.values())

@@ -42,7 +42,7 @@ import numpy as np
 from nmt_flax.data import corpus, pairs
 from nmt_flax.data.loader import DiskBucket
 from nmt_flax.data.split import Split
-from nmt_flax.text.sides import SUBWORD_UNITS
+from nmt_flax.text.sides import SUBWORD_UNITS, configured
 from nmt_flax.text.vocab import Vocabulary
 from nmt_flax.utils.errors import UserError
 from nmt_flax.utils.files import write_atomically
@@ -255,7 +255,7 @@ def configured_pairs(config):
 
 def _set_split(config, writer: TrainWriter, tmp: Path) -> Prepared:
   """The in-memory split (`pairs.split_in_memory`), written out."""
-  splits, vocabs = pairs.split_in_memory(configured_pairs(config), config.text_sides, config.val_fraction,
+  splits, vocabs = pairs.split_in_memory(configured_pairs(config), configured(config), config.val_fraction,
                                          config.test_fraction, config.data_seed, config.bucket_shapes,
                                          config.bpe_size)
   writer.add(splits.pop("train"), 0)
@@ -283,7 +283,7 @@ def _hash_split(config, writer: TrainWriter, tmp: Path) -> Prepared:
   """One streaming pass: normalise, split by hash, write each split's units to
   a file; then vocabularies from the training units, then encode the
   training pairs chunk by chunk into `writer`; the evaluation splits in memory."""
-  sides = config.text_sides
+  sides = configured(config)
   units = {name: UnitsFile(tmp / f"{name}.units") for name in pairs.SPLITS}
   outputs = {name: units[name].path.open("w", encoding="utf-8") for name in pairs.SPLITS}
   seen, test = pairs.SeenInTraining(), []  # the test pairs, for test-unseen

@@ -36,13 +36,6 @@ class Seq2Seq(nn.Module):
   tie_embeddings: bool = False
   gru_layer_norm: bool = False
 
-  @classmethod
-  def from_config(cls, config, src_vocab_size: int, tgt_vocab_size: int) -> "Seq2Seq":
-    return cls(src_vocab_size, tgt_vocab_size, embedding_dim=config.embedding_dim, units=config.units,
-               attention=config.attention, max_src_len=config.bucket_shapes[-1][0],
-               dropout=config.dropout, bidirectional=config.encoder == "bi",
-               tie_embeddings=config.tie_embeddings, gru_layer_norm=config.gru_layer_norm)
-
   def setup(self):
     self.encoder = TokenEncoder(self.src_vocab_size, self.embedding_dim, self.units,
                                 self.dropout, self.bidirectional, self.gru_layer_norm)

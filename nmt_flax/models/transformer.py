@@ -167,16 +167,6 @@ class Transformer(nn.Module):
   decoder_layer_drop: float = 0.0
   tie_embeddings: bool = True
 
-  @classmethod
-  def from_config(cls, config, src_vocab_size: int, tgt_vocab_size: int) -> "Transformer":
-    return cls(src_vocab_size, tgt_vocab_size, dim=config.units, heads=config.heads,
-               ff_dim=config.ff_dim, layers=config.layers, dropout=config.dropout,
-               attention_dropout=config.attention_dropout,
-               activation_dropout=config.dropout if config.activation_dropout is None
-               else config.activation_dropout,
-               encoder_layer_drop=config.encoder_layer_drop,
-               decoder_layer_drop=config.decoder_layer_drop, tie_embeddings=config.tie_embeddings)
-
   def setup(self):
     embedding = nn.initializers.normal(self.dim ** -0.5)  # × √dim below: unit variance
     self.src_embed = nn.Embed(self.src_vocab_size, self.dim, embedding_init=embedding)

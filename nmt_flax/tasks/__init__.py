@@ -14,6 +14,12 @@ def task_class(name: str) -> type[Task]:
   return REGISTRY[name]
 
 
+def check(config) -> None:
+  """What the task of `config` asks of its options beyond `nmt_flax.config.validate`."""
+  task_class(config.task).check(config)
+
+
 def get(config, vocabs: dict[str, Vocabulary] | None = None) -> Task:
-  """The task of `config.task`, with its vocabularies when they are known."""
+  """The task of `config.task` (its options checked), with its vocabularies when they are known."""
+  check(config)
   return task_class(config.task)(config, vocabs)

@@ -15,6 +15,7 @@ from nmt_flax.config import Config
 from nmt_flax.data.batching import Batch
 from nmt_flax.data.loader import Batches
 from nmt_flax.data.split import Split
+from nmt_flax.models import attention
 from nmt_flax.models.word_dropout import drop_words
 from nmt_flax.text.vocab import Vocabulary
 from nmt_flax.utils.errors import UserError
@@ -26,6 +27,12 @@ class Task(abc.ABC):
   score_name: str      # the validation metric that picks the best checkpoint
   samples_name: str    # what `samples` shows (TensorBoard's samples/NAME)
   vocab_files: tuple[str, ...]
+
+  @classmethod
+  def check(cls, config: Config) -> None:
+    """What `config` asks of the models and text layers that `nmt_flax.config`
+    cannot see from below them: here, an attention score function that exists."""
+    attention.get(config.attention)  # raises a UserError listing the valid names
 
   def __init__(self, config: Config, vocabs: dict[str, Vocabulary] | None = None):
     self.config = config

@@ -18,11 +18,13 @@ from nmt_flax.data.split import Split
 from nmt_flax.decoding import search
 from nmt_flax.decoding.options import DecodeOptions
 from nmt_flax.decoding.shapes import DecodeShapes
+from nmt_flax.models.family import DecodingModel
 from nmt_flax.models.losses import compact_token_cross_entropy, token_losses
 from nmt_flax.models.seq2seq import Seq2Seq
 from nmt_flax.models.transformer import Transformer
 from nmt_flax.tasks import metrics
 from nmt_flax.tasks.base import Task
+from nmt_flax.text import sides as text_sides
 from nmt_flax.text.normalise import check_unicode, is_han
 from nmt_flax.text.sides import Side
 from nmt_flax.text.vocab import END_ID, PAD_ID
@@ -35,6 +37,12 @@ class Translation(Task):
   samples_name = "translations"
   vocab_files = pairs.VOCABULARIES
 
+  @classmethod
+  def check(cls, config) -> None:
+    """Also the languages and units of the two sides."""
+    super().check(config)
+    text_sides.check(config)
+
   # --- text -------------------------------------------------------------
   # Every sentence, from the data, an evaluation file or a user, goes through
   # the two sides (`nmt_flax.text.sides`), so a model always sees text as it was
@@ -42,7 +50,8 @@ class Translation(Task):
   @property
   def sides(self) -> tuple[Side, Side]:
     """(source, target) sides, with their subword models once the vocabularies exist."""
-    return pairs.with_subwords(self.config.text_sides, self.vocabs) if self.vocabs else self.config.text_sides
+    found = text_sides.configured(self.config)
+    return pairs.with_subwords(found, self.vocabs) if self.vocabs else found
 
   @property
   def source_side(self) -> Side:
@@ -87,7 +96,7 @@ class Translation(Task):
 
   def normalise(self, pair: corpus.Pair) -> pairs.Normalised | None:
     """One pair as every split method sees it (`nmt_flax.data.pairs.normalise`)."""
-    return pairs.normalise(pair, *self.config.text_sides)
+    return pairs.normalise(pair, *text_sides.configured(self.config))
 
   def load_splits(self) -> dict[str, Split]:
     """train/val/test by unique source sentence, and 'test-unseen'
@@ -95,7 +104,7 @@ class Translation(Task):
     training split unless the task has them."""
     config = self.config
     splits, self.vocabs = pairs.split_in_memory(
-        itertools.islice(self.stream_corpus(), config.max_examples), config.text_sides, config.val_fraction,
+        itertools.islice(self.stream_corpus(), config.max_examples), text_sides.configured(config), config.val_fraction,
         config.test_fraction, config.data_seed, config.bucket_shapes, config.bpe_size, self.vocabs or None)
     return splits
 
@@ -115,13 +124,9 @@ class Translation(Task):
             for b in split.buckets]
 
   # --- model ------------------------------------------------------------
-  # --model: each family offers begin_decoding, decode_step, logits,
-  # teacher_forced_states, cross_attention and __call__ (Seq2Seq, Transformer)
-  MODELS = {"gru": Seq2Seq, "transformer": Transformer}
-
-  def build_model(self) -> Seq2Seq | Transformer:
-    return self.MODELS[self.config.model].from_config(
-        self.config, len(self.vocabs["src_vocab"]), len(self.vocabs["tgt_vocab"]))
+  def build_model(self) -> DecodingModel:
+    """The config's model family (`MODELS`), sized from its options and the vocabularies."""
+    return MODELS[self.config.model](self.config, len(self.vocabs["src_vocab"]), len(self.vocabs["tgt_vocab"]))
 
   def init_params(self, rng):
     tokens = jnp.ones((1, 2), jnp.int32)  # any [batch, len]: parameter shapes do not depend on it
@@ -296,3 +301,22 @@ class Translation(Task):
     if unknown * 2 > len(chars):
       return f"{unknown} of {len(chars)} {self.source_side.unit_name} were never seen in training"
     return None
+
+
+# --model: the one bridge from a config's options to each family's module; both
+# satisfy `nmt_flax.models.family.DecodingModel`, all the task and decoders use.
+def gru_model(c, src_vocab_size: int, tgt_vocab_size: int) -> Seq2Seq:
+  return Seq2Seq(src_vocab_size, tgt_vocab_size, embedding_dim=c.embedding_dim, units=c.units,
+                 attention=c.attention, max_src_len=c.bucket_shapes[-1][0], dropout=c.dropout,
+                 bidirectional=c.encoder == "bi", tie_embeddings=c.tie_embeddings, gru_layer_norm=c.gru_layer_norm)
+
+
+def transformer_model(c, src_vocab_size: int, tgt_vocab_size: int) -> Transformer:
+  return Transformer(src_vocab_size, tgt_vocab_size, dim=c.units, heads=c.heads, ff_dim=c.ff_dim, layers=c.layers,
+                     dropout=c.dropout, attention_dropout=c.attention_dropout,
+                     activation_dropout=c.dropout if c.activation_dropout is None else c.activation_dropout,
+                     encoder_layer_drop=c.encoder_layer_drop, decoder_layer_drop=c.decoder_layer_drop,
+                     tie_embeddings=c.tie_embeddings)
+
+
+MODELS = {"gru": gru_model, "transformer": transformer_model}

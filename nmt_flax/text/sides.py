@@ -14,11 +14,12 @@ what a user reads.
 import dataclasses
 import re
 
+from nmt_flax.config import Config
 from nmt_flax.text import subwords
 from nmt_flax.text.normalise import MAX_INPUT_CHARS, chinese_text, english_tokens, spaced_words
+from nmt_flax.utils.errors import UserError
 
 CHARACTER_LANGUAGES = frozenset({"zh", "ja", "ko"})
-UNITS = ("char", "word", "bpe", "unigram")
 SUBWORD_UNITS = ("bpe", "unigram")
 # sacrebleu's tokeniser for BLEU on a target language (13a for the others)
 BLEU_TOKENIZERS = {"zh": "zh", "ja": "char", "ko": "char"}
@@ -103,3 +104,25 @@ class Side:
       return self
     joined = sentences if self.spaced else [["".join(s)] for s in sentences]
     return dataclasses.replace(self, subword_model=subwords.learn(joined, size, self.unit))
+
+
+def configured(config: Config) -> tuple[Side, Side]:
+  """The (source, target) sides of a translation config, without subword
+  models (the translation task's `sides` have them once learnt)."""
+  return tuple(Side(lang, unit or default_unit(lang), config.chinese_script)
+               for lang, unit in ((config.source_lang, config.source_tokens),
+                                  (config.target_lang, config.target_tokens)))
+
+
+def check(config: Config) -> None:
+  """The text flags of a translation config: language codes, and units that
+  suit each language (no words in Chinese, no characters in German)."""
+  for which, side in zip(("source", "target"), configured(config)):
+    if not is_language_code(side.lang):
+      raise UserError(f"{side.lang!r}: expected a language code such as zh, en or deu", option=f"{which}_lang")
+    if side.unit == "word" and not side.spaced:
+      raise UserError(f"word: {side.lang} is written without spaces between words; use char, bpe "
+                      "or unigram", option=f"{which}_tokens")
+    if side.unit == "char" and side.spaced:
+      raise UserError(f"char: {side.lang} is written with spaces between words; use word, bpe "
+                      "or unigram", option=f"{which}_tokens")
