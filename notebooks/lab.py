@@ -38,7 +38,7 @@
 #           model the README's first command trained is reused), the same model with each score
 #           function for 3 epochs, the sentiment `quick` preset; about 20 minutes on 2 CPU cores.
 #   "ci":   tiny models trained for a few steps, in a temporary folder: a check that every cell
-#           runs (tests/test_notebook.py runs the notebook so, in the test suite).
+#           runs (tests/e2e/test_notebook.py runs the notebook so, in the test suite).
 BUDGET = "full"
 
 # %% [markdown]

@@ -30,7 +30,8 @@ os.environ["MPLCONFIGDIR"] = str(_SESSION_DIR / "matplotlib")
 def pytest_sessionfinish(session, exitstatus):
   if not hasattr(session.config, "workerinput"):  # the controller (or a run without xdist)
     shutil.rmtree(_SESSION_DIR, ignore_errors=True)
-DATA = Path(__file__).parent / "data"
+ROOT = Path(__file__).resolve().parent.parent  # the repository
+DATA = Path(__file__).parent / "fixtures"  # tiny corpora and an old workdir, written for the tests
 TINY_NMT = DATA / "tiny_cmn_eng.txt"
 TINY_REVIEWS = DATA / "tiny_reviews.csv"
 

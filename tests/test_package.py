@@ -41,14 +41,14 @@ def test_one_registry_of_tasks():
 
 
 def test_a_workdir_written_before_the_layer_folders_loads_and_scores_as_it_did(tmp_path, capsys):
-  """tests/data/workdir-0.1.0: trained by the flat package (its expected.json
+  """tests/fixtures/workdir-0.1.0: trained by the flat package (its expected.json
   holds what that code computed); copied, so nothing writes into the repo."""
   import json
   import shutil
 
   import pytest
   workdir = tmp_path / "old"
-  shutil.copytree(Path(__file__).parent / "data" / "workdir-0.1.0", workdir)
+  shutil.copytree(Path(__file__).parent / "fixtures" / "workdir-0.1.0", workdir)
   expected = json.loads((workdir / "expected.json").read_text(encoding="utf-8"))
   model = nmt_flax.load(workdir)
   assert model.step == expected["step"]
@@ -70,18 +70,23 @@ def referenced_names() -> dict[str, set[str]]:
   names: dict[str, set[str]] = {}
   for path in tracked:
     if Path(path).suffix not in (".py", ".md", ".toml", ".yaml", ".sh", ".html", "") \
-        or path.startswith("tests/data") or path == "CHANGELOG.md" \
+        or path.startswith("tests/fixtures") or path == "CHANGELOG.md" \
         or not (PACKAGE.parent / path).is_file():  # CHANGELOG names the old places too; deleted, not committed
       continue
     text = (PACKAGE.parent / path).read_text(encoding="utf-8", errors="replace")
-    for name in re.findall(r"\bnmt_flax(?:\.[A-Za-z_]\w*)+|\bnmt_flax/[\w/]+\.\w+", text):
+    for name in re.findall(r"\bnmt_flax(?:\.[A-Za-z_]\w*)+|\bnmt_flax/[\w/]+\.\w+|\btests/[\w/]+\.py(?:::\w+)?", text):
       names.setdefault(name, set()).add(path)
   return names
 
 
 def resolves(name: str) -> bool:
-  """A file that exists, or a module (and attributes of it) that imports."""
+  """A file that exists (a test file: and the test named after ::), or a
+  module (and attributes of it) that imports."""
   import importlib
+  if name.startswith("tests/"):
+    path, _, test = name.partition("::")
+    file = PACKAGE.parent / path
+    return file.is_file() and (not test or f"def {test}(" in file.read_text(encoding="utf-8"))
   if "/" in name:  # capitals stand for any name: nmt_flax/configs/TASK/NAME.yaml
     import re
     return any(PACKAGE.parent.glob(re.sub(r"\b[A-Z]+\b", "*", name)))
@@ -101,7 +106,8 @@ def resolves(name: str) -> bool:
 
 def test_every_nmt_flax_name_the_code_and_docs_mention_exists():
   """A module moved or renamed leaves no stale `nmt_flax.…` name (or
-  `nmt_flax/…` path) in a docstring, a comment, --help or the docs."""
+  `nmt_flax/…` path, or `tests/…py::test` it is tested by) in a docstring, a
+  comment, --help or the docs."""
   stale = {name: sorted(files) for name, files in referenced_names().items() if not resolves(name)}
   assert not stale, stale
 

@@ -18,13 +18,11 @@ from nmt_flax.data.corpus import read_pairs, read_reviews
 from nmt_flax.text.normalise import MAX_INPUT_CHARS, chinese_text, english_tokens, review_tokens
 from nmt_flax.text.sentences import split_sentences
 from nmt_flax.text.vocab import UNK, Vocabulary
-from nmt_flax.training import loop as training
+from nmt_flax.training import loop
 from nmt_flax.training.checkpoint import Checkpoints
 from nmt_flax.training.workdir import prepare_workdir
 from nmt_flax.utils.errors import UserError
-from tests.conftest import NMT_FLAGS, TINY_NMT, evaluate, evaluate_with, one_error_line, train
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.conftest import NMT_FLAGS, ROOT, TINY_NMT, evaluate, evaluate_with, one_error_line, train
 
 # ------------------------------------------------------------------ kill -9
 KILL_FLAGS = [*NMT_FLAGS, "--epochs", "3", "--checkpoint-every", "1", "--no-tensorboard"]
@@ -100,7 +98,7 @@ def test_kill_9_inside_checkpoint_writes_then_rerun_ends_like_an_uninterrupted_r
 
 def test_a_half_written_checkpoint_is_never_taken_for_a_finished_one(nmt_config, tmp_path):
   config = nmt_config(epochs=1)
-  training.train(config, tmp_path, log=lambda *_: None)
+  loop.train(config, tmp_path, log=lambda *_: None)
   ckpt = Checkpoints(tmp_path / "checkpoints", read_only=True)
   step = ckpt.latest_step()
   ckpt.close()
@@ -113,7 +111,7 @@ def test_a_half_written_checkpoint_is_never_taken_for_a_finished_one(nmt_config,
   ckpt = Checkpoints(tmp_path / "checkpoints", read_only=True)
   assert ckpt.latest_step() == step and ckpt.steps() == [step]
   ckpt.close()
-  training.train(dataclasses.replace(config, epochs=2), tmp_path, log=lambda *_: None)
+  loop.train(dataclasses.replace(config, epochs=2), tmp_path, log=lambda *_: None)
   assert latest_params(tmp_path)[0] == 2 * step  # resumed from `step`, one more epoch
 
 
@@ -121,7 +119,7 @@ def test_a_half_written_checkpoint_is_never_taken_for_a_finished_one(nmt_config,
 def test_disk_full_while_saving_keeps_the_previous_checkpoint(nmt_config, tmp_path, monkeypatch):
   import orbax.checkpoint as ocp
   config = nmt_config(epochs=1)
-  training.train(config, tmp_path, log=lambda *_: None)
+  loop.train(config, tmp_path, log=lambda *_: None)
   first, params = latest_params(tmp_path)
 
   def full(*_args, **_kwargs):
@@ -129,7 +127,7 @@ def test_disk_full_while_saving_keeps_the_previous_checkpoint(nmt_config, tmp_pa
   monkeypatch.setattr(ocp.CheckpointManager, "save", full)
   with pytest.raises(UserError, match=r"cannot write checkpoint \d+ \(No space left on device\); "
                      "the previous checkpoints are untouched"):
-    training.train(dataclasses.replace(config, epochs=2), tmp_path, log=lambda *_: None)
+    loop.train(dataclasses.replace(config, epochs=2), tmp_path, log=lambda *_: None)
   monkeypatch.undo()
   step, again = latest_params(tmp_path)
   assert step == first

@@ -12,7 +12,6 @@ import threading
 import time
 import urllib.parse
 import urllib.request
-from pathlib import Path
 
 import httpx
 import jax
@@ -24,9 +23,7 @@ from fastapi.testclient import TestClient
 import nmt_flax
 from nmt_flax.decoding.options import DecodeOptions
 from nmt_flax.serve import create_app
-from tests.conftest import free_port
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.conftest import ROOT, free_port
 
 
 @pytest.fixture(scope="module")

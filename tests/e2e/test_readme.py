@@ -4,13 +4,12 @@ CLI tests train), and every train.py / eval.py / prepare / serve / export comman
 line parses; the results tables say what benchmarks/results holds."""
 import re
 import shlex
-from pathlib import Path
 
 import pytest
 
 from nmt_flax import cli, export, program, serve
+from tests.conftest import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 DOCS = README + "".join(p.read_text(encoding="utf-8") for p in sorted((ROOT / "docs").glob("*.md")))
 PYTHON_BLOCKS = re.findall(r"```python\n(.*?)```", DOCS, re.S)

@@ -3,14 +3,14 @@ import jax
 import numpy as np
 
 from nmt_flax import tasks
-from nmt_flax.training import loop as training
+from nmt_flax.training import loop
 
 
 def test_bfloat16_trains_with_finite_decreasing_loss_and_float32_state(nmt_config):
   task = tasks.get(nmt_config(dtype="bfloat16", learning_rate=1e-2))
   batches = task.batches(task.load_splits()["train"])
-  state = training.create_state(task, 0)
-  step = training.make_train_step(task)
+  state = loop.create_state(task, 0)
+  step = loop.make_train_step(task)
   losses = []
   for _ in range(8):
     for batch in batches:

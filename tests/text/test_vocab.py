@@ -1,25 +1,10 @@
+"""Vocabularies: special ids, unknown tokens, round trips through the file."""
 import json
 
 import pytest
 
-from nmt_flax.text import normalise as text
 from nmt_flax.text.vocab import END_ID, PAD_ID, START_ID, UNK_ID, Vocabulary
 from nmt_flax.utils.errors import UserError
-
-
-def test_english_tokens_split_punctuation_and_lowercase():
-  assert text.english_tokens("May I borrow this book?") == ["may", "i", "borrow", "this", "book", "?"]
-  assert text.english_tokens("  Café,  OK!") == ["cafe", ",", "ok", "!"]
-
-
-def test_chinese_tokens_one_per_character_fullwidth_folded():
-  assert text.chinese_text("我可以借這本書麼？")[0] == list("我可以借這本書麼?")
-  assert text.chinese_text("你 好\t!\u200b")[0] == ["你", "好", "!"]  # spaces and format chars dropped
-
-
-def test_review_tokens_strip_tags_digits_single_letters():
-  raw = "I LOVED it.<br /><br />A 10/10 film, isn't it? <i>Great</i>"
-  assert text.review_tokens(raw) == ["loved", "it", "film", "isn", "it", "great"]
 
 
 def test_vocab_specials_unknown_and_round_trip(tmp_path):

@@ -16,9 +16,8 @@ import pytest
 
 import nmt_flax
 from nmt_flax.training.checkpoint import Checkpoints
-from tests.conftest import NMT_FLAGS, TINY_NMT, free_port, train
+from tests.conftest import NMT_FLAGS, ROOT, TINY_NMT, free_port, train
 
-ROOT = Path(__file__).resolve().parent.parent
 FLAGS = ["--data", str(TINY_NMT), *NMT_FLAGS, "--checkpoint-every", "1", "--dropout", "0.3",
          "--no-tensorboard"]
 

@@ -5,7 +5,7 @@ import numpy as np
 from nmt_flax import tasks
 from nmt_flax.data.batching import pad
 from nmt_flax.models.classifier import AttentionClassifier
-from nmt_flax.training import loop as training
+from nmt_flax.training import loop
 
 
 def test_pad_and_truncate_both_ways():
@@ -36,8 +36,8 @@ def test_learns_a_separable_toy_set(sentiment_config):
   config = sentiment_config(units=16, embedding_dim=16, learning_rate=1e-2, max_len=16)
   task = tasks.get(config)
   splits = task.load_splits()
-  state = training.create_state(task, 0)
-  step = training.make_train_step(task)
+  state = loop.create_state(task, 0)
+  step = loop.make_train_step(task)
   for epoch in range(40):
     for batch in task.batches(splits["train"], epoch):
       state, _ = step(state, batch)

@@ -7,7 +7,7 @@ from nmt_flax.decoding.beam import beam_search, length_penalty
 from nmt_flax.decoding.greedy import filtered_logits
 from nmt_flax.decoding.options import DecodeOptions
 from nmt_flax.text.vocab import END_ID, PAD_ID, START_ID
-from nmt_flax.training import loop as training
+from nmt_flax.training import loop
 
 V = 8
 
@@ -76,8 +76,8 @@ def trained(request):
                                      buckets="12x10", learning_rate=1e-2, **FAMILIES[request.param]))
   task = tasks.get(config)
   splits = task.load_splits()
-  state = training.create_state(task, 0)
-  step = training.make_train_step(task)
+  state = loop.create_state(task, 0)
+  step = loop.make_train_step(task)
   for epoch in range(15):  # partly trained: beam and greedy can disagree
     for batch in task.batches(splits["train"], epoch):
       state, _ = step(state, batch)

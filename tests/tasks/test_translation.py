@@ -1,5 +1,5 @@
-"""The levers of issue #17: script normalisation, subwords, word dropout, token
-batches, the test-unseen split and scoring hygiene."""
+"""The translation task's levers: script normalisation, subwords, word
+dropout, token batches, the test-unseen split and scoring hygiene."""
 import jax
 import jax.numpy as jnp
 import numpy as np

@@ -2,7 +2,6 @@
 bottom with the small budget, and notebooks/lab.ipynb is that script executed
 in full, with its outputs (README "A five-minute tour")."""
 import os
-from pathlib import Path
 
 import jupytext
 import nbformat
@@ -11,8 +10,9 @@ from nbclient import NotebookClient
 
 from nmt_flax.data.corpus import ENV_VAR, find_data_file
 from nmt_flax.utils.errors import UserError
+from tests.conftest import ROOT
 
-NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
+NOTEBOOKS = ROOT / "notebooks"
 SCRIPT, EXECUTED = NOTEBOOKS / "lab.py", NOTEBOOKS / "lab.ipynb"
 
 

@@ -13,7 +13,7 @@ import nmt_flax
 from nmt_flax import tasks
 from nmt_flax.config import read_stored
 from nmt_flax.decoding.options import DecodeOptions
-from nmt_flax.training import loop as training
+from nmt_flax.training import loop
 from nmt_flax.training.checkpoint import Checkpoints, average_params
 from nmt_flax.training.optimizer import learning_rate
 from nmt_flax.training.progress import Progress, progress_before_it_was_saved, seconds_trained
@@ -42,9 +42,9 @@ def test_overfits_tiny_corpus_and_translates_it(nmt_config, tmp_path, model):
                       batch_size=8, **model)
   task = tasks.get(config)
   splits = task.load_splits()
-  state = training.create_state(task, 0)
+  state = loop.create_state(task, 0)
   before = jax.tree_util.tree_map(np.array, state.params)
-  step = training.make_train_step(task)
+  step = loop.make_train_step(task)
   for epoch in range(config.epochs):
     for batch in task.batches(splits["train"], epoch):
       state, m = step(state, batch)
@@ -77,7 +77,7 @@ def straight_run(config, tmp_path_factory):
   """The uninterrupted run of `config`, trained once per session."""
   if config not in _STRAIGHT_RUNS:
     _STRAIGHT_RUNS[config] = tmp_path_factory.mktemp("straight")
-    training.train(config, _STRAIGHT_RUNS[config], log=lambda *_: None)
+    loop.train(config, _STRAIGHT_RUNS[config], log=lambda *_: None)
   return _STRAIGHT_RUNS[config]
 
 
@@ -88,7 +88,7 @@ def check_resume(config, straight, resumed, monkeypatch, interrupt_at: int) -> N
   rerun: it ends with the parameters (bit for bit), records and stored scores
   of the uninterrupted run in `straight`."""
   per_epoch = steps_per_epoch(config)
-  make_step = training.make_train_step
+  make_step = loop.make_train_step
 
   def interrupting_step(task):
     step, calls = make_step(task), []
@@ -100,15 +100,15 @@ def check_resume(config, straight, resumed, monkeypatch, interrupt_at: int) -> N
       return step(state, batch)
     return wrapped
 
-  monkeypatch.setattr(training, "make_train_step", interrupting_step)
+  monkeypatch.setattr(loop, "make_train_step", interrupting_step)
   with pytest.raises(Interrupted, match="rerun the same command to resume"):
-    training.train(config, resumed, log=lambda *_: None)
+    loop.train(config, resumed, log=lambda *_: None)
   assert Checkpoints(resumed / "checkpoints", read_only=True).latest_step() == interrupt_at
   if interrupt_at % per_epoch == 0:  # the epoch was closed: validated, recorded, saved with its score
     [record] = records_of(resumed)
     assert np.isfinite(record["bleu"]) and stored_scores(resumed) == {per_epoch: record["bleu"]}
-  monkeypatch.setattr(training, "make_train_step", make_step)
-  training.train(config, resumed, log=lambda *_: None)
+  monkeypatch.setattr(loop, "make_train_step", make_step)
+  loop.train(config, resumed, log=lambda *_: None)
 
   ckpt_a, straight_params = params_of(straight)
   ckpt_b, resumed_params = params_of(resumed)
@@ -149,8 +149,8 @@ def test_a_transformer_resumed_mid_epoch_equals_its_uninterrupted_run(transforme
 
 def test_rerun_with_more_epochs_continues_to_the_total(nmt_config, tmp_path, tmp_path_factory):
   straight = straight_run(nmt_config(epochs=2), tmp_path_factory)
-  training.train(nmt_config(epochs=1), tmp_path / "b", log=lambda *_: None)
-  training.train(nmt_config(epochs=2), tmp_path / "b", log=lambda *_: None)
+  loop.train(nmt_config(epochs=1), tmp_path / "b", log=lambda *_: None)
+  loop.train(nmt_config(epochs=2), tmp_path / "b", log=lambda *_: None)
   assert_trees_equal(params_of(straight)[1], params_of(tmp_path / "b")[1])
   first, second = records_of(tmp_path / "b")
   assert [first["epoch"], second["epoch"]] == [1, 2]
@@ -163,7 +163,7 @@ def test_rerun_with_more_epochs_continues_to_the_total(nmt_config, tmp_path, tmp
 def test_checkpoint_round_trip_gives_identical_params_and_predictions(nmt_config, tmp_path):
   config = nmt_config(epochs=1)
   workdir = tmp_path / "new" / "w"  # train() creates it and writes config.json itself
-  training.train(config, workdir, log=lambda *_: None)
+  loop.train(config, workdir, log=lambda *_: None)
   model = nmt_flax.load(workdir)
   saved = params_of(workdir, model.step)[1]["params"]
   assert_trees_equal(model.params, saved)
@@ -187,9 +187,9 @@ def test_best_checkpoint_kept_and_nan_ranks_worst(tmp_path):
 def test_a_non_finite_step_is_skipped_and_counted(nmt_config):
   task = tasks.get(nmt_config())
   batch = task.batches(task.load_splits()["train"])[0]
-  state = training.create_state(task, 0)
+  state = loop.create_state(task, 0)
   before = jax.tree_util.tree_map(np.array, (state.params, state.opt_state))
-  step = training.make_train_step(task)
+  step = loop.make_train_step(task)
   poisoned = {**batch, "weight": batch["weight"] * np.nan}  # NaN loss and gradients
   state, metrics = step(state, poisoned)
   assert bool(metrics["skipped"]) and int(metrics["bad_in_a_row"]) == 1
@@ -202,7 +202,7 @@ def test_a_non_finite_step_is_skipped_and_counted(nmt_config):
 def test_absurd_learning_rate_stops_after_max_bad_steps_keeping_good_checkpoints(nmt_config, tmp_path):
   from nmt_flax.utils.errors import UserError
   with pytest.raises(UserError, match=r"3 steps in a row had a non-finite loss"):
-    training.train(nmt_config(learning_rate=1e38, epochs=50, max_bad_steps=3), tmp_path,
+    loop.train(nmt_config(learning_rate=1e38, epochs=50, max_bad_steps=3), tmp_path,
                    log=lambda *_: None)
   ckpt = Checkpoints(tmp_path / "checkpoints", read_only=True)
   for step in ckpt.steps():  # whatever was saved holds finite numbers only
@@ -237,8 +237,8 @@ def test_the_moving_average_follows_the_parameters_step_by_step(nmt_config):
   config = nmt_config(ema=0.8)
   task = tasks.get(config)
   batches = task.batches(task.load_splits()["train"])
-  state = training.create_state(task, 0)
-  step = training.make_train_step(task)
+  state = loop.create_state(task, 0)
+  step = loop.make_train_step(task)
   z = jax.tree_util.tree_map(np.zeros_like, state.params)
   for t, batch in enumerate(batches[:3], 1):
     state, _ = step(state, batch)
@@ -256,7 +256,7 @@ def test_early_stopping_keeps_the_best_checkpoint_and_eval_uses_it(nmt_config, t
   monkeypatch.setattr(tasks.task_class("nmt"), "evaluate",
                       lambda self, params, split: {**original(self, params, split), "bleu": next(scores)})
   config = nmt_config(epochs=5, patience=2, keep_checkpoints=1)
-  training.train(config, tmp_path, log=lambda *_: None)
+  loop.train(config, tmp_path, log=lambda *_: None)
   records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
   assert [r["bleu"] for r in records] == [0.3, 0.5, 0.4, 0.2]
   best_step = records[1]["step"]
@@ -293,7 +293,7 @@ def test_splits_are_disjoint_by_source_and_fixed_by_seed(nmt_config):
 
 def test_evaluation_restores_parameters_whatever_optimizer_state_was_saved(nmt_config, tmp_path):
   config = nmt_config()
-  training.train(config, tmp_path, log=lambda *_: None)
+  loop.train(config, tmp_path, log=lambda *_: None)
   ckpt, saved = params_of(tmp_path)
   params = saved["params"]
   ckpt.close()
@@ -310,7 +310,7 @@ def test_evaluation_restores_parameters_whatever_optimizer_state_was_saved(nmt_c
 def test_cosine_attention_with_a_bi_encoder_trains_on_batches_with_filler_rows(nmt_config, tmp_path):
   # Filler rows start the decoder at tanh(W·0 + 0) = 0, a zero query: a norm
   # that is not safe at 0 made every step's gradient NaN, so every step was skipped.
-  record = training.train(nmt_config(encoder="bi", attention="cosine", batch_size=64), tmp_path,
+  record = loop.train(nmt_config(encoder="bi", attention="cosine", batch_size=64), tmp_path,
                           log=lambda *_: None)
   assert record["skipped_steps"] == 0 and np.isfinite(record["train_loss"])
 
@@ -320,7 +320,7 @@ def test_an_epoch_without_an_applied_step_reports_no_training_loss(nmt_config, t
   original = cls.loss
   monkeypatch.setattr(cls, "loss", lambda self, *a: tuple(x * np.nan for x in original(self, *a)))
   lines = []
-  record = training.train(nmt_config(), tmp_path, log=lines.append)
+  record = loop.train(nmt_config(), tmp_path, log=lines.append)
   assert record["train_loss"] is None and record["skipped_steps"] == steps_per_epoch(nmt_config())
   assert records_of(tmp_path)[0]["train_loss"] is None
   assert "train_loss=n/a" in lines[-1]
@@ -328,7 +328,7 @@ def test_an_epoch_without_an_applied_step_reports_no_training_loss(nmt_config, t
 
 def test_more_epochs_keep_the_cosine_schedule_of_the_first_run(nmt_config, tmp_path):
   config = nmt_config(epochs=1, lr_schedule="cosine", learning_rate=0.01)
-  training.train(config, tmp_path, log=lambda *_: None)
+  loop.train(config, tmp_path, log=lambda *_: None)
   floor = 0.01 * 0.01  # the schedule's end: 1% of the peak
   [record] = records_of(tmp_path)
   assert record["learning_rate"] == pytest.approx(floor)
@@ -336,7 +336,7 @@ def test_more_epochs_keep_the_cosine_schedule_of_the_first_run(nmt_config, tmp_p
   lines = []
   longer = tasks.get(dataclasses.replace(config, epochs=2), tasks.task_class("nmt").load_vocabs(tmp_path))
   checkpoints = Checkpoints(tmp_path / "checkpoints")
-  state, progress = training.restore_or_init(longer, checkpoints, 2 * record["step"],
+  state, progress = loop.restore_or_init(longer, checkpoints, 2 * record["step"],
                                              tmp_path / "metrics.jsonl", lines.append)
   checkpoints.close()
   assert progress.schedule_steps == record["step"] == int(state.step)
@@ -351,7 +351,7 @@ def test_a_checkpoint_written_before_progress_existed_resumes(nmt_config, tmp_pa
   config = nmt_config(epochs=2)
   straight = straight_run(config, tmp_path_factory)
   old = tmp_path / "old"
-  training.train(dataclasses.replace(config, epochs=1), old, log=lambda *_: None)
+  loop.train(dataclasses.replace(config, epochs=1), old, log=lambda *_: None)
   ckpt = Checkpoints(old / "checkpoints")
   step = ckpt.latest_step()
   item = ckpt.manager.restore(step)
@@ -365,7 +365,7 @@ def test_a_checkpoint_written_before_progress_existed_resumes(nmt_config, tmp_pa
                   "batch": np.asarray(progress.batch, np.int64)}, score)
   ckpt.close()
   logged = []
-  training.train(config, old, log=logged.append)
+  loop.train(config, old, log=logged.append)
   assert any("saved by an older nmt-flax" in line for line in logged), logged
   assert_trees_equal(params_of(straight)[1], params_of(old)[1])
   assert stored_scores(old) == stored_scores(straight)
@@ -380,7 +380,7 @@ def test_a_checkpoint_saved_before_the_training_time_was_kept_resumes_counting_f
   config = nmt_config(epochs=2)
   straight = straight_run(config, tmp_path_factory)
   old = tmp_path / "old"
-  training.train(dataclasses.replace(config, epochs=1), old, log=lambda *_: None)
+  loop.train(dataclasses.replace(config, epochs=1), old, log=lambda *_: None)
   ckpt = Checkpoints(old / "checkpoints")
   step = ckpt.latest_step()
   item, score = ckpt.manager.restore(step), ckpt.manager.metrics(step)["score"]
@@ -394,7 +394,7 @@ def test_a_checkpoint_saved_before_the_training_time_was_kept_resumes_counting_f
   ckpt = Checkpoints(old / "checkpoints")
   ckpt.save(step, item, score)
   ckpt.close()
-  training.train(config, old, log=lambda *_: None)
+  loop.train(config, old, log=lambda *_: None)
   assert_trees_equal(params_of(straight)[1], params_of(old)[1])
   second = records_of(old)[1]
   assert second["epoch_seconds"] - 0.2 <= second["train_seconds"] - first["elapsed_seconds"] \
@@ -436,7 +436,7 @@ def test_checkpoint_averaging_is_the_mean_of_the_chosen_checkpoints(nmt_config, 
                           {"w": np.float32([3, 5]), "b": {"c": np.float32(2)}}])
   assert known["w"].tolist() == [2.0, 3.5] and known["b"]["c"] == 0.5 and known["w"].dtype == np.float32
   workdir = tmp_path / "w"
-  training.train(nmt_config(epochs=3, keep_checkpoints=1, keep_best=3), workdir, log=lambda *_: None)
+  loop.train(nmt_config(epochs=3, keep_checkpoints=1, keep_best=3), workdir, log=lambda *_: None)
   ckpt = Checkpoints(workdir / "checkpoints", read_only=True)
   steps, scores = ckpt.steps(), stored_scores(workdir)
   assert len(steps) == 3  # the latest, and the best three

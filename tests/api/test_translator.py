@@ -9,7 +9,6 @@ import struct
 import subprocess
 import sys
 import termios
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -22,9 +21,8 @@ from nmt_flax.text.normalise import english_tokens
 from nmt_flax.text.sentences import split_sentences
 from nmt_flax.text.vocab import END_ID, START_ID
 from nmt_flax.utils.errors import UserError
-from tests.conftest import TINY_NMT, evaluate_with, one_error_line
+from tests.conftest import ROOT, TINY_NMT, evaluate_with, one_error_line
 
-ROOT = Path(__file__).resolve().parent.parent
 PARAGRAPH = "今天天气很好，我们去公园散步吧。然后我们可以去吃晚饭。你觉得怎么样？"
 LONG = "我有一隻貓，" * 10 + "。"  # 61 characters: far past the model's last bucket (12)
 

@@ -1,9 +1,10 @@
 """The benchmark scripts' own arithmetic (their runs are measurements, not tests)."""
 import importlib.util
 import json
-from pathlib import Path
 
-BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+from tests.conftest import ROOT
+
+BENCHMARKS = ROOT / "benchmarks"
 
 
 def script(name: str):
