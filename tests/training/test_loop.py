@@ -345,6 +345,30 @@ def test_more_epochs_keep_the_cosine_schedule_of_the_first_run(nmt_config, tmp_p
   assert any("cosine schedule keeps its length" in line and "--epochs 2" in line for line in lines)
 
 
+def rewrite_as_older_version(workdir, edit) -> None:
+  """The workdir's latest checkpoint saved again as `edit(item)` alone, as an
+  older nmt-flax would have written it (its score kept)."""
+  ckpt = Checkpoints(workdir / "checkpoints")
+  step = ckpt.latest_step()
+  item, score = ckpt.manager.restore(step), ckpt.manager.metrics(step)["score"]
+  ckpt.close()
+  for path in (workdir / "checkpoints").iterdir():
+    shutil.rmtree(path)
+  ckpt = Checkpoints(workdir / "checkpoints")
+  ckpt.save(step, edit(item), score)
+  ckpt.close()
+
+
+def before_progress(item: dict) -> dict:
+  progress = Progress.from_item(item.pop("progress"))
+  return {**item, "epoch": np.asarray(progress.epoch, np.int64), "batch": np.asarray(progress.batch, np.int64)}
+
+
+def before_train_seconds(item: dict) -> dict:
+  del item["progress"]["train_seconds"]
+  return item
+
+
 def test_a_checkpoint_written_before_progress_existed_resumes(nmt_config, tmp_path, tmp_path_factory):
   """The layout before `Progress` ({..., 'epoch', 'batch'}), written here from a
   real run's checkpoint: a rerun resumes from it and ends like a straight run."""
@@ -352,18 +376,7 @@ def test_a_checkpoint_written_before_progress_existed_resumes(nmt_config, tmp_pa
   straight = straight_run(config, tmp_path_factory)
   old = tmp_path / "old"
   loop.train(dataclasses.replace(config, epochs=1), old, log=lambda *_: None)
-  ckpt = Checkpoints(old / "checkpoints")
-  step = ckpt.latest_step()
-  item = ckpt.manager.restore(step)
-  progress = Progress.from_item(item.pop("progress"))
-  score = ckpt.manager.metrics(step)["score"]
-  ckpt.close()
-  for path in (old / "checkpoints").iterdir():
-    shutil.rmtree(path)
-  ckpt = Checkpoints(old / "checkpoints")
-  ckpt.save(step, {**item, "epoch": np.asarray(progress.epoch, np.int64),
-                  "batch": np.asarray(progress.batch, np.int64)}, score)
-  ckpt.close()
+  rewrite_as_older_version(old, before_progress)
   logged = []
   loop.train(config, old, log=logged.append)
   assert any("saved by an older nmt-flax" in line for line in logged), logged
@@ -381,19 +394,10 @@ def test_a_checkpoint_saved_before_the_training_time_was_kept_resumes_counting_f
   straight = straight_run(config, tmp_path_factory)
   old = tmp_path / "old"
   loop.train(dataclasses.replace(config, epochs=1), old, log=lambda *_: None)
-  ckpt = Checkpoints(old / "checkpoints")
-  step = ckpt.latest_step()
-  item, score = ckpt.manager.restore(step), ckpt.manager.metrics(step)["score"]
-  del item["progress"]["train_seconds"]
-  ckpt.close()
-  for path in (old / "checkpoints").iterdir():
-    shutil.rmtree(path)
+  rewrite_as_older_version(old, before_train_seconds)
   first = records_of(old)[0]
   with (old / "metrics.jsonl").open("w") as f:  # as that version wrote it
     f.write(json.dumps({k: v for k, v in first.items() if k != "train_seconds"}) + "\n")
-  ckpt = Checkpoints(old / "checkpoints")
-  ckpt.save(step, item, score)
-  ckpt.close()
   loop.train(config, old, log=lambda *_: None)
   assert_trees_equal(params_of(straight)[1], params_of(old)[1])
   second = records_of(old)[1]
