@@ -3,7 +3,8 @@
     python -m nmt_flax.compare_attention --out runs/compare
 
 Each variant is trained with the same seed, data and small CPU configuration
-(`NMT` below and the sentiment `quick` preset, overridable with --epochs-nmt/--epochs-sentiment),
+(the presets `compare-attention`, nmt_flax/configs/nmt/compare-attention.yaml,
+and the sentiment `quick`; epochs overridable with --epochs-nmt/--epochs-sentiment),
 then scored: validation BLEU and chrF with greedy and beam-5 decoding (NMT),
 test accuracy (sentiment). Writes OUT/attention_comparison.md (a Markdown
 table, also printed) and OUT/attention_comparison.png (bar charts). Workdirs
@@ -19,8 +20,7 @@ from nmt_flax.config import PRESETS, resolve
 from nmt_flax.models import attention
 from nmt_flax.training.loop import train
 
-NMT = dict(units=128, embedding_dim=64, learning_rate=3e-3, clip_norm=5.0, epochs=4,
-           buckets="10x10,16x14", checkpoint_every=1)
+NMT = PRESETS["compare-attention"]["nmt"]
 SENTIMENT = PRESETS["quick"]["sentiment"]
 
 
