@@ -109,8 +109,8 @@ CURVE_KEYS = ("epoch", "step", "elapsed_seconds", "train_seconds", "train_loss",
 
 def curve(metrics_path: Path) -> list[dict]:
   """Each validated epoch of metrics.jsonl: when, and how good."""
-  records = [json.loads(line) for line in metrics_path.read_text().splitlines() if line.strip()]
-  return [{k: r[k] for k in CURVE_KEYS if k in r} for r in records if "val_loss" in r]
+  from nmt_flax.training.progress import read_metrics
+  return [{k: r[k] for k in CURVE_KEYS if k in r} for r in read_metrics(metrics_path) if "val_loss" in r]
 
 
 def sentiment_scores(classifier) -> dict:

@@ -129,12 +129,13 @@ class Sentiment(Task):
 
   def samples(self, params, split: Split, count: int) -> list[dict]:
     """The first `count` examples of `split` as the model sees them (TensorBoard's
-    samples): tokens, label, P(positive) and the attention [len(tokens)]."""
+    samples): the label, P(positive) and the review with its most attended
+    words marked as `text`, and the attention [len(tokens)]."""
     part = self.make_split(split.extras["tokens"][:count], split.extras["labels"][:count])
     logits, weights = self.predict_split(params, part)
     labels, probabilities = predict(logits)
     shown = [self.visible_tokens(t) for t in part.extras["tokens"]]
-    return [{"tokens": t, "label": int(label), "probability": float(p), "attention": w[:len(t)],
+    return [{"attention": w[:len(t)],
              "text": f"{'positive' if label else 'negative'} ({p:.3f}): {bracketed(t, most_attended(w[:len(t)]))}"}
             for t, label, p, w in zip(shown, labels, probabilities, weights)]
 

@@ -243,8 +243,8 @@ class Translation(Task):
 
   def samples(self, params, split: Split, count: int) -> list[dict]:
     """Greedy translations of `count` examples of an evaluation split (its
-    shortest; TensorBoard's samples): source, output and reference text, the
-    tokens on each side with <end>, and the attention [output labels, source labels]."""
+    shortest; TensorBoard's samples): source, output and reference as `text`,
+    the tokens on each side with <end>, and the attention [output labels, source labels]."""
     bucket = split.buckets[0]
     src = np.asarray(bucket["src"][:count])
     tokens, _, weights = (np.asarray(x) for x in self.translate_batch(params, src))
@@ -255,8 +255,7 @@ class Translation(Task):
       ended = bool(np.any(tokens[row, 0] == END_ID))
       text, reference = split.extras["sources"][example], split.extras["references"][example]
       output = self.target_side.text_of(words)
-      out.append({"source": text, "output": output, "reference": reference,
-                  "text": f"{text}  \n→ {output}  \n(reference: {reference})", "source_labels": source + ["<end>"],
+      out.append({"text": f"{text}  \n→ {output}  \n(reference: {reference})", "source_labels": source + ["<end>"],
                   "output_labels": words + ["<end>"] * ended,
                   "attention": weights[row, 0, :len(words) + ended, :len(source) + 1]})
     return out

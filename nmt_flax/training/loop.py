@@ -196,7 +196,8 @@ def validate_and_save(task, state, progress, val_split, checkpoints, schedule, t
   if "first_step_seconds" in timing:
     record["first_step_seconds"] = timing["first_step_seconds"]
   progress = dataclasses.replace(progress, epoch=epoch, batch=0, loss_sum=0.0, count=0.0, skipped=0)
-  if epoch % config.checkpoint_every == 0 or epoch == config.epochs:
+  due = epoch % config.checkpoint_every == 0 or epoch == config.epochs
+  if due:
     val = task.evaluate(state.params, val_split)
     record.update({f"val_{k}" if k == "loss" else k: v for k, v in val.items()
                    if not isinstance(v, (list, dict))})
@@ -207,10 +208,9 @@ def validate_and_save(task, state, progress, val_split, checkpoints, schedule, t
                      if isinstance(v, float)})  # its loss and scores; the counts are the raw ones'
       score = val[task.score_name]
     progress.record_score(score)
-    progress.train_seconds += time.time() - started
+  progress.train_seconds += time.time() - started
+  if due:
     checkpoints.save(int(state.step), checkpoint_item(state, progress), score)
-  else:
-    progress.train_seconds += time.time() - started
   record["train_seconds"] = round(progress.train_seconds, 1)  # every sitting's, where elapsed_seconds is this one's
   return record, progress
 

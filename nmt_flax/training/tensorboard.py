@@ -31,7 +31,7 @@ SCALARS.update({f"ema_{key}": tag.replace("val/", "val_ema/") for key, tag in SC
 
 
 # What each sample heading says made it.
-WEIGHTS = {"raw": "the parameters as trained",
+HEADINGS = {"raw": "the parameters as trained",
            "ema": "the moving average of the parameters (--ema: what eval.py loads)"}
 
 
@@ -63,7 +63,7 @@ class EventLog:
       if isinstance(record.get(key), (int, float)):
         self.writer.add_scalar(tag, record[key], step)
     if "val_loss" in record:
-      self._samples(task, params, val_split, step, WEIGHTS[weights])
+      self._samples(task, params, val_split, step, HEADINGS[weights])
     self.writer.flush()
 
   def _samples(self, task: Task, params, split: Split, step: int, weights: str) -> None:
