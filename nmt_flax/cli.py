@@ -4,6 +4,7 @@ import argparse
 import dataclasses
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from nmt_flax import api, program
@@ -46,47 +47,60 @@ def last_validation(record: dict) -> str:
 
 # ---------------------------------------------------------------- eval.py
 def eval_parser() -> argparse.ArgumentParser:
-  p = program.Parser(prog="eval.py", description="Evaluate a trained workdir, translate or classify text.")
+  p = program.Parser(prog="eval.py", description="Evaluate a trained workdir, translate or classify text. "
+                     "What it does is chosen by one flag (--translate, --input, --score, --review; none: "
+                     "score a held-out split or a file); each other flag says in [brackets] the modes it goes with.")
   program.add_model_flags(p)
-  p.add_argument("--data", default=None,
-                 help="evaluate every example of this file instead of the held-out split")
-  p.add_argument("--source", default=None, metavar="FILE",
-                 help="nmt: with --target, evaluate (or --score) this line-aligned file pair instead")
-  p.add_argument("--target", default=None, metavar="FILE", help="nmt: the reference side of --source")
-  p.add_argument("--split", default=None, help="held-out split to score: val (nmt default), "
-                 "test (sentiment default), or nmt's test-unseen: the test pairs with no "
-                 "reference or script twin of the source in training")
-  p.add_argument("--output-json", default=None, help="also write the scores to this file")
-  p.add_argument("--translate", action="append", default=[], metavar="TEXT",
-                 help="nmt: translate this text (repeatable)")
-  p.add_argument("--prefix", action="append", default=None, metavar="TEXT",
-                 help="nmt: the translation of the matching --translate must start with this "
-                 "target-language text (repeatable, one per --translate, in order)")
-  p.add_argument("--prefix-column", action="store_true",
-                 help="nmt --input: each line is TEXT<TAB>PREFIX; its translation starts with PREFIX")
-  p.add_argument("--input", default=None, metavar="FILE",
-                 help="nmt: translate FILE ('-': stdin; a terminal gets a prompt), one line of "
-                 "text per line, each split into sentences; one output line per input line")
-  p.add_argument("--output", default=None, metavar="FILE",
-                 help="nmt: write --input translations or --score records here (default stdout)")
-  p.add_argument("--format", choices=("text", "jsonl"), default="text",
-                 help="nmt --input: plain translations, or one JSON object per line (source, "
-                 "translation, score, unknown, truncated, nbest, segments, alignment)")
-  p.add_argument("--alignment", action="store_true",
-                 help="nmt --input --format jsonl: add the attention weights (output words x "
-                 "source characters)")
-  p.add_argument("--score", action="store_true",
-                 help="nmt, with --data PAIRS: write each reference's log-probability given its "
-                 "source (forced decoding) as JSON lines, instead of decoding")
+  scoring = p.add_argument_group("score a held-out split or a file (no mode flag)")
+  scoring.add_argument("--data", default=None,
+                       help="evaluate every example of this file instead of the held-out split")
+  scoring.add_argument("--source", default=None, metavar="FILE",
+                       help="with --target, evaluate this line-aligned file pair instead")
+  scoring.add_argument("--target", default=None, metavar="FILE", help="the reference side of --source")
+  scoring.add_argument("--split", default=None, help="held-out split to score: val (translation default), "
+                       "test (sentiment default), or translation's test-unseen: the test pairs with no "
+                       "reference or script twin of the source in training")
+  scoring.add_argument("--output-json", default=None, help="also write the scores to this file")
+  texts = p.add_argument_group("translate texts (--translate)")
+  texts.add_argument("--translate", action="append", default=[], metavar="TEXT",
+                     help="translate this text (repeatable)")
+  texts.add_argument("--prefix", action="append", default=None, metavar="TEXT",
+                     help="the translation of the matching --translate must start with this "
+                     "target-language text (repeatable, one per --translate, in order)")
+  texts.add_argument("--plot-attention", default=None, metavar="OUTDIR",
+                     help="write an attention heatmap PNG per --translate text (a Transformer: "
+                     "its last layer's cross-attention averaged over heads)")
+  texts.add_argument("--attention-layer", type=int, default=None, metavar="N",
+                     help="with --plot-attention: also draw every head of decoder layer N's "
+                     "cross-attention (1 = the first; a GRU model has one layer of one head)")
+  texts.add_argument("--font", default=None, help="font file for Chinese labels (default: find one)")
+  lines = p.add_argument_group("translate a file (--input)")
+  lines.add_argument("--input", default=None, metavar="FILE",
+                     help="translate FILE ('-': stdin; a terminal gets a prompt), one line of "
+                     "text per line, each split into sentences; one output line per input line")
+  lines.add_argument("--prefix-column", action="store_true",
+                     help="each line is TEXT<TAB>PREFIX; its translation starts with PREFIX")
+  lines.add_argument("--format", choices=("text", "jsonl"), default="text",
+                     help="plain translations, or one JSON object per line (source, "
+                     "translation, score, unknown, truncated, nbest, segments, alignment)")
+  lines.add_argument("--alignment", action="store_true",
+                     help="with --format jsonl: add the attention weights (output words x source characters)")
+  lines.add_argument("--output", default=None, metavar="FILE",
+                     help="write the translations or the --score records here (default stdout)")
+  score = p.add_argument_group("score references (--score)")
+  score.add_argument("--score", action="store_true",
+                     help="with --data PAIRS (or --source and --target): write each reference's "
+                     "log-probability given its source (forced decoding) as JSON lines, instead of decoding")
+  search = p.add_argument_group("decoding")
   defaults = DecodeOptions()
-  p.add_argument("--beam-size", type=int, default=defaults.beam_size,
-                 help=f"nmt: beam search with this many hypotheses (default {defaults.beam_size}: greedy)")
-  p.add_argument("--alpha", type=float, default=defaults.alpha,
-                 help=f"nmt: GNMT length penalty ((5+len)/6)^alpha for beam search (default {defaults.alpha})")
-  p.add_argument("--n-best", type=int, default=defaults.n_best,
-                 help="nmt: with --translate or --input jsonl, this many best hypotheses (<= --beam-size), "
-                 "or samples with --sampling")
-  sampling = p.add_argument_group("sampling (nmt): draw outputs from the model's distribution")
+  search.add_argument("--beam-size", type=int, default=defaults.beam_size,
+                      help=f"beam search with this many hypotheses (default {defaults.beam_size}: greedy)")
+  search.add_argument("--alpha", type=float, default=defaults.alpha,
+                      help=f"GNMT length penalty ((5+len)/6)^alpha for beam search (default {defaults.alpha})")
+  search.add_argument("--n-best", type=int, default=defaults.n_best,
+                      help="this many best hypotheses (<= --beam-size; --input needs --format jsonl), "
+                      "or samples with --sampling")
+  sampling = p.add_argument_group("sampling: draw outputs from the model's distribution")
   sampling.add_argument("--sampling", action="store_true",
                         help="sample each token instead of searching (with --beam-size 1); "
                         "--n-best samples per sentence, highest score first")
@@ -99,25 +113,63 @@ def eval_parser() -> argparse.ArgumentParser:
                         f"probability (nucleus; default {defaults.top_p}: all)")
   sampling.add_argument("--seed", type=int, default=defaults.seed,
                         help=f"random seed of the samples (default {defaults.seed})")
-  p.add_argument("--plot-attention", default=None, metavar="OUTDIR",
-                 help="nmt: write an attention heatmap PNG per --translate text (a Transformer: "
-                 "its last layer's cross-attention averaged over heads)")
-  p.add_argument("--attention-layer", type=int, default=None, metavar="N",
-                 help="nmt, with --plot-attention: also draw every head of decoder layer N's "
-                 "cross-attention (1 = the first; a GRU model has one layer of one head)")
-  p.add_argument("--font", default=None, help="font file for Chinese labels (default: find one)")
-  p.add_argument("--review", action="append", default=[], metavar="TEXT",
-                 help="sentiment: classify this text (repeatable)")
-  p.add_argument("--show", type=int, default=10, help="sentiment: reviews to show with their "
-                 "most attended words (default 10)")
-  p.add_argument("--attention-html", default=None, metavar="FILE",
-                 help="sentiment: write the shown reviews with highlighted words as HTML")
-  p.add_argument("--no-color", action="store_true", help="mark words with [brackets], not colour")
+  sentiment = p.add_argument_group("classify reviews (--review; a sentiment workdir)")
+  sentiment.add_argument("--review", action="append", default=[], metavar="TEXT",
+                         help="classify this text (repeatable)")
+  sentiment.add_argument("--show", type=int, default=10,
+                         help="reviews to show with their most attended words (default 10)")
+  sentiment.add_argument("--attention-html", default=None, metavar="FILE",
+                         help="write the shown reviews with highlighted words as HTML")
+  sentiment.add_argument("--no-color", action="store_true", help="mark words with [brackets], not colour")
+  for action in p._actions:  # the modes a flag goes with, from the table that checks them
+    owners = _owners(action.dest)
+    if owners and action.dest not in {m.chosen_by for m in MODES}:
+      action.help = f"{action.help} [{' | '.join(owners)}]"
   return p
+
+
+def _flag(dest: str) -> str:
+  return "--" + dest.replace("_", "-")
+
+
+def _translate_texts(model: api.Translator, args, decoding: dict) -> None:
+  """--translate TEXT...: each text's translation (n-best, notes, heatmaps) on stdout."""
+  if args.attention_layer is not None and not args.plot_attention:
+    raise UserError("--attention-layer: goes with --plot-attention DIR")
+  layers = model.config.layers if model.config.model == "transformer" else 1
+  if args.attention_layer is not None and not 1 <= args.attention_layer <= layers:  # before any work
+    raise UserError(f"{args.attention_layer}: this model has decoder layers 1 to {layers}",
+                    option="attention_layer")
+  if args.prefix is not None and len(args.prefix) != len(args.translate):
+    raise UserError(f"--prefix: {len(args.prefix)} given for {len(args.translate)} --translate texts; "
+                    "give one per --translate, in order")
+  nbest = model.nbest(args.translate, args.prefix, **decoding, n_best=args.n_best)
+  font = plotting.find_cjk_font(args.font) if args.plot_attention else None
+  unit = model.task.source_side.unit_name
+  for n, (text, hypotheses) in enumerate(zip(args.translate, nbest), start=1):
+    r = hypotheses[0]
+    print(f"{text} -> {r.text}" + (f"  ({r.unknown} unknown {unit})" if r.unknown else "")
+          + (f"  (score {r.score:.3f})" if args.n_best > 1 else ""))
+    _notes(f"#{n}", r)
+    for rank, alt in enumerate(hypotheses[1:], start=2):
+      print(f"  {rank}. {alt.text}  (score {alt.score:.3f})")
+    if args.plot_attention:
+      out = Path(args.plot_attention)
+      try:
+        out.mkdir(parents=True, exist_ok=True)
+      except OSError as e:
+        raise UserError(f"--plot-attention {out}: cannot create ({e.strerror})") from None
+      plotting.plot_attention(r.attention, r.source + ["<end>"], r.target_labels,
+                              out / f"attention_{n}.png", font)
+      print(f"  attention plot: {out / f'attention_{n}.png'}")
+      if args.attention_layer is not None:
+        _plot_heads(model, r, args.attention_layer, out / f"attention_{n}_layer{args.attention_layer}.png", font)
 
 
 def _translate_input(model: api.Translator, args, decoding: dict) -> None:
   """--input: a file or stdin, line by line, in order; a prompt on a terminal."""
+  if (args.alignment or args.n_best > 1) and args.format != "jsonl":
+    raise UserError(f"--{'alignment' if args.alignment else 'n-best'}: with --input needs --format jsonl")
   interactive = args.input == "-" and sys.stdin.isatty()
   lines = corpus.stream_lines(args.input)
   if interactive:
@@ -126,7 +178,7 @@ def _translate_input(model: api.Translator, args, decoding: dict) -> None:
   with program.output(args.output, reading=args.input) as out:
     bar = None if interactive or not sys.stderr.isatty() else progress_bar(None, "translating", "line")
     results = model.translate_lines(lines, window=1 if interactive else 1000,
-                                    prefixed=args.prefix_column, **decoding)
+                                    prefixed=args.prefix_column, **decoding, n_best=args.n_best)
     number = 0
     for number, result in enumerate(results, start=1):
       if args.format == "jsonl":
@@ -169,8 +221,8 @@ def _pairs_given(args) -> str | tuple[str, str] | None:
   return config_lib.corpus_given(args.data, args.source, args.target)
 
 
-def _score_pairs(model: api.Translator, args) -> None:
-  """--score: one JSON line per pair of --data: log P(reference | source)."""
+def _score_pairs(model: api.Translator, args, decoding: dict) -> None:
+  """--score: one JSON line per pair of --data: log P(reference | source); no decoding."""
   if not args.data and not args.source:
     raise UserError("--score: needs --data PAIRS (tab-separated, in the columns the model was "
                     "trained with) or --source FILE --target FILE to score")
@@ -184,62 +236,8 @@ def _score_pairs(model: api.Translator, args) -> None:
       out.write(program.json_line(record, model.metadata() if n == 0 else None))
 
 
-def _eval_translation(model: api.Translator, args) -> None:
-  if args.review:
-    raise UserError("--review: this workdir holds a translation model; use --translate")
-  for flag, needs, given in (("--translate", "not with --input (give the texts as lines of the file)",
-                              args.translate and args.input),
-                             ("--plot-attention", "goes with --translate TEXT (a heatmap per text)",
-                              args.plot_attention and not args.translate),
-                             ("--output-json", "goes with scoring a split or a file, not with --translate "
-                              "(use --input FILE --format jsonl for JSON translations)",
-                              args.output_json and (args.translate or args.input or args.score))):
-    if given:
-      raise UserError(f"{flag}: {needs}")
-  decoding = dict(beam_size=args.beam_size, alpha=args.alpha, sampling=args.sampling,
-                  temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, seed=args.seed)
-  if (args.alignment or args.n_best > 1) and args.input and args.format != "jsonl":
-    raise UserError(f"--{'alignment' if args.alignment else 'n-best'}: with --input needs --format jsonl")
-  if args.output and not (args.input or args.score):
-    raise UserError("--output: goes with --input or --score (scores go to --output-json)")
-  if args.input:
-    _translate_input(model, args, {**decoding, "n_best": args.n_best if args.format == "jsonl" else 1})
-    return
-  if args.score:
-    _score_pairs(model, args)
-    return
-  if args.attention_layer is not None and not (args.plot_attention and args.translate):
-    raise UserError("--attention-layer: goes with --translate TEXT --plot-attention DIR")
-  layers = model.config.layers if model.config.model == "transformer" else 1
-  if args.attention_layer is not None and not 1 <= args.attention_layer <= layers:  # before any work
-    raise UserError(f"{args.attention_layer}: this model has decoder layers 1 to {layers}",
-                    option="attention_layer")
-  if args.prefix is not None and len(args.prefix) != len(args.translate):
-    raise UserError(f"--prefix: {len(args.prefix)} given for {len(args.translate)} --translate texts; "
-                    "give one per --translate, in order")
-  if args.translate:
-    nbest = model.nbest(args.translate, args.prefix, **decoding, n_best=args.n_best)
-    results = [hyps[0] for hyps in nbest]
-    font = plotting.find_cjk_font(args.font) if args.plot_attention else None
-    unit = model.task.source_side.unit_name
-    for n, (text, r) in enumerate(zip(args.translate, results), start=1):
-      print(f"{text} -> {r.text}" + (f"  ({r.unknown} unknown {unit})" if r.unknown else "")
-            + (f"  (score {r.score:.3f})" if args.n_best > 1 else ""))
-      _notes(f"#{n}", r)
-      for rank, alt in enumerate(nbest[n - 1][1:], start=2):
-        print(f"  {rank}. {alt.text}  (score {alt.score:.3f})")
-      if args.plot_attention:
-        out = Path(args.plot_attention)
-        try:
-          out.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-          raise UserError(f"--plot-attention {out}: cannot create ({e.strerror})") from None
-        plotting.plot_attention(r.attention, r.source + ["<end>"], r.target_labels,
-                                out / f"attention_{n}.png", font)
-        print(f"  attention plot: {out / f'attention_{n}.png'}")
-        if args.attention_layer is not None:
-          _plot_heads(model, r, args.attention_layer, out / f"attention_{n}_layer{args.attention_layer}.png", font)
-    return
+def _score_translations(model: api.Translator, args, decoding: dict) -> None:
+  """No mode flag: BLEU, chrF and TER of a held-out split or a given corpus."""
   given = _pairs_given(args)
   split = model.split(args.split or "val", given)
   scores = model.evaluate(split, **decoding)
@@ -257,10 +255,8 @@ def _eval_translation(model: api.Translator, args) -> None:
     program.write(args.output_json, json.dumps({**scores, **model.metadata()}, indent=2), "--output-json")
 
 
-def _eval_sentiment(model: api.Classifier, args) -> None:
-  for flag in ("translate", "input", "score", "source", "target"):
-    if getattr(args, flag):
-      raise UserError(f"--{flag}: this workdir holds a sentiment model; use --review or --data")
+def _classify(model: api.Classifier, args, decoding: dict) -> None:
+  """--review TEXT... or no mode flag: reviews classified, their most attended words shown."""
   color = not args.no_color and sys.stdout.isatty()
   if args.review:
     predictions, titles = model.classify(args.review), [f"review {n}" for n in range(1, len(args.review) + 1)]
@@ -291,18 +287,77 @@ def _eval_sentiment(model: api.Classifier, args) -> None:
     print(f"\nattention HTML: {args.attention_html}")
 
 
+@dataclasses.dataclass(frozen=True)
+class Mode:
+  """One thing eval.py does with a loaded workdir: the flag that chooses it (None: score
+  a split or a file), the model it needs, the flags it reads besides the workdir's, and
+  `run(model, args, decoding)`. A flag given to a mode that does not read it is refused."""
+  chosen_by: str | None
+  model: type
+  flags: frozenset[str]
+  run: Callable
+
+  @property
+  def name(self) -> str:
+    return _flag(self.chosen_by) if self.chosen_by else "scoring a split or a file"
+
+
+_DECODING = ("beam_size", "alpha", "sampling", "temperature", "top_k", "top_p", "seed")
+_CORPUS = ("data", "source", "target")
+MODES = (
+    Mode("translate", api.Translator,
+         frozenset({"prefix", "plot_attention", "attention_layer", "font", "n_best", *_DECODING}), _translate_texts),
+    Mode("input", api.Translator,
+         frozenset({"prefix_column", "format", "alignment", "output", "n_best", *_DECODING}), _translate_input),
+    Mode("score", api.Translator, frozenset({*_CORPUS, "output"}), _score_pairs),
+    Mode(None, api.Translator, frozenset({*_CORPUS, "split", "output_json", *_DECODING}), _score_translations),
+    Mode("review", api.Classifier, frozenset({"attention_html", "no_color"}), _classify),
+    Mode(None, api.Classifier, frozenset({"data", "split", "output_json", "show", "attention_html", "no_color"}),
+         _classify),
+)
+
+
+def _owners(dest: str) -> list[str]:
+  """The modes that read flag `dest`, by name, each once."""
+  return list(dict.fromkeys(m.name for m in MODES if dest in m.flags or dest == m.chosen_by))
+
+
+_KINDS = {api.Translator: "translation model", api.Classifier: "sentiment model"}
+MODE_FLAGS = {dest for m in MODES for dest in (*m.flags, m.chosen_by) if dest}
+
+
+def choose_mode(model: api.Translator | api.Classifier, given: list[str]) -> Mode:
+  """The mode that the given flags (argparse dests, in --help's order) choose for this
+  model, or a one-line error naming the first flag that does not go with it."""
+  chosen = [m.chosen_by for m in MODES if m.chosen_by in given]
+  chosen = list(dict.fromkeys(chosen))
+  if len(chosen) > 1:
+    raise UserError(f"{_flag(chosen[0])}: not with {_flag(chosen[1])} (one mode a run)")
+  flag = chosen[0] if chosen else None
+  mode = next((m for m in MODES if m.chosen_by == flag and isinstance(model, m.model)), None)
+  if mode is None:
+    needs = next(m.model for m in MODES if m.chosen_by == flag)
+    raise UserError(f"{_flag(flag)}: goes with a {_KINDS[needs]}; this workdir holds a {_KINDS[type(model)]}")
+  for dest in given:
+    if dest not in mode.flags and dest != mode.chosen_by:
+      raise UserError(f"{_flag(dest)}: goes with {' or '.join(_owners(dest))}, not {mode.name}")
+  return mode
+
+
 def eval_main(argv) -> None:
   args = eval_parser().parse_args(argv)
   if args.attention_layer is not None and len(args.workdir) > 1:  # before minutes of loading
     raise UserError("--attention-layer: an ensemble has no single model's heads; plot one of its "
                     "workdirs")
   program.setup_jax()
-  evaluate_loaded(program.load_model(args), args)
+  evaluate_loaded(program.load_model(args), argv)
 
 
-def evaluate_loaded(model: api.Translator | api.Classifier, args: argparse.Namespace) -> None:
+def evaluate_loaded(model: api.Translator | api.Classifier, argv: list[str]) -> None:
   """What eval.py does with a loaded workdir (tests reuse one model for many argument lists)."""
-  if isinstance(model, api.Translator):
-    _eval_translation(model, args)
-  else:
-    _eval_sentiment(model, args)
+  parser = eval_parser()
+  args = parser.parse_args(argv)
+  given = [a.dest for a in parser._actions if a.dest in MODE_FLAGS and getattr(args, a.dest) != a.default]
+  mode = choose_mode(model, given)
+  decoding = {dest: getattr(args, dest) for dest in _DECODING}
+  mode.run(model, args, decoding)

@@ -40,6 +40,7 @@ from pathlib import Path
 import numpy as np
 
 from nmt_flax import api, program
+from nmt_flax.api.results import nbest_json
 from nmt_flax.config import read_stored
 from nmt_flax.text import subwords
 from nmt_flax.utils.errors import UserError
@@ -105,12 +106,10 @@ EXAMPLES = {"zh": "输入中文，例如：我有一隻貓。", "en": "Type Engl
 
 
 def translation_json(text: str, hypotheses: list[api.Hypothesis]) -> dict:
-  """`text` as given, its best translation with the alignment (`source_tokens`:
-  what the model read), and every hypothesis."""
+  """`text` as given, its best translation's record (`Hypothesis.to_json`) with its alignment
+  (`source_tokens`: what the model read) beside, and every hypothesis as `nbest`."""
   best = hypotheses[0]
-  return {"source": text, "translation": best.text, "score": round(best.score, 4), **best.alignment(),
-          "unknown": best.unknown, "truncated": best.truncated, "warning": best.warning,
-          "nbest": [{"translation": h.text, "score": round(h.score, 4)} for h in hypotheses]}
+  return {"source": text, **best.to_json(), **best.alignment(), "nbest": nbest_json(hypotheses)}
 
 
 def prediction_json(p: api.Prediction) -> dict:

@@ -182,7 +182,7 @@ show(figure)
 # cell. Its parameters are a nested dict of arrays:
 
 # %%
-model = task.model()  # = Seq2Seq.from_config(NMT, len(src_vocab), len(tgt_vocab))
+model = task.model()  # = gru_model(NMT, len(src_vocab), len(tgt_vocab)) in nmt_flax/tasks/translation.py
 params = task.init_params(jax.random.key(0))
 flat = jax.tree_util.tree_flatten_with_path(params)[0]
 print(f"{sum(x.size for _, x in flat):,} parameters")
@@ -195,8 +195,9 @@ pd.DataFrame([{"parameter": "/".join(k.key for k in path), "shape": tuple(x.shap
 
 # %%
 sentence = "你今晚會去派對嗎?"
-characters, ids, unknown, _ = task.encode_source(sentence)
-src = np.full((1, task.shapes.padded_length(len(ids))), PAD_ID, np.int32)
+characters = task.source_side.tokens(task.source_side.units(sentence)[0])  # as training normalised it
+ids = src_vocab.encode(characters) + [END_ID]
+src = np.full((1, next(s for s, _ in NMT.bucket_shapes if s >= len(ids))), PAD_ID, np.int32)
 src[0, :len(ids)] = ids
 variables = {"params": params}
 memory, s0 = model.apply(variables, src, method="encode")

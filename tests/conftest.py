@@ -81,7 +81,7 @@ def evaluate(*argv):
 def evaluate_with(model, *argv):
   """eval.py's behaviour on an already loaded workdir (no reload per call)."""
   from nmt_flax import cli, program
-  return program.run(lambda args: cli.evaluate_loaded(model, cli.eval_parser().parse_args(args)),
+  return program.run(lambda args: cli.evaluate_loaded(model, args),
                  ["--workdir", str(model.workdir), *map(str, argv)])
 
 

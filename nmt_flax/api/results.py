@@ -30,12 +30,27 @@ class Hypothesis:
     """The output tokens that have an attention row: `tokens`, and `<end>` if produced."""
     return self.tokens + ["<end>"] if self.ended else self.tokens
 
+  def to_json(self) -> dict:
+    """The fields of every JSON record of a translation (eval.py --format jsonl,
+    the service's /translate): translation, score, unknown, truncated, warning."""
+    return {"translation": self.text, "score": self.score, "unknown": self.unknown,
+            "truncated": self.truncated, "warning": self.warning}
+
   def alignment(self) -> dict:
     """The attention as JSON: `attention[i][j]` is target token i's weight on
     source token j, `<end>` included on both sides (on the target side when it
     was produced)."""
     return {"source_tokens": self.source + ["<end>"], "target_tokens": self.target_labels,
             "attention": np.round(self.attention.astype(np.float64), 4).tolist()}
+
+
+BLANK = Hypothesis(source=[], tokens=[], text="", attention=np.zeros((0, 1), np.float32), unknown=0,
+                   truncated=False)  # a blank line's translation
+
+
+def nbest_json(hypotheses: list[Hypothesis]) -> list[dict]:
+  """Each hypothesis of an n-best list as JSON, best first: translation and score."""
+  return [{"translation": h.text, "score": h.score} for h in hypotheses]
 
 
 def block_diagonal(blocks: list[np.ndarray]) -> np.ndarray:
@@ -113,14 +128,11 @@ class TranslatedLine:
     several sentences, each with the same fields."""
     def record(source: str, hyps: list[list[Hypothesis]], warning: str | None,
                alignment: bool) -> dict:
-      best = join([h[0] for h in hyps], self.separator) if hyps else None
-      out = {"source": source, "translation": best.text if best else "",
-             "score": best.score if best else 0.0, "unknown": best.unknown if best else 0,
-             "truncated": best.truncated if best else False, "warning": warning}
+      best = join([h[0] for h in hyps], self.separator) if hyps else BLANK
+      out = {"source": source, **best.to_json(), "warning": warning}
       if hyps and len(hyps[0]) > 1:
-        out["nbest"] = [{"translation": h.text, "score": h.score}
-                        for h in (join([s[k] for s in hyps], self.separator) for k in range(len(hyps[0])))]
-      if alignment and best:
+        out["nbest"] = nbest_json([join([s[k] for s in hyps], self.separator) for k in range(len(hyps[0]))])
+      if alignment and hyps:
         out["alignment"] = best.alignment()
       return out
     result = record(self.source, self.segments, self.warning, alignment)

@@ -1,5 +1,7 @@
 """A trained translation model: text in, translations out."""
 import dataclasses
+import functools
+import unicodedata
 from typing import Iterable, Iterator
 
 import numpy as np
@@ -8,7 +10,8 @@ from nmt_flax.api.loaded import LoadedModel
 from nmt_flax.api.results import Hypothesis, PairScore, TranslatedLine, block_diagonal
 from nmt_flax.data.batching import pad
 from nmt_flax.decoding.options import DecodeOptions
-from nmt_flax.text.normalise import check_unicode
+from nmt_flax.decoding.shapes import DecodeShapes
+from nmt_flax.text.normalise import check_unicode, is_han
 from nmt_flax.text.sentences import split_sentences
 from nmt_flax.text.vocab import END_ID, START_ID
 from nmt_flax.utils.errors import UserError
@@ -95,7 +98,7 @@ class Translator(LoadedModel):
       segments = hypotheses[start:start + len(found)]
       start += len(found)
       chars = [c for h in segments for c in h[0].source]
-      warning = self.task.source_warning(chars, sum(h[0].unknown for h in segments)) if chars else None
+      warning = self.source_warning(chars, sum(h[0].unknown for h in segments)) if chars else None
       lines.append(TranslatedLine(source=text, sentences=found, segments=segments, warning=warning,
                                    separator=separator))
     return lines
@@ -107,7 +110,7 @@ class Translator(LoadedModel):
     options = DecodeOptions(**decoding)
     for n, (found, prefix) in enumerate(zip(sentences, prefixes), start=1):
       if prefix and found:
-        self._check_prefix(self._prefix_ids(prefix), len(self.task.encode_source(found[0], n)[1]),
+        self._check_prefix(self._prefix_ids(prefix), len(self.encode_source(found[0], n)[1]),
                            f"#{n}", options)
 
   def _prefix_ids(self, prefix: str | None) -> list[int]:
@@ -115,7 +118,7 @@ class Translator(LoadedModel):
     return self.task.vocabs["tgt_vocab"].encode(target.tokens(target.units(prefix)[0])) if prefix else []
 
   def _check_prefix(self, ids: list[int], source_ids: int, name: str, options: DecodeOptions) -> None:
-    most = self.task.shapes.decode_length(self.task.shapes.padded_length(source_ids), options)
+    most = self.shapes.decode_length(self.shapes.padded_length(source_ids), options)
     if len(ids) >= most:  # room for at least one token of the model's
       raise UserError(f"{name}: {len(ids)} tokens, but this sentence's output holds at most {most}",
                       option="prefixes")
@@ -132,7 +135,7 @@ class Translator(LoadedModel):
     `positions` entry (default: its index), so they do not depend on the
     sentences it shares a batch with."""
     options = DecodeOptions(**decoding)
-    encoded = [self.task.encode_source(t, n) for n, t in enumerate(sentences, start=1)]
+    encoded = [self.encode_source(t, n) for n, t in enumerate(sentences, start=1)]
     vocab = self.task.vocabs["tgt_vocab"]
     target = self.task.target_side
     forced = [self._prefix_ids(p) for p in (prefixes or [None] * len(sentences))]
@@ -140,8 +143,8 @@ class Translator(LoadedModel):
     results: list[list[Hypothesis]] = [[] for _ in encoded]
 
     def max_len(src_len: int) -> int:
-      return self.task.shapes.decode_length(src_len, options)
-    shapes = [self.task.shapes.padded_length(len(ids)) for _, ids, _, _ in encoded]
+      return self.shapes.decode_length(src_len, options)
+    shapes = [self.shapes.padded_length(len(ids)) for _, ids, _, _ in encoded]
     names = names or [f"#{n}" for n in range(1, len(shapes) + 1)]
     for name, (_, ids, _, _), tokens in zip(names, encoded, forced):
       self._check_prefix(tokens, len(ids), name, options)
@@ -156,7 +159,7 @@ class Translator(LoadedModel):
       tokens, scores, weights = (np.asarray(x) for x in out)
       for row, i in enumerate(chunk):
         chars, _, unknown, truncated = encoded[i]
-        warning = self.task.source_warning(chars, unknown)
+        warning = self.source_warning(chars, unknown)
         for n in range(options.n_best):
           words = vocab.decode(tokens[row, n])
           ended = bool(np.any(tokens[row, n] == END_ID))
@@ -178,9 +181,42 @@ class Translator(LoadedModel):
       groups.setdefault(shape, []).append(i)
     for shape, members in sorted(groups.items()):
       src_len = shape[0] if isinstance(shape, tuple) else shape
-      rows = self.task.shapes.rows_for(src_len, output_len(shape), len(members), beam_size)
+      rows = self.shapes.rows_for(src_len, output_len(shape), len(members), beam_size)
       for start in range(0, len(members), rows):
         yield shape, members[start:start + rows], rows
+
+  @functools.cached_property
+  def shapes(self) -> DecodeShapes:
+    """How free text is padded and batched for decoding: the training buckets, then
+    multiples of 16 (`nmt_flax.decoding.shapes.DecodeShapes`)."""
+    return DecodeShapes(self.config.bucket_shapes, self.config.batch_size)
+
+  def encode_source(self, text: str, n: int = 1) -> tuple[list[str], list[int], int, bool]:
+    """One sentence -> (tokens, ids with <end>, unknown tokens, truncated).
+
+    Nothing is cut below the hard limit of `nmt_flax.text.normalise.MAX_INPUT_CHARS` characters
+    (truncated says characters past it were lost). Raises UserError for a
+    sentence with no character left after normalisation or one that is not
+    valid Unicode (`n` numbers it in the message)."""
+    check_unicode(text, f"#{n}", option="texts")
+    side = self.task.source_side
+    units, cut = side.units(text)
+    if not units:
+      raise UserError(f"#{n}: the sentence is empty", option="texts")
+    tokens, vocab = side.tokens(units), self.task.vocabs["src_vocab"]
+    return tokens, vocab.encode(tokens) + [END_ID], vocab.count_unknown(tokens), cut
+
+  def source_warning(self, chars: list[str], unknown: int) -> str | None:
+    """Why a source is unlikely to be translated well, or None: mostly tokens
+    never seen in training, or, for a Chinese source, mostly letters that are
+    not Chinese (the model answers anything with a confident translation)."""
+    letters = [c for c in "".join(chars) if unicodedata.category(c).startswith("L")]
+    han = sum(map(is_han, letters))
+    if self.config.source_lang == "zh" and han * 2 < len(letters):
+      return f"mostly not Chinese ({han} of {len(letters)} letters are Chinese characters)"
+    if unknown * 2 > len(chars):
+      return f"{unknown} of {len(chars)} {self.task.source_side.unit_name} were never seen in training"
+    return None
 
   def attention_heads(self, translation: Hypothesis) -> np.ndarray:
     """Every head of every layer's cross-attention over `translation` (from
@@ -194,8 +230,8 @@ class Translator(LoadedModel):
       src = src_vocab.encode(translation.source[col:col + cols - 1]) + [END_ID]  # <end> in between too
       tgt_in = [START_ID] + tgt_vocab.encode(labels[row:row + rows - 1])
       heads = self.task.attention_heads(
-          self.params, pad([src], self.task.shapes.padded_length(len(src))),
-          pad([tgt_in], self.task.shapes.padded_length(len(tgt_in), side=1)))
+          self.params, pad([src], self.shapes.padded_length(len(src))),
+          pad([tgt_in], self.shapes.padded_length(len(tgt_in), side=1)))
       blocks.append(np.asarray(heads)[:, 0, :, :rows, :cols])
       row, col = row + rows, col + cols
     return block_diagonal(blocks)
@@ -211,8 +247,8 @@ class Translator(LoadedModel):
     for n, (source, reference) in enumerate(zip(sources, references), start=1):
       check_unicode(reference, f"#{n}", option="references")
       tokens = target.tokens(target.units(reference)[0])
-      pairs.append((self.task.encode_source(source, n)[1], vocab.encode(tokens), vocab.count_unknown(tokens)))
-    shapes = [(self.task.shapes.padded_length(len(src)), self.task.shapes.padded_length(len(tgt) + 1, side=1))
+      pairs.append((self.encode_source(source, n)[1], vocab.encode(tokens), vocab.count_unknown(tokens)))
+    shapes = [(self.shapes.padded_length(len(src)), self.shapes.padded_length(len(tgt) + 1, side=1))
               for src, tgt, _ in pairs]
     results: list[PairScore | None] = [None] * len(pairs)
     for (src_len, tgt_len), chunk, rows in self._chunks(shapes, lambda shape: shape[1]):

@@ -4,7 +4,6 @@ import functools
 import itertools
 import math
 import sys
-import unicodedata
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,7 +16,6 @@ from nmt_flax.data.loader import width
 from nmt_flax.data.split import Split
 from nmt_flax.decoding import search
 from nmt_flax.decoding.options import DecodeOptions
-from nmt_flax.decoding.shapes import DecodeShapes
 from nmt_flax.models.family import DecodingModel
 from nmt_flax.models.losses import compact_token_cross_entropy, token_losses
 from nmt_flax.models.seq2seq import Seq2Seq
@@ -25,10 +23,8 @@ from nmt_flax.models.transformer import Transformer
 from nmt_flax.tasks import metrics
 from nmt_flax.tasks.base import Task
 from nmt_flax.text import sides as text_sides
-from nmt_flax.text.normalise import check_unicode, is_han
 from nmt_flax.text.sides import Side
 from nmt_flax.text.vocab import END_ID, PAD_ID
-from nmt_flax.utils.errors import UserError
 
 
 class Translation(Task):
@@ -267,39 +263,6 @@ class Translation(Task):
     return {"loss": self.mean_loss(params, split), **scores, "decoder": options.name,
             "num_sentences": split.size, "unknown_source_tokens": split.extras["unknown_source_tokens"],
             "cut_to_max_len": split.extras["too_long"]}
-
-  # --- free text ----------------------------------------------------------
-  @functools.cached_property
-  def shapes(self) -> DecodeShapes:
-    """How free text of this model is padded and batched for decoding."""
-    return DecodeShapes(self.config.bucket_shapes, self.config.batch_size)
-
-  def encode_source(self, text: str, n: int = 1) -> tuple[list[str], list[int], int, bool]:
-    """One sentence -> (tokens, ids with <end>, unknown tokens, truncated).
-
-    Nothing is cut below the hard limit of `nmt_flax.text.normalise.MAX_INPUT_CHARS` characters
-    (truncated says characters past it were lost). Raises UserError for a
-    sentence with no character left after normalisation or one that is not
-    valid Unicode (`n` numbers it in the message)."""
-    check_unicode(text, f"#{n}", option="texts")
-    side = self.source_side
-    units, cut = side.units(text)
-    if not units:
-      raise UserError(f"#{n}: the sentence is empty", option="texts")
-    tokens, vocab = side.tokens(units), self.vocabs["src_vocab"]
-    return tokens, vocab.encode(tokens) + [END_ID], vocab.count_unknown(tokens), cut
-
-  def source_warning(self, chars: list[str], unknown: int) -> str | None:
-    """Why a source is unlikely to be translated well, or None: mostly tokens
-    never seen in training, or, for a Chinese source, mostly letters that are
-    not Chinese (the model answers anything with a confident translation)."""
-    letters = [c for c in "".join(chars) if unicodedata.category(c).startswith("L")]
-    han = sum(map(is_han, letters))
-    if self.config.source_lang == "zh" and han * 2 < len(letters):
-      return f"mostly not Chinese ({han} of {len(letters)} letters are Chinese characters)"
-    if unknown * 2 > len(chars):
-      return f"{unknown} of {len(chars)} {self.source_side.unit_name} were never seen in training"
-    return None
 
 
 # --model: the one bridge from a config's options to each family's module; both

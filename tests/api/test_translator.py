@@ -83,12 +83,11 @@ def test_an_output_cut_at_the_length_limit_has_no_end_label_and_its_rows_match(t
 
 
 def test_truncated_says_what_the_model_lost(translator):
-  task = translator.task
-  assert not task.encode_source("我" * 10_000 + " " * 50)[3]           # only spaces past the limit
-  assert task.encode_source("我" * 10_000 + "。")[3]
-  chars, _, _, cut = task.encode_source("\ufdfa" * 600)                # NFKC: 600 -> 10,800 chars
+  assert not translator.encode_source("我" * 10_000 + " " * 50)[3]           # only spaces past the limit
+  assert translator.encode_source("我" * 10_000 + "。")[3]
+  chars, _, _, cut = translator.encode_source("\ufdfa" * 600)                # NFKC: 600 -> 10,800 chars
   assert cut and 0 < len(chars) < 10_800  # (its spaces are no tokens)
-  assert not task.encode_source("我有一隻貓。")[3]
+  assert not translator.encode_source("我有一隻貓。")[3]
 
 
 def test_text_that_is_not_valid_unicode_is_one_error(translator, capsys):
@@ -133,7 +132,7 @@ def test_a_sentence_longer_than_any_in_training_is_translated_whole(translator):
   assert len(result.source) == len(LONG) and not result.truncated
   assert result.attention.shape == (len(result.tokens) + 1, len(LONG) + 1)
   np.testing.assert_allclose(result.attention.sum(axis=1), 1.0, rtol=1e-5)
-  assert len(result.tokens) <= translator.task.shapes.output_limit(translator.task.shapes.padded_length(len(LONG) + 1))
+  assert len(result.tokens) <= translator.shapes.output_limit(translator.shapes.padded_length(len(LONG) + 1))
   [cut] = translator.translate(["貓" * 10_050])
   assert cut.truncated and len(cut.source) == 10_000
 
@@ -282,7 +281,7 @@ def step_by_step_log_prob(translator, source: str, reference: str) -> float:
   """Reference: the decoder run one step at a time, summing log-softmax."""
   task, params = translator.task, translator.params
   model, variables = task.model(), {"params": params}
-  _, src_ids, _, _ = task.encode_source(source)
+  _, src_ids, _, _ = translator.encode_source(source)
   target = task.vocabs["tgt_vocab"].encode(english_tokens(reference)) + [END_ID]
   memory, state = model.apply(variables, jnp.asarray([src_ids]), method=Seq2Seq.encode)
   step = jax.jit(lambda memory, state, token: model.apply(variables, memory, state, token,
@@ -336,7 +335,7 @@ def test_a_prefix_is_kept_verbatim_and_scored_like_forced_decoding(translator, c
     # its score: the model's log-probability of the whole output, prefix included, teacher-forced
     task, vocab = translator.task, translator.task.vocabs["tgt_vocab"]
     out = vocab.encode(led.tokens) + ([END_ID] if led.ended else [])
-    forced = task.score_batch(translator.params, np.asarray([task.encode_source(source)[1]]),
+    forced = task.score_batch(translator.params, np.asarray([translator.encode_source(source)[1]]),
                               np.asarray([[START_ID] + out[:-1]]), np.asarray([out]))
     assert led.score == pytest.approx(float(forced[0]), rel=1e-4, abs=1e-4)
     assert led.attention.shape == (len(led.target_labels), len(led.source) + 1)

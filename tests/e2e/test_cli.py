@@ -216,3 +216,26 @@ def test_an_ensemble_names_each_members_checkpoint_and_averaging_and_refuses_hea
                   "--plot-attention", tmp_path / "plots", "--attention-layer", "1") == 2
   one_error_line(capsys, "--attention-layer: an ensemble has no single model's heads")
   assert not (tmp_path / "plots").exists()  # refused before the first plot
+
+
+def test_each_eval_flag_is_read_by_a_mode_and_refused_by_every_other(nmt_workdir, sentiment_workdir, capsys):
+  from nmt_flax import cli, program
+  parser = cli.eval_parser()
+  model_flags = program.Parser()  # --help, --workdir and the checkpoint's: every mode reads them
+  program.add_model_flags(model_flags)
+  assert {a.dest for a in parser._actions} - {a.dest for a in model_flags._actions} == cli.MODE_FLAGS
+  models = {api_type: nmt_flax.load(w) for api_type, w in ((nmt_flax.Translator, nmt_workdir),
+                                                            (nmt_flax.Classifier, sentiment_workdir))}
+  for mode in cli.MODES:
+    choose = [mode.chosen_by] if mode.chosen_by else []
+    assert cli.choose_mode(models[mode.model], choose) is mode
+    assert cli.choose_mode(models[mode.model], [*choose, *sorted(mode.flags)]) is mode
+    for dest in sorted(cli.MODE_FLAGS - mode.flags - {mode.chosen_by}):
+      if any(m.chosen_by == dest for m in cli.MODES):
+        continue  # a second mode flag: "not with"
+      with pytest.raises(UserError, match=f"^--{dest.replace('_', '-')}: goes with .*, not {mode.name}$"):
+        cli.choose_mode(models[mode.model], [*choose, dest])
+  assert evaluate_with(models[nmt_flax.Translator], "--input", "-", "--score") == 2
+  one_error_line(capsys, "--input: not with --score (one mode a run)")
+  assert evaluate_with(models[nmt_flax.Translator], "--review", "good") == 2
+  one_error_line(capsys, "--review: goes with a sentiment model; this workdir holds a translation model")

@@ -263,7 +263,7 @@ def test_translate_any_text_gives_capped_text_or_one_clear_error(translator, tex
   expected = [task.source_tokens(s) for s in sentences]
   assert result.source == [c for chars in expected for c in chars + ["<end>"]][:-1]
   assert all(len(chars) <= MAX_INPUT_CHARS for chars in expected)
-  assert len(result.tokens) <= sum(task.shapes.output_limit(task.shapes.padded_length(len(chars) + 1)) + 1
+  assert len(result.tokens) <= sum(translator.shapes.output_limit(translator.shapes.padded_length(len(chars) + 1)) + 1
                                    for chars in expected)
   assert result.attention.shape == (len(result.target_labels), len(result.source) + 1)
   assert np.all(np.isfinite(result.attention))

@@ -252,8 +252,8 @@ def test_decoding_memory_stays_within_budget_at_any_beam_size(models):
                                       (DecodeOptions(beam_size=10), 10_000, 1),
                                       (DecodeOptions(beam_size=10), 2_000, 64),
                                       (DecodeOptions(sampling=True, n_best=10), 2_000, 64)]:
-    max_len = task.shapes.decode_length(src_len, options)
-    rows = task.shapes.rows_for(src_len, max_len, sentences, options.hypotheses)
+    max_len = translator.shapes.decode_length(src_len, options)
+    rows = translator.shapes.rows_for(src_len, max_len, sentences, options.hypotheses)
     traced, static = task.decode_arguments(dataclasses.replace(options, max_len=max_len))
     prefix = (jax.ShapeDtypeStruct((rows, max_len), jnp.int32), jax.ShapeDtypeStruct((rows,), jnp.int32))
     positions = jax.ShapeDtypeStruct((rows,), jnp.int32)

@@ -168,7 +168,7 @@ def test_checkpoint_round_trip_gives_identical_params_and_predictions(nmt_config
   saved = params_of(workdir, model.step)[1]["params"]
   assert_trees_equal(model.params, saved)
   task = tasks.get(config, model.task.vocabs)
-  src = np.asarray([task.encode_source("我有一隻貓。")[1]])
+  src = np.asarray([model.encode_source("我有一隻貓。")[1]])
   tokens, _, _ = task.translate_batch(saved, src, DecodeOptions(max_len=10))
   assert model.translate(["我有一隻貓。"], max_len=10)[0].tokens == \
       model.task.vocabs["tgt_vocab"].decode(np.asarray(tokens[0, 0]))
