@@ -26,7 +26,6 @@ def train_main(argv) -> None:
   program.setup_jax()
   if args.distributed or args.coordinator_address or args.num_processes or args.process_id is not None:
     initialize_distributed(args.coordinator_address, args.num_processes, args.process_id)
-  print(f"training {config.task} in {workdir} ({config.model_summary}, {config.epochs} epochs)")
   final = train(config, workdir)
   print(f"done: {workdir}; evaluate with `python eval.py --workdir {workdir}`{last_validation(final)}")
 

@@ -339,10 +339,11 @@ def for_workdir(workdir: Path, task: str | None, preset: str | None,
                 flags: dict[str, Any], log=print) -> Config:
   """The config of a run in `workdir`: a new workdir (one without a finished
   checkpoint, whatever a failed first run left there) gets task defaults <
-  preset < flags; a trained one keeps its `config.json`, with only resumable
-  options applied. On a rerun only the flags given are compared with the
-  stored config: a preset whose recipe changed since the workdir was made is
-  noted by `log`, and the workdir keeps the values it was trained with."""
+  preset < flags; a trained one its `config.json` with the flags given
+  (training refuses those a rerun may not change: `merge_with_stored`, called
+  by `nmt_flax.training.workdir.prepare_workdir`). A preset whose recipe
+  changed since the workdir was made is noted by `log`, and the workdir keeps
+  the values it was trained with, but for the resumable ones."""
   if not is_trained(workdir):
     return resolve(task or "nmt", preset, flags)
   stored = read_stored(workdir)
@@ -357,7 +358,7 @@ def for_workdir(workdir: Path, task: str | None, preset: str | None,
           + ", ".join(f"{k} {recipe[k]!r}, trained with {getattr(stored, k)!r}" for k in changed)
           + "); resuming with the values it was trained with")
     flags = {**{k: v for k, v in recipe.items() if k in RESUMABLE}, **flags}
-  return merge_with_stored(stored, flags, workdir)
+  return dataclasses.replace(stored, **absolute_paths(flags))
 
 
 def default_text(name: str) -> str:
@@ -443,7 +444,8 @@ def validate_corpus(config: Config) -> None:
 
 
 def merge_with_stored(stored: Config, flags: dict[str, Any], where: Path) -> Config:
-  """A rerun: keep the stored config, apply resumable flags, refuse the others."""
+  """A rerun: keep the stored config, apply resumable flags, refuse the others
+  (the one place that decides what a trained workdir may change)."""
   differing = sorted(k for k, v in flags.items()
                      if k not in RESUMABLE and getattr(stored, k) != v)
   if differing:

@@ -4,6 +4,7 @@ from pathlib import Path
 import pytest
 
 from nmt_flax import config as config_lib
+from nmt_flax.training.workdir import prepare_workdir
 from nmt_flax.utils.errors import UserError
 
 
@@ -101,8 +102,9 @@ def test_rerunning_a_preset_whose_recipe_changed_keeps_the_trained_values_and_sa
   assert config.word_dropout == 0.0 and config.epochs == 3  # trained value kept; epochs resumable
   [note] = notes
   assert "tiny preset has changed" in note and "word_dropout 0.1, trained with 0.0" in note
+  typed = config_lib.for_workdir(workdir, None, "tiny", {"word_dropout": 0.2})  # what the user typed: checked
   with pytest.raises(UserError, match=r"--word-dropout \(stored 0.0, given 0.2\)"):
-    config_lib.for_workdir(workdir, None, "tiny", {"word_dropout": 0.2})  # what the user typed: checked
+    prepare_workdir(typed, workdir)
 
 
 def test_a_workdir_without_a_finished_checkpoint_is_new_whatever_a_failed_run_left(tmp_path):
@@ -112,7 +114,7 @@ def test_a_workdir_without_a_finished_checkpoint_is_new_whatever_a_failed_run_le
   assert config_lib.for_workdir(workdir, None, None, {"units": 64}).units == 64
   (workdir / "checkpoints" / "12").mkdir()
   with pytest.raises(UserError, match="trained with other settings"):
-    config_lib.for_workdir(workdir, None, None, {"units": 64})
+    prepare_workdir(config_lib.for_workdir(workdir, None, None, {"units": 64}), workdir)
 
 
 def test_presets_are_the_recipe_files_and_each_is_a_valid_config_file():

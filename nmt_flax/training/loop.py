@@ -228,6 +228,7 @@ def train(config: Config, workdir: Path, log=print) -> dict:
   when stopped by SIGINT/SIGTERM, and UserError for bad input.
   """
   workdir = prepare_workdir(config, workdir)
+  log(f"training {config.task} in {workdir} ({config.model_summary}, {config.epochs} epochs)")
   task = tasks.get(config)
   splits = load_data(task, workdir, log)
   train_split, val_split = splits["train"], splits["val"]

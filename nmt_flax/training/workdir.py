@@ -15,9 +15,10 @@ from nmt_flax.utils.workdir import is_trained
 
 def prepare_workdir(config: Config, workdir: Path) -> Path:
   """Creates `workdir`, writes the resolved config (what `nmt_flax.load` reads)
-  and adds this run to its provenance (versions, git commit)."""
+  and adds this run to its provenance (versions, git commit). A trained
+  workdir's config may change only in its resumable options (`merge_with_stored`)."""
   workdir = Path(workdir)
-  if is_trained(workdir):  # the same check as train.py's: no silent change of model
+  if is_trained(workdir):  # every run, from train.py or the API: no silent change of model
     merge_with_stored(read_stored(workdir), dataclasses.asdict(config), workdir)
   try:
     workdir.mkdir(parents=True, exist_ok=True)
