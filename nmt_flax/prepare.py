@@ -4,9 +4,7 @@
 """
 import sys
 
-from nmt_flax import program
-from nmt_flax.data import prepare
-from nmt_flax.utils.errors import UserError
+from nmt_flax import program, tasks
 
 
 def main(argv) -> None:
@@ -16,9 +14,7 @@ def main(argv) -> None:
       "Prepare a translation corpus for training (split, vocabularies, encoded length buckets) "
       "into WORKDIR/prepared or --prepared DIR; train.py with the same flags then streams it.")
   config, workdir = program.run_config(parser.parse_args(argv))
-  if config.task != "nmt":
-    raise UserError(f"{config.task}: only the translation task prepares its data", option="task")
-  splits, _ = prepare.ensure(config, workdir, print)
+  splits = tasks.get(config).prepare_data(workdir, print)
   print(f"ready: {splits['train'].size} training pairs; train with the same flags: "
         f"`python train.py --workdir {workdir} ...`")
 

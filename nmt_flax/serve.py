@@ -42,7 +42,6 @@ import numpy as np
 from nmt_flax import api, program
 from nmt_flax.api.results import nbest_json
 from nmt_flax.config import read_stored
-from nmt_flax.text import subwords
 from nmt_flax.utils.errors import UserError
 from nmt_flax.visual import plotting
 
@@ -297,33 +296,11 @@ def create_app(models: list, max_texts: int = 64, max_chars: int = 2000, batch_w
   return app
 
 
-def filler(model: api.Translator, tokens: int) -> str:
-  """A source sentence of `tokens` tokens for `model` (one unit the vocabulary
-  knows, repeated: characters, words or subword pieces), to compile the program
-  of that length; the first "我" for a character side."""
-  side = model.task.source_side
-  for entry in ["我", "a"] + model.task.vocabs["src_vocab"].itos[4:200]:
-    unit = entry.lstrip(subwords.MARK)
-    text = side.join([unit] * tokens) if unit else ""
-    if text and len(model.task.source_tokens(text)) == tokens:
-      return text
-  return side.join(["a"] * tokens)  # no unit is one token alone: the nearest length
-
-
 def warm_up(models: list, max_texts: int) -> float:
-  """Compiles the shapes requests meet (every power-of-two row count up to
-  `max_texts` at each training bucket, greedy); returns the seconds it took."""
+  """Compiles the shapes requests meet (each model's `warm_up`); returns the seconds it took."""
   started = time.time()
   for model in models:
-    if isinstance(model, api.Translator):
-      for src_len, _ in model.config.bucket_shapes:
-        sentence = filler(model, src_len - 1)
-        rows = 1
-        while rows <= min(max_texts, model.config.batch_size):
-          model.nbest([sentence] * rows)
-          rows *= 2
-    else:
-      model.classify(["a good film"])
+    model.warm_up(max_texts)
   return time.time() - started
 
 

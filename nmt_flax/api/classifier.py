@@ -33,6 +33,10 @@ class Classifier(LoadedModel):
                             tokens=shown, attention=weights[i, :len(shown)]))
     return out
 
+  def warm_up(self, max_texts: int) -> None:
+    """Compiles what a service's first request would (`max_texts`: as the Translator's)."""
+    self.classify(["a good film"])
+
   def classify(self, texts: list[str]) -> list[Prediction]:
     """Classifies free text. Raises UserError for text with no word left."""
     tokens = self.check_texts(texts)

@@ -59,6 +59,10 @@ class LoadedModel:
             **({"ensemble": self.members} if self.members else {}),
             "config": dataclasses.asdict(self.config), "provenance": self.provenance}
 
+  def warm_up(self, max_texts: int) -> None:
+    """Compiles the programs a service's requests of up to `max_texts` texts run (see subclasses)."""
+    raise NotImplementedError
+
   def split(self, name: str, data_file: str | tuple[str, str] | None = None):
     """A split of the training data (the workdir's prepared one, else split
     again from the config's seed), or all of `data_file` if given."""

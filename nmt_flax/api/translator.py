@@ -11,6 +11,7 @@ from nmt_flax.api.results import Hypothesis, PairScore, TranslatedLine, block_di
 from nmt_flax.data.batching import pad
 from nmt_flax.decoding.options import DecodeOptions
 from nmt_flax.decoding.shapes import DecodeShapes
+from nmt_flax.text import subwords
 from nmt_flax.text.normalise import check_unicode, is_han
 from nmt_flax.text.sentences import split_sentences
 from nmt_flax.text.vocab import END_ID, START_ID
@@ -217,6 +218,28 @@ class Translator(LoadedModel):
     if unknown * 2 > len(chars):
       return f"{unknown} of {len(chars)} {self.task.source_side.unit_name} were never seen in training"
     return None
+
+  def filler(self, tokens: int) -> str:
+    """A source sentence of `tokens` tokens for this model (one unit the vocabulary
+    knows, repeated: characters, words or subword pieces), to compile the program
+    of that length; the first "我" for a character side."""
+    side = self.task.source_side
+    for entry in ["我", "a"] + self.task.vocabs["src_vocab"].itos[4:200]:
+      unit = entry.lstrip(subwords.MARK)
+      text = side.join([unit] * tokens) if unit else ""
+      if text and len(self.task.source_tokens(text)) == tokens:
+        return text
+    return side.join(["a"] * tokens)  # no unit is one token alone: the nearest length
+
+  def warm_up(self, max_texts: int) -> None:
+    """Compiles the shapes a service's requests meet: every power-of-two row
+    count up to `max_texts` at each training bucket, greedy."""
+    for src_len, _ in self.config.bucket_shapes:
+      sentence = self.filler(src_len - 1)
+      rows = 1
+      while rows <= min(max_texts, self.config.batch_size):
+        self.nbest([sentence] * rows)
+        rows *= 2
 
   def attention_heads(self, translation: Hypothesis) -> np.ndarray:
     """Every head of every layer's cross-attention over `translation` (from

@@ -124,6 +124,11 @@ class Task(abc.ABC):
     """The splits a training run in `workdir` uses (`load_splits` unless the task prepares its data)."""
     return self.load_splits()
 
+  def prepare_data(self, workdir: Path, log) -> dict[str, Split]:
+    """Prepares the corpus once for every later run (`python -m nmt_flax.prepare`), where the
+    task streams its training data from disk."""
+    raise UserError(f"{self.name}: only a task that streams its training data prepares it", option="task")
+
   def evaluation_splits(self, workdir: Path | None) -> dict[str, Split]:
     """The splits of the trained model in `workdir`, for evaluation (`load_splits`
     unless the task prepares its data)."""

@@ -78,6 +78,10 @@ class Translation(Task):
     self.vocabs = self.vocabs or vocabs
     return splits
 
+  def prepare_data(self, workdir: Path, log) -> dict[str, Split]:
+    """`training_splits`: what training would prepare, without training."""
+    return self.training_splits(workdir, log)
+
   def evaluation_splits(self, workdir: Path | None) -> dict[str, Split]:
     """The workdir's prepared splits when they are there and match its corpus;
     else the corpus split again in memory (with the model's vocabularies)."""

@@ -156,7 +156,7 @@ def test_train_prepares_the_prepare_cli_finds_it_done_and_eval_reads_a_file_pair
   assert evaluate_with(model, "--source", tmp_path / "s.zh") == 2
   one_error_line(capsys, "--target not given")
   assert program.run(prepare_program.main, ["--task", "sentiment", "--workdir", str(tmp_path / "x")]) == 2
-  one_error_line(capsys, "--task sentiment: only the translation task prepares its data")
+  one_error_line(capsys, "--task sentiment: only a task that streams its training data prepares it")
 
 
 def test_a_hash_split_with_no_validation_pair_is_refused_and_blocks_no_rerun(nmt_config_module, tmp_path):

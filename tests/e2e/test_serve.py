@@ -146,7 +146,6 @@ def test_warm_up_sentences_have_each_buckets_length_on_a_word_source(nmt_config)
   """A word source (en) gets sentences of as many words as each bucket holds
   (repeating one Chinese character would be one word there)."""
   from nmt_flax import tasks
-  from nmt_flax.serve import filler
   from nmt_flax.text.vocab import Vocabulary
   for source_lang, target_lang, units in (("en", "zh", ["i", "have", "a", "cat", "."]),
                                           ("zh", "en", list("我有一只猫。"))):
@@ -154,7 +153,7 @@ def test_warm_up_sentences_have_each_buckets_length_on_a_word_source(nmt_config)
     task = tasks.get(config, {"src_vocab": Vocabulary.build([units]), "tgt_vocab": Vocabulary.build([["x"]])})
     translator = nmt_flax.Translator(task, None)
     for src_len, _ in config.bucket_shapes:
-      assert len(task.source_tokens(filler(translator, src_len - 1))) == src_len - 1
+      assert len(task.source_tokens(translator.filler(src_len - 1))) == src_len - 1
 
 
 def send_together(app, requests: list[dict]) -> list:
