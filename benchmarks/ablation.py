@@ -99,7 +99,8 @@ def main(argv=None) -> None:
 
 def train_seconds(workdir: str) -> float:
   """A run's training time over all its sittings, from its metrics.jsonl."""
-  from nmt_flax.training.progress import read_metrics, seconds_trained
+  from nmt_flax.training.progress import read_metrics
+  from nmt_flax.utils.migrations import seconds_trained
   return seconds_trained(read_metrics(Path(workdir) / "metrics.jsonl"))
 
 

@@ -12,6 +12,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from nmt_flax.utils import migrations
 from nmt_flax.utils.errors import UserError
 from nmt_flax.utils.workdir import is_trained
 
@@ -151,7 +152,7 @@ class Config:
     try:
       raw = json.loads(text)
       known = {f.name for f in dataclasses.fields(cls)}
-      return cls(**{**PREDATING, **{k: v for k, v in raw.items() if k in known}})
+      return cls(**migrations.config_fields({k: v for k, v in raw.items() if k in known}))
     except (ValueError, TypeError) as e:
       raise UserError(f"{where}: not a valid nmt-flax config ({e})") from None
 
@@ -180,10 +181,6 @@ class Config:
                       "10x10,16x14,40x32", option="buckets")
     return shapes  # type: ignore[return-value]
 
-
-# What a stored config written before an option existed was trained with, where
-# that differs from the option's default today.
-PREDATING: dict[str, Any] = {"chinese_script": "keep"}
 
 # Defaults that differ between the tasks (the lab's values for each).
 TASK_DEFAULTS: dict[str, dict[str, Any]] = {

@@ -44,6 +44,7 @@ from nmt_flax.data.loader import DiskBucket
 from nmt_flax.data.split import Split
 from nmt_flax.text.sides import SUBWORD_UNITS, configured
 from nmt_flax.text.vocab import Vocabulary
+from nmt_flax.utils import migrations
 from nmt_flax.utils.errors import UserError
 from nmt_flax.utils.files import write_atomically
 from nmt_flax.utils.progress import progress_bar
@@ -58,8 +59,6 @@ SETTINGS = ("columns", "source_lang", "target_lang", "source_tokens", "target_to
 CHUNK = 50_000          # training pairs encoded at a time by the hash path
 SUBWORD_SAMPLE = 300_000  # sentences a SentencePiece model learns from (a uniform sample)
 COLUMNS = ("src", "tgt_in", "tgt_out", "example")
-# extras of an evaluation split under the names folders prepared by 0.1.0 gave them
-LEGACY_KEYS = {"unknown_chars": "unknown_source_tokens", "source_chars": "source_tokens"}
 
 
 def location(config, workdir: Path) -> Path:
@@ -162,8 +161,7 @@ def load(where: Path) -> Prepared:
   splits = {"train": Split(buckets=buckets, size=train["size"], extras={"too_long": train["too_long"]})}
   for name in manifest["eval_splits"]:
     arrays = np.load(where / f"{name}.npz")
-    extras = {LEGACY_KEYS.get(k, k): v
-              for k, v in json.loads((where / f"{name}.json").read_text(encoding="utf-8")).items()}
+    extras = migrations.split_extras(json.loads((where / f"{name}.json").read_text(encoding="utf-8")))
     splits[name] = Split(buckets=[{c: arrays[f"{b}/{c}"] for c in COLUMNS} for b in range(extras.pop("buckets"))],
                          size=extras.pop("size"), extras=extras)
   return splits, vocabs

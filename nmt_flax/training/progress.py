@@ -1,16 +1,13 @@
-"""Where a run stands (`Progress`, saved in every checkpoint), and how the
-progress of checkpoints written by earlier versions is rebuilt from metrics.jsonl.
-
-Two earlier layouts load: a checkpoint with no `progress` at all (only `epoch`
-and `batch`: `progress_before_it_was_saved`), and a `progress` without
-`train_seconds` (`seconds_trained` gives it from the log).
-"""
+"""Where a run stands (`Progress`, saved in every checkpoint); a checkpoint of
+an earlier layout gets it from metrics.jsonl (`nmt_flax.utils.migrations`)."""
 import dataclasses
 import json
 import math
 from pathlib import Path
 
 import numpy as np
+
+from nmt_flax.utils import migrations
 
 
 @dataclasses.dataclass
@@ -52,8 +49,20 @@ def progress_from_checkpoint(item: dict, metrics_path: Path) -> Progress:
   it from metrics.jsonl (the records of the epochs it had finished)."""
   progress = Progress.from_item(item)
   if "train_seconds" not in item:
-    progress.train_seconds = seconds_trained([r for r in read_metrics(metrics_path)
-                                              if r.get("epoch", 0) <= progress.epoch])
+    progress.train_seconds = migrations.seconds_trained([r for r in read_metrics(metrics_path)
+                                                         if r.get("epoch", 0) <= progress.epoch])
+  return progress
+
+
+def progress_before_it_was_saved(epoch: int, batch: int, metrics_path: Path, score_name: str,
+                                 schedule_steps: int) -> Progress:
+  """The `Progress` of a checkpoint written before Progress existed (it stored
+  only `epoch` and `batch`), from metrics.jsonl (`migrations.progress_from_log`)
+  and the schedule's length from the config."""
+  fields, scores = migrations.progress_from_log(epoch, batch, read_metrics(metrics_path), score_name)
+  progress = Progress(**fields, schedule_steps=schedule_steps)
+  for score in scores:
+    progress.record_score(score)
   return progress
 
 
@@ -63,35 +72,3 @@ def read_metrics(metrics_path: Path) -> list[dict]:
   if not path.is_file():
     return []
   return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
-def seconds_trained(records: list[dict]) -> float:
-  """The training time behind metrics `records`: the last record's
-  `train_seconds` where it has one; in a log written before that was kept,
-  the sum of each sitting's last `elapsed_seconds` (that clock restarts at
-  every sitting, so a drop marks a new one)."""
-  if records and "train_seconds" in records[-1]:
-    return float(records[-1]["train_seconds"])
-  total, last = 0.0, 0.0
-  for record in records:
-    elapsed = float(record.get("elapsed_seconds", 0.0))
-    if elapsed < last:
-      total += last
-    last = elapsed
-  return total + last
-
-
-def progress_before_it_was_saved(epoch: int, batch: int, metrics_path: Path, score_name: str,
-                                 schedule_steps: int) -> Progress:
-  """The `Progress` of a checkpoint written before Progress existed (it stored
-  only `epoch` and `batch`): the best score, the validations since it and the
-  time trained from metrics.jsonl (the records of the epochs that checkpoint
-  had finished), the schedule's length from the config. The loss sums of an
-  epoch interrupted then are lost: its train_loss covers the steps after the resume."""
-  records = [r for r in read_metrics(metrics_path) if r.get("epoch", math.inf) <= epoch]
-  progress = Progress(epoch=epoch, batch=batch, schedule_steps=schedule_steps,
-                      train_seconds=seconds_trained(records))
-  for record in records:
-    if isinstance(record.get(score_name), (int, float)):
-      progress.record_score(record[score_name])
-  return progress

@@ -16,7 +16,7 @@ from nmt_flax.decoding.options import DecodeOptions
 from nmt_flax.training import loop
 from nmt_flax.training.checkpoint import Checkpoints, average_params
 from nmt_flax.training.optimizer import learning_rate
-from nmt_flax.training.progress import Progress, progress_before_it_was_saved, seconds_trained
+from nmt_flax.training.progress import Progress, progress_before_it_was_saved
 from nmt_flax.training.stop import Interrupted
 
 
@@ -413,16 +413,6 @@ def test_progress_of_an_old_checkpoint_is_rebuilt_from_the_metrics_log(tmp_path)
   progress = progress_before_it_was_saved(4, 7, log, "bleu", 120)
   assert (progress.epoch, progress.batch, progress.best, progress.stale, progress.schedule_steps) == \
       (4, 7, 5.0, 2, 120)
-
-
-def test_the_training_time_of_an_old_log_sums_its_sittings():
-  """elapsed_seconds restarts at every sitting: three sittings here (epochs 1-2, 3, 4-5)."""
-  records = [{"epoch": 1, "elapsed_seconds": 10.0}, {"epoch": 2, "elapsed_seconds": 21.0},
-             {"epoch": 3, "elapsed_seconds": 12.0}, {"epoch": 4, "elapsed_seconds": 9.0},
-             {"epoch": 5, "elapsed_seconds": 19.5}]
-  assert seconds_trained(records) == 21.0 + 12.0 + 19.5
-  assert seconds_trained([*records, {"epoch": 6, "elapsed_seconds": 3.0, "train_seconds": 99.0}]) == 99.0
-  assert seconds_trained([]) == 0.0
 
 
 def test_token_batches_give_every_device_equal_rows(nmt_config, monkeypatch):
