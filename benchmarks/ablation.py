@@ -27,15 +27,11 @@ the raw parameters of a run trained with --ema), or several `--workdir` as one
 ensemble; `train_s` is then the sum of the runs' training times.
 """
 import argparse
-import json
-import os
-import platform
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from common import ROOT, finish, provenance
 
 
 def main(argv=None) -> None:
@@ -120,24 +116,6 @@ def sentiment_scores(classifier) -> dict:
   out.update({f"test_{k}": round(test[k], 4) for k in ("accuracy", "precision", "recall", "f1")})
   out["test_examples"] = test["num_examples"]
   return out
-
-
-def provenance() -> dict:
-  """When, at which commit (with -dirty for uncommitted changes) and on what machine the row was measured."""
-  from nmt_flax.training.provenance import git_commit
-  commit = git_commit(ROOT, short=True)
-  cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-              if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() \
-      else platform.processor()
-  return {"date": time.strftime("%Y-%m-%d"), "commit": commit,
-          "machine": f"{os.cpu_count()} cores, {cpu}"}
-
-
-def finish(record: dict, results: str | None) -> None:
-  print(json.dumps(record))
-  if results:
-    with open(results, "a", encoding="utf-8") as f:
-      f.write(json.dumps(record) + "\n")
 
 
 if __name__ == "__main__":

@@ -32,6 +32,7 @@ import time
 import jax
 import jax.numpy as jnp
 import numpy as np
+from common import compile_every_shape, time_steps
 
 from nmt_flax import program, tasks
 from nmt_flax.config import resolve
@@ -39,7 +40,7 @@ from nmt_flax.data.loader import Batches
 from nmt_flax.models.losses import compact_token_cross_entropy
 from nmt_flax.models.seq2seq import Seq2Seq
 from nmt_flax.text.vocab import END_ID, START_ID
-from nmt_flax.training import loop as training
+from nmt_flax.training.loop import create_state, make_train_step
 
 
 def timed(fn, repeats: int, warmup: int) -> tuple[float, float]:
@@ -163,19 +164,16 @@ def bench_nmt(args, skip: set[str]) -> dict:
                                      batch_size=args.batch_size, data=args.data))
   task = tasks.get(config)
   splits = task.load_splits()
-  state = training.create_state(task, 0)
-  step = training.make_train_step(task)
+  state = create_state(task, 0)
+  step = make_train_step(task)
   vocab = len(task.vocabs["tgt_vocab"])
   result: dict = {"target_vocab": vocab}
 
-  def run(batch):
-    nonlocal state
-    state, m = step(state, batch)
-    return m
-
   if "padded" not in skip:  # the lab's batches: random pairs of any length, padded to 40 x 25
     batches = lab_padded_batches(splits["train"], args.batch_size, args.steps + args.warmup + 1)
-    first, median = timed(lambda it=iter(batches): run(next(it)), args.steps, args.warmup)
+    state, first = time_steps(state, step, batches[:1 + args.warmup])
+    state, seconds = time_steps(state, step, batches[1 + args.warmup:])
+    first, median = first[0], statistics.median(seconds)
     flops = train_step_flops(args.batch_size, 40, 25, args.embedding_dim, args.units, vocab)
     real = np.mean([(b["tgt_out"] != 0).mean() for b in batches])
     ran = np.mean([unskipped_flops(b, args, vocab) for b in batches])
@@ -191,16 +189,11 @@ def bench_nmt(args, skip: set[str]) -> dict:
     by_shape: dict = {}
     for b in batches:
       by_shape.setdefault(b["src"].shape + b["tgt_in"].shape[1:], []).append(b)
-    compile_s = 0.0
-    for group in by_shape.values():  # compile each shape: its first call less a second one
-      first, again = timed(lambda g=group: run(g[0]), 1, 0)
-      compile_s += first - again
+    state, _, compile_s = compile_every_shape(state, step, batches)
     buckets, epoch_s, flops = [], 0.0, 0.0
     for shape, group in sorted(by_shape.items()):
-      start = time.perf_counter()
-      for b in group:
-        jax.block_until_ready(run(b))
-      seconds = time.perf_counter() - start
+      state, times = time_steps(state, step, group)
+      seconds = sum(times)
       epoch_s += seconds
       flops += sum(unskipped_flops(b, args, vocab) for b in group)
       buckets.append({"shape": list(shape), "batches": len(group),
@@ -227,16 +220,13 @@ def bench_sentiment(args) -> dict:
                                            data=args.data))
   task = tasks.get(config)
   train_split = task.load_splits()["train"]
-  state = training.create_state(task, 0)
-  step = training.make_train_step(task)
+  state = create_state(task, 0)
+  step = make_train_step(task)
   batches = task.batches(train_split, 0)
 
-  def run():
-    nonlocal state
-    state, m = step(state, batches[0])
-    return m
-
-  first, median = timed(run, args.steps, args.warmup)
+  state, first = time_steps(state, step, batches[:1] * (1 + args.warmup))
+  _, seconds = time_steps(state, step, batches[:1] * args.steps)
+  first, median = first[0], statistics.median(seconds)
   flops = sentiment_step_flops(args.batch_size, args.max_len, args.embedding_dim, args.units)
   return {"shape": [args.batch_size, args.max_len], "first_step_s": round(first, 3),
           "median_step_s": round(median, 4), "gflops": round(flops / median / 1e9, 1),

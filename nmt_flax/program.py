@@ -108,16 +108,22 @@ def train_parser() -> argparse.ArgumentParser:
   return p
 
 
-DISTRIBUTED_FLAGS = ("distributed", "coordinator_address", "num_processes", "process_id")
+
+
+def recipe(args: argparse.Namespace) -> tuple[str | None, str | None, dict]:
+  """(task, preset, options) of train.py's flags: the config options given, over a
+  --config file's values (the benchmarks resolve recipes this way too)."""
+  options = {f.name for f in dataclasses.fields(config_lib.Config)} - {"task"}
+  task, flags = config_lib.with_recipe_file(args.task, args.config,
+                                            {k: v for k, v in vars(args).items() if k in options})
+  return task, args.preset, flags
 
 
 def run_config(args: argparse.Namespace) -> tuple[config_lib.Config, Path]:
   """(config, workdir) of train.py's (or prepare's) flags, checked before any work."""
-  flags = {k: v for k, v in vars(args).items()
-           if k not in ("task", "workdir", "preset", "config", *DISTRIBUTED_FLAGS)}
-  task, flags = config_lib.with_recipe_file(args.task, args.config, flags)
+  task, preset, flags = recipe(args)
   workdir = Path(args.workdir or f"runs/{task or 'nmt'}")
-  config = config_lib.for_workdir(workdir, task, args.preset, flags)
+  config = config_lib.for_workdir(workdir, task, preset, flags)
   tasks.check(config)
   return config, workdir
 

@@ -50,8 +50,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from ablation import provenance  # noqa: E402
-from train_speed import compile_every_shape  # noqa: E402
+from common import compile_every_shape, finish, provenance, time_steps  # noqa: E402
 
 PRESETS = {"gru": "best-cpu", "transformer": "transformer-cpu"}
 JOEY_LOG = re.compile(r"Step:\s+(\d+),.*Tokens per Sec:\s+([\d.]+)")
@@ -162,13 +161,13 @@ def nmt_flax_run(family: str, warmup: int, steps: int, data: str | None, model: 
   from nmt_flax import program, tasks
   from nmt_flax.decoding.options import DecodeOptions
   from nmt_flax.text.vocab import PAD_ID
-  from nmt_flax.training import loop as training
+  from nmt_flax.training.loop import create_state, make_train_step
   program.setup_jax()
   config = nmt_flax_config(family, data)
   task = tasks.get(config)
   splits = splits_of(task)
   batches = task.batches(splits["train"], 0, task.train_rows(splits["train"]))
-  state, step = training.create_state(task, config.seed, 1000), training.make_train_step(task)
+  state, step = create_state(task, config.seed, 1000), make_train_step(task)
   state, _, compile_s = compile_every_shape(state, step, batches)
   for batch in batches[:warmup]:
     state, _ = step(state, batch)
@@ -176,11 +175,8 @@ def nmt_flax_run(family: str, warmup: int, steps: int, data: str | None, model: 
   timed = batches[warmup:warmup + steps]
   targets = sum(int(((b["tgt_out"] != PAD_ID).sum(1) * (b["weight"] > 0)).sum()) for b in timed)
   sentences = sum(int((b["weight"] > 0).sum()) for b in timed)
-  started = time.perf_counter()
-  for batch in timed:
-    state, metrics = step(state, batch)
-  jax.block_until_ready(metrics)
-  train_s = time.perf_counter() - started
+  state, seconds = time_steps(state, step, timed)
+  train_s = sum(seconds)
   if not model.exists():
     model.write_bytes(serialization.to_bytes(state.params))
   params = serialization.from_bytes(state.params, model.read_bytes())
@@ -285,10 +281,7 @@ def main(argv=None) -> None:
     mine, theirs = record[f"nmt-flax {family}"], record[f"joeynmt {family}"]
     record[f"{family} speedup"] = {k: round(mine[k] / theirs[k], 2) for k in
                                    ("train_target_tokens_per_s", "decode_sentences_per_s")}
-  print(json.dumps(record))
-  if args.results:
-    with open(args.results, "a", encoding="utf-8") as f:
-      f.write(json.dumps(record) + "\n")
+  finish(record, args.results)
 
 
 if __name__ == "__main__":

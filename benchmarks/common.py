@@ -1,0 +1,76 @@
+"""What the benchmark scripts share: the provenance of every record, a record
+printed and kept, train.py's flags to a config, and the one way a training
+step is timed. Scripts here import it by name (`python benchmarks/X.py` puts
+this folder on the path)."""
+import json
+import os
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import jax
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def provenance() -> dict:
+  """When, at which commit (with -dirty for uncommitted changes) and on what machine the row was measured."""
+  from nmt_flax.training.provenance import git_commit
+  commit = git_commit(ROOT, short=True)
+  cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+              if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() \
+      else platform.processor()
+  return {"date": time.strftime("%Y-%m-%d"), "commit": commit,
+          "machine": f"{os.cpu_count()} cores, {cpu}"}
+
+
+def finish(record: dict, results: str | None) -> None:
+  """Prints `record` as one JSON line, and appends it to the `results` file if given."""
+  print(json.dumps(record))
+  if results:
+    with open(results, "a", encoding="utf-8") as f:
+      f.write(json.dumps(record) + "\n")
+
+
+def recipe_config(argv: list[str], extra_flags=None):
+  """(config, parsed args) of train.py's flags (a preset, --config, any option), as
+  train.py resolves them for a new workdir; `extra_flags(parser)` adds a script's own."""
+  from nmt_flax import config as config_lib
+  from nmt_flax import program
+  parser = program.train_parser()
+  if extra_flags:
+    extra_flags(parser)
+  args = parser.parse_args(argv)
+  task, preset, flags = program.recipe(args)
+  return config_lib.resolve(task or "nmt", preset, flags), args
+
+
+def compile_every_shape(state, step, batches):
+  """One training step on the first batch of each shape, as a run's first
+  epoch compiles them: (the state after those steps, the shapes, seconds)."""
+  started, shapes = time.perf_counter(), set()
+  for batch in batches:
+    shape = tuple(sorted((k, v.shape) for k, v in batch.items()))
+    if shape not in shapes:
+      shapes.add(shape)
+      state, metrics = step(state, batch)
+      jax.block_until_ready(metrics)
+  return state, shapes, time.perf_counter() - started
+
+
+def time_steps(state, step, batches) -> tuple[object, list[float]]:
+  """The training step timed: one step per batch, in order, each waited for
+  (shapes compiled before: `compile_every_shape`); (state after, each step's
+  seconds). Report the median of single-shape runs, the sum of an epoch's."""
+  seconds = []
+  for batch in batches:
+    started = time.perf_counter()
+    state, metrics = step(state, batch)
+    jax.block_until_ready(metrics)
+    seconds.append(time.perf_counter() - started)
+  return state, seconds
+
+
+def median(values: list[float]) -> float:
+  return statistics.median(values)
