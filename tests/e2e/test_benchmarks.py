@@ -1,6 +1,7 @@
 """The benchmark scripts' own arithmetic (their runs are measurements, not tests)."""
 import importlib.util
 import json
+import sys
 
 from tests.conftest import ROOT
 
@@ -8,6 +9,9 @@ BENCHMARKS = ROOT / "benchmarks"
 
 
 def script(name: str):
+  """benchmarks/NAME.py as a module, its folder on the path as when it runs (`from common import ...`)."""
+  if str(BENCHMARKS) not in sys.path:
+    sys.path.insert(0, str(BENCHMARKS))
   spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
