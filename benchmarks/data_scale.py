@@ -37,8 +37,8 @@ def peak_rss_mb() -> float:
 def make_corpus(path: Path, n: int) -> None:
   """N unique pairs in the manythings layout (English, then Chinese)."""
   sys.path.insert(0, str(ROOT))
-  from nmt_flax.data import corpus as data
-  pairs = data.read_pairs(data.find_data_file("nmt", None), (1, 2))
+  from nmt_flax.data.corpus import TRANSLATION, find_data_file, read_pairs
+  pairs = read_pairs(find_data_file(TRANSLATION, None), (1, 2))
   with path.open("w", encoding="utf-8") as f:
     for k in range(n):
       copy, pair = divmod(k, len(pairs))
@@ -55,25 +55,21 @@ def measure_train(corpus: str, workdir: str, steps: int, in_memory: bool) -> dic
   """In this (fresh) process: start -> first step done, then `steps` steps."""
   import jax
   import numpy as np
+  from common import time_steps
 
   from nmt_flax import program, tasks
-  from nmt_flax.training import loop as training
+  from nmt_flax.training.loop import create_state, make_train_step
   from nmt_flax.training.workdir import load_data
   program.setup_jax()
   task = tasks.get(config_for(corpus))
   splits = task.load_splits() if in_memory else load_data(task, Path(workdir), lambda *_: None)
   train = splits["train"]
   batches = task.batches(train, 0, task.train_rows(train))
-  state, step = training.create_state(task, 0, 1000), training.make_train_step(task)
+  state, step = create_state(task, 0, 1000), make_train_step(task)
   state, metrics = step(state, batches[0])
   jax.block_until_ready(metrics)
   first_step_s = time.time() - STARTED
-  times = []
-  for i in range(1, steps + 1):
-    begin = time.perf_counter()
-    state, metrics = step(state, batches[i])
-    jax.block_until_ready(metrics)
-    times.append(time.perf_counter() - begin)
+  _, times = time_steps(state, step, [batches[i] for i in range(1, steps + 1)])
   return {"first_step_s": round(first_step_s, 1), "median_step_s": round(float(np.median(times)), 4),
           "steps": steps, "train_pairs": train.size, "peak_rss_mb": peak_rss_mb()}
 
@@ -87,13 +83,13 @@ def loader_ratio(workdir: str, pairs: int) -> dict:
   import numpy as np
 
   from nmt_flax import program, tasks
-  from nmt_flax.training import loop as training
+  from nmt_flax.training.loop import create_state, make_train_step
   from nmt_flax.training.workdir import load_data
   program.setup_jax()
   task = tasks.get(config_for(None))
   streamed = load_data(task, Path(workdir), lambda *_: None)["train"]
   in_memory = task.load_splits()["train"]
-  state, step = training.create_state(task, 0, 1000), training.make_train_step(task)
+  state, step = create_state(task, 0, 1000), make_train_step(task)
   paths = {"streamed": task.batches(streamed, 0, task.train_rows(streamed)),
            "in_memory": task.batches(in_memory, 0, task.train_rows(in_memory))}
   fetch_ms = {}

@@ -26,7 +26,7 @@ import jax
 
 import nmt_flax
 from nmt_flax import export, program
-from nmt_flax.data import corpus as data
+from nmt_flax.data.corpus import TRANSLATION, find_data_file, read_pairs
 
 
 def timed(run) -> tuple[float, list[str]]:
@@ -45,7 +45,7 @@ def main(argv=None) -> None:
   args = parser.parse_args(argv)
   beams = [int(b) for b in args.beam_sizes.split(",")]
   translator = nmt_flax.load(args.workdir)
-  lines = sorted({p.source for p in data.read_pairs(data.find_data_file("nmt", args.data))})
+  lines = sorted({p.source for p in read_pairs(find_data_file(TRANSLATION, args.data))})
   random.Random(0).shuffle(lines)
   lines = lines[:args.sentences]
   result = {"workdir": args.workdir, "device": str(jax.devices()[0]), "sentences": len(lines),

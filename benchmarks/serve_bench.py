@@ -22,7 +22,7 @@ from pathlib import Path
 
 import httpx
 
-from nmt_flax.data import corpus as data
+from nmt_flax.data.corpus import TRANSLATION, find_data_file, read_pairs
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -108,7 +108,7 @@ def main() -> None:
       server.kill()
     print(json.dumps(result, indent=2))
     return
-  sentences = sorted({p.source for p in data.read_pairs(data.find_data_file("nmt", args.data))})
+  sentences = sorted({p.source for p in read_pairs(find_data_file(TRANSLATION, args.data))})
   result = {"workdir": args.workdir, "requests": args.requests}
   for wait_ms in (5.0, 0.0):
     server, port, startup = start(args.workdir, wait_ms)

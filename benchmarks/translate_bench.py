@@ -20,7 +20,7 @@ import jax
 
 import nmt_flax
 from nmt_flax import program
-from nmt_flax.data import corpus as data
+from nmt_flax.data.corpus import TRANSLATION, find_data_file, read_pairs
 
 
 def rate(count: int, seconds: float) -> float:
@@ -36,7 +36,7 @@ def main(argv=None) -> None:
   parser.add_argument("--data", default=None)
   args = parser.parse_args(argv)
   translator = nmt_flax.load(args.workdir)
-  lines = sorted({p.source for p in data.read_pairs(data.find_data_file("nmt", args.data))})
+  lines = sorted({p.source for p in read_pairs(find_data_file(TRANSLATION, args.data))})
   random.Random(0).shuffle(lines)
   lines = lines[:args.sentences]
   result = {"workdir": args.workdir, "device": str(jax.devices()[0]), "sentences": len(lines),

@@ -19,14 +19,10 @@ import urllib.request
 import zipfile
 from pathlib import Path
 
-from nmt_flax.data.corpus import ENV_VAR, FILE_NAMES
+from nmt_flax.data.corpus import ENV_VAR, LAB_CORPORA
 from nmt_flax.utils.errors import UserError
 from nmt_flax.utils.files import write_atomically
 
-SOURCES = {
-    "nmt": "https://www.manythings.org/anki/cmn-eng.zip",
-    "sentiment": "https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz",
-}
 _REVIEW_FILE = re.compile(r"aclImdb/(train|test)/(pos|neg)/\d+_(\d+)\.txt$")
 
 
@@ -63,20 +59,29 @@ def imdb_csv_from_tar(archive: bytes) -> bytes:
   return gzip.compress(out.getvalue().encode("utf-8"))
 
 
+# Each lab corpus (`nmt_flax.data.corpus.LAB_CORPORA`, by its download name): where it is
+# published, and how the file the project reads is made from what is published.
+SOURCES = {
+    "nmt": ("https://www.manythings.org/anki/cmn-eng.zip", cmn_eng_from_zip),
+    "sentiment": ("https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz", imdb_csv_from_tar),
+}
+
+
 def main(argv=None) -> int:
   parser = argparse.ArgumentParser(prog="python -m nmt_flax.download", description=__doc__,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
-  parser.add_argument("task", choices=sorted(SOURCES))
+  parser.add_argument("corpus", choices=[lab.download for lab in LAB_CORPORA])
   parser.add_argument("--dest", default=None, help="folder to write to")
   parser.add_argument("--force", action="store_true", help="download even if the file exists")
   args = parser.parse_args(argv)
-  dest = Path(args.dest or os.environ.get(ENV_VAR) or "data") / FILE_NAMES[args.task]
+  lab = next(lab for lab in LAB_CORPORA if lab.download == args.corpus)
+  dest = Path(args.dest or os.environ.get(ENV_VAR) or "data") / lab.file
   if dest.is_file() and not args.force:
     print(f"{dest} already exists (--force downloads it again)")
     return 0
   try:
-    archive = fetch(SOURCES[args.task])
-    content = cmn_eng_from_zip(archive) if args.task == "nmt" else imdb_csv_from_tar(archive)
+    url, convert = SOURCES[lab.download]
+    content = convert(fetch(url))
     dest.parent.mkdir(parents=True, exist_ok=True)
     write_atomically(dest, content)
   except UserError as e:

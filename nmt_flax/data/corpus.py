@@ -11,13 +11,26 @@ import numpy as np
 from nmt_flax.utils.errors import UserError
 
 ENV_VAR = "NMT_FLAX_DATA"
-FILE_NAMES = {"nmt": "cmn-eng.txt", "sentiment": "imdb_50k.csv.gz"}
 REPO_DATA_DIR = Path(__file__).resolve().parents[2] / "data"  # the clone's data/
 
 
-def find_data_file(task: str, given: str | None) -> Path:
-  """`--data` (a file or a folder), else $NMT_FLAX_DATA/, else ./data/ or the repo's data/."""
-  name = FILE_NAMES[task]
+@dataclasses.dataclass(frozen=True)
+class LabCorpus:
+  """One of the lab's two corpora: its file in the data folder, and the name
+  `python -m nmt_flax.download NAME` fetches it by."""
+  file: str
+  download: str
+
+
+TRANSLATION = LabCorpus("cmn-eng.txt", "nmt")         # Tatoeba's English-Chinese pairs
+REVIEWS = LabCorpus("imdb_50k.csv.gz", "sentiment")   # IMDB's 50,000 labelled reviews
+LAB_CORPORA = (TRANSLATION, REVIEWS)
+
+
+def find_data_file(lab: LabCorpus, given: str | None) -> Path:
+  """`--data` (a file, or a folder holding the lab corpus's file), else the file
+  in $NMT_FLAX_DATA/, else in ./data/ or the repo's data/."""
+  name = lab.file
   if given:
     path = Path(given).expanduser()
     path = path / name if path.is_dir() else path
@@ -30,7 +43,7 @@ def find_data_file(task: str, given: str | None) -> Path:
     if (folder / name).is_file():
       return folder / name
   raise UserError(f"{name} not found in {', '.join(str(f) for f in folders)}; pass --data FILE, "
-                  f"set {ENV_VAR}=FOLDER, or fetch it with `python -m nmt_flax.download {task}`")
+                  f"set {ENV_VAR}=FOLDER, or fetch it with `python -m nmt_flax.download {lab.download}`")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -139,7 +152,7 @@ def stream_corpus(config, path: str | tuple[str, str] | None = None) -> Iterator
     return stream_file_pair(Path(path[0]), Path(path[1]))
   columns = (tuple(int(c) for c in config.columns.split(",")) if config.columns
              else default_columns(config.source_lang, config.target_lang))
-  return stream_pairs(Path(path) if path else find_data_file("nmt", config.data), columns,
+  return stream_pairs(Path(path) if path else find_data_file(TRANSLATION, config.data), columns,
                       names=(config.source_lang, config.target_lang))
 
 

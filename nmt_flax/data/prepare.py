@@ -67,7 +67,7 @@ def location(config, workdir: Path) -> Path:
 
 def corpus_files(config) -> list[Path]:
   return ([Path(config.source), Path(config.target)] if config.source
-          else [corpus.find_data_file("nmt", config.data)])
+          else [corpus.find_data_file(corpus.TRANSLATION, config.data)])
 
 
 def missing_corpus(config) -> str | None:

@@ -27,6 +27,7 @@ class Task(abc.ABC):
   score_name: str      # the validation metric that picks the best checkpoint
   samples_name: str    # what `samples` shows (TensorBoard's samples/NAME)
   vocab_files: tuple[str, ...]
+  token_fields: tuple[str, ...]  # the batch's token arrays whose non-padding entries `tokens_in` counts
 
   @classmethod
   def check(cls, config: Config) -> None:
@@ -158,4 +159,4 @@ class Task(abc.ABC):
 
   def tokens_in(self, batch: Batch) -> int:
     """Tokens a batch processes (for tokens/s): real source + target tokens."""
-    return int(sum(np.count_nonzero(v) for k, v in batch.items() if k in ("src", "tgt_out", "tokens")))
+    return int(sum(np.count_nonzero(batch[k]) for k in self.token_fields))

@@ -43,6 +43,7 @@ class Sentiment(Task):
   score_name = "accuracy"
   samples_name = "reviews"
   vocab_files = ("vocab",)
+  token_fields = ("tokens",)
 
   # --- data -------------------------------------------------------------
   def split_indices(self, frame) -> dict[str, np.ndarray]:
@@ -63,7 +64,7 @@ class Sentiment(Task):
     return {"train": np.sort(order[n_val:]), "val": np.sort(order[:n_val]), "test": np.asarray(test)}
 
   def load_splits(self) -> dict[str, Split]:
-    frame = corpus.read_reviews(corpus.find_data_file("sentiment", self.config.data))
+    frame = corpus.read_reviews(corpus.find_data_file(corpus.REVIEWS, self.config.data))
     if self.config.max_examples:
       frame = frame.iloc[:self.config.max_examples]
     tokens = [review_tokens(r) for r in frame["review"]]

@@ -32,6 +32,7 @@ class Translation(Task):
   score_name = "bleu"
   samples_name = "translations"
   vocab_files = pairs.VOCABULARIES
+  token_fields = ("src", "tgt_out")  # each target token once (tgt_in is it shifted)
 
   @classmethod
   def check(cls, config) -> None:

@@ -8,7 +8,7 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from nmt_flax.data.corpus import ENV_VAR, find_data_file
+from nmt_flax.data.corpus import ENV_VAR, LAB_CORPORA, find_data_file
 from nmt_flax.utils.errors import UserError
 from tests.conftest import ROOT
 
@@ -45,8 +45,8 @@ def test_committed_notebook_is_the_script_executed_in_full():
 
 def test_notebook_runs_top_to_bottom_with_the_small_budget(tmp_path, monkeypatch):
   try:
-    for corpus in ("nmt", "sentiment"):
-      find_data_file(corpus, None)
+    for lab in LAB_CORPORA:
+      find_data_file(lab, None)
   except UserError as e:
     if os.environ.get(ENV_VAR):  # CI points at the corpora: missing ones are a failure there
       pytest.fail(str(e))

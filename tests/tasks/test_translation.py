@@ -194,3 +194,12 @@ def test_test_unseen_drops_test_pairs_whose_reference_or_script_twin_was_trained
   expected = [(s, r) for s, r in test
               if r not in train_refs and "".join(chinese_text(s, "simplified")[0]) not in train_simplified]
   assert sorted(unseen) == sorted(expected) and 0 < len(unseen) < len(test)
+
+
+def test_tokens_in_a_batch_counts_each_real_source_and_target_token_once(nmt_config):
+  task = tasks.get(nmt_config())
+  train_split = task.load_splits()["train"]
+  batch = task.batches(train_split, 0)[0]
+  rows = np.flatnonzero(batch["weight"])  # filler rows are all padding
+  expected = sum(int((batch["src"][r] != PAD_ID).sum()) + int((batch["tgt_in"][r] != PAD_ID).sum()) for r in rows)
+  assert task.tokens_in(batch) == expected  # tgt_in: <start> + words, as many as tgt_out's words + <end>
