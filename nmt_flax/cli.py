@@ -9,6 +9,7 @@ from pathlib import Path
 
 from nmt_flax import api, program
 from nmt_flax import config as config_lib
+from nmt_flax.api import distill
 from nmt_flax.data import corpus
 from nmt_flax.decoding.options import DecodeOptions
 from nmt_flax.text.normalise import MAX_INPUT_CHARS
@@ -26,6 +27,8 @@ def train_main(argv) -> None:
   program.setup_jax()
   if args.distributed or args.coordinator_address or args.num_processes or args.process_id is not None:
     initialize_distributed(args.coordinator_address, args.num_processes, args.process_id)
+  if config.teacher:  # the teacher's translations of the training sources, made once
+    distill.ensure(config)
   final = train(config, workdir)
   print(f"done: {workdir}; evaluate with `python eval.py --workdir {workdir}`{last_validation(final)}")
 

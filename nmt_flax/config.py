@@ -20,8 +20,9 @@ TASKS = ("nmt", "sentiment")
 UNITS = ("char", "word", "bpe", "unigram")  # what a text side's tokens are (nmt_flax.text.sides)
 
 
-def _opt(default, help_text, choices=None):
-  return dataclasses.field(default=default, metadata={"help": help_text, "choices": choices})
+def _opt(default, help_text, choices=None, repeatable=False):
+  return dataclasses.field(default=default, metadata={"help": help_text, "choices": choices,
+                                                      "repeatable": repeatable})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,6 +45,14 @@ class Config:
                        "them all in memory), hash (a hash of each normalised source and the "
                        "seed: streams, fractions approximate), auto (set for a corpus of up to "
                        "32 MB, else hash)", ("auto", "set", "hash"))
+  teacher: str | None = _opt(None, "NMT: sequence-level distillation: train on the beam-search "
+                             "translations of the training sources by this trained workdir (repeat "
+                             "--teacher for an ensemble; stored comma-separated), made once and kept "
+                             "in the first teacher's workdir (distilled/); validation and test keep "
+                             "the human references", repeatable=True)
+  teacher_beam: int = _opt(5, "NMT, with --teacher: the beam size the teacher translates with")
+  distill_mix: bool = _opt(False, "NMT, with --teacher: train on the distilled pairs and the "
+                           "original ones together (twice the pairs an epoch)")
   source_lang: str = _opt("zh", "NMT: the source language (an ISO code: zh, en, de, ...)")
   target_lang: str = _opt("en", "NMT: the target language")
   # Model
@@ -157,6 +166,11 @@ class Config:
       raise UserError(f"{where}: not a valid nmt-flax config ({e})") from None
 
   @property
+  def teachers(self) -> list[str]:
+    """The workdirs of --teacher, in order ([] without distillation)."""
+    return self.teacher.split(",") if self.teacher else []
+
+  @property
   def model_summary(self) -> str:
     """The model in a few words, for logs."""
     if self.model == "transformer":
@@ -181,6 +195,24 @@ class Config:
                       "10x10,16x14,40x32", option="buckets")
     return shapes  # type: ignore[return-value]
 
+
+# The options by section, as --help shows them (config.json and recipe files keep them flat).
+SECTIONS: dict[str, tuple[str, ...]] = {
+    "data (both tasks)": ("data", "max_examples", "val_fraction", "test_fraction", "split_seed"),
+    "translation corpus (nmt)": ("source", "target", "columns", "prepared", "split_by", "source_lang",
+                                 "target_lang", "chinese_script", "source_tokens", "target_tokens", "bpe_size",
+                                 "buckets"),
+    "distillation (nmt)": ("teacher", "teacher_beam", "distill_mix"),
+    "model": ("model", "embedding_dim", "units", "attention", "encoder", "dropout", "gru_layer_norm",
+              "tie_embeddings"),
+    "Transformer (--model transformer)": ("layers", "heads", "ff_dim", "attention_dropout", "activation_dropout",
+                                          "encoder_layer_drop", "decoder_layer_drop"),
+    "sentiment": ("max_len", "truncate", "split", "vocab_size", "head_activation"),
+    "optimisation": ("epochs", "batch_size", "batch_tokens", "learning_rate", "clip_norm", "lr_schedule",
+                     "warmup_steps", "label_smoothing", "word_dropout", "ema", "dtype", "seed"),
+    "checkpoints and logging": ("checkpoint_every", "keep_checkpoints", "keep_best", "patience", "max_bad_steps",
+                                "tensorboard"),
+}
 
 # Defaults that differ between the tasks (the lab's values for each).
 TASK_DEFAULTS: dict[str, dict[str, Any]] = {
@@ -310,15 +342,16 @@ def refuse_unused(config: Config) -> None:
            f"a {model} model would ignore it")
 
 
-PATH_OPTIONS = ("data", "source", "target", "prepared")
+PATH_OPTIONS = ("data", "source", "target", "prepared", "teacher")
 
 
 def absolute_paths(flags: dict[str, Any]) -> dict[str, Any]:
-  """`flags` with the files and folders it names made absolute, as a workdir
-  stores them: a resumed run or an evaluation started from another folder
-  finds the same corpus."""
-  return {k: str(Path(v).expanduser().absolute()) if k in PATH_OPTIONS and isinstance(v, str) and v else v
-          for k, v in flags.items()}
+  """`flags` with the files and folders it names made absolute (each of a
+  comma-separated list), as a workdir stores them: a resumed run or an
+  evaluation started from another folder finds the same corpus."""
+  def absolute(value: str) -> str:
+    return ",".join(str(Path(v).expanduser().absolute()) for v in value.split(","))
+  return {k: absolute(v) if k in PATH_OPTIONS and isinstance(v, str) and v else v for k, v in flags.items()}
 
 
 CONFIG_FILE = "config.json"  # the resolved config, in every workdir
@@ -387,6 +420,9 @@ def validate(config: Config) -> None:
   _check(config.max_examples is None or config.max_examples > 0, "max_examples",
          f"must be positive, got {config.max_examples}")
   _check(0 < config.val_fraction < 1, "val_fraction", f"must be between 0 and 1, got {config.val_fraction}")
+  _check(config.teacher_beam >= 1, "teacher_beam", f"{config.teacher_beam}: must be at least 1")
+  _check(not config.teacher or config.task == "nmt", "teacher",
+         "distillation is for translation models (--task nmt)")
   _check(config.model != "transformer" or config.task == "nmt", "model",
          f"transformer: a translation model (task nmt), not {config.task}")
   _check(config.model != "transformer" or (config.units % config.heads == 0 and config.units % 2 == 0),

@@ -24,19 +24,25 @@ _TYPES = {int: int, float: float, str: str, "int": int, "float": float, "str": s
 
 
 def add_config_flags(parser: argparse.ArgumentParser) -> None:
-  """One --flag per Config field; only flags given on the command line are set."""
-  for f in dataclasses.fields(config_lib.Config):
-    if f.name == "task":
-      continue
-    flag = f"--{f.name.replace('_', '-')}"
-    help_text = f"{f.metadata['help']} (default {config_lib.default_text(f.name)})"
-    if f.type in (bool, "bool"):  # --tie-embeddings / --no-tie-embeddings
-      parser.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction,
-                          default=argparse.SUPPRESS, help=help_text)
-      continue
-    kind = _TYPES[f.type if f.type in _TYPES else str(f.type)]
-    parser.add_argument(flag, dest=f.name, type=kind, default=argparse.SUPPRESS,
-                        metavar=f.name.upper(), help=help_text)
+  """One --flag per Config field, in a group per section (`config.SECTIONS`);
+  only flags given on the command line are set."""
+  fields = {f.name: f for f in dataclasses.fields(config_lib.Config)}
+  for section, names in config_lib.SECTIONS.items():
+    group = parser.add_argument_group(section)
+    for name in names:
+      _add_config_flag(group, fields[name])
+
+
+def _add_config_flag(parser, f: dataclasses.Field) -> None:
+  flag = f"--{f.name.replace('_', '-')}"
+  help_text = f"{f.metadata['help']} (default {config_lib.default_text(f.name)})"
+  if f.type in (bool, "bool"):  # --tie-embeddings / --no-tie-embeddings
+    parser.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction,
+                        default=argparse.SUPPRESS, help=help_text)
+    return
+  kind = _TYPES[f.type if f.type in _TYPES else str(f.type)]
+  parser.add_argument(flag, dest=f.name, type=kind, default=argparse.SUPPRESS, metavar=f.name.upper(),
+                      help=help_text, action="append" if f.metadata["repeatable"] else "store")
 
 
 class Parser(argparse.ArgumentParser):
@@ -114,8 +120,8 @@ def recipe(args: argparse.Namespace) -> tuple[str | None, str | None, dict]:
   """(task, preset, options) of train.py's flags: the config options given, over a
   --config file's values (the benchmarks resolve recipes this way too)."""
   options = {f.name for f in dataclasses.fields(config_lib.Config)} - {"task"}
-  task, flags = config_lib.with_recipe_file(args.task, args.config,
-                                            {k: v for k, v in vars(args).items() if k in options})
+  given = {k: ",".join(v) if isinstance(v, list) else v for k, v in vars(args).items() if k in options}
+  task, flags = config_lib.with_recipe_file(args.task, args.config, given)  # a repeated flag: comma-separated
   return task, args.preset, flags
 
 

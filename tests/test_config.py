@@ -212,3 +212,8 @@ def test_what_only_a_model_or_a_text_side_knows_is_checked_by_the_task_before_an
     assert str(caught.value).startswith(message), str(caught.value)
     with pytest.raises(UserError):
       tasks.get(config)
+
+
+def test_every_option_sits_in_one_section_of_the_help():
+  names = [name for section in config_lib.SECTIONS.values() for name in section]
+  assert sorted(names) == sorted(f.name for f in dataclasses.fields(config_lib.Config) if f.name != "task")

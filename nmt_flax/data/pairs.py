@@ -163,23 +163,41 @@ def encode(sources: list[list[str]], targets: list[list[str]], sides: tuple[Side
       "source_tokens": sum(len(s) for s in sources)})
 
 
+def with_distilled(train: list[Normalised], distilled: dict[str, list[str]] | None, mix: bool) -> list[Normalised]:
+  """The training pairs with the teacher's translation (units) of each source
+  as its target, and the originals after them when `mix`; `train` itself
+  without `distilled`. A source the teacher did not translate is an error."""
+  if distilled is None:
+    return train
+  missing = sum(n.key not in distilled for n in train)
+  if missing:
+    raise UserError(f"the distilled targets miss {missing} of {len(train)} training sources: they were "
+                    "made for another corpus or split; delete them to distil again", option="teacher")
+  taught = [n._replace(target=distilled[n.key]) for n in train if distilled[n.key]]
+  return taught + train if mix else taught + [n for n in train if not distilled[n.key]]
+
+
 def split_in_memory(pairs: Iterable[Pair], sides: tuple[Side, Side], val_fraction: float, test_fraction: float,
                     seed: int, shapes: list[tuple[int, int]], bpe_size: int,
-                    vocabs: dict[str, Vocabulary] | None = None) -> tuple[dict[str, Split], dict[str, Vocabulary]]:
+                    vocabs: dict[str, Vocabulary] | None = None, distilled: dict[str, list[str]] | None = None,
+                    mix: bool = False) -> tuple[dict[str, Split], dict[str, Vocabulary]]:
   """The splits of `pairs` by set (`split_by_set` on the normalised keys),
   with 'test-unseen', encoded with `vocabs` (learnt from the training split
-  when None): (splits, vocabularies). `sides` without subword models."""
+  when None): (splits, vocabularies). `sides` without subword models.
+  `distilled` (key: target units) replaces the training targets (`with_distilled`);
+  'test-unseen' is still decided by the human references."""
   normalised = [n for n in (normalise(p, *sides) for p in pairs) if n]
   indices = split_by_set([n.key for n in normalised], val_fraction, test_fraction, seed)
-  train = [normalised[i] for i in indices["train"]]
-  if vocabs is None:
-    vocabs = learn_vocabularies(sides, [n.source for n in train], [n.target for n in train], bpe_size)
+  rows = {name: [normalised[i] for i in indices[name]] for name in SPLITS}
   seen = SeenInTraining()
-  for pair in train:
+  for pair in rows["train"]:
     seen.add(pair)
-  indices["test-unseen"] = indices["test"][seen.unseen([normalised[i] for i in indices["test"]])]
+  rows["test-unseen"] = [rows["test"][i] for i in seen.unseen(rows["test"])]
+  rows["train"] = with_distilled(rows["train"], distilled, mix)
+  if vocabs is None:
+    vocabs = learn_vocabularies(sides, [n.source for n in rows["train"]], [n.target for n in rows["train"]],
+                                bpe_size)
   sides = with_subwords(sides, vocabs)
-  sources = [sides[0].tokens(n.source) for n in normalised]
-  return {name: encode([sources[i] for i in rows], [normalised[i].target for i in rows], sides, vocabs, shapes,
-                       drop_long=name == "train")
-          for name, rows in indices.items() if len(rows)}, vocabs
+  return {name: encode([sides[0].tokens(n.source) for n in found], [n.target for n in found], sides, vocabs,
+                       shapes, drop_long=name == "train")
+          for name, found in rows.items() if found}, vocabs

@@ -39,7 +39,7 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from nmt_flax.data import corpus, pairs
+from nmt_flax.data import corpus, distilled, pairs
 from nmt_flax.data.loader import DiskBucket
 from nmt_flax.data.split import Split
 from nmt_flax.text.sides import SUBWORD_UNITS, configured
@@ -56,6 +56,7 @@ SET_SPLIT_MAX_BYTES = 32 * 2**20
 # The config fields that decide what is prepared (the corpus files are fingerprinted apart).
 SETTINGS = ("columns", "source_lang", "target_lang", "source_tokens", "target_tokens", "chinese_script",
             "bpe_size", "max_examples", "val_fraction", "test_fraction", "buckets", "split_by")
+DISTILL_SETTINGS = ("teacher", "teacher_beam", "distill_mix")  # only a distilled folder has them
 CHUNK = 50_000          # training pairs encoded at a time by the hash path
 SUBWORD_SAMPLE = 300_000  # sentences a SentencePiece model learns from (a uniform sample)
 COLUMNS = ("src", "tgt_in", "tgt_out", "example")
@@ -82,7 +83,8 @@ def missing_corpus(config) -> str | None:
 
 
 def settings(config) -> dict:
-  return {**{k: getattr(config, k) for k in SETTINGS}, "data_seed": config.data_seed}
+  names = SETTINGS + (DISTILL_SETTINGS if config.teacher else ())
+  return {**{k: getattr(config, k) for k in names}, "data_seed": config.data_seed}
 
 
 def file_identity(path: Path, with_hash: bool = True) -> dict:
@@ -106,9 +108,10 @@ def mismatch(where: Path, config) -> str | None:
     return f"unreadable {MANIFEST} ({e})"
   if manifest.get("format") != FORMAT:
     return "prepared by another version of nmt-flax"
-  for key, value in settings(config).items():
-    if manifest["settings"].get(key) != value:
-      return f"prepared with {key} {manifest['settings'].get(key)!r}, not {value!r}"
+  ours = settings(config)
+  for key in [*ours, *(k for k in manifest["settings"] if k not in ours)]:
+    if manifest["settings"].get(key) != ours.get(key):
+      return f"prepared with {key} {manifest['settings'].get(key)!r}, not {ours.get(key)!r}"
   if missing_corpus(config):  # nothing to compare with: the prepared data is what remains of it
     return None
   files = corpus_files(config)
@@ -210,12 +213,47 @@ def write_split(split: Split, where: Path, name: str) -> None:
       encoding="utf-8")
 
 
+def split_method(config) -> str:
+  """set or hash: `config.split_by`, with auto decided by the corpus's size."""
+  if config.split_by != "auto":
+    return config.split_by
+  return "set" if sum(f.stat().st_size for f in corpus_files(config)) <= SET_SPLIT_MAX_BYTES else "hash"
+
+
+def training_sources(config) -> list[tuple[str, str]]:
+  """(key, source as written) of each training source of `config`'s corpus,
+  once each, in corpus order: what a teacher translates for distillation."""
+  sides, method = configured(config), split_method(config)
+  found = [(n.key, p.source) for p in configured_pairs(config) if (n := pairs.normalise(p, *sides))]
+  if method == "set":
+    train = pairs.split_by_set([key for key, _ in found], config.val_fraction, config.test_fraction,
+                               config.data_seed)["train"]
+    found = [found[i] for i in train]
+  else:
+    found = [(key, source) for key, source in found if pairs.split_by_hash(
+        key, config.val_fraction, config.test_fraction, config.data_seed) == "train"]
+  first: dict[str, str] = {}
+  for key, source in found:
+    first.setdefault(key, source)  # one per key: its first pair's source
+  return list(first.items())
+
+
+def distilled_units(config, identity: list[dict]) -> tuple[dict[str, list[str]] | None, dict | None]:
+  """({key: the teacher's translation as target units}, the distilled file's
+  record) for a run with --teacher; (None, None) without."""
+  if not config.teacher:
+    return None, None
+  translations, record = distilled.targets(config, identity)
+  target = configured(config)[1]
+  return {key: target.units(text)[0] for key, text in translations.items()}, record
+
+
 def prepare(config, where: Path, log) -> None:
   """Prepares `config`'s corpus into `where` (replacing what is there), atomically."""
   files = corpus_files(config)
-  method = config.split_by
-  if method == "auto":
-    method = "set" if sum(f.stat().st_size for f in files) <= SET_SPLIT_MAX_BYTES else "hash"
+  method = split_method(config)
+  identity = [file_identity(f) for f in files]
+  taught, record = distilled_units(config, identity)
   where.parent.mkdir(parents=True, exist_ok=True)
   for stale in where.parent.glob(f".{where.name}.tmp-*"):  # left by an interrupted prepare
     shutil.rmtree(stale, ignore_errors=True)
@@ -224,13 +262,14 @@ def prepare(config, where: Path, log) -> None:
   try:
     log(f"preparing {', '.join(map(str, files))} into {where} (split by {method})")
     writer = TrainWriter(tmp / "train", config.bucket_shapes)
-    evaluation, vocabs = (_set_split if method == "set" else _hash_split)(config, writer, tmp)
+    evaluation, vocabs = (_set_split if method == "set" else _hash_split)(config, writer, tmp, taught)
     for name, split in evaluation.items():
       write_split(split, tmp, name)
     for name, vocab in vocabs.items():
       vocab.save(tmp / f"{name}.json")
     manifest = {"format": FORMAT, "settings": settings(config), "split_by": method,
-                "corpus": [{"file": str(f.resolve()), **file_identity(f)} for f in files],
+                "corpus": [{"file": str(f.resolve()), **i} for f, i in zip(files, identity)],
+                **({"distilled": record} if record else {}),
                 "train": writer.close(), "eval_splits": list(evaluation),
                 "sizes": {name: split.size for name, split in evaluation.items()}}
     write_atomically(tmp / MANIFEST, json.dumps(manifest, indent=1, ensure_ascii=False))
@@ -251,11 +290,11 @@ def configured_pairs(config):
   return itertools.islice(corpus.stream_corpus(config), config.max_examples)
 
 
-def _set_split(config, writer: TrainWriter, tmp: Path) -> Prepared:
+def _set_split(config, writer: TrainWriter, tmp: Path, taught: dict | None) -> Prepared:
   """The in-memory split (`pairs.split_in_memory`), written out."""
   splits, vocabs = pairs.split_in_memory(configured_pairs(config), configured(config), config.val_fraction,
                                          config.test_fraction, config.data_seed, config.bucket_shapes,
-                                         config.bpe_size)
+                                         config.bpe_size, distilled=taught, mix=config.distill_mix)
   writer.add(splits.pop("train"), 0)
   return splits, vocabs
 
@@ -277,7 +316,7 @@ class UnitsFile:
         yield pair if self.column is None else pair[self.column]
 
 
-def _hash_split(config, writer: TrainWriter, tmp: Path) -> Prepared:
+def _hash_split(config, writer: TrainWriter, tmp: Path, taught: dict | None) -> Prepared:
   """One streaming pass: normalise, split by hash, write each split's units to
   a file; then vocabularies from the training units, then encode the
   training pairs chunk by chunk into `writer`; the evaluation splits in memory."""
@@ -294,16 +333,19 @@ def _hash_split(config, writer: TrainWriter, tmp: Path) -> Prepared:
       if normalised is None:
         continue
       name = pairs.split_by_hash(normalised.key, config.val_fraction, config.test_fraction, config.data_seed)
-      outputs[name].write(json.dumps([normalised.source, normalised.target], ensure_ascii=False) + "\n")
+      if name != "train":
+        outputs[name].write(json.dumps([normalised.source, normalised.target], ensure_ascii=False) + "\n")
       if name == "train":
-        seen.add(normalised)
-        for sample, sentence in zip(samples, (normalised.source, normalised.target)):  # reservoir sampling
-          if sample is not None:
-            if len(sample) < SUBWORD_SAMPLE:
-              sample.append(sentence)
-            elif (j := sampler.randrange(kept + 1)) < SUBWORD_SAMPLE:
-              sample[j] = sentence
-        kept += 1
+        seen.add(normalised)  # the human reference decides test-unseen
+        for trained in pairs.with_distilled([normalised], taught, config.distill_mix):
+          outputs[name].write(json.dumps([trained.source, trained.target], ensure_ascii=False) + "\n")
+          for sample, sentence in zip(samples, (trained.source, trained.target)):  # reservoir sampling
+            if sample is not None:
+              if len(sample) < SUBWORD_SAMPLE:
+                sample.append(sentence)
+              elif (j := sampler.randrange(kept + 1)) < SUBWORD_SAMPLE:
+                sample[j] = sentence
+          kept += 1
       elif name == "test":
         test.append(normalised)
       else:

@@ -1,0 +1,80 @@
+"""Distilled targets: a teacher's translation of every training source
+(sequence-level knowledge distillation, Kim & Rush 2016), kept in a file that
+any student of the same teacher, corpus and split reuses.
+
+    TEACHER/distilled/ID.tsv    one line per training source: key<TAB>translation,
+                                in the order of `prepare.training_sources`
+    TEACHER/distilled/ID.json   what made it: teachers and their checkpoints, beam,
+                                sources, seconds
+
+ID fingerprints the teachers, the beam size, the corpus files and the split
+settings. Lines are appended as they are translated (ID.tsv.partial), so an
+interrupted distillation resumes where it stopped; the file is renamed into
+place when whole. The translating is the API's (`nmt_flax.api.distill`): this
+module only names, reads and writes the file.
+"""
+import hashlib
+import json
+import os
+from pathlib import Path
+
+from nmt_flax.utils.errors import UserError
+
+FOLDER = "distilled"
+# What decides the training sources (with the corpus files' content).
+SPLIT_SETTINGS = ("columns", "source_lang", "target_lang", "max_examples", "val_fraction", "test_fraction",
+                  "split_by", "data_seed")
+
+
+def location(config, corpus_identity: list[dict]) -> Path:
+  """ID.tsv in the first teacher's workdir for `config`'s teachers, beam and split
+  of the corpus whose files have `corpus_identity` (their sha256)."""
+  fingerprint = {"teachers": config.teachers, "beam": config.teacher_beam,
+                 "corpus": [f["sha256"] for f in corpus_identity],
+                 **{k: getattr(config, k) for k in SPLIT_SETTINGS}}
+  digest = hashlib.sha256(json.dumps(fingerprint, sort_keys=True).encode()).hexdigest()[:16]
+  return Path(config.teachers[0]) / FOLDER / f"{digest}.tsv"
+
+
+def partial(path: Path) -> Path:
+  return path.with_name(path.name + ".partial")
+
+
+def read_lines(path: Path) -> list[tuple[str, str]]:
+  """The complete (key, translation) lines of a distilled file (or a partial one)."""
+  text = path.read_text(encoding="utf-8")
+  lines = text.split("\n")[:-1]  # the last element: '' after a complete line, else a cut one
+  return [tuple(line.split("\t", 1)) for line in lines]
+
+
+def resume(path: Path) -> list[tuple[str, str]]:
+  """The complete lines of the partial file `path`, cutting off a line an
+  interruption left half written, so appending continues after them."""
+  if not path.is_file():
+    return []
+  data = path.read_bytes()
+  whole = data[:data.rfind(b"\n") + 1]
+  if len(whole) != len(data):
+    with path.open("r+b") as f:
+      f.truncate(len(whole))
+  return read_lines(path)
+
+
+def append(path: Path, lines: list[tuple[str, str]]) -> None:
+  """Appends complete lines to the partial file `path` and syncs them to disk."""
+  with path.open("a", encoding="utf-8") as f:
+    f.write("".join(f"{key}\t{translation}\n" for key, translation in lines))
+    f.flush()
+    os.fsync(f.fileno())
+
+
+def targets(config, corpus_identity: list[dict]) -> tuple[dict[str, str], dict]:
+  """({key: teacher translation}, the file's record) for `config`'s teachers;
+  a UserError when they have not been distilled yet."""
+  path = location(config, corpus_identity)
+  if not path.is_file():
+    raise UserError(f"no distilled targets of {', '.join(config.teachers)} for this corpus and split "
+                    f"({path} is missing): train with train.py --teacher, which makes them, or call "
+                    "nmt_flax.api.distill.ensure(config)", option="teacher")
+  record = json.loads(path.with_suffix(".json").read_text(encoding="utf-8"))
+  return dict(read_lines(path)), {**record, "file": str(path)}
