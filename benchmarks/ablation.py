@@ -27,6 +27,7 @@ the raw parameters of a run trained with --ema), or several `--workdir` as one
 ensemble; `train_s` is then the sum of the runs' training times.
 """
 import argparse
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -63,7 +64,7 @@ def main(argv=None) -> None:
     subprocess.run([sys.executable, str(ROOT / "train.py"), "--workdir", args.workdir[0], *flags], check=True)
     record = {"name": args.name, "command": " ".join(["python train.py", "--workdir", args.workdir[0], *flags]),
               "train_s": round(train_seconds(args.workdir[0]), 1), **provenance(),
-              "curve": curve(Path(args.workdir[0]) / "metrics.jsonl")}
+              "curve": curve(Path(args.workdir[0]) / "metrics.jsonl"), **distillation(args.workdir[0])}
   if args.curve_only:
     finish(record, args.results)
     return
@@ -98,6 +99,19 @@ def train_seconds(workdir: str) -> float:
   from nmt_flax.training.progress import read_metrics
   from nmt_flax.utils.migrations import seconds_trained
   return seconds_trained(read_metrics(Path(workdir) / "metrics.jsonl"))
+
+
+def distillation(workdir: str) -> dict:
+  """A student's distillation (its prepared data's record): the teachers, their
+  beam and the seconds their translating took (apart from train_s); {} for a run without."""
+  manifest = Path(workdir) / "prepared" / "manifest.json"
+  record = json.loads(manifest.read_text(encoding="utf-8")).get("distilled") if manifest.is_file() else None
+  if not record:
+    return {}
+  teachers = [{"workdir": t["workdir"], "step": t["step"], "train_s": round(train_seconds(t["workdir"]), 1)}
+              for t in record["teachers"]]
+  return {"distillation": {"teachers": teachers, "beam": record["beam"], "sources": record["sources"],
+                           "seconds": record["seconds"], "resumed_after": record["resumed_after"]}}
 
 
 CURVE_KEYS = ("epoch", "step", "elapsed_seconds", "train_seconds", "train_loss", "val_loss", "bleu", "accuracy",

@@ -31,3 +31,18 @@ def test_ablation_times_a_run_over_all_its_sittings(tmp_path):
     (workdir / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
   assert ablation.train_seconds(str(old)) == 110.0
   assert ablation.train_seconds(str(new)) == 106.5
+
+
+def test_ablation_reports_a_students_teachers_and_their_translating_time_apart(tmp_path):
+  ablation = script("ablation")
+  teacher, student = tmp_path / "teacher", tmp_path / "student"
+  teacher.mkdir()
+  (teacher / "metrics.jsonl").write_text(json.dumps({"epoch": 1, "train_seconds": 600.0}) + "\n")
+  (student / "prepared").mkdir(parents=True)
+  assert ablation.distillation(str(student)) == {}  # no prepared manifest: no distillation
+  (student / "prepared" / "manifest.json").write_text(json.dumps({"distilled": {
+      "teachers": [{"workdir": str(teacher), "step": 7}], "beam": 5, "sources": 100, "seconds": 42.5,
+      "resumed_after": 0}}))
+  assert ablation.distillation(str(student)) == {"distillation": {
+      "teachers": [{"workdir": str(teacher), "step": 7, "train_s": 600.0}], "beam": 5, "sources": 100,
+      "seconds": 42.5, "resumed_after": 0}}
