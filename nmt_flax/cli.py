@@ -102,6 +102,9 @@ def eval_parser() -> argparse.ArgumentParser:
   search.add_argument("--n-best", type=int, default=defaults.n_best,
                       help="this many best hypotheses (<= --beam-size; --input needs --format jsonl), "
                       "or samples with --sampling")
+  search.add_argument("--mbr", choices=("chrf", "bleu"), default=None,
+                      help="minimum Bayes risk: of the --n-best hypotheses (beam or --sampling), take the one "
+                      "with the highest mean sentence chrF (or BLEU) against the others")
   sampling = p.add_argument_group("sampling: draw outputs from the model's distribution")
   sampling.add_argument("--sampling", action="store_true",
                         help="sample each token instead of searching (with --beam-size 1); "
@@ -170,7 +173,7 @@ def _translate_texts(model: api.Translator, args, decoding: dict) -> None:
 
 def _translate_input(model: api.Translator, args, decoding: dict) -> None:
   """--input: a file or stdin, line by line, in order; a prompt on a terminal."""
-  if (args.alignment or args.n_best > 1) and args.format != "jsonl":
+  if (args.alignment or (args.n_best > 1 and not args.mbr)) and args.format != "jsonl":
     raise UserError(f"--{'alignment' if args.alignment else 'n-best'}: with --input needs --format jsonl")
   interactive = args.input == "-" and sys.stdin.isatty()
   lines = corpus.stream_lines(args.input)
@@ -242,7 +245,7 @@ def _score_translations(model: api.Translator, args, decoding: dict) -> None:
   """No mode flag: BLEU, chrF and TER of a held-out split or a given corpus."""
   given = _pairs_given(args)
   split = model.split(args.split or "val", given)
-  scores = model.evaluate(split, **decoding)
+  scores = model.evaluate(split, **decoding, n_best=args.n_best)
   scored = " + ".join(given) if isinstance(given, tuple) else given or f"{args.split or 'val'} split"
   print(f"{scores['num_sentences']} sentences ({scored}), {scores['decoder']} decoding, "
         f"{program.checkpoint_text(model)}")
@@ -304,7 +307,7 @@ class Mode:
     return _flag(self.chosen_by) if self.chosen_by else "scoring a split or a file"
 
 
-_DECODING = ("beam_size", "alpha", "sampling", "temperature", "top_k", "top_p", "seed")
+_DECODING = ("beam_size", "alpha", "sampling", "temperature", "top_k", "top_p", "seed", "mbr")
 _CORPUS = ("data", "source", "target")
 MODES = (
     Mode("translate", api.Translator,
@@ -312,7 +315,8 @@ MODES = (
     Mode("input", api.Translator,
          frozenset({"prefix_column", "format", "alignment", "output", "n_best", *_DECODING}), _translate_input),
     Mode("score", api.Translator, frozenset({*_CORPUS, "output"}), _score_pairs),
-    Mode(None, api.Translator, frozenset({*_CORPUS, "split", "output_json", *_DECODING}), _score_translations),
+    Mode(None, api.Translator, frozenset({*_CORPUS, "split", "output_json", "n_best", *_DECODING}),
+         _score_translations),
     Mode("review", api.Classifier, frozenset({"attention_html", "no_color"}), _classify),
     Mode(None, api.Classifier, frozenset({"data", "split", "output_json", "show", "attention_html", "no_color"}),
          _classify),

@@ -34,6 +34,7 @@ import json
 import socket
 import sys
 import time
+import typing
 from importlib import resources
 from pathlib import Path
 
@@ -185,6 +186,7 @@ def create_app(models: list, max_texts: int = 64, max_chars: int = 2000, batch_w
     beam_size: pydantic.conint(ge=1, le=max_beam) = 1
     n_best: pydantic.conint(ge=1, le=max_beam) = 1
     alpha: pydantic.confloat(ge=0, le=10) = 0.6
+    mbr: typing.Literal["chrf", "bleu"] | None = None  # rerank the n_best by minimum Bayes risk
     prefixes: list[pydantic.constr(max_length=max_chars) | None] | None = None  # per text, or None
     heads: bool = False  # also every head of every layer (the page's layer and head picker)
 
@@ -271,7 +273,7 @@ def create_app(models: list, max_texts: int = 64, max_chars: int = 2000, batch_w
       short = request.beam_size == 1 and longest < translator.config.bucket_shapes[-1][0]
       results = await batchers["translate" if short else "translate_long"].submit(
           list(zip(request.texts, prefixes)), beam_size=request.beam_size, n_best=request.n_best,
-          alpha=request.alpha)
+          alpha=request.alpha, mbr=request.mbr)
       found = [translation_json(t, h) for t, h in zip(request.texts, results)]
       if request.heads:  # teacher-forced on each best output, off the event loop
         heads = await asyncio.get_running_loop().run_in_executor(

@@ -11,6 +11,7 @@ from nmt_flax.api.results import Hypothesis, PairScore, TranslatedLine, block_di
 from nmt_flax.data.batching import pad
 from nmt_flax.decoding.options import DecodeOptions
 from nmt_flax.decoding.shapes import DecodeShapes
+from nmt_flax.tasks import metrics
 from nmt_flax.text import subwords
 from nmt_flax.text.normalise import check_unicode, is_han
 from nmt_flax.text.sentences import split_sentences
@@ -48,8 +49,9 @@ class Translator(LoadedModel):
     """Translations of free text in the source language, greedy (beam_size 1) or beam search. A
     text of several sentences is translated sentence by sentence and joined
     (`join`), as `translate_lines` and eval.py treat a line. `prefixes`: per
-    text, target-language text its translation must start with (or None)."""
-    return [best[0] for best in self.nbest(texts, prefixes, **{**decoding, "n_best": 1})]
+    text, target-language text its translation must start with (or None).
+    With `mbr`, the minimum Bayes risk choice among `n_best` candidates."""
+    return [best[0] for best in self.nbest(texts, prefixes, **{"n_best": 1, **decoding})]
 
   def nbest(self, texts: list[str], prefixes: list[str | None] | None = None,
             **decoding) -> list[list[Hypothesis]]:
@@ -169,6 +171,10 @@ class Translator(LoadedModel):
               attention=weights[row, n, :len(words) + ended, :len(chars) + 1],
               unknown=unknown, truncated=truncated, score=float(scores[row, n]), ended=ended,
               warning=warning))
+    if options.mbr:  # the consensus of the candidates first
+      tokenize = self.task.target_side.bleu_tokenizer
+      results = [[found[k] for k in metrics.mbr_order([h.text for h in found], options.mbr, tokenize)]
+                 for found in results]
     return results
 
   def _chunks(self, shapes: list, output_len, beam_size: int = 1) -> Iterator[tuple]:

@@ -3,6 +3,8 @@ import dataclasses
 
 from nmt_flax.utils.errors import UserError
 
+MBR_UTILITIES = (None, "chrf", "bleu")  # None: no reranking
+
 
 @dataclasses.dataclass(frozen=True)
 class DecodeOptions:
@@ -19,6 +21,11 @@ class DecodeOptions:
   probability reaches `top_p` (nucleus sampling; 1: all); `n_best` samples per
   sentence, drawn with `seed`, come back highest-scoring first (scores: the
   model's log-probabilities, untempered).
+
+  mbr (chrf or bleu): minimum Bayes risk reranking of those n_best hypotheses
+  (beam n-best or samples): each ranked by its mean sentence-level `mbr`
+  score against the others as references (`nmt_flax.tasks.metrics.mbr_order`),
+  so the first is the consensus translation; needs n_best of at least 2.
   """
   beam_size: int = 1
   alpha: float = 0.6
@@ -29,6 +36,7 @@ class DecodeOptions:
   top_k: int = 0
   top_p: float = 1.0
   seed: int = 0
+  mbr: str | None = None
 
   def __post_init__(self):
     if not isinstance(self.beam_size, int) or self.beam_size < 1:
@@ -52,6 +60,11 @@ class DecodeOptions:
       raise UserError(f"{self.top_p!r}: must be in (0, 1]", option="top_p")
     if not isinstance(self.seed, int):
       raise UserError(f"{self.seed!r}: must be an integer", option="seed")
+    if self.mbr not in MBR_UTILITIES:
+      raise UserError(f"{self.mbr!r}: expected one of {', '.join(map(str, MBR_UTILITIES))}", option="mbr")
+    if self.mbr and self.n_best < 2:
+      raise UserError(f"{self.n_best}: minimum Bayes risk chooses among candidates: give n_best of at least 2 "
+                      "(the beam's best, or samples)", option="n_best")
 
   @property
   def hypotheses(self) -> int:
@@ -61,6 +74,8 @@ class DecodeOptions:
   @property
   def name(self) -> str:
     if self.sampling:
-      return (f"sampling {self.n_best} (temperature {self.temperature}, top-k {self.top_k}, "
-              f"top-p {self.top_p}, seed {self.seed})")
-    return "greedy" if self.beam_size == 1 else f"beam {self.beam_size}, alpha {self.alpha}"
+      search = (f"sampling {self.n_best} (temperature {self.temperature}, top-k {self.top_k}, "
+                f"top-p {self.top_p}, seed {self.seed})")
+    else:
+      search = "greedy" if self.beam_size == 1 else f"beam {self.beam_size}, alpha {self.alpha}"
+    return search + (f", MBR {self.mbr} over {self.n_best}" if self.mbr else "")

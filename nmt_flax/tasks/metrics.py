@@ -33,6 +33,29 @@ def translation_scores(hypotheses: list[str], references: list[str], tokenize: s
   }
 
 
+def mbr_order(candidates: list[str], utility: str = "chrf", tokenize: str = "13a") -> list[int]:
+  """Minimum Bayes risk (Kumar & Byrne 2004; Müller & Sennrich 2021): the
+  indices of `candidates`, highest expected utility first, where a candidate's
+  expected utility is its mean sentence chrF (or BLEU, `tokenize` as the corpus
+  BLEU's) with each *other* candidate as the reference: the candidates stand
+  for samples of the model's distribution. Equal texts are scored once and
+  weighted by their count; ties keep the given order; one candidate: [0]."""
+  if len(candidates) < 2:
+    return list(range(len(candidates)))
+  import sacrebleu
+  metric = (sacrebleu.metrics.CHRF(lowercase=True) if utility == "chrf" else
+            sacrebleu.metrics.BLEU(lowercase=True, force=True, tokenize=tokenize, effective_order=True))
+  texts = [c.replace(UNK, UNK_IN_SCORING) for c in candidates]
+  counts: dict[str, int] = {}
+  for text in texts:
+    counts[text] = counts.get(text, 0) + 1
+  expected = {}
+  for text in counts:  # against every candidate but itself (once)
+    scores = {ref: metric.sentence_score(text, [ref]).score for ref in counts}
+    expected[text] = (sum(counts[ref] * score for ref, score in scores.items()) - scores[text]) / (len(texts) - 1)
+  return sorted(range(len(texts)), key=lambda i: -expected[texts[i]])
+
+
 def classification_scores(labels: np.ndarray, predictions: np.ndarray) -> dict:
   """Accuracy, precision, recall, F1 (positive class = 1) and the confusion matrix."""
   from sklearn import metrics

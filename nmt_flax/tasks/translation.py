@@ -232,14 +232,18 @@ class Translation(Task):
   def decode_split(self, params, split: Split,
                    options: DecodeOptions = DecodeOptions()) -> list[list[str]]:
     """Best translation (target units: words or characters) of every example of
-    `split`, in the split's order."""
+    `split`, in the split's order: the search's best, or with `options.mbr` the
+    minimum Bayes risk choice among its n_best (`metrics.mbr_order`)."""
     hypotheses: list[list[str]] = [[] for _ in split.extras["references"]]
     tgt_vocab, target = self.vocabs["tgt_vocab"], self.target_side
     for batch in self.batches(split):
       tokens, _, _ = self.translate_batch(params, self.on_devices({"src": batch["src"]})["src"], options)
       tokens = self.fetch(tokens)
       for row in np.flatnonzero(batch["weight"]):
-        hypotheses[batch["example"][row]] = target.units_of(tgt_vocab.decode(tokens[row, 0]))
+        candidates = [target.units_of(tgt_vocab.decode(t)) for t in tokens[row, :options.n_best if options.mbr else 1]]
+        best = metrics.mbr_order([target.join(c) for c in candidates], options.mbr, target.bleu_tokenizer)[0] \
+            if options.mbr else 0
+        hypotheses[batch["example"][row]] = candidates[best]
     return hypotheses
 
   def samples(self, params, split: Split, count: int) -> list[dict]:

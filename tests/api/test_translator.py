@@ -407,3 +407,19 @@ def test_an_ensemble_of_a_model_with_itself_is_the_model(translator, nmt_workdir
     Ensemble([translator.task, other], ["a", "b"])
   with pytest.raises(UserError, match="holds a sentiment model; ensembles are of translation models"):
     nmt_flax.load([nmt_workdir, sentiment_workdir])
+
+
+def test_mbr_reorders_the_candidates_by_expected_utility_in_translate_nbest_and_evaluate(translator):
+  from nmt_flax.tasks.metrics import mbr_order
+  texts = ["我有一隻貓。", "她喜歡茶。你好。"]
+  plain = translator.nbest(texts, beam_size=4, n_best=4)
+  reranked = translator.nbest(texts, beam_size=4, n_best=4, mbr="chrf")
+  for one_sentence, candidates, chosen in zip(texts, plain, reranked):
+    if len(split_sentences(one_sentence)) == 1:  # a paragraph joins each sentence's own choice
+      assert [h.text for h in chosen] == [candidates[i].text for i in mbr_order([h.text for h in candidates])]
+  assert [h.text for h in translator.translate(texts, beam_size=4, n_best=4, mbr="chrf")] == \
+      [found[0].text for found in reranked]
+  scores = translator.evaluate(translator.split("val"), beam_size=3, n_best=3, mbr="bleu")
+  assert scores["decoder"] == "beam 3, alpha 0.6, MBR bleu over 3"
+  with pytest.raises(UserError, match="^n_best 1: minimum Bayes risk chooses among candidates"):
+    translator.translate(texts, mbr="chrf")

@@ -239,3 +239,14 @@ def test_each_eval_flag_is_read_by_a_mode_and_refused_by_every_other(nmt_workdir
   one_error_line(capsys, "--input: not with --score (one mode a run)")
   assert evaluate_with(models[nmt_flax.Translator], "--review", "good") == 2
   one_error_line(capsys, "--review: goes with a sentiment model; this workdir holds a translation model")
+
+
+def test_eval_py_reranks_by_minimum_bayes_risk_as_the_api_does(nmt_workdir, tmp_path, capsys):
+  model = nmt_flax.load(nmt_workdir)
+  out = tmp_path / "mbr.json"
+  assert evaluate_with(model, "--beam-size", "3", "--n-best", "3", "--mbr", "chrf", "--output-json", out) == 0
+  assert json.loads(out.read_text())["bleu"] == model.evaluate(model.split("val"), beam_size=3, n_best=3,
+                                                               mbr="chrf")["bleu"]
+  assert "beam 3, alpha 0.6, MBR chrf over 3 decoding" in capsys.readouterr().out
+  assert evaluate_with(model, "--translate", "我有一隻貓。", "--mbr", "chrf") == 2
+  one_error_line(capsys, "--n-best 1: minimum Bayes risk chooses among candidates")

@@ -58,6 +58,10 @@ def test_health_translate_and_classify_answer_what_the_api_answers(client, model
     assert got["source_tokens"] == hyps[0].source + ["<end>"]  # a paragraph: both sentences
     assert np.asarray(got["attention"]).shape == (len(got["target_tokens"]), len(got["source_tokens"]))
     assert got["source_tokens"][-1] == got["target_tokens"][-1] == "<end>"
+  reranked = client.post("/translate", json={"texts": texts, "beam_size": 2, "n_best": 2, "mbr": "chrf"}).json()
+  assert [got["nbest"] for got in reranked["translations"]] == \
+      [[{"translation": h.text, "score": h.score} for h in hyps]
+       for hyps in translator.nbest(texts, beam_size=2, n_best=2, mbr="chrf")]
   led = client.post("/translate", json={"texts": texts, "prefixes": [None, "she has"]}).json()
   assert led["translations"][1]["translation"] == translator.translate(texts, [None, "she has"])[1].text
   assert led["translations"][1]["target_tokens"][:2] == ["she", "has"]
@@ -84,6 +88,8 @@ def test_health_translate_and_classify_answer_what_the_api_answers(client, model
     ("/translate", {"texts": [3]}, 422, "texts.0"),
     ("/translate", {"texts": ["我"], "beam_size": 0}, 422, "beam_size"),
     ("/translate", {"texts": ["我"], "beam_size": 2, "n_best": 3}, 422, "n_best"),
+    ("/translate", {"texts": ["我"], "mbr": "chrf"}, 422, "n_best 1: minimum Bayes risk"),
+    ("/translate", {"texts": ["我"], "beam_size": 2, "n_best": 2, "mbr": "meteor"}, 422, "mbr"),
     ("/translate", {"texts": ["我"], "unknown": 1}, 422, "unknown"),
     ("/translate", {"texts": ["我"], "heads": "all"}, 422, "heads"),
     ("/translate", {"texts": ["我", "你"], "prefixes": ["i"]}, 422, "prefixes: 1 given for 2 texts"),
