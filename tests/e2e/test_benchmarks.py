@@ -46,3 +46,14 @@ def test_ablation_reports_a_students_teachers_and_their_translating_time_apart(t
   assert ablation.distillation(str(student)) == {"distillation": {
       "teachers": [{"workdir": str(teacher), "step": 7, "train_s": 600.0}], "beam": 5, "sources": 100,
       "seconds": 42.5, "resumed_after": 0}}
+
+
+def test_quality_by_length_puts_each_held_out_sentence_in_exactly_one_bucket(nmt_workdir):
+  import nmt_flax
+  by_length = script("by_length")
+  model = nmt_flax.load(nmt_workdir)
+  for split in ("val", "test"):
+    rows = by_length.by_length(model, split, 2)
+    assert sum(r["sentences"] for r in rows) == model.split(split).size
+    assert [r["bucket"] for r in rows] == sorted({r["bucket"] for r in rows}, key=[
+        by_length.bucket_name(*b) for b in by_length.BUCKETS].index)

@@ -1,0 +1,65 @@
+"""Where a model loses: BLEU and chrF by source length on test and test-unseen;
+prints one JSON record, appends it to --results.
+
+    python benchmarks/by_length.py --name best-cpu --workdir runs/presets/best-cpu \
+        --results benchmarks/results/by_length.jsonl
+    python benchmarks/by_length.py --name "ensemble" --workdir runs/a --workdir runs/b ...
+    python benchmarks/tables.py   # MODEL_CARD.md's table by_length
+
+Source length is counted in the model's source tokens (characters for
+Chinese), buckets 1-8, 9-12, 13-16 and 17 or more; decoding is beam search
+(`--beam-size`, default 5, length penalty 0.6) on the workdir's best checkpoint.
+Several --workdir: their ensemble.
+"""
+import argparse
+import sys
+
+from common import finish, provenance
+
+import nmt_flax
+from nmt_flax import program
+from nmt_flax.decoding.options import DecodeOptions
+from nmt_flax.tasks.metrics import translation_scores
+
+BUCKETS = ((1, 8), (9, 12), (13, 16), (17, None))  # source tokens, inclusive
+
+
+def bucket_name(low: int, high: int | None) -> str:
+  return f"{low}-{high}" if high else f"{low}+"
+
+
+def by_length(model, split_name: str, beam: int) -> list[dict]:
+  """Per length bucket of `split_name`: sentences, BLEU and chrF of the beam translations."""
+  split = model.split(split_name)
+  target = model.task.target_side
+  hypotheses = [target.join(h) for h in model.task.decode_split(model.params, split, DecodeOptions(beam_size=beam))]
+  references, sources = split.extras["references"], split.extras["sources"]
+  lengths = [len(model.task.source_tokens(s)) for s in sources]
+  rows = []
+  for low, high in BUCKETS:
+    members = [i for i, n in enumerate(lengths) if low <= n and (high is None or n <= high)]
+    if members:
+      scores = translation_scores([hypotheses[i] for i in members], [references[i] for i in members],
+                                  target.bleu_tokenizer)
+      rows.append({"bucket": bucket_name(low, high), "sentences": len(members),
+                   "bleu": round(scores["bleu"], 2), "chrf": round(scores["chrf"], 2)})
+  return rows
+
+
+def main(argv) -> None:
+  parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser.add_argument("--name", required=True, help="the row's name in the table")
+  parser.add_argument("--workdir", action="append", required=True, help="a trained run; several: their ensemble")
+  parser.add_argument("--beam-size", type=int, default=5)
+  parser.add_argument("--results", default=None, help="append the JSON record to this file")
+  args = parser.parse_args(argv)
+  program.setup_jax()
+  model = nmt_flax.load(args.workdir if len(args.workdir) > 1 else args.workdir[0])
+  record = {"name": args.name, "command": " ".join(["python benchmarks/by_length.py", *sys.argv[1:]]),
+            "beam": args.beam_size, **{split: by_length(model, split, args.beam_size)
+                                       for split in ("test", "test-unseen")}, **provenance()}
+  finish(record, args.results)
+
+
+if __name__ == "__main__":
+  sys.exit(program.run(main, sys.argv[1:]))
