@@ -12,6 +12,7 @@ Chinese), buckets 1-8, 9-12, 13-16 and 17 or more; decoding is beam search
 Several --workdir: their ensemble.
 """
 import argparse
+import shlex
 import sys
 
 from common import finish, provenance
@@ -55,7 +56,7 @@ def main(argv) -> None:
   args = parser.parse_args(argv)
   program.setup_jax()
   model = nmt_flax.load(args.workdir if len(args.workdir) > 1 else args.workdir[0])
-  record = {"name": args.name, "command": " ".join(["python benchmarks/by_length.py", *sys.argv[1:]]),
+  record = {"name": args.name, "command": shlex.join(["python", "benchmarks/by_length.py", *argv]),
             "beam": args.beam_size, **{split: by_length(model, split, args.beam_size)
                                        for split in ("test", "test-unseen")}, **provenance()}
   finish(record, args.results)

@@ -13,6 +13,7 @@ samples (temperature 1) with MBR chrF; decoded as `eval.py` decodes them
 Each setting is timed after its program compiled on the split's first batch.
 """
 import argparse
+import shlex
 import sys
 import time
 
@@ -37,8 +38,7 @@ def main(argv) -> None:
   args = parser.parse_args(argv)
   program.setup_jax()
   model = nmt_flax.load(args.workdir if len(args.workdir) > 1 else args.workdir[0])
-  record = {"name": args.name, "command": " ".join(["python benchmarks/rerank.py", "--name", repr(args.name),
-                                                     *(f"--workdir {w}" for w in args.workdir)])}
+  record = {"name": args.name, "command": shlex.join(["python", "benchmarks/rerank.py", *argv])}
   for split_name in ("test", "test-unseen"):
     split = model.split(split_name)
     model.task.mean_loss(model.params, split)  # evaluate's loss program compiled, not timed

@@ -130,6 +130,53 @@ def joeynmt() -> str:
                             f"{measured(r)}.")
 
 
+def distillation() -> str:
+  """MODEL_CARD's students beside their teachers (`ablation.py` records of
+  distillation.jsonl): each run's own training, and a student's teachers' training
+  and translating time apart, then the total behind the student."""
+  rows = ["| run | test-unseen BLEU greedy / beam 5 | test BLEU greedy / beam 5 | val BLEU (greedy) | "
+          "own training | teachers' training + translating | total | command | measured |", "|" + " --- |" * 9]
+  for r in records("distillation.jsonl"):
+    taught = r.get("distillation")
+    before = (sum(t["train_s"] for t in taught["teachers"]) + taught["seconds"]) if taught else 0.0
+    rows.append(f"| {r['name']} | {r['test-unseen_bleu_beam1']:.2f} / {r['test-unseen_bleu_beam5']:.2f} | "
+                f"{r['test_bleu_beam1']:.2f} / {r['test_bleu_beam5']:.2f} | {r['val_bleu']:.2f} | "
+                f"{duration(r['train_s'])} | "
+                + (f"{duration(before - taught['seconds'])} + {duration(taught['seconds'])} (beam "
+                   f"{taught['beam']}, {taught['sources']:,} sources)" if taught else "–")
+                + f" | {duration(r['train_s'] + before)} | `{r['command']}` | {measured(r)} |")
+  return "\n".join(rows)
+
+
+def by_length() -> str:
+  """MODEL_CARD's BLEU by source length (`by_length.py`)."""
+  runs = records("by_length.jsonl")
+  buckets = [b["bucket"] for b in runs[0]["test"]]
+  rows = ["| run | split | " + " | ".join(f"{b} characters" for b in buckets) + " |",
+          "|" + " --- |" * (len(buckets) + 2)]
+  for split in ("test-unseen", "test"):
+    sizes = {b["bucket"]: b["sentences"] for b in runs[0][split]}
+    rows.append(f"| *sentences* | {split} | " + " | ".join(f"*{sizes.get(b, 0)}*" for b in buckets) + " |")
+    for r in runs:
+      cells = {b["bucket"]: f"{b['bleu']:.1f} / {b['chrf']:.1f}" for b in r[split]}
+      rows.append(f"| {r['name']} | {split} | " + " | ".join(cells.get(b, "–") for b in buckets) + " |")
+  return "\n".join(rows) + ("\n\nBLEU / chrF, beam 5; `python benchmarks/by_length.py --name NAME --workdir DIR`; "
+                            f"measured {measured(runs[-1])}.")
+
+
+def rerank() -> str:
+  """MODEL_CARD's reranking table (`rerank.py`)."""
+  rows = ["| run | decoding | test-unseen BLEU / chrF | test BLEU / chrF | ms per sentence (test) |",
+          "|" + " --- |" * 5]
+  for r in records("rerank.jsonl"):
+    for setting in ("beam 5", "beam 5 + MBR chrF", "20 samples + MBR chrF"):
+      x = r[setting]
+      rows.append(f"| {r['name']} | {setting} | {x['test-unseen']['bleu']:.2f} / {x['test-unseen']['chrf']:.2f} | "
+                  f"{x['test']['bleu']:.2f} / {x['test']['chrf']:.2f} | {x['test']['ms_per_sentence']} |")
+  last = records("rerank.jsonl")[-1]
+  return "\n".join(rows) + f"\n\n`{last['command']}`; measured {measured(last)}."
+
+
 # NAME: (the files holding the table, its renderer)
 TABLES = {
     "presets": (["README.md", "MODEL_CARD.md"], presets),
@@ -143,6 +190,9 @@ TABLES = {
         "transformer_small_data.jsonl", with_measured=True,
         first=tuple(r for r in records("presets.jsonl") if r["name"] == "best-cpu"))),
     "joeynmt": (["BENCHMARKS.md"], joeynmt),
+    "distillation": (["MODEL_CARD.md"], distillation),
+    "by_length": (["MODEL_CARD.md"], by_length),
+    "rerank": (["MODEL_CARD.md"], rerank),
 }
 
 
