@@ -26,7 +26,10 @@ def ensure(config, log=print) -> dict:
   if path.is_file():
     log(f"distillation: reusing {path}")
     return distilled.targets(config, identity)[1]
-  teacher = api.load(config.teachers if len(config.teachers) > 1 else config.teachers[0])
+  try:
+    teacher = api.load(config.teachers if len(config.teachers) > 1 else config.teachers[0])
+  except UserError as e:  # named as the flag that gave the workdir
+    raise UserError(e.message, option="teacher") from None
   for name in ("source_lang", "target_lang"):
     if getattr(teacher.config, name) != getattr(config, name):
       raise UserError(f"{config.teacher}: translates {teacher.config.source_lang}→{teacher.config.target_lang}, "

@@ -89,7 +89,9 @@ def test_a_teacher_of_another_direction_or_task_is_refused_in_one_line(nmt_workd
   one_error_line(capsys, "--teacher", "translates zh→en, this run en→zh")
   assert train("--data", TINY_REVIEWS, "--workdir", tmp_path / "b", *SENT_FLAGS, "--teacher", nmt_workdir) == 2
   one_error_line(capsys, "--teacher", "distillation is for translation models")
-  assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+  assert train("--data", TINY_NMT, "--workdir", tmp_path / "c", *NMT_FLAGS, "--teacher", tmp_path / "none") == 2
+  one_error_line(capsys, f"--teacher {tmp_path / 'none'}: not an nmt-flax workdir")
+  assert not any((tmp_path / w).exists() for w in "abc")
 
 
 def test_a_distilled_prepared_folder_stands_for_its_teacher_alone(student):
