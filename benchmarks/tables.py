@@ -11,6 +11,7 @@ NAME is one of TABLES.
 import argparse
 import json
 import re
+import statistics
 import sys
 from pathlib import Path
 
@@ -79,6 +80,41 @@ def train_speed() -> str:
     rows.append(f"| `{r['recipe']}` | {r['model']} | {r['step_s']:.3f} s | {r['tokens_per_second']:,} | "
                 f"{r['epoch_s_estimate']} s | {r['compile_s']} s, {r['shapes']} shapes |")
   return "\n".join(rows)
+
+
+def profile_step() -> str:
+  """BENCHMARKS' step profiles (`profile_step.py`): a column per record, a row per part."""
+  rs = records("profile_step.jsonl")
+  flags = [re.sub(r" --results \S+", "", r["command"]).removeprefix("python benchmarks/profile_step.py ") for r in rs]
+  rows = ["| part | " + " | ".join(f"`{f}`" for f in flags) + " |", "|" + " --- |" * (len(rs) + 1)]
+  for i, part in enumerate(rs[0]["parts"] if rs else []):
+    cells = [r["parts"][i] for r in rs]
+    rows.append(f"| {part['part']} | " + " | ".join(
+        f"{c['ms']:.1f} ms ({c['share']:.0%}), {c['gflops'] or 0:.0f} GFLOP/s" for c in cells) + " |")
+  for label, cell in (
+      ("whole step", lambda r: f"**{r['step_ms']:.1f} ms**, {r['step_gflop']:.2f} GFLOP, "
+                               f"{r['step_gflops']:.0f} GFLOP/s of a {r['matmul_peak_gflops']:.0f} GFLOP/s "
+                               "matmul peak"),
+      ("batch (real tokens)", lambda r: f"src {r['batch']['src']}, tgt {r['batch']['tgt_in']} "
+                                        f"({r['real_token_share']:.0%} real)"),
+      ("host: one batch", lambda r: f"{r['host_batch_ms']:.1f} ms"),
+      ("compile, cold", lambda r: f"{r['compile_total_s']} s for {len(r['compile_s'])} shapes "
+                                  f"(median {statistics.median(r['compile_s']):.1f} s)"),
+      ("measured", measured)):
+    rows.append(f"| {label} | " + " | ".join(cell(r) for r in rs) + " |")
+  return "\n".join(rows)
+
+
+def runtime_ab() -> str:
+  """BENCHMARKS' XLA:CPU runtime A/B (`runtime_ab.py`), the latest record."""
+  r = records("runtime_ab.jsonl")[-1]
+  rows = ["| arm | jax | XLA_FLAGS | `best-cpu` step (median) | step speed ÷ installed jax | compile, all shapes "
+          "(cold) | greedy decoding, sentences/s | ÷ installed jax |", "|" + " --- |" * 8]
+  for name, a in r["arms"].items():
+    rows.append(f"| {name} | {a['jax']} | `{a['xla_flags'] or '–'}` | {a['median_step_s'] * 1000:.0f} ms | "
+                f"{a['step_vs_installed']:.2f}× | {a['compile_s']:.1f} s | {a['greedy_sentences_per_s']:,.0f} | "
+                f"{a['greedy_vs_installed']:.2f}× |")
+  return "\n".join(rows) + f"\n\nMedians of {r['rounds']} alternated rounds; `{r['command']}`; measured {measured(r)}."
 
 
 def data_scale() -> str:
@@ -185,6 +221,8 @@ TABLES = {
     "transformer": (["MODEL_CARD.md"], lambda: bleu_rows("transformer.jsonl")),
     "train_speed": (["BENCHMARKS.md"], train_speed),
     "data_scale": (["BENCHMARKS.md"], data_scale),
+    "profile_step": (["BENCHMARKS.md"], profile_step),
+    "runtime_ab": (["BENCHMARKS.md"], runtime_ab),
     "transformer_tuning": (["MODEL_CARD.md"], transformer_tuning),
     "transformer_small_data": (["MODEL_CARD.md"], lambda: bleu_rows(  # beside best-cpu's row of the presets
         "transformer_small_data.jsonl", with_measured=True,

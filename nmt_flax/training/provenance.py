@@ -16,14 +16,15 @@ PACKAGES = ("nmt-flax", "jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "n
 
 def git_commit(folder: Path, short: bool = False) -> str | None:
   """HEAD of the git checkout holding `folder` (abbreviated if `short`; with
-  '-dirty' if it has local changes), or None when it is not one (an installed
+  '-dirty' if it has local changes, an untracked file that git does not
+  ignore included: a new script is code the commit does not hold), or None when it is not one (an installed
   wheel) or git is missing."""
   try:
     def git(*args):
       return subprocess.run(["git", "-C", str(folder), *args], capture_output=True, text=True,
                             timeout=10, check=True).stdout.strip()
     commit = git("rev-parse", *(["--short"] if short else []), "HEAD")
-    return commit + ("-dirty" if git("status", "--porcelain", "--untracked-files=no") else "")
+    return commit + ("-dirty" if git("status", "--porcelain") else "")
   except (OSError, subprocess.SubprocessError):
     return None
 

@@ -57,3 +57,27 @@ def test_quality_by_length_puts_each_held_out_sentence_in_exactly_one_bucket(nmt
     assert sum(r["sentences"] for r in rows) == model.split(split).size
     assert [r["bucket"] for r in rows] == sorted({r["bucket"] for r in rows}, key=[
         by_length.bucket_name(*b) for b in by_length.BUCKETS].index)
+
+
+def test_the_profiles_flop_count_follows_scans_conds_and_gradients():
+  """dot_flops against 2·m·n·k counted by hand: a scan's body times its
+  length, a cond's costlier branch, and a gradient's two extra matmuls."""
+  import jax
+  import jax.numpy as jnp
+  dot_flops = script("profile_step").dot_flops
+  x, w, v = jnp.ones((8, 16)), jnp.ones((16, 16)), jnp.ones((16, 4))
+  matmul = 2 * 8 * 16 * 16
+
+  def recurrence(x, w):
+    return jax.lax.scan(lambda h, _: (jnp.tanh(h @ w), None), x, None, length=5)[0]
+
+  def either(x, w):
+    return jax.lax.cond(x[0, 0] > 0, lambda: (x @ w) @ v, lambda: x @ v)
+
+  def loss(w):
+    return jnp.sum(x @ w)
+
+  assert dot_flops(jax.make_jaxpr(recurrence)(x, w).jaxpr) == 5 * matmul
+  assert dot_flops(jax.make_jaxpr(either)(x, w).jaxpr) == matmul + 2 * 8 * 16 * 4
+  assert dot_flops(jax.make_jaxpr(jax.jit(recurrence))(x, w).jaxpr) == 5 * matmul  # through pjit
+  assert dot_flops(jax.make_jaxpr(jax.grad(loss))(w).jaxpr) == 2 * matmul  # x·w, then dW = xᵀ·ones
