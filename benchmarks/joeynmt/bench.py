@@ -223,6 +223,8 @@ def ensure_venv(workdir: Path, torch_spec: str) -> Path:
     subprocess.run([str(python), "-m", "pip", "install", "-q", torch_spec], check=True)
     # joeynmt 2.3 imports importlib_metadata without declaring it
     subprocess.run([str(python), "-m", "pip", "install", "-q", "joeynmt==2.3.0", "importlib_metadata"], check=True)
+  else:  # --torch holds for an existing venv too (pip does nothing when it is already satisfied)
+    subprocess.run([str(python), "-m", "pip", "install", "-q", torch_spec], check=True)
   return python
 
 
