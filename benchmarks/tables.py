@@ -28,6 +28,11 @@ def duration(seconds: float) -> str:
   return f"{minutes} min {seconds:02d} s" if minutes else f"{seconds} s"
 
 
+def without_results(command: str) -> str:
+  """A benchmark's command without its --results FILE (where the record went, not what was measured)."""
+  return re.sub(r" --results \S+", "", command)
+
+
 def measured(r: dict) -> str:
   return f"{r['date']}, {r['commit']}, {r['machine']}"
 
@@ -85,7 +90,7 @@ def train_speed() -> str:
 def profile_step() -> str:
   """BENCHMARKS' step profiles (`profile_step.py`): a column per record, a row per part."""
   rs = records("profile_step.jsonl")
-  flags = [re.sub(r" --results \S+", "", r["command"]).removeprefix("python benchmarks/profile_step.py ") for r in rs]
+  flags = [without_results(r["command"]).removeprefix("python benchmarks/profile_step.py ") for r in rs]
   rows = ["| part | " + " | ".join(f"`{f}`" for f in flags) + " |", "|" + " --- |" * (len(rs) + 1)]
   for i, part in enumerate(rs[0]["parts"] if rs else []):
     cells = [r["parts"][i] for r in rs]
@@ -115,6 +120,17 @@ def runtime_ab() -> str:
                 f"{a['step_vs_installed']:.2f}× | {a['compile_s']:.1f} s | {a['greedy_sentences_per_s']:,.0f} | "
                 f"{a['greedy_vs_installed']:.2f}× |")
   return "\n".join(rows) + f"\n\nMedians of {r['rounds']} alternated rounds; `{r['command']}`; measured {measured(r)}."
+
+
+def side_by_side() -> str:
+  """BENCHMARKS' ensemble members one after another or side by side (`side_by_side.py`)."""
+  rows = ["| command | alone, every core: median step | side by side, one core each: median steps | "
+          "throughput side by side ÷ one after another | measured |", "|" + " --- |" * 5]
+  for r in records("side_by_side.jsonl"):
+    rows.append(f"| `{without_results(r['command'])}` | {r['alone_median_step_s'] * 1000:.0f} ms | "
+                + ", ".join(f"{s * 1000:.0f} ms" for s in r["side_by_side_median_step_s"])
+                + f" | **{r['throughput_side_by_side_vs_one_after_another']:.2f}×** | {measured(r)} |")
+  return "\n".join(rows)
 
 
 def data_scale() -> str:
@@ -223,6 +239,7 @@ TABLES = {
     "data_scale": (["BENCHMARKS.md"], data_scale),
     "profile_step": (["BENCHMARKS.md"], profile_step),
     "runtime_ab": (["BENCHMARKS.md"], runtime_ab),
+    "side_by_side": (["BENCHMARKS.md"], side_by_side),
     "transformer_tuning": (["MODEL_CARD.md"], transformer_tuning),
     "transformer_small_data": (["MODEL_CARD.md"], lambda: bleu_rows(  # beside best-cpu's row of the presets
         "transformer_small_data.jsonl", with_measured=True,
