@@ -246,6 +246,9 @@ TABLES = {
         first=tuple(r for r in records("presets.jsonl") if r["name"] == "best-cpu"))),
     "joeynmt": (["BENCHMARKS.md"], joeynmt),
     "distillation": (["MODEL_CARD.md"], distillation),
+    "regularisers": (["MODEL_CARD.md"], lambda: bleu_rows(  # beside best-cpu's row of the presets
+        "regularisers.jsonl", with_measured=True,
+        first=tuple(r for r in records("presets.jsonl") if r["name"] == "best-cpu"))),
     "by_length": (["MODEL_CARD.md"], by_length),
     "rerank": (["MODEL_CARD.md"], rerank),
 }
