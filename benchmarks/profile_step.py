@@ -35,6 +35,7 @@ from common import finish, provenance, recipe_config
 
 from nmt_flax import program, tasks
 from nmt_flax.training.loop import create_state, make_train_step
+from nmt_flax.utils.errors import UserError
 
 PARTS = ("encoder", "decoder", "output + loss", "backward", "optimizer")
 
@@ -108,6 +109,8 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--results", default=None, help="append the JSON record to this file")
 
   config, args = recipe_config(argv, own_flags)
+  if config.task != "nmt":
+    raise UserError(f"{config.task}: profile_step.py profiles a translation recipe", option="task")
   program.setup_jax()
   task = tasks.get(config)
   split = task.load_splits()["train"]
@@ -132,11 +135,11 @@ def main(argv: list[str]) -> None:
       step.lower(state, batch).compile()
       compile_s[key] = time.perf_counter() - begun
 
-  programs = {name: jax.jit(fn) for name, fn in cumulative_programs(task).items()}
   rng = jax.random.key(0)
   params = jax.tree_util.tree_map(jnp.copy, state.params)  # the step donates (consumes) its state
-  flops = {name: dot_flops(jax.make_jaxpr(fn)(params, timed[0], rng).jaxpr)
-           for name, fn in cumulative_programs(task).items()}
+  prefixes = cumulative_programs(task)
+  flops = {name: dot_flops(jax.make_jaxpr(fn)(params, timed[0], rng).jaxpr) for name, fn in prefixes.items()}
+  programs = {name: jax.jit(fn) for name, fn in prefixes.items()}
   flops["optimizer"] = dot_flops(jax.make_jaxpr(step)(state, timed[0]).jaxpr)
   for fn in programs.values():  # compile
     jax.block_until_ready(fn(params, timed[0], rng))
@@ -180,4 +183,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-  main(sys.argv[1:])
+  sys.exit(program.run(main, sys.argv[1:]))

@@ -61,6 +61,8 @@ def main(argv=None) -> None:
   parser.add_argument("--steps", type=int, default=40, help="training steps timed per arm and round")
   parser.add_argument("--results", default=None, help="append the JSON record to this file")
   args = parser.parse_args(argv)
+  if not os.access(args.old_python, os.X_OK):
+    parser.error(f"--old-python {args.old_python}: not an executable python (the venv is made as above)")
   runs = {name: [] for name in arms(args.old_python)}
   for _ in range(args.rounds):
     for name, (python, flags) in arms(args.old_python).items():

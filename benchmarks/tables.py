@@ -78,6 +78,12 @@ def bleu_rows(name: str, with_measured: bool = False, first: tuple[dict, ...] = 
   return "\n".join(rows)
 
 
+def beside_best_cpu(name: str) -> str:
+  """`bleu_rows` of the file `name` after best-cpu's row of the presets, each row with when it was measured."""
+  best_cpu = tuple(r for r in records("presets.jsonl") if r["name"] == "best-cpu")
+  return bleu_rows(name, with_measured=True, first=best_cpu)
+
+
 def train_speed() -> str:
   rows = ["| recipe | model | step | tokens/s | epoch (estimate, no validation) | compile, all shapes |",
           "|" + " --- |" * 6]
@@ -241,14 +247,10 @@ TABLES = {
     "runtime_ab": (["BENCHMARKS.md"], runtime_ab),
     "side_by_side": (["BENCHMARKS.md"], side_by_side),
     "transformer_tuning": (["MODEL_CARD.md"], transformer_tuning),
-    "transformer_small_data": (["MODEL_CARD.md"], lambda: bleu_rows(  # beside best-cpu's row of the presets
-        "transformer_small_data.jsonl", with_measured=True,
-        first=tuple(r for r in records("presets.jsonl") if r["name"] == "best-cpu"))),
+    "transformer_small_data": (["MODEL_CARD.md"], lambda: beside_best_cpu("transformer_small_data.jsonl")),
     "joeynmt": (["BENCHMARKS.md"], joeynmt),
     "distillation": (["MODEL_CARD.md"], distillation),
-    "regularisers": (["MODEL_CARD.md"], lambda: bleu_rows(  # beside best-cpu's row of the presets
-        "regularisers.jsonl", with_measured=True,
-        first=tuple(r for r in records("presets.jsonl") if r["name"] == "best-cpu"))),
+    "regularisers": (["MODEL_CARD.md"], lambda: beside_best_cpu("regularisers.jsonl")),
     "by_length": (["MODEL_CARD.md"], by_length),
     "rerank": (["MODEL_CARD.md"], rerank),
 }

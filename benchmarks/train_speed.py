@@ -42,4 +42,4 @@ def main(argv: list[str]) -> dict:
 
 
 if __name__ == "__main__":
-  print(json.dumps(main(sys.argv[1:])))
+  sys.exit(program.run(lambda argv: print(json.dumps(main(argv))), sys.argv[1:]))

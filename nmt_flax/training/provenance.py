@@ -17,8 +17,8 @@ PACKAGES = ("nmt-flax", "jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "n
 def git_commit(folder: Path, short: bool = False) -> str | None:
   """HEAD of the git checkout holding `folder` (abbreviated if `short`; with
   '-dirty' if it has local changes, an untracked file that git does not
-  ignore included: a new script is code the commit does not hold), or None when it is not one (an installed
-  wheel) or git is missing."""
+  ignore included: a new script is code the commit does not hold), or None
+  when it is not one (an installed wheel) or git is missing."""
   try:
     def git(*args):
       return subprocess.run(["git", "-C", str(folder), *args], capture_output=True, text=True,
