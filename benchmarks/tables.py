@@ -171,21 +171,30 @@ def transformer_tuning() -> str:
 
 
 def joeynmt() -> str:
-  """BENCHMARKS' nmt-flax beside JoeyNMT (`benchmarks/joeynmt/bench.py`), the latest record."""
-  r = records("joeynmt.jsonl")[-1]
-  rows = ["| family | toolkit | training target tokens/s | greedy decoding sentences/s (mean output tokens) |",
-          "|" + " --- |" * 4]
-  for family in ("gru", "transformer"):
-    for toolkit in ("nmt-flax", "joeynmt"):
-      x = r[f"{toolkit} {family}"]
-      rows.append(f"| {family} | {toolkit} | {x['train_target_tokens_per_s']:,.0f} | "
-                  f"{x['decode_sentences_per_s']:,.1f} ({x['mean_output_tokens']:.1f}) |")
-    speedup = r[f"{family} speedup"]
-    rows.append(f"| {family} | **nmt-flax ÷ JoeyNMT** | **{speedup['train_target_tokens_per_s']:.2f}×** | "
-                f"**{speedup['decode_sentences_per_s']:.2f}×** |")
-  return "\n".join(rows) + (f"\n\nJoeyNMT {r['joeynmt'][0]} with torch {r['joeynmt'][1]}; medians of "
-                            f"{r['nmt-flax gru']['rounds']} alternating rounds; `{r['command']}`; measured "
-                            f"{measured(r)}.")
+  """BENCHMARKS' nmt-flax beside JoeyNMT (`benchmarks/joeynmt/bench.py`): every
+  record, newest first, so each machine measured keeps its figures."""
+  rows = ["| record | family | toolkit | parameters | threads | training target tokens/s | "
+          "greedy decoding sentences/s (mean output tokens) |", "|" + " --- |" * 7]
+  notes = []
+  for n, r in enumerate(reversed(records("joeynmt.jsonl")), 1):
+    when = f"[{n}]"
+    for family in ("gru", "transformer"):
+      for toolkit in ("nmt-flax", "joeynmt"):
+        x = r[f"{toolkit} {family}"]
+        rows.append(f"| {when} | {family} | {toolkit} | {x['parameters'] / 1e6:.2f} M | {x['threads']:.0f} | "
+                    if "parameters" in x else f"| {when} | {family} | {toolkit} | – | – | ")
+        rows[-1] += (f"{x['train_target_tokens_per_s']:,.0f} | "
+                     f"{x['decode_sentences_per_s']:,.1f} ({x['mean_output_tokens']:.1f}) |")
+      speedup = r[f"{family} speedup"]
+      rows.append(f"| {when} | {family} | **nmt-flax ÷ JoeyNMT** | | | "
+                  f"**{speedup['train_target_tokens_per_s']:.2f}×** | **{speedup['decode_sentences_per_s']:.2f}×** |")
+    notes.append(f"[{n}] {measured(r)}: JoeyNMT {r['joeynmt'][0]} with torch {r['joeynmt'][1]}; medians of "
+                 f"{r['nmt-flax gru']['rounds']} alternating rounds"
+                 + (f"; both pinned to CPUs {','.join(map(str, r['cores']))}" if "cores" in r else
+                    "; before the comparison was made fair (nmt-flax's GRU output tied, threads not "
+                    "pinned, every 4th test sentence decoded)")
+                 + f"; `{r['command']}`.")
+  return "\n".join(rows) + "\n\n" + "\n".join(notes)
 
 
 def distillation() -> str:

@@ -14,7 +14,11 @@ nmt-flax splits them; words unseen in training as `<unk>`), and JoeyNMT
 configs at the sizes of nmt-flax's presets:
 - gru: `best-cpu` (bi-GRU encoder of units/2 per direction, GRU decoder of
   units, Bahdanau attention, embeddings, dropout), JoeyNMT's `recurrent`
-  encoder and decoder with `attention: bahdanau`;
+  encoder and decoder with `attention: bahdanau`. JoeyNMT cannot tie its output
+  layer to embeddings narrower than the decoder, so nmt-flax's side is untied
+  too (`--tie-embeddings false`: a units x vocabulary output layer on both
+  sides); JoeyNMT's decoder still has its attention-vector layer (2·units ->
+  units) that nmt-flax's has not. The record holds both parameter counts;
 - transformer: `transformer-cpu` (pre-norm layers, width, heads,
   feed-forward, dropout, tied output), JoeyNMT's `transformer`.
 Both train Adam at the preset's rate on batches of the preset's sentences
@@ -36,9 +40,17 @@ capped at the same output length, with the model its toolkit trained in the
 first round (`--decode-updates`, long enough to end sentences as a trained
 model does; the mean output lengths are in the record), and times that
 (nmt-flax: once compiled). The figures are medians over `--rounds`.
+
+Both decoders are timed on a warmed pass (nmt-flax decodes the test split
+twice and times the second; JoeyNMT's `test` decodes the dev pairs first).
+Both toolkits run pinned to the same `--cores` (default: every core this
+process may use), JoeyNMT with that many torch threads (OMP_NUM_THREADS,
+MKL_NUM_THREADS) and XLA with its default of one thread per visible core; the
+record holds the cores and each side's thread count.
 """
 import argparse
 import json
+import os
 import re
 import statistics
 import subprocess
@@ -55,6 +67,7 @@ from common import compile_every_shape, finish, provenance, time_steps  # noqa: 
 PRESETS = {"gru": "best-cpu", "transformer": "transformer-cpu"}
 JOEY_LOG = re.compile(r"Step:\s+(\d+),.*Tokens per Sec:\s+([\d.]+)")
 JOEY_GENERATION = re.compile(r"Generation took ([\d.]+)\[sec\]")
+JOEY_PARAMS = re.compile(r"Total params: ([\d,]+)")
 LOG_EVERY = 10  # JoeyNMT's logging interval, in updates
 
 
@@ -64,11 +77,12 @@ def nmt_flax_config(family: str, data: str | None):
   token batches set aside)."""
   from nmt_flax import config as config_lib
   return config_lib.resolve("nmt", PRESETS[family], {"target_tokens": "word", "batch_tokens": 0,
+                                                     **({"tie_embeddings": False} if family == "gru" else {}),
                                                      **({"data": data} if data else {})})
 
 
 # ------------------------------------------------------------------ the data
-DECODED_EVERY = 4  # decoding is timed on every 4th test sentence (by length: all lengths)
+DECODED_EVERY = 1  # decoding is timed on every test sentence: seconds, for a stable median
 DEV_PAIRS = 64     # JoeyNMT validates once, to save its model: on this many pairs
 
 
@@ -189,22 +203,33 @@ def nmt_flax_run(family: str, warmup: int, steps: int, data: str | None, model: 
           "train_target_tokens_per_s": targets / train_s, "compile_s": compile_s,
           "decode_sentences": len(outputs), "decode_s": decode_s,
           "decode_sentences_per_s": len(outputs) / decode_s,
-          "mean_output_tokens": float(np.mean([len(o) for o in outputs])), "jax": jax.__version__}
+          "mean_output_tokens": float(np.mean([len(o) for o in outputs])), "jax": jax.__version__,
+          "parameters": sum(x.size for x in jax.tree_util.tree_leaves(state.params)),
+          "threads": len(os.sched_getaffinity(0))}
 
 
-def joey_run(python: Path, config: Path, decoder: Path, warmup: int) -> dict:
+def pinned(cores: set[int]):
+  """(environment, preexec_fn) that run a subprocess on `cores` with as many torch threads."""
+  threads = str(len(cores))
+  return {**os.environ, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}, \
+      lambda: os.sched_setaffinity(0, cores)
+
+
+def joey_run(python: Path, config: Path, decoder: Path, warmup: int, cores: set[int]) -> dict:
   """JoeyNMT in its venv: train `config` (its log's tokens/s after `warmup`
   updates), then test the model of `decoder` (its log's generation time of the
-  test split)."""
+  test split), both on `cores`."""
+  env, pin = pinned(cores)
   trained = subprocess.run([str(python), "-m", "joeynmt", "train", str(config), "--skip-test"],
-                           capture_output=True, text=True, check=False)
+                           capture_output=True, text=True, check=False, env=env, preexec_fn=pin)
   log = trained.stdout + trained.stderr
   rates = [float(r) for s, r in JOEY_LOG.findall(log) if int(s) > warmup]
-  if trained.returncode or not rates:
+  parameters = [int(n.replace(",", "")) for n in JOEY_PARAMS.findall(log)]
+  if trained.returncode or not rates or not parameters:
     raise SystemExit(f"joeynmt train {config} failed:\n{log[-3000:]}")
   out = decoder.with_suffix(".hyps")  # its run's last update validated and saved: test loads it
   tested = subprocess.run([str(python), "-m", "joeynmt", "test", str(decoder), "--output-path", str(out)],
-                          capture_output=True, text=True, check=False)
+                          capture_output=True, text=True, check=False, env=env, preexec_fn=pin)
   log = tested.stdout + tested.stderr
   generation = [float(t) for t in JOEY_GENERATION.findall(log)]  # dev, then test
   if tested.returncode or len(generation) < 2:
@@ -212,7 +237,8 @@ def joey_run(python: Path, config: Path, decoder: Path, warmup: int) -> dict:
   hypotheses = Path(f"{out}.test").read_text(encoding="utf-8").splitlines()
   return {"train_target_tokens_per_s": statistics.median(rates), "decode_sentences": len(hypotheses),
           "decode_s": generation[-1], "decode_sentences_per_s": len(hypotheses) / generation[-1],
-          "mean_output_tokens": statistics.mean(len(h.split()) for h in hypotheses)}
+          "mean_output_tokens": statistics.mean(len(h.split()) for h in hypotheses),
+          "parameters": parameters[0], "threads": int(env["OMP_NUM_THREADS"])}
 
 
 def ensure_venv(workdir: Path, torch_spec: str) -> Path:
@@ -240,6 +266,8 @@ def main(argv=None) -> None:
                       "every round decodes with those models, which end sentences as a trained one does")
   parser.add_argument("--model", default=None, help=argparse.SUPPRESS)  # nmt-flax side: params file
   parser.add_argument("--torch", default="torch==2.13.0", help="the torch JoeyNMT's venv installs")
+  parser.add_argument("--cores", default=None,
+                      help="comma-separated CPU numbers both toolkits run on (default: all this process may use)")
   parser.add_argument("--results", default=None, help="append the JSON record to this file")
   parser.add_argument("--nmt-flax-side", choices=PRESETS, help=argparse.SUPPRESS)  # one timed run
   args = parser.parse_args(argv)
@@ -250,13 +278,21 @@ def main(argv=None) -> None:
   if args.nmt_flax_side:
     print(json.dumps(nmt_flax_run(args.nmt_flax_side, args.warmup, args.steps, args.data, Path(args.model))))
     return
+  allowed = os.sched_getaffinity(0)
+  try:
+    cores = {int(c) for c in args.cores.split(",")} if args.cores else allowed
+  except ValueError:
+    parser.error(f"--cores {args.cores!r}: comma-separated CPU numbers, e.g. 0,1")
+  if not cores <= allowed:
+    parser.error(f"--cores {args.cores}: this process may use CPUs {sorted(allowed)} only")
   workdir = Path(args.workdir).absolute()
   python = ensure_venv(workdir, args.torch)
+  env, pin = pinned(cores)
   record = {"command": "python benchmarks/joeynmt/bench.py " + " ".join(argv or sys.argv[1:]),
-            **provenance(), "pairs": write_split(workdir, args.data),
+            **provenance(), "pairs": write_split(workdir, args.data), "cores": sorted(cores),
             "joeynmt": subprocess.run([str(python), "-c", "import joeynmt, torch; "
                                        "print(joeynmt.__version__, torch.__version__)"],
-                                      capture_output=True, text=True, check=True).stdout.split()}
+                                      capture_output=True, text=True, check=True, env=env).stdout.split()}
   first_steps = args.decode_updates - args.warmup
   configs = {family: [joey_config(family, workdir, args.warmup + steps, args.data, f"joey_{family}_{name}")
                       for name, steps in (("decoder", first_steps), ("speed", args.steps))] for family in PRESETS}
@@ -270,11 +306,11 @@ def main(argv=None) -> None:
       mine = subprocess.run([sys.executable, __file__, "--nmt-flax-side", family, "--warmup", str(args.warmup),
                              "--steps", str(steps), "--model", str(model)]
                             + (["--data", args.data] if args.data else []),
-                            capture_output=True, text=True, check=True)
+                            capture_output=True, text=True, check=True, preexec_fn=pin)
       runs.setdefault(f"nmt-flax {family}", []).append(json.loads(mine.stdout.splitlines()[-1]))
       decoder, speed = configs[family]
       runs.setdefault(f"joeynmt {family}", []).append(
-          joey_run(python, decoder if round_ == 0 else speed, decoder, args.warmup))
+          joey_run(python, decoder if round_ == 0 else speed, decoder, args.warmup, cores))
       print(json.dumps({k: v[-1] for k, v in runs.items() if family in k}), file=sys.stderr)
   for name, results in runs.items():
     record[name] = {k: round(statistics.median(r[k] for r in results), 2) for k in results[0]
