@@ -1,5 +1,6 @@
 """What XLA:CPU's runtime and options cost the GRU: the training step and
-greedy decoding under several (python, XLA_FLAGS) arms, alternated; prints JSON.
+greedy decoding under several (python, XLA_FLAGS, dtype) arms, alternated;
+prints JSON.
 
     python3 -m venv /tmp/jax062 && /tmp/jax062/bin/pip install "jax[cpu]==0.6.2" "flax<0.11" \
         optax orbax-checkpoint pandas scikit-learn matplotlib sacrebleu tqdm opencc pyyaml grain \
@@ -10,8 +11,14 @@ greedy decoding under several (python, XLA_FLAGS) arms, alternated; prints JSON.
 jax 0.6.2 is the last release whose `--xla_cpu_use_thunk_runtime=false` still
 selects the runtime XLA:CPU had before its thunk runtime (later releases
 ignore the flag). The arms: jax 0.6.2 with the thunk runtime (its default) and
-without, and this environment's jax as installed, alone and with
-`--xla_cpu_use_fusion_emitters=false` (the older fusion emitters). Each round
+without (with `--old-python` only), and this environment's jax as installed,
+alone and with `--xla_cpu_use_fusion_emitters=false` (the older fusion
+emitters), with each `--xla NAME=FLAGS` given, and with `--bfloat16` in
+train.py's `--dtype bfloat16` (mixed precision; its decoding is not timed).
+
+    python benchmarks/runtime_ab.py --xla "vector width 512=--xla_cpu_prefer_vector_width=512" \
+        --xla "fast math=--xla_cpu_enable_fast_math=true" --bfloat16 --results benchmarks/results/runtime_ab.jsonl
+ Each round
 runs every arm once, in order, so a slower spell of a shared machine hits all
 arms alike. Per arm: `train_speed.py --preset best-cpu` (median step, cold
 compile of every bucket shape: no persistent cache) and `bench.py --units 512
@@ -31,12 +38,14 @@ THUNKS_OFF = "--xla_cpu_use_thunk_runtime=false"
 OLD_EMITTERS = "--xla_cpu_use_fusion_emitters=false"
 
 
-def arms(old_python: str) -> dict[str, tuple[str, str]]:
-  """name -> (python, XLA_FLAGS)."""
-  return {"jax 0.6.2, thunk runtime": (old_python, ""),
-          "jax 0.6.2, thunk runtime off": (old_python, THUNKS_OFF),
-          "installed jax": (sys.executable, ""),
-          "installed jax, older fusion emitters": (sys.executable, OLD_EMITTERS)}
+def arms(old_python: str | None, xla: list[tuple[str, str]], bfloat16: bool) -> dict[str, tuple[str, str, str]]:
+  """name -> (python, XLA_FLAGS, dtype)."""
+  old = {"jax 0.6.2, thunk runtime": (old_python, "", "float32"),
+         "jax 0.6.2, thunk runtime off": (old_python, THUNKS_OFF, "float32")} if old_python else {}
+  return {**old, "installed jax": (sys.executable, "", "float32"),
+          "installed jax, older fusion emitters": (sys.executable, OLD_EMITTERS, "float32"),
+          **{f"installed jax, {name}": (sys.executable, flags, "float32") for name, flags in xla},
+          **({"installed jax, --dtype bfloat16": (sys.executable, "", "bfloat16")} if bfloat16 else {})}
 
 
 def run_json(python: str, flags: str, script: str, args: list[str]) -> dict:
@@ -46,36 +55,44 @@ def run_json(python: str, flags: str, script: str, args: list[str]) -> dict:
   return json.loads(out[out.index("{"):])
 
 
-def measure(python: str, flags: str, steps: int) -> dict:
-  speed = run_json(python, flags, "train_speed.py", ["--preset", "best-cpu", "--steps", str(steps)])
+def measure(python: str, flags: str, dtype: str, steps: int) -> dict:
+  speed = run_json(python, flags, "train_speed.py", ["--preset", "best-cpu", "--steps", str(steps),
+                                                     "--dtype", dtype])
   greedy = run_json(python, flags, "bench.py", ["--units", "512", "--skip", "padded,bucketed",
-                                                "--loop-sentences", "20"])["greedy"]
+                                                "--loop-sentences", "20"])["greedy"] if dtype == "float32" else None
   return {"jax": speed["jax"], "median_step_s": speed["median_step_s"], "compile_s": speed["compile_s"],
-          "greedy_sentences_per_s": greedy["sentences_per_s"]}
+          "greedy_sentences_per_s": greedy["sentences_per_s"] if greedy else None}
 
 
 def main(argv=None) -> None:
   parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-  parser.add_argument("--old-python", required=True, help="a python whose environment has jax 0.6.2")
+  parser.add_argument("--old-python", default=None, help="a python whose environment has jax 0.6.2")
+  parser.add_argument("--xla", action="append", default=[], metavar="NAME=FLAGS",
+                      help="an arm of the installed jax under these XLA_FLAGS (repeatable)")
+  parser.add_argument("--bfloat16", action="store_true", help="an arm training with --dtype bfloat16")
   parser.add_argument("--rounds", type=int, default=2)
   parser.add_argument("--steps", type=int, default=40, help="training steps timed per arm and round")
   parser.add_argument("--results", default=None, help="append the JSON record to this file")
   args = parser.parse_args(argv)
-  if not os.access(args.old_python, os.X_OK):
+  if args.old_python and not os.access(args.old_python, os.X_OK):
     parser.error(f"--old-python {args.old_python}: not an executable python (the venv is made as above)")
-  runs = {name: [] for name in arms(args.old_python)}
+  if bad := [a for a in args.xla if "=" not in a or not a.split("=", 1)[1].startswith("--xla_")]:
+    parser.error(f"--xla {bad[0]!r}: NAME=FLAGS, the flags XLA's own (--xla_...)")
+  chosen = arms(args.old_python, [tuple(a.split("=", 1)) for a in args.xla], args.bfloat16)
+  runs = {name: [] for name in chosen}
   for _ in range(args.rounds):
-    for name, (python, flags) in arms(args.old_python).items():
-      runs[name].append(measure(python, flags, args.steps))
+    for name, (python, flags, dtype) in chosen.items():
+      runs[name].append(measure(python, flags, dtype, args.steps))
   summary = {}
   for name, rounds in runs.items():
-    summary[name] = {"jax": rounds[0]["jax"], "xla_flags": arms(args.old_python)[name][1],
-                     **{k: round(statistics.median(r[k] for r in rounds), 4)
+    summary[name] = {"jax": rounds[0]["jax"], "xla_flags": chosen[name][1], "dtype": chosen[name][2],
+                     **{k: round(statistics.median(r[k] for r in rounds), 4) if rounds[0][k] else None
                         for k in ("median_step_s", "compile_s", "greedy_sentences_per_s")}}
   base = summary["installed jax"]
   for row in summary.values():
     row["step_vs_installed"] = round(base["median_step_s"] / row["median_step_s"], 2)
-    row["greedy_vs_installed"] = round(row["greedy_sentences_per_s"] / base["greedy_sentences_per_s"], 2)
+    row["greedy_vs_installed"] = round(row["greedy_sentences_per_s"] / base["greedy_sentences_per_s"], 2) \
+        if row["greedy_sentences_per_s"] else None
   finish({"command": "python benchmarks/runtime_ab.py " + " ".join(argv or sys.argv[1:]),
           "rounds": args.rounds, "arms": summary, "runs": runs, **provenance()}, args.results)
 
