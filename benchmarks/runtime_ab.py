@@ -28,6 +28,7 @@ Medians over rounds, and each arm's ratio to this environment's default.
 import argparse
 import json
 import os
+import shlex
 import statistics
 import subprocess
 import sys
@@ -93,7 +94,7 @@ def main(argv=None) -> None:
     row["step_vs_installed"] = round(base["median_step_s"] / row["median_step_s"], 2)
     row["greedy_vs_installed"] = round(row["greedy_sentences_per_s"] / base["greedy_sentences_per_s"], 2) \
         if row["greedy_sentences_per_s"] else None
-  finish({"command": "python benchmarks/runtime_ab.py " + " ".join(argv or sys.argv[1:]),
+  finish({"command": "python benchmarks/runtime_ab.py " + shlex.join(argv or sys.argv[1:]),
           "rounds": args.rounds, "arms": summary, "runs": runs, **provenance()}, args.results)
 
 

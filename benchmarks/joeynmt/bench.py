@@ -52,6 +52,7 @@ import argparse
 import json
 import os
 import re
+import shlex
 import statistics
 import subprocess
 import sys
@@ -288,7 +289,7 @@ def main(argv=None) -> None:
   workdir = Path(args.workdir).absolute()
   python = ensure_venv(workdir, args.torch)
   env, pin = pinned(cores)
-  record = {"command": "python benchmarks/joeynmt/bench.py " + " ".join(argv or sys.argv[1:]),
+  record = {"command": "python benchmarks/joeynmt/bench.py " + shlex.join(argv or sys.argv[1:]),
             **provenance(), "pairs": write_split(workdir, args.data), "cores": sorted(cores),
             "joeynmt": subprocess.run([str(python), "-c", "import joeynmt, torch; "
                                        "print(joeynmt.__version__, torch.__version__)"],
