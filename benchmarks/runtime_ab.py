@@ -15,15 +15,15 @@ without (with `--old-python` only), and this environment's jax as installed,
 alone and with `--xla_cpu_use_fusion_emitters=false` (the older fusion
 emitters), with each `--xla NAME=FLAGS` given, and with `--bfloat16` in
 train.py's `--dtype bfloat16` (mixed precision; its decoding is not timed).
-
-    python benchmarks/runtime_ab.py --xla "vector width 512=--xla_cpu_prefer_vector_width=512" \
-        --xla "fast math=--xla_cpu_enable_fast_math=true" --bfloat16 --results benchmarks/results/runtime_ab.jsonl
- Each round
-runs every arm once, in order, so a slower spell of a shared machine hits all
-arms alike. Per arm: `train_speed.py --preset best-cpu` (median step, cold
+Each round runs every arm once, in order, so a slower spell of a shared
+machine hits all arms alike. Per arm: `train_speed.py --preset best-cpu` (median step, cold
 compile of every bucket shape: no persistent cache) and `bench.py --units 512
 --skip padded,bucketed` (greedy decoding of the validation split, sentences/s).
 Medians over rounds, and each arm's ratio to this environment's default.
+The installed jax's options alone, without the jax 0.6.2 venv:
+
+    python benchmarks/runtime_ab.py --xla "vector width 512=--xla_cpu_prefer_vector_width=512" \
+        --xla "fast math=--xla_cpu_enable_fast_math=true" --bfloat16 --results benchmarks/results/runtime_ab.jsonl
 """
 import argparse
 import json
@@ -87,13 +87,13 @@ def main(argv=None) -> None:
   summary = {}
   for name, rounds in runs.items():
     summary[name] = {"jax": rounds[0]["jax"], "xla_flags": chosen[name][1], "dtype": chosen[name][2],
-                     **{k: round(statistics.median(r[k] for r in rounds), 4) if rounds[0][k] else None
+                     **{k: round(statistics.median(r[k] for r in rounds), 4) if rounds[0][k] is not None else None
                         for k in ("median_step_s", "compile_s", "greedy_sentences_per_s")}}
   base = summary["installed jax"]
   for row in summary.values():
     row["step_vs_installed"] = round(base["median_step_s"] / row["median_step_s"], 2)
     row["greedy_vs_installed"] = round(row["greedy_sentences_per_s"] / base["greedy_sentences_per_s"], 2) \
-        if row["greedy_sentences_per_s"] else None
+        if row["greedy_sentences_per_s"] is not None else None
   finish({"command": "python benchmarks/runtime_ab.py " + shlex.join(argv or sys.argv[1:]),
           "rounds": args.rounds, "arms": summary, "runs": runs, **provenance()}, args.results)
 

@@ -124,7 +124,7 @@ def runtime_ab() -> str:
   for n, r in enumerate(records("runtime_ab.jsonl"), 1):
     for name, a in r["arms"].items():
       greedy = (f"{a['greedy_sentences_per_s']:,.0f} | {a['greedy_vs_installed']:.2f}×"
-                if a["greedy_sentences_per_s"] else "– | –")
+                if a["greedy_sentences_per_s"] is not None else "– | –")
       rows.append(f"| [{n}] | {name} | {a['jax']} | `{a['xla_flags'] or '–'}` | {a['median_step_s'] * 1000:.0f} ms | "
                   f"{a['step_vs_installed']:.2f}× | {a['compile_s']:.1f} s | {greedy} |")
     notes.append(f"[{n}] Medians of {r['rounds']} alternated rounds; `{r['command']}`; measured {measured(r)}.")
@@ -184,10 +184,9 @@ def joeynmt() -> str:
     for family in ("gru", "transformer"):
       for toolkit in ("nmt-flax", "joeynmt"):
         x = r[f"{toolkit} {family}"]
-        rows.append(f"| {when} | {family} | {toolkit} | {x['parameters'] / 1e6:.2f} M | {x['threads']:.0f} | "
-                    if "parameters" in x else f"| {when} | {family} | {toolkit} | – | – | ")
-        rows[-1] += (f"{x['train_target_tokens_per_s']:,.0f} | "
-                     f"{x['decode_sentences_per_s']:,.1f} ({x['mean_output_tokens']:.1f}) |")
+        size = f"{x['parameters'] / 1e6:.2f} M | {x['threads']:.0f}" if "parameters" in x else "– | –"
+        rows.append(f"| {when} | {family} | {toolkit} | {size} | {x['train_target_tokens_per_s']:,.0f} | "
+                    f"{x['decode_sentences_per_s']:,.1f} ({x['mean_output_tokens']:.1f}) |")
       speedup = r[f"{family} speedup"]
       rows.append(f"| {when} | {family} | **nmt-flax ÷ JoeyNMT** | | | "
                   f"**{speedup['train_target_tokens_per_s']:.2f}×** | **{speedup['decode_sentences_per_s']:.2f}×** |")
