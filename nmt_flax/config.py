@@ -45,6 +45,9 @@ class Config:
                        "them all in memory), hash (a hash of each normalised source and the "
                        "seed: streams, fractions approximate), auto (set for a corpus of up to "
                        "32 MB, else hash)", ("auto", "set", "hash"))
+  split_on: str = _opt("source", "NMT: which side's sentences decide the split: source, or "
+                       "target for a backward model of data diversification (--back-teacher), so "
+                       "that its training pairs are exactly the forward model's", ("source", "target"))
   teacher: str | None = _opt(None, "NMT: sequence-level distillation: train on the beam-search "
                              "translations of the training sources by this trained workdir (repeat "
                              "--teacher for an ensemble; stored comma-separated), made once and kept "
@@ -199,7 +202,8 @@ class Config:
 # The options by section, as --help shows them (config.json and recipe files keep them flat).
 SECTIONS: dict[str, tuple[str, ...]] = {
     "data (both tasks)": ("data", "max_examples", "val_fraction", "test_fraction", "split_seed"),
-    "translation corpus (nmt)": ("source", "target", "columns", "prepared", "split_by", "source_lang",
+    "translation corpus (nmt)": ("source", "target", "columns", "prepared", "split_by", "split_on",
+                                 "source_lang",
                                  "target_lang", "chinese_script", "source_tokens", "target_tokens", "bpe_size",
                                  "buckets"),
     "distillation (nmt)": ("teacher", "teacher_beam", "distill_mix"),

@@ -31,9 +31,16 @@ def location(config, corpus_identity: list[dict]) -> Path:
   of the corpus whose files have `corpus_identity` (their sha256)."""
   fingerprint = {"teachers": config.teachers, "beam": config.teacher_beam,
                  "corpus": [f["sha256"] for f in corpus_identity],
-                 **{k: getattr(config, k) for k in SPLIT_SETTINGS}}
+                 **{k: getattr(config, k) for k in SPLIT_SETTINGS}, **split_on(config)}
   digest = hashlib.sha256(json.dumps(fingerprint, sort_keys=True).encode()).hexdigest()[:16]
   return Path(config.teachers[0]) / FOLDER / f"{digest}.tsv"
+
+
+def split_on(config) -> dict:
+  """{"split_on": "target"} for a run split on its target, else {}: named only
+  then, so prepared folders and distilled files made before the option keep
+  their fingerprints."""
+  return {"split_on": config.split_on} if config.split_on != "source" else {}
 
 
 def partial(path: Path) -> Path:

@@ -28,15 +28,18 @@ VOCABULARIES = ("src_vocab", "tgt_vocab")  # the vocabulary files, source side t
 
 class Normalised(NamedTuple):
   """One pair as every split method sees it."""
-  key: str                 # the source as written (NFKC, before any script conversion): what
-                           # splits, so every --chinese-script splits the same pairs
+  key: str                 # the source (or, split on the target, the target) as written (NFKC,
+                           # before any script conversion): what splits, so every
+                           # --chinese-script splits the same pairs
   source: list[str]        # source units (characters or words), in the configured script
   target: list[str]        # target units
   folded: tuple[str, ...]  # source units in simplified script: what 'test-unseen' compares
 
 
-def normalise(pair: Pair, source: Side, target: Side) -> Normalised | None:
-  """`pair` through its two sides, or None if a side has no unit left."""
+def normalise(pair: Pair, source: Side, target: Side, split_on: str = "source") -> Normalised | None:
+  """`pair` through its two sides, or None if a side has no unit left; its key
+  is the `split_on` side as written. Splitting a backward model (en→zh) on its
+  target gives it the forward model's (zh→en) split of the same corpus."""
   written = dataclasses.replace(source, script="keep").units(pair.source)[0]
   target_units = target.units(pair.target)[0]
   if not written or not target_units:
@@ -44,7 +47,9 @@ def normalise(pair: Pair, source: Side, target: Side) -> Normalised | None:
   units = written if source.script == "keep" else source.units(pair.source)[0]
   folded = units if source.script == "simplified" else \
       dataclasses.replace(source, script="simplified").units(pair.source)[0]
-  return Normalised(source.join(written), units, target_units, tuple(folded))
+  key = source.join(written) if split_on == "source" else \
+      target.join(dataclasses.replace(target, script="keep").units(pair.target)[0])
+  return Normalised(key, units, target_units, tuple(folded))
 
 
 def split_by_set(keys: list[str], val_fraction: float, test_fraction: float,
@@ -180,13 +185,13 @@ def with_distilled(train: list[Normalised], distilled: dict[str, list[str]] | No
 def split_in_memory(pairs: Iterable[Pair], sides: tuple[Side, Side], val_fraction: float, test_fraction: float,
                     seed: int, shapes: list[tuple[int, int]], bpe_size: int,
                     vocabs: dict[str, Vocabulary] | None = None, distilled: dict[str, list[str]] | None = None,
-                    mix: bool = False) -> tuple[dict[str, Split], dict[str, Vocabulary]]:
+                    mix: bool = False, split_on: str = "source") -> tuple[dict[str, Split], dict[str, Vocabulary]]:
   """The splits of `pairs` by set (`split_by_set` on the normalised keys),
   with 'test-unseen', encoded with `vocabs` (learnt from the training split
   when None): (splits, vocabularies). `sides` without subword models.
   `distilled` (key: target units) replaces the training targets (`with_distilled`);
   'test-unseen' is still decided by the human references."""
-  normalised = [n for n in (normalise(p, *sides) for p in pairs) if n]
+  normalised = [n for n in (normalise(p, *sides, split_on) for p in pairs) if n]
   indices = split_by_set([n.key for n in normalised], val_fraction, test_fraction, seed)
   rows = {name: [normalised[i] for i in indices[name]] for name in SPLITS}
   seen = SeenInTraining()

@@ -84,7 +84,7 @@ def missing_corpus(config) -> str | None:
 
 def settings(config) -> dict:
   names = SETTINGS + (DISTILL_SETTINGS if config.teacher else ())
-  return {**{k: getattr(config, k) for k in names}, "data_seed": config.data_seed}
+  return {**{k: getattr(config, k) for k in names}, "data_seed": config.data_seed, **distilled.split_on(config)}
 
 
 def file_identity(path: Path, with_hash: bool = True) -> dict:
@@ -224,7 +224,7 @@ def training_sources(config) -> list[tuple[str, str]]:
   """(key, source as written) of each training source of `config`'s corpus,
   once each, in corpus order: what a teacher translates for distillation."""
   sides, method = configured(config), split_method(config)
-  found = [(n.key, p.source) for p in configured_pairs(config) if (n := pairs.normalise(p, *sides))]
+  found = [(n.key, p.source) for p in configured_pairs(config) if (n := pairs.normalise(p, *sides, config.split_on))]
   if method == "set":
     train = pairs.split_by_set([key for key, _ in found], config.val_fraction, config.test_fraction,
                                config.data_seed)["train"]
@@ -294,7 +294,8 @@ def _set_split(config, writer: TrainWriter, tmp: Path, taught: dict | None) -> P
   """The in-memory split (`pairs.split_in_memory`), written out."""
   splits, vocabs = pairs.split_in_memory(configured_pairs(config), configured(config), config.val_fraction,
                                          config.test_fraction, config.data_seed, config.bucket_shapes,
-                                         config.bpe_size, distilled=taught, mix=config.distill_mix)
+                                         config.bpe_size, distilled=taught, mix=config.distill_mix,
+                                         split_on=config.split_on)
   writer.add(splits.pop("train"), 0)
   return splits, vocabs
 
@@ -329,7 +330,7 @@ def _hash_split(config, writer: TrainWriter, tmp: Path, taught: dict | None) -> 
   with progress_bar(None, "prepare", "pairs") as bar:
     for pair in configured_pairs(config):
       bar.update(1)
-      normalised = pairs.normalise(pair, *sides)
+      normalised = pairs.normalise(pair, *sides, config.split_on)
       if normalised is None:
         continue
       name = pairs.split_by_hash(normalised.key, config.val_fraction, config.test_fraction, config.data_seed)

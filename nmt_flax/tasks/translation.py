@@ -97,7 +97,7 @@ class Translation(Task):
 
   def normalise(self, pair: corpus.Pair) -> pairs.Normalised | None:
     """One pair as every split method sees it (`nmt_flax.data.pairs.normalise`)."""
-    return pairs.normalise(pair, *text_sides.configured(self.config))
+    return pairs.normalise(pair, *text_sides.configured(self.config), self.config.split_on)
 
   def load_splits(self) -> dict[str, Split]:
     """train/val/test by unique source sentence, and 'test-unseen'
@@ -106,7 +106,8 @@ class Translation(Task):
     config = self.config
     splits, self.vocabs = pairs.split_in_memory(
         itertools.islice(self.stream_corpus(), config.max_examples), text_sides.configured(config), config.val_fraction,
-        config.test_fraction, config.data_seed, config.bucket_shapes, config.bpe_size, self.vocabs or None)
+        config.test_fraction, config.data_seed, config.bucket_shapes, config.bpe_size, self.vocabs or None,
+        split_on=config.split_on)
     return splits
 
   def make_split(self, sources: list[list[str]], targets: list[list[str]], drop_long: bool) -> Split:
