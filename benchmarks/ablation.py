@@ -102,16 +102,19 @@ def train_seconds(workdir: str) -> float:
 
 
 def distillation(workdir: str) -> dict:
-  """A student's distillation (its prepared data's record): the teachers, their
-  beam and the seconds their translating took (apart from train_s); {} for a run without."""
+  """A student's teachers (its prepared data's records): for distillation and
+  for back-translation, the teachers, their beam and the seconds their
+  translating took (apart from train_s); {} for a run without."""
   manifest = Path(workdir) / "prepared" / "manifest.json"
-  record = json.loads(manifest.read_text(encoding="utf-8")).get("distilled") if manifest.is_file() else None
-  if not record:
-    return {}
-  teachers = [{"workdir": t["workdir"], "step": t["step"], "train_s": round(train_seconds(t["workdir"]), 1)}
-              for t in record["teachers"]]
-  return {"distillation": {"teachers": teachers, "beam": record["beam"], "sources": record["sources"],
-                           "seconds": record["seconds"], "resumed_after": record["resumed_after"]}}
+  stored = json.loads(manifest.read_text(encoding="utf-8")) if manifest.is_file() else {}
+  out = {}
+  for name, key in (("distilled", "distillation"), ("back_translated", "back_translation")):
+    if record := stored.get(name):
+      teachers = [{"workdir": t["workdir"], "step": t["step"], "train_s": round(train_seconds(t["workdir"]), 1)}
+                  for t in record["teachers"]]
+      out[key] = {"teachers": teachers, "beam": record["beam"], "sources": record["sources"],
+                  "seconds": record["seconds"], "resumed_after": record["resumed_after"]}
+  return out
 
 
 CURVE_KEYS = ("epoch", "step", "elapsed_seconds", "train_seconds", "train_loss", "val_loss", "bleu", "accuracy",

@@ -29,6 +29,8 @@ def train_main(argv) -> None:
     initialize_distributed(args.coordinator_address, args.num_processes, args.process_id)
   if config.teacher:  # the teacher's translations of the training sources, made once
     distill.ensure(config)
+  if config.back_teacher:  # the back-teacher's translations of the training targets, made once
+    distill.ensure(config, backward=True)
   final = train(config, workdir)
   print(f"done: {workdir}; evaluate with `python eval.py --workdir {workdir}`{last_validation(final)}")
 

@@ -53,7 +53,15 @@ class Config:
                              "--teacher for an ensemble; stored comma-separated), made once and kept "
                              "in the first teacher's workdir (distilled/); validation and test keep "
                              "the human references", repeatable=True)
-  teacher_beam: int = _opt(5, "NMT, with --teacher: the beam size the teacher translates with")
+  back_teacher: str | None = _opt(None, "NMT: data diversification (Nguyen et al. 2020): a trained "
+                                  "backward workdir (target→source, trained with --split-on target "
+                                  "and this run's split options, so it never saw this run's held-out "
+                                  "pairs) translates every training target with beam search; each "
+                                  "training pair joins the data a second time with that translation "
+                                  "as its source (repeat for an ensemble; kept like --teacher's)",
+                                  repeatable=True)
+  teacher_beam: int = _opt(5, "NMT, with --teacher or --back-teacher: the beam size the teachers "
+                           "translate with")
   distill_mix: bool = _opt(False, "NMT, with --teacher: train on the distilled pairs and the "
                            "original ones together (twice the pairs an epoch)")
   source_lang: str = _opt("zh", "NMT: the source language (an ISO code: zh, en, de, ...)")
@@ -174,6 +182,11 @@ class Config:
     return self.teacher.split(",") if self.teacher else []
 
   @property
+  def back_teachers(self) -> list[str]:
+    """The workdirs of --back-teacher, in order ([] without)."""
+    return self.back_teacher.split(",") if self.back_teacher else []
+
+  @property
   def model_summary(self) -> str:
     """The model in a few words, for logs."""
     if self.model == "transformer":
@@ -206,7 +219,7 @@ SECTIONS: dict[str, tuple[str, ...]] = {
                                  "source_lang",
                                  "target_lang", "chinese_script", "source_tokens", "target_tokens", "bpe_size",
                                  "buckets"),
-    "distillation (nmt)": ("teacher", "teacher_beam", "distill_mix"),
+    "distillation (nmt)": ("teacher", "back_teacher", "teacher_beam", "distill_mix"),
     "model": ("model", "embedding_dim", "units", "attention", "encoder", "dropout", "gru_layer_norm",
               "tie_embeddings"),
     "Transformer (--model transformer)": ("layers", "heads", "ff_dim", "attention_dropout", "activation_dropout",
@@ -346,7 +359,7 @@ def refuse_unused(config: Config) -> None:
            f"a {model} model would ignore it")
 
 
-PATH_OPTIONS = ("data", "source", "target", "prepared", "teacher")
+PATH_OPTIONS = ("data", "source", "target", "prepared", "teacher", "back_teacher")
 
 
 def absolute_paths(flags: dict[str, Any]) -> dict[str, Any]:
@@ -425,8 +438,9 @@ def validate(config: Config) -> None:
          f"must be positive, got {config.max_examples}")
   _check(0 < config.val_fraction < 1, "val_fraction", f"must be between 0 and 1, got {config.val_fraction}")
   _check(config.teacher_beam >= 1, "teacher_beam", f"{config.teacher_beam}: must be at least 1")
-  _check(not config.teacher or config.task == "nmt", "teacher",
-         "distillation is for translation models (--task nmt)")
+  for name in ("teacher", "back_teacher"):
+    _check(not getattr(config, name) or config.task == "nmt", name,
+           "distillation is for translation models (--task nmt)")
   _check(config.model != "transformer" or config.task == "nmt", "model",
          f"transformer: a translation model (task nmt), not {config.task}")
   _check(config.model != "transformer" or (config.units % config.heads == 0 and config.units % 2 == 0),

@@ -1,9 +1,12 @@
 """Distilled targets: a teacher's translation of every training source
 (sequence-level knowledge distillation, Kim & Rush 2016), kept in a file that
-any student of the same teacher, corpus and split reuses.
+any student of the same teacher, corpus and split reuses; and back-translated
+sources: a backward model's translation of every training target (data
+diversification, Nguyen et al. 2020), kept the same way.
 
-    TEACHER/distilled/ID.tsv    one line per training source: key<TAB>translation,
-                                in the order of `prepare.training_sources`
+    TEACHER/distilled/ID.tsv    one line per training source (backward: target):
+                                key<TAB>translation, in the order of
+                                `prepare.training_sentences`
     TEACHER/distilled/ID.json   what made it: teachers and their checkpoints, beam,
                                 sources, seconds
 
@@ -26,14 +29,26 @@ SPLIT_SETTINGS = ("columns", "source_lang", "target_lang", "max_examples", "val_
                   "split_by", "data_seed")
 
 
-def location(config, corpus_identity: list[dict]) -> Path:
-  """ID.tsv in the first teacher's workdir for `config`'s teachers, beam and split
-  of the corpus whose files have `corpus_identity` (their sha256)."""
-  fingerprint = {"teachers": config.teachers, "beam": config.teacher_beam,
+def teachers(config, backward: bool = False) -> list[str]:
+  """The workdirs of --teacher, or with `backward` of --back-teacher."""
+  return config.back_teachers if backward else config.teachers
+
+
+def option(backward: bool) -> str:
+  """The flag that names the teachers: what an error points at."""
+  return "back_teacher" if backward else "teacher"
+
+
+def location(config, corpus_identity: list[dict], backward: bool = False) -> Path:
+  """ID.tsv in the first teacher's workdir for `config`'s teachers (with
+  `backward`: its back-teachers, which translate the training targets), beam
+  and split of the corpus whose files have `corpus_identity` (their sha256)."""
+  fingerprint = {"teachers": teachers(config, backward), "beam": config.teacher_beam,
                  "corpus": [f["sha256"] for f in corpus_identity],
-                 **{k: getattr(config, k) for k in SPLIT_SETTINGS}, **split_on(config)}
+                 **{k: getattr(config, k) for k in SPLIT_SETTINGS}, **split_on(config),
+                 **({"translated": "targets"} if backward else {})}
   digest = hashlib.sha256(json.dumps(fingerprint, sort_keys=True).encode()).hexdigest()[:16]
-  return Path(config.teachers[0]) / FOLDER / f"{digest}.tsv"
+  return Path(teachers(config, backward)[0]) / FOLDER / f"{digest}.tsv"
 
 
 def split_on(config) -> dict:
@@ -75,13 +90,15 @@ def append(path: Path, lines: list[tuple[str, str]]) -> None:
     os.fsync(f.fileno())
 
 
-def targets(config, corpus_identity: list[dict]) -> tuple[dict[str, str], dict]:
-  """({key: teacher translation}, the file's record) for `config`'s teachers;
-  a UserError when they have not been distilled yet."""
-  path = location(config, corpus_identity)
+def translations(config, corpus_identity: list[dict], backward: bool = False) -> tuple[dict[str, str], dict]:
+  """({key: teacher translation}, the file's record) for `config`'s teachers
+  (`backward`: back-teachers); a UserError when they have not translated yet."""
+  path = location(config, corpus_identity, backward)
   if not path.is_file():
-    raise UserError(f"no distilled targets of {', '.join(config.teachers)} for this corpus and split "
-                    f"({path} is missing): train with train.py --teacher, which makes them, or call "
-                    "nmt_flax.api.distill.ensure(config)", option="teacher")
+    flag = "--" + option(backward).replace("_", "-")
+    raise UserError(f"no translations by {', '.join(teachers(config, backward))} for this corpus and split "
+                    f"({path} is missing): train with train.py {flag}, which makes them, or call "
+                    f"nmt_flax.api.distill.ensure(config{', backward=True' if backward else ''})",
+                    option=option(backward))
   record = json.loads(path.with_suffix(".json").read_text(encoding="utf-8"))
   return dict(read_lines(path)), {**record, "file": str(path)}

@@ -168,28 +168,45 @@ def encode(sources: list[list[str]], targets: list[list[str]], sides: tuple[Side
       "source_tokens": sum(len(s) for s in sources)})
 
 
-def with_distilled(train: list[Normalised], distilled: dict[str, list[str]] | None, mix: bool) -> list[Normalised]:
+def back_key(pair: Normalised) -> str:
+  """What a back-translation of `pair`'s target is filed under: its target units, space-joined."""
+  return " ".join(pair.target)
+
+
+def with_distilled(train: list[Normalised], distilled: dict[str, list[str]] | None, mix: bool,
+                   back: dict[str, list[str]] | None = None) -> list[Normalised]:
   """The training pairs with the teacher's translation (units) of each source
   as its target, and the originals after them when `mix`; `train` itself
-  without `distilled`. A source the teacher did not translate is an error."""
-  if distilled is None:
-    return train
-  missing = sum(n.key not in distilled for n in train)
-  if missing:
-    raise UserError(f"the distilled targets miss {missing} of {len(train)} training sources: they were "
-                    "made for another corpus or split; delete them to distil again", option="teacher")
-  taught = [n._replace(target=distilled[n.key]) for n in train if distilled[n.key]]
-  return taught + train if mix else taught + [n for n in train if not distilled[n.key]]
+  without `distilled`. With `back` (a backward model's translation of each
+  target, as source units, by `back_key`): after those, each original pair
+  again with that translation as its source (data diversification, Nguyen et
+  al. 2020). A source or target a teacher did not translate is an error."""
+  if back is not None and (missing := sum(back_key(n) not in back for n in train)):
+    raise UserError(f"the back-translations miss {missing} of {len(train)} training targets: they were "
+                    "made for another corpus or split; delete them to translate again", option="back_teacher")
+  taught = train
+  if distilled is not None:
+    missing = sum(n.key not in distilled for n in train)
+    if missing:
+      raise UserError(f"the distilled targets miss {missing} of {len(train)} training sources: they were "
+                      "made for another corpus or split; delete them to distil again", option="teacher")
+    forward = [n._replace(target=distilled[n.key]) for n in train if distilled[n.key]]
+    taught = forward + train if mix else forward + [n for n in train if not distilled[n.key]]
+  if back is None:
+    return taught
+  return taught + [n._replace(source=back[back_key(n)]) for n in train if back[back_key(n)]]
 
 
 def split_in_memory(pairs: Iterable[Pair], sides: tuple[Side, Side], val_fraction: float, test_fraction: float,
                     seed: int, shapes: list[tuple[int, int]], bpe_size: int,
                     vocabs: dict[str, Vocabulary] | None = None, distilled: dict[str, list[str]] | None = None,
-                    mix: bool = False, split_on: str = "source") -> tuple[dict[str, Split], dict[str, Vocabulary]]:
+                    mix: bool = False, split_on: str = "source",
+                    back: dict[str, list[str]] | None = None) -> tuple[dict[str, Split], dict[str, Vocabulary]]:
   """The splits of `pairs` by set (`split_by_set` on the normalised keys),
   with 'test-unseen', encoded with `vocabs` (learnt from the training split
   when None): (splits, vocabularies). `sides` without subword models.
-  `distilled` (key: target units) replaces the training targets (`with_distilled`);
+  `distilled` (key: target units) replaces the training targets and `back`
+  (target key: source units) adds back-translated pairs (`with_distilled`);
   'test-unseen' is still decided by the human references."""
   normalised = [n for n in (normalise(p, *sides, split_on) for p in pairs) if n]
   indices = split_by_set([n.key for n in normalised], val_fraction, test_fraction, seed)
@@ -198,7 +215,7 @@ def split_in_memory(pairs: Iterable[Pair], sides: tuple[Side, Side], val_fractio
   for pair in rows["train"]:
     seen.add(pair)
   rows["test-unseen"] = [rows["test"][i] for i in seen.unseen(rows["test"])]
-  rows["train"] = with_distilled(rows["train"], distilled, mix)
+  rows["train"] = with_distilled(rows["train"], distilled, mix, back)
   if vocabs is None:
     vocabs = learn_vocabularies(sides, [n.source for n in rows["train"]], [n.target for n in rows["train"]],
                                 bpe_size)

@@ -57,6 +57,7 @@ SET_SPLIT_MAX_BYTES = 32 * 2**20
 SETTINGS = ("columns", "source_lang", "target_lang", "source_tokens", "target_tokens", "chinese_script",
             "bpe_size", "max_examples", "val_fraction", "test_fraction", "buckets", "split_by")
 DISTILL_SETTINGS = ("teacher", "teacher_beam", "distill_mix")  # only a distilled folder has them
+BACK_SETTINGS = ("back_teacher", "teacher_beam")  # only a back-translated folder has them
 CHUNK = 50_000          # training pairs encoded at a time by the hash path
 SUBWORD_SAMPLE = 300_000  # sentences a SentencePiece model learns from (a uniform sample)
 COLUMNS = ("src", "tgt_in", "tgt_out", "example")
@@ -83,7 +84,7 @@ def missing_corpus(config) -> str | None:
 
 
 def settings(config) -> dict:
-  names = SETTINGS + (DISTILL_SETTINGS if config.teacher else ())
+  names = SETTINGS + (DISTILL_SETTINGS if config.teacher else ()) + (BACK_SETTINGS if config.back_teacher else ())
   return {**{k: getattr(config, k) for k in names}, "data_seed": config.data_seed, **distilled.split_on(config)}
 
 
@@ -220,32 +221,38 @@ def split_method(config) -> str:
   return "set" if sum(f.stat().st_size for f in corpus_files(config)) <= SET_SPLIT_MAX_BYTES else "hash"
 
 
-def training_sources(config) -> list[tuple[str, str]]:
-  """(key, source as written) of each training source of `config`'s corpus,
-  once each, in corpus order: what a teacher translates for distillation."""
+def training_sentences(config, backward: bool = False) -> list[tuple[str, str]]:
+  """(key, sentence as written) of each training source of `config`'s corpus,
+  once each, in corpus order: what a teacher translates for distillation.
+  `backward`: each training target by `pairs.back_key`, what a back-teacher translates."""
   sides, method = configured(config), split_method(config)
-  found = [(n.key, p.source) for p in configured_pairs(config) if (n := pairs.normalise(p, *sides, config.split_on))]
+  found = [(n.key, pairs.back_key(n) if backward else n.key, p.target if backward else p.source)
+           for p in configured_pairs(config) if (n := pairs.normalise(p, *sides, config.split_on))]
   if method == "set":
-    train = pairs.split_by_set([key for key, _ in found], config.val_fraction, config.test_fraction,
+    train = pairs.split_by_set([key for key, _, _ in found], config.val_fraction, config.test_fraction,
                                config.data_seed)["train"]
     found = [found[i] for i in train]
   else:
-    found = [(key, source) for key, source in found if pairs.split_by_hash(
-        key, config.val_fraction, config.test_fraction, config.data_seed) == "train"]
+    found = [row for row in found if pairs.split_by_hash(
+        row[0], config.val_fraction, config.test_fraction, config.data_seed) == "train"]
   first: dict[str, str] = {}
-  for key, source in found:
-    first.setdefault(key, source)  # one per key: its first pair's source
+  for _, key, sentence in found:
+    first.setdefault(key, sentence)  # one per key: its first pair's sentence
   return list(first.items())
 
 
-def distilled_units(config, identity: list[dict]) -> tuple[dict[str, list[str]] | None, dict | None]:
-  """({key: the teacher's translation as target units}, the distilled file's
-  record) for a run with --teacher; (None, None) without."""
-  if not config.teacher:
-    return None, None
-  translations, record = distilled.targets(config, identity)
-  target = configured(config)[1]
-  return {key: target.units(text)[0] for key, text in translations.items()}, record
+def taught_units(config, identity: list[dict]) -> tuple[dict | None, dict | None, dict]:
+  """What the teachers of a run made, as units: ({key: the teacher's
+  translation as target units} for --teacher, {target key: the back-teacher's
+  translation as source units} for --back-teacher (each None without), and the
+  files' records by name ('distilled', 'back_translated'))."""
+  taught, records = [None, None], {}
+  for backward, name in ((False, "distilled"), (True, "back_translated")):
+    if distilled.teachers(config, backward):
+      translations, records[name] = distilled.translations(config, identity, backward)
+      side = configured(config)[0 if backward else 1]
+      taught[backward] = {key: side.units(text)[0] for key, text in translations.items()}
+  return taught[0], taught[1], records
 
 
 def prepare(config, where: Path, log) -> None:
@@ -253,7 +260,7 @@ def prepare(config, where: Path, log) -> None:
   files = corpus_files(config)
   method = split_method(config)
   identity = [file_identity(f) for f in files]
-  taught, record = distilled_units(config, identity)
+  taught, back, records = taught_units(config, identity)
   where.parent.mkdir(parents=True, exist_ok=True)
   for stale in where.parent.glob(f".{where.name}.tmp-*"):  # left by an interrupted prepare
     shutil.rmtree(stale, ignore_errors=True)
@@ -262,14 +269,14 @@ def prepare(config, where: Path, log) -> None:
   try:
     log(f"preparing {', '.join(map(str, files))} into {where} (split by {method})")
     writer = TrainWriter(tmp / "train", config.bucket_shapes)
-    evaluation, vocabs = (_set_split if method == "set" else _hash_split)(config, writer, tmp, taught)
+    evaluation, vocabs = (_set_split if method == "set" else _hash_split)(config, writer, tmp, taught, back)
     for name, split in evaluation.items():
       write_split(split, tmp, name)
     for name, vocab in vocabs.items():
       vocab.save(tmp / f"{name}.json")
     manifest = {"format": FORMAT, "settings": settings(config), "split_by": method,
                 "corpus": [{"file": str(f.resolve()), **i} for f, i in zip(files, identity)],
-                **({"distilled": record} if record else {}),
+                **records,
                 "train": writer.close(), "eval_splits": list(evaluation),
                 "sizes": {name: split.size for name, split in evaluation.items()}}
     write_atomically(tmp / MANIFEST, json.dumps(manifest, indent=1, ensure_ascii=False))
@@ -290,12 +297,12 @@ def configured_pairs(config):
   return itertools.islice(corpus.stream_corpus(config), config.max_examples)
 
 
-def _set_split(config, writer: TrainWriter, tmp: Path, taught: dict | None) -> Prepared:
+def _set_split(config, writer: TrainWriter, tmp: Path, taught: dict | None, back: dict | None) -> Prepared:
   """The in-memory split (`pairs.split_in_memory`), written out."""
   splits, vocabs = pairs.split_in_memory(configured_pairs(config), configured(config), config.val_fraction,
                                          config.test_fraction, config.data_seed, config.bucket_shapes,
                                          config.bpe_size, distilled=taught, mix=config.distill_mix,
-                                         split_on=config.split_on)
+                                         split_on=config.split_on, back=back)
   writer.add(splits.pop("train"), 0)
   return splits, vocabs
 
@@ -317,7 +324,7 @@ class UnitsFile:
         yield pair if self.column is None else pair[self.column]
 
 
-def _hash_split(config, writer: TrainWriter, tmp: Path, taught: dict | None) -> Prepared:
+def _hash_split(config, writer: TrainWriter, tmp: Path, taught: dict | None, back: dict | None) -> Prepared:
   """One streaming pass: normalise, split by hash, write each split's units to
   a file; then vocabularies from the training units, then encode the
   training pairs chunk by chunk into `writer`; the evaluation splits in memory."""
@@ -338,7 +345,7 @@ def _hash_split(config, writer: TrainWriter, tmp: Path, taught: dict | None) -> 
         outputs[name].write(json.dumps([normalised.source, normalised.target], ensure_ascii=False) + "\n")
       if name == "train":
         seen.add(normalised)  # the human reference decides test-unseen
-        for trained in pairs.with_distilled([normalised], taught, config.distill_mix):
+        for trained in pairs.with_distilled([normalised], taught, config.distill_mix, back):
           outputs[name].write(json.dumps([trained.source, trained.target], ensure_ascii=False) + "\n")
           for sample, sentence in zip(samples, (trained.source, trained.target)):  # reservoir sampling
             if sample is not None:
