@@ -1,8 +1,10 @@
 """What the benchmark scripts share: the provenance of every record, a record
-printed and kept, train.py's flags to a config, and the one way a training
-step is timed. Scripts here import it by name (`python benchmarks/X.py` puts
-this folder on the path)."""
+printed and kept, train.py's flags to a config, the one way a training step
+is timed, and the one way matmul FLOPs are counted and the matmul peak
+measured. Scripts here import it by name (`python benchmarks/X.py` puts this
+folder on the path)."""
 import json
+import math
 import os
 import platform
 import statistics
@@ -10,6 +12,7 @@ import time
 from pathlib import Path
 
 import jax
+import jax.numpy as jnp
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -70,6 +73,49 @@ def time_steps(state, step, batches) -> tuple[object, list[float]]:
     jax.block_until_ready(metrics)
     seconds.append(time.perf_counter() - started)
   return state, seconds
+
+
+def dot_flops(jaxpr) -> float:
+  """Matmul FLOPs of a jaxpr: 2·m·n·k per dot_general, sub-jaxprs followed,
+  a scan's body counted `length` times, a cond's (or switch's) costlier
+  branch. A while loop's body counts once (its trip count is not static)."""
+  total = 0.0
+  for eqn in jaxpr.eqns:
+    name = eqn.primitive.name
+    if name == "dot_general":
+      (lhs_contract, _), (lhs_batch, _) = eqn.params["dimension_numbers"]
+      lhs, rhs = (v.aval.shape for v in eqn.invars)
+      shared = math.prod(lhs[d] for d in (*lhs_contract, *lhs_batch))
+      total += 2.0 * math.prod(lhs) * math.prod(rhs) / shared
+      continue
+    inner = [dot_flops(j) for j in sub_jaxprs(eqn.params)]
+    if name == "cond":
+      total += max(inner, default=0.0)
+    else:
+      total += sum(inner) * (eqn.params["length"] if name == "scan" else 1)
+  return total
+
+
+def sub_jaxprs(params: dict):
+  for value in params.values():
+    for item in value if isinstance(value, (tuple, list)) else (value,):
+      if hasattr(item, "eqns"):
+        yield item
+      elif hasattr(item, "jaxpr") and hasattr(item.jaxpr, "eqns"):
+        yield item.jaxpr
+
+
+def matmul_peak(size: int = 2048, repeats: int = 10) -> float:
+  """GFLOP/s of a float32 [size, size] @ [size, size] matmul, median of `repeats`."""
+  a = jnp.ones((size, size), jnp.float32)
+  matmul = jax.jit(lambda a, b: a @ b)
+  matmul(a, a).block_until_ready()
+  seconds = []
+  for _ in range(repeats):
+    started = time.perf_counter()
+    matmul(a, a).block_until_ready()
+    seconds.append(time.perf_counter() - started)
+  return 2 * size**3 / statistics.median(seconds) / 1e9
 
 
 def median(values: list[float]) -> float:

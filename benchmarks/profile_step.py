@@ -31,56 +31,13 @@ os.environ["NMT_FLAX_CACHE"] = ""  # cold compile times: no persistent cache
 
 import jax
 import jax.numpy as jnp
-from common import finish, provenance, recipe_config
+from common import dot_flops, finish, matmul_peak, provenance, recipe_config
 
 from nmt_flax import program, tasks
 from nmt_flax.training.loop import create_state, make_train_step
 from nmt_flax.utils.errors import UserError
 
 PARTS = ("encoder", "decoder", "output + loss", "backward", "optimizer")
-
-
-def dot_flops(jaxpr) -> float:
-  """Matmul FLOPs of a jaxpr: 2·m·n·k per dot_general, sub-jaxprs followed,
-  a scan's body counted `length` times, a cond's (or switch's) costlier
-  branch. A while loop's body counts once (its trip count is not static)."""
-  total = 0.0
-  for eqn in jaxpr.eqns:
-    name = eqn.primitive.name
-    if name == "dot_general":
-      (lhs_contract, _), (lhs_batch, _) = eqn.params["dimension_numbers"]
-      lhs, rhs = (v.aval.shape for v in eqn.invars)
-      shared = math.prod(lhs[d] for d in (*lhs_contract, *lhs_batch))
-      total += 2.0 * math.prod(lhs) * math.prod(rhs) / shared
-      continue
-    inner = [dot_flops(j) for j in sub_jaxprs(eqn.params)]
-    if name == "cond":
-      total += max(inner, default=0.0)
-    else:
-      total += sum(inner) * (eqn.params["length"] if name == "scan" else 1)
-  return total
-
-
-def sub_jaxprs(params: dict):
-  for value in params.values():
-    for item in value if isinstance(value, (tuple, list)) else (value,):
-      if hasattr(item, "eqns"):
-        yield item
-      elif hasattr(item, "jaxpr") and hasattr(item.jaxpr, "eqns"):
-        yield item.jaxpr
-
-
-def matmul_peak(size: int = 2048, repeats: int = 10) -> float:
-  """GFLOP/s of a float32 [size, size] @ [size, size] matmul, median of `repeats`."""
-  a = jnp.ones((size, size), jnp.float32)
-  matmul = jax.jit(lambda a, b: a @ b)
-  matmul(a, a).block_until_ready()
-  seconds = []
-  for _ in range(repeats):
-    started = time.perf_counter()
-    matmul(a, a).block_until_ready()
-    seconds.append(time.perf_counter() - started)
-  return 2 * size**3 / statistics.median(seconds) / 1e9
 
 
 def cumulative_programs(task):

@@ -199,6 +199,32 @@ def joeynmt() -> str:
   return "\n".join(rows) + "\n\n" + "\n".join(notes)
 
 
+def joeynmt_profile() -> str:
+  """BENCHMARKS' profile of the cells under 2x (`benchmarks/joeynmt/profile_cells.py`): every record."""
+  rows = ["| record | cell | toolkit | seconds | matmul GFLOP | GFLOP/s over the whole time | "
+          "self CPU time in matmul operators (profiled) | their GFLOP/s |", "|" + " --- |" * 8]
+  notes = []
+  for n, r in enumerate(reversed(records("joeynmt_profile.jsonl")), 1):
+    for name in ("gru decoding", "transformer training"):
+      c = r[name]
+      mine, theirs = c["nmt-flax"], c["joeynmt"]
+      rows.append(f"| [{n}] | {name} | nmt-flax | {mine['seconds']:.2f} | {mine['matmul_gflop']:.1f} | "
+                  f"{mine['gflops_per_s']:.0f} | – | – |")
+      rows.append(f"| [{n}] | {name} | joeynmt | {theirs['seconds']:.2f} | {theirs['matmul_gflop']:.1f} | "
+                  f"{theirs['gflops_per_s']:.0f} | {100 * theirs['matmul_share']:.0f}% | "
+                  f"{theirs['matmul_gflops_per_s']:.0f} |")
+      rows.append(f"| [{n}] | {name} | **nmt-flax ÷ JoeyNMT** | **{c['ratio']:.2f}×**; cap at PyTorch's matmul "
+                  f"rate **{c['ratio_cap']:.2f}×** | | | | |")
+    notes.append(f"[{n}] {measured(r)}: JoeyNMT {r['joeynmt'][0]} with torch {r['joeynmt'][1]}, both pinned to "
+                 f"CPUs {','.join(map(str, r['cores']))}; GRU: the whole test split "
+                 f"({r['gru decoding']['sentences']['nmt-flax']:,} sentences) decoded greedily; Transformer: "
+                 f"{r['transformer training']['updates']} training updates "
+                 f"({r['transformer training']['target_tokens']:,} target tokens); XLA's 2048×2048 float32 "
+                 f"matmul: {r['matmul_peak_gflops_per_s']:.0f} GFLOP/s; "
+                 f"`{without_results(r['command'])}`.")
+  return "\n".join(rows) + "\n\n" + "\n".join(notes)
+
+
 def distillation() -> str:
   """MODEL_CARD's students beside their teachers (`ablation.py` records of
   distillation.jsonl): each run's own training, and a student's teachers' training
@@ -206,14 +232,17 @@ def distillation() -> str:
   rows = ["| run | test-unseen BLEU greedy / beam 5 | test BLEU greedy / beam 5 | val BLEU (greedy) | "
           "own training | teachers' training + translating | total | command | measured |", "|" + " --- |" * 9]
   for r in records("distillation.jsonl"):
-    taught = r.get("distillation")
-    before = (sum(t["train_s"] for t in taught["teachers"]) + taught["seconds"]) if taught else 0.0
+    before, parts = 0.0, []
+    for key, what in (("distillation", "sources"), ("back_translation", "targets back-translated")):
+      if taught := r.get(key):
+        trained = sum(t["train_s"] for t in taught["teachers"])
+        before += trained + taught["seconds"]
+        parts.append(f"{duration(trained)} + {duration(taught['seconds'])} (beam {taught['beam']}, "
+                     f"{taught['sources']:,} {what})")
     rows.append(f"| {r['name']} | {r['test-unseen_bleu_beam1']:.2f} / {r['test-unseen_bleu_beam5']:.2f} | "
                 f"{r['test_bleu_beam1']:.2f} / {r['test_bleu_beam5']:.2f} | {r['val_bleu']:.2f} | "
-                f"{duration(r['train_s'])} | "
-                + (f"{duration(before - taught['seconds'])} + {duration(taught['seconds'])} (beam "
-                   f"{taught['beam']}, {taught['sources']:,} sources)" if taught else "–")
-                + f" | {duration(r['train_s'] + before)} | `{r['command']}` | {measured(r)} |")
+                f"{duration(r['train_s'])} | {'; '.join(parts) or '–'} | {duration(r['train_s'] + before)} | "
+                f"`{r['command']}` | {measured(r)} |")
   return "\n".join(rows)
 
 
@@ -260,6 +289,7 @@ TABLES = {
     "transformer_tuning": (["MODEL_CARD.md"], transformer_tuning),
     "transformer_small_data": (["MODEL_CARD.md"], lambda: beside_best_cpu("transformer_small_data.jsonl")),
     "joeynmt": (["BENCHMARKS.md"], joeynmt),
+    "joeynmt_profile": (["BENCHMARKS.md"], joeynmt_profile),
     "distillation": (["MODEL_CARD.md"], distillation),
     "regularisers": (["MODEL_CARD.md"], lambda: beside_best_cpu("regularisers.jsonl")),
     "by_length": (["MODEL_CARD.md"], by_length),

@@ -216,10 +216,9 @@ def pinned(cores: set[int]):
       lambda: os.sched_setaffinity(0, cores)
 
 
-def joey_run(python: Path, config: Path, decoder: Path, warmup: int, cores: set[int]) -> dict:
-  """JoeyNMT in its venv: train `config` (its log's tokens/s after `warmup`
-  updates), then test the model of `decoder` (its log's generation time of the
-  test split), both on `cores`."""
+def joey_train(python: Path, config: Path, warmup: int, cores: set[int]) -> dict:
+  """JoeyNMT in its venv trains `config` on `cores`: its log's target tokens/s
+  after `warmup` updates (median over logging intervals) and its parameter count."""
   env, pin = pinned(cores)
   trained = subprocess.run([str(python), "-m", "joeynmt", "train", str(config), "--skip-test"],
                            capture_output=True, text=True, check=False, env=env, preexec_fn=pin)
@@ -228,6 +227,15 @@ def joey_run(python: Path, config: Path, decoder: Path, warmup: int, cores: set[
   parameters = [int(n.replace(",", "")) for n in JOEY_PARAMS.findall(log)]
   if trained.returncode or not rates or not parameters:
     raise SystemExit(f"joeynmt train {config} failed:\n{log[-3000:]}")
+  return {"train_target_tokens_per_s": statistics.median(rates), "parameters": parameters[0],
+          "threads": int(env["OMP_NUM_THREADS"])}
+
+
+def joey_run(python: Path, config: Path, decoder: Path, warmup: int, cores: set[int]) -> dict:
+  """JoeyNMT in its venv: train `config` (`joey_train`), then test the model of
+  `decoder` (its log's generation time of the test split), both on `cores`."""
+  trained = joey_train(python, config, warmup, cores)
+  env, pin = pinned(cores)
   out = decoder.with_suffix(".hyps")  # its run's last update validated and saved: test loads it
   tested = subprocess.run([str(python), "-m", "joeynmt", "test", str(decoder), "--output-path", str(out)],
                           capture_output=True, text=True, check=False, env=env, preexec_fn=pin)
@@ -236,10 +244,9 @@ def joey_run(python: Path, config: Path, decoder: Path, warmup: int, cores: set[
   if tested.returncode or len(generation) < 2:
     raise SystemExit(f"joeynmt test {config} failed:\n{log[-3000:]}")
   hypotheses = Path(f"{out}.test").read_text(encoding="utf-8").splitlines()
-  return {"train_target_tokens_per_s": statistics.median(rates), "decode_sentences": len(hypotheses),
+  return {**trained, "decode_sentences": len(hypotheses),
           "decode_s": generation[-1], "decode_sentences_per_s": len(hypotheses) / generation[-1],
-          "mean_output_tokens": statistics.mean(len(h.split()) for h in hypotheses),
-          "parameters": parameters[0], "threads": int(env["OMP_NUM_THREADS"])}
+          "mean_output_tokens": statistics.mean(len(h.split()) for h in hypotheses)}
 
 
 def ensure_venv(workdir: Path, torch_spec: str) -> Path:
