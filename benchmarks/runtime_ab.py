@@ -1,6 +1,6 @@
-"""What XLA:CPU's runtime and options cost the GRU: the training step and
-greedy decoding under several (python, XLA_FLAGS, dtype) arms, alternated;
-prints JSON.
+"""What XLA:CPU's runtime and options cost a preset's training step (and the
+GRU's greedy decoding) under several (python, environment, dtype) arms,
+alternated; prints JSON.
 
     python3 -m venv /tmp/jax062 && /tmp/jax062/bin/pip install "jax[cpu]==0.6.2" "flax<0.11" \
         optax orbax-checkpoint pandas scikit-learn matplotlib sacrebleu tqdm opencc pyyaml grain \
@@ -13,12 +13,15 @@ selects the runtime XLA:CPU had before its thunk runtime (later releases
 ignore the flag). The arms: jax 0.6.2 with the thunk runtime (its default) and
 without (with `--old-python` only), and this environment's jax as installed,
 alone and with `--xla_cpu_use_fusion_emitters=false` (the older fusion
-emitters), with each `--xla NAME=FLAGS` given, and with `--bfloat16` in
+emitters), with each `--xla NAME=FLAGS` given, with each `--env
+NAME=VARIABLE=VALUE` (e.g. `JAX_DEFAULT_PRNG_IMPL=rbg`: dropout's random bits
+from XLA's generator instead of threefry), and with `--bfloat16` in
 train.py's `--dtype bfloat16` (mixed precision; its decoding is not timed).
 Each round runs every arm once, in order, so a slower spell of a shared
-machine hits all arms alike. Per arm: `train_speed.py --preset best-cpu` (median step, cold
-compile of every bucket shape: no persistent cache) and `bench.py --units 512
---skip padded,bucketed` (greedy decoding of the validation split, sentences/s).
+machine hits all arms alike. Per arm: `train_speed.py --preset PRESET` (median step, cold
+compile of every bucket shape: no persistent cache) and, for `best-cpu`,
+`bench.py --units 512 --skip padded,bucketed` (greedy decoding of the
+validation split, sentences/s).
 Medians over rounds, and each arm's ratio to this environment's default.
 The installed jax's options alone, without the jax 0.6.2 venv:
 
@@ -39,28 +42,31 @@ THUNKS_OFF = "--xla_cpu_use_thunk_runtime=false"
 OLD_EMITTERS = "--xla_cpu_use_fusion_emitters=false"
 
 
-def arms(old_python: str | None, xla: list[tuple[str, str]], bfloat16: bool) -> dict[str, tuple[str, str, str]]:
-  """name -> (python, XLA_FLAGS, dtype)."""
-  old = {"jax 0.6.2, thunk runtime": (old_python, "", "float32"),
-         "jax 0.6.2, thunk runtime off": (old_python, THUNKS_OFF, "float32")} if old_python else {}
-  return {**old, "installed jax": (sys.executable, "", "float32"),
-          "installed jax, older fusion emitters": (sys.executable, OLD_EMITTERS, "float32"),
-          **{f"installed jax, {name}": (sys.executable, flags, "float32") for name, flags in xla},
-          **({"installed jax, --dtype bfloat16": (sys.executable, "", "bfloat16")} if bfloat16 else {})}
+def arms(old_python: str | None, xla: list[tuple[str, str]], env: list[tuple[str, str, str]],
+         bfloat16: bool) -> dict[str, tuple[str, dict, str]]:
+  """name -> (python, environment variables, dtype)."""
+  old = {"jax 0.6.2, thunk runtime": (old_python, {}, "float32"),
+         "jax 0.6.2, thunk runtime off": (old_python, {"XLA_FLAGS": THUNKS_OFF}, "float32")} if old_python else {}
+  return {**old, "installed jax": (sys.executable, {}, "float32"),
+          "installed jax, older fusion emitters": (sys.executable, {"XLA_FLAGS": OLD_EMITTERS}, "float32"),
+          **{f"installed jax, {name}": (sys.executable, {"XLA_FLAGS": flags}, "float32") for name, flags in xla},
+          **{f"installed jax, {name}": (sys.executable, {variable: value}, "float32") for name, variable, value in env},
+          **({"installed jax, --dtype bfloat16": (sys.executable, {}, "bfloat16")} if bfloat16 else {})}
 
 
-def run_json(python: str, flags: str, script: str, args: list[str]) -> dict:
-  env = {**os.environ, "XLA_FLAGS": flags, "NMT_FLAX_CACHE": ""}
+def run_json(python: str, variables: dict, script: str, args: list[str]) -> dict:
+  env = {**os.environ, "XLA_FLAGS": "", **variables, "NMT_FLAX_CACHE": ""}
   out = subprocess.run([python, str(ROOT / "benchmarks" / script), *args], env=env, check=True,
                        capture_output=True, text=True, cwd=ROOT).stdout
   return json.loads(out[out.index("{"):])
 
 
-def measure(python: str, flags: str, dtype: str, steps: int) -> dict:
-  speed = run_json(python, flags, "train_speed.py", ["--preset", "best-cpu", "--steps", str(steps),
-                                                     "--dtype", dtype])
-  greedy = run_json(python, flags, "bench.py", ["--units", "512", "--skip", "padded,bucketed",
-                                                "--loop-sentences", "20"])["greedy"] if dtype == "float32" else None
+def measure(python: str, variables: dict, dtype: str, preset: str, steps: int) -> dict:
+  speed = run_json(python, variables, "train_speed.py", ["--preset", preset, "--steps", str(steps),
+                                                         "--dtype", dtype])
+  greedy = run_json(python, variables, "bench.py", ["--units", "512", "--skip", "padded,bucketed",
+                                                    "--loop-sentences", "20"])["greedy"] \
+      if dtype == "float32" and preset == "best-cpu" else None
   return {"jax": speed["jax"], "median_step_s": speed["median_step_s"], "compile_s": speed["compile_s"],
           "greedy_sentences_per_s": greedy["sentences_per_s"] if greedy else None}
 
@@ -70,7 +76,10 @@ def main(argv=None) -> None:
   parser.add_argument("--old-python", default=None, help="a python whose environment has jax 0.6.2")
   parser.add_argument("--xla", action="append", default=[], metavar="NAME=FLAGS",
                       help="an arm of the installed jax under these XLA_FLAGS (repeatable)")
+  parser.add_argument("--env", action="append", default=[], metavar="NAME=VARIABLE=VALUE",
+                      help="an arm of the installed jax with this environment variable set (repeatable)")
   parser.add_argument("--bfloat16", action="store_true", help="an arm training with --dtype bfloat16")
+  parser.add_argument("--preset", default="best-cpu", help="the preset whose training step is timed")
   parser.add_argument("--rounds", type=int, default=2)
   parser.add_argument("--steps", type=int, default=40, help="training steps timed per arm and round")
   parser.add_argument("--results", default=None, help="append the JSON record to this file")
@@ -79,14 +88,19 @@ def main(argv=None) -> None:
     parser.error(f"--old-python {args.old_python}: not an executable python (the venv is made as above)")
   if bad := [a for a in args.xla if "=" not in a or not a.split("=", 1)[1].startswith("--xla_")]:
     parser.error(f"--xla {bad[0]!r}: NAME=FLAGS, the flags XLA's own (--xla_...)")
-  chosen = arms(args.old_python, [tuple(a.split("=", 1)) for a in args.xla], args.bfloat16)
+  if bad := [a for a in args.env if a.count("=") < 2]:
+    parser.error(f"--env {bad[0]!r}: NAME=VARIABLE=VALUE, e.g. 'rbg keys=JAX_DEFAULT_PRNG_IMPL=rbg'")
+  chosen = arms(args.old_python, [tuple(a.split("=", 1)) for a in args.xla],
+                [tuple(a.split("=", 2)) for a in args.env], args.bfloat16)
   runs = {name: [] for name in chosen}
   for _ in range(args.rounds):
-    for name, (python, flags, dtype) in chosen.items():
-      runs[name].append(measure(python, flags, dtype, args.steps))
+    for name, (python, variables, dtype) in chosen.items():
+      runs[name].append(measure(python, variables, dtype, args.preset, args.steps))
   summary = {}
   for name, rounds in runs.items():
-    summary[name] = {"jax": rounds[0]["jax"], "xla_flags": chosen[name][1], "dtype": chosen[name][2],
+    variables = chosen[name][1]
+    summary[name] = {"jax": rounds[0]["jax"], "xla_flags": variables.get("XLA_FLAGS", ""),
+                     "env": {k: v for k, v in variables.items() if k != "XLA_FLAGS"}, "dtype": chosen[name][2],
                      **{k: round(statistics.median(r[k] for r in rounds), 4) if rounds[0][k] is not None else None
                         for k in ("median_step_s", "compile_s", "greedy_sentences_per_s")}}
   base = summary["installed jax"]
@@ -95,7 +109,7 @@ def main(argv=None) -> None:
     row["greedy_vs_installed"] = round(row["greedy_sentences_per_s"] / base["greedy_sentences_per_s"], 2) \
         if row["greedy_sentences_per_s"] is not None else None
   finish({"command": "python benchmarks/runtime_ab.py " + shlex.join(argv or sys.argv[1:]),
-          "rounds": args.rounds, "arms": summary, "runs": runs, **provenance()}, args.results)
+          "preset": args.preset, "rounds": args.rounds, "arms": summary, "runs": runs, **provenance()}, args.results)
 
 
 if __name__ == "__main__":

@@ -118,16 +118,19 @@ def profile_step() -> str:
 
 def runtime_ab() -> str:
   """BENCHMARKS' XLA:CPU runtime A/B (`runtime_ab.py`): every record, each measured in one run."""
-  rows = ["| record | arm | jax | XLA_FLAGS | `best-cpu` step (median) | step speed ÷ installed jax | compile, "
+  rows = ["| record | arm | jax | environment | step (median) | step speed ÷ installed jax | compile, "
           "all shapes (cold) | greedy decoding, sentences/s | ÷ installed jax |", "|" + " --- |" * 9]
   notes = []
   for n, r in enumerate(records("runtime_ab.jsonl"), 1):
     for name, a in r["arms"].items():
       greedy = (f"{a['greedy_sentences_per_s']:,.0f} | {a['greedy_vs_installed']:.2f}×"
                 if a["greedy_sentences_per_s"] is not None else "– | –")
-      rows.append(f"| [{n}] | {name} | {a['jax']} | `{a['xla_flags'] or '–'}` | {a['median_step_s'] * 1000:.0f} ms | "
+      variables = {**({"XLA_FLAGS": a["xla_flags"]} if a["xla_flags"] else {}), **a.get("env", {})}
+      environment = " ".join(f"`{k}={v}`" for k, v in variables.items()) or "–"
+      rows.append(f"| [{n}] | {name} | {a['jax']} | {environment} | {a['median_step_s'] * 1000:.0f} ms | "
                   f"{a['step_vs_installed']:.2f}× | {a['compile_s']:.1f} s | {greedy} |")
-    notes.append(f"[{n}] Medians of {r['rounds']} alternated rounds; `{r['command']}`; measured {measured(r)}.")
+    notes.append(f"[{n}] `{r.get('preset', 'best-cpu')}`'s step; medians of {r['rounds']} alternated rounds; "
+                 f"`{r['command']}`; measured {measured(r)}.")
   return "\n".join(rows) + "\n\n" + "\n".join(notes)
 
 
@@ -215,9 +218,15 @@ def joeynmt_profile() -> str:
                   f"{theirs['matmul_gflops_per_s']:.0f} |")
       rows.append(f"| [{n}] | {name} | **nmt-flax ÷ JoeyNMT** | **{c['ratio']:.2f}×**; cap at PyTorch's matmul "
                   f"rate **{c['ratio_cap']:.2f}×** | | | | |")
+    gru = r["gru decoding"]
+    loops = "; ".join(
+        f"{who} {gru['loop_steps'][key]:,} steps of its greedy loop, {gru['row_steps'][key]:,} row-steps, "
+        f"{gru[key]['matmul_gflop'] * 1e3 / gru['row_steps'][key]:.1f} MFLOP of matmuls per row-step"
+        for who, key in (("nmt-flax", "nmt-flax"), ("JoeyNMT", "joeynmt"))) if "loop_steps" in gru else ""
     notes.append(f"[{n}] {measured(r)}: JoeyNMT {r['joeynmt'][0]} with torch {r['joeynmt'][1]}, both pinned to "
                  f"CPUs {','.join(map(str, r['cores']))}; GRU: the whole test split "
-                 f"({r['gru decoding']['sentences']['nmt-flax']:,} sentences) decoded greedily; Transformer: "
+                 f"({gru['sentences']['nmt-flax']:,} sentences) decoded greedily"
+                 + (f" ({loops})" if loops else "") + "; Transformer: "
                  f"{r['transformer training']['updates']} training updates "
                  f"({r['transformer training']['target_tokens']:,} target tokens); XLA's 2048×2048 float32 "
                  f"matmul: {r['matmul_peak_gflops_per_s']:.0f} GFLOP/s; "

@@ -73,7 +73,7 @@ def nmt_flax_side(family: str, warmup: int, steps: int, data: str | None, model:
   params = serialization.from_bytes(state.params, model.read_bytes())
   options = DecodeOptions(max_len=config.bucket_shapes[-1][1])
   traced, static = task.decode_arguments(options)
-  decode_flops, decode_steps = 0.0, 0
+  decode_flops, decode_steps, row_steps = 0.0, 0, 0
   for batch in task.batches(splits["test"]):
     src = batch["src"]
     prefix = (np.zeros((src.shape[0], static["max_len"]), np.int32), np.zeros(src.shape[0], np.int32))
@@ -87,8 +87,20 @@ def nmt_flax_side(family: str, warmup: int, steps: int, data: str | None, model:
     steps_run = int(lengths.max())  # the loop stops when every row has ended
     decode_flops += dot_flops(jaxpr) - body + steps_run * body
     decode_steps += steps_run
+    row_steps += steps_run * src.shape[0]
   return {**run, "train_matmul_flops": train_flops, "decode_matmul_flops": decode_flops,
-          "decode_loop_steps": decode_steps}
+          "decode_loop_steps": decode_steps, "decode_row_steps": row_steps}
+
+
+def joey_loop_steps(hypotheses: Path, batch_size: int, max_len: int) -> dict:
+  """The steps JoeyNMT's greedy loop ran on the test split, from its output
+  (`hypotheses`, one per line, in batches of `batch_size`): each batch stops
+  when every row has produced <end> (its longest output + 1) or at `max_len`.
+  Rows × steps too: each row of a batch is computed at every step."""
+  lengths = [len(line.split()) for line in hypotheses.read_text(encoding="utf-8").splitlines()]
+  batches = [lengths[i:i + batch_size] for i in range(0, len(lengths), batch_size)]
+  steps = [min(max(b) + 1, max_len) for b in batches]
+  return {"loop_steps": sum(steps), "row_steps": sum(s * len(b) for s, b in zip(steps, batches))}
 
 
 def torch_profile(python: Path, args: list[str], cores: set[int]) -> dict:
@@ -169,8 +181,12 @@ def main(argv=None) -> None:
   profiled = torch_profile(python, ["test", str(gru), "--output-path", str(gru.with_suffix(".profiled"))], cores)
   record["gru decoding"] = cell(mine["gru"]["decode_s"], mine["gru"]["decode_matmul_flops"], plain["decode_s"],
                                 profiled)
-  record["gru decoding"]["sentences"] = {"nmt-flax": mine["gru"]["decode_sentences"],
-                                         "joeynmt": plain["decode_sentences"]}
+  c = bench.nmt_flax_config("gru", args.data)
+  theirs = joey_loop_steps(Path(f"{gru.with_suffix('.hyps')}.test"), c.batch_size, c.bucket_shapes[-1][1])
+  record["gru decoding"].update(
+      sentences={"nmt-flax": mine["gru"]["decode_sentences"], "joeynmt": plain["decode_sentences"]},
+      loop_steps={"nmt-flax": mine["gru"]["decode_loop_steps"], "joeynmt": theirs["loop_steps"]},
+      row_steps={"nmt-flax": mine["gru"]["decode_row_steps"], "joeynmt": theirs["row_steps"]})
   # the profile closes at the start of the update after its last; JoeyNMT runs whole logging intervals
   transformer = bench.joey_config("transformer", workdir, args.warmup + args.steps + bench.LOG_EVERY, args.data,
                                   "profile_joey_transformer")
