@@ -276,12 +276,13 @@ def rerank() -> str:
   rows = ["| run | decoding | test-unseen BLEU / chrF | test BLEU / chrF | ms per sentence (test) |",
           "|" + " --- |" * 5]
   for r in records("rerank.jsonl"):
-    for setting in ("beam 5", "beam 5 + MBR chrF", "20 samples + MBR chrF"):
-      x = r[setting]
+    for setting, x in r.items():
+      if not isinstance(x, dict) or "test" not in x:  # the decoding settings, in the order measured
+        continue
       rows.append(f"| {r['name']} | {setting} | {x['test-unseen']['bleu']:.2f} / {x['test-unseen']['chrf']:.2f} | "
                   f"{x['test']['bleu']:.2f} / {x['test']['chrf']:.2f} | {x['test']['ms_per_sentence']} |")
-  last = records("rerank.jsonl")[-1]
-  return "\n".join(rows) + f"\n\n`{last['command']}`; measured {measured(last)}."
+  commands = [f"`{r['command']}`; measured {measured(r)}." for r in records("rerank.jsonl")]
+  return "\n".join(rows) + "\n\n" + "\n".join(commands)
 
 
 # NAME: (the files holding the table, its renderer)

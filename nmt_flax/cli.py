@@ -107,6 +107,12 @@ def eval_parser() -> argparse.ArgumentParser:
   search.add_argument("--mbr", choices=("chrf", "bleu"), default=None,
                       help="minimum Bayes risk: of the --n-best hypotheses (beam or --sampling), take the one "
                       "with the highest mean sentence chrF (or BLEU) against the others")
+  search.add_argument("--rerank", default=None, metavar="WORKDIR",
+                      help="reorder the --n-best hypotheses by (1 - w) x their search score + w x this "
+                      "model's length-normalised log-probability of each (a model trained with "
+                      "--right-to-left, or any of the same language pair); the best is the translation")
+  search.add_argument("--rerank-weight", type=float, default=0.5, metavar="W",
+                      help="w of --rerank, in [0, 1] (default 0.5; benchmarks/rerank.py tunes it on validation)")
   sampling = p.add_argument_group("sampling: draw outputs from the model's distribution")
   sampling.add_argument("--sampling", action="store_true",
                         help="sample each token instead of searching (with --beam-size 1); "
@@ -175,7 +181,7 @@ def _translate_texts(model: api.Translator, args, decoding: dict) -> None:
 
 def _translate_input(model: api.Translator, args, decoding: dict) -> None:
   """--input: a file or stdin, line by line, in order; a prompt on a terminal."""
-  if (args.alignment or (args.n_best > 1 and not args.mbr)) and args.format != "jsonl":
+  if (args.alignment or (args.n_best > 1 and not (args.mbr or args.rerank))) and args.format != "jsonl":
     raise UserError(f"--{'alignment' if args.alignment else 'n-best'}: with --input needs --format jsonl")
   interactive = args.input == "-" and sys.stdin.isatty()
   lines = corpus.stream_lines(args.input)
@@ -310,14 +316,17 @@ class Mode:
 
 
 _DECODING = ("beam_size", "alpha", "sampling", "temperature", "top_k", "top_p", "seed", "mbr")
+_RERANK = ("rerank", "rerank_weight")
 _CORPUS = ("data", "source", "target")
 MODES = (
     Mode("translate", api.Translator,
-         frozenset({"prefix", "plot_attention", "attention_layer", "font", "n_best", *_DECODING}), _translate_texts),
+         frozenset({"prefix", "plot_attention", "attention_layer", "font", "n_best", *_DECODING, *_RERANK}),
+         _translate_texts),
     Mode("input", api.Translator,
-         frozenset({"prefix_column", "format", "alignment", "output", "n_best", *_DECODING}), _translate_input),
+         frozenset({"prefix_column", "format", "alignment", "output", "n_best", *_DECODING, *_RERANK}),
+         _translate_input),
     Mode("score", api.Translator, frozenset({*_CORPUS, "output"}), _score_pairs),
-    Mode(None, api.Translator, frozenset({*_CORPUS, "split", "output_json", "n_best", *_DECODING}),
+    Mode(None, api.Translator, frozenset({*_CORPUS, "split", "output_json", "n_best", *_DECODING, *_RERANK}),
          _score_translations),
     Mode("review", api.Classifier, frozenset({"attention_html", "no_color"}), _classify),
     Mode(None, api.Classifier, frozenset({"data", "split", "output_json", "show", "attention_html", "no_color"}),
@@ -367,5 +376,9 @@ def evaluate_loaded(model: api.Translator | api.Classifier, argv: list[str]) -> 
   args = parser.parse_args(argv)
   given = [a.dest for a in parser._actions if a.dest in MODE_FLAGS and getattr(args, a.dest) != a.default]
   mode = choose_mode(model, given)
+  if "rerank_weight" in given and not args.rerank:
+    raise UserError("--rerank-weight: goes with --rerank WORKDIR")
+  if args.rerank:
+    model = model.reranked_by(api.load(args.rerank), args.rerank_weight)
   decoding = {dest: getattr(args, dest) for dest in _DECODING}
   mode.run(model, args, decoding)

@@ -96,6 +96,9 @@ class Config:
                               "every GRU gate (Ba et al. 2016)")
   tie_embeddings: bool = _opt(False, "NMT: output layer = target embedding matrix (transposed), "
                               "after a projection from units to embedding-dim if they differ")
+  right_to_left: bool = _opt(False, "NMT: the model writes its output last token first (its "
+                             "translations are turned back to read as text): the right-to-left "
+                             "scorer of eval.py --rerank")
   # Optimisation
   epochs: int = _opt(10, "total number of epochs (a rerun continues up to this total)")
   batch_size: int = _opt(128, "sentences per batch")
@@ -221,7 +224,7 @@ SECTIONS: dict[str, tuple[str, ...]] = {
                                  "buckets"),
     "distillation (nmt)": ("teacher", "back_teacher", "teacher_beam", "distill_mix"),
     "model": ("model", "embedding_dim", "units", "attention", "encoder", "dropout", "gru_layer_norm",
-              "tie_embeddings"),
+              "tie_embeddings", "right_to_left"),
     "Transformer (--model transformer)": ("layers", "heads", "ff_dim", "attention_dropout", "activation_dropout",
                                           "encoder_layer_drop", "decoder_layer_drop"),
     "sentiment": ("max_len", "truncate", "split", "vocab_size", "head_activation"),

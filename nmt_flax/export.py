@@ -66,6 +66,9 @@ def export_model(model: api.Translator, out: Path, beam_size: int = 5,
   """Writes the export folder `out` (see the module docstring) in one piece: a
   temporary folder renamed into place, replacing an earlier export. Returns model.json."""
   out = Path(out)
+  if model.task.target_side.reversed:
+    raise UserError("export: this model writes right to left (--right-to-left), and the exported runtime "
+                    "reads an output left to right; rerank with it in nmt-flax (eval.py --rerank)")
   if importlib.util.find_spec("flatbuffers") is None:  # jax.export's serialiser
     raise UserError('export: needs flatbuffers: pip install -e ".[export]"')
   source, target = model.task.sides

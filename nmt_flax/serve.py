@@ -172,9 +172,11 @@ async def _send_error(send, status: int, message: str) -> None:
 
 
 def create_app(models: list, max_texts: int = 64, max_chars: int = 2000, batch_wait_ms: float = 0.0,
-               max_beam: int = 10, allowed_hosts=LOCAL_HOSTS):
+               max_beam: int = 10, allowed_hosts=LOCAL_HOSTS, reranked=None):
   """The FastAPI app serving `models` (at most one Translator and one Classifier),
-  answering requests whose Host header names one of `allowed_hosts` ("*": any)."""
+  answering requests whose Host header names one of `allowed_hosts` ("*": any);
+  `reranked`: the Translator reranked (`Translator.reranked_by`) that requests
+  with "rerank": true use."""
   translator = next((m for m in models if isinstance(m, api.Translator)), None)
   classifier = next((m for m in models if isinstance(m, api.Classifier)), None)
   Texts = pydantic.conlist(pydantic.constr(min_length=1, max_length=max_chars),  # noqa: N806
@@ -187,6 +189,7 @@ def create_app(models: list, max_texts: int = 64, max_chars: int = 2000, batch_w
     n_best: pydantic.conint(ge=1, le=max_beam) = 1
     alpha: pydantic.confloat(ge=0, le=10) = 0.6
     mbr: typing.Literal["chrf", "bleu"] | None = None  # rerank the n_best by minimum Bayes risk
+    rerank: bool = False  # reorder the n_best by the reranking model (serve --rerank)
     prefixes: list[pydantic.constr(max_length=max_chars) | None] | None = None  # per text, or None
     heads: bool = False  # also every head of every layer (the page's layer and head picker)
 
@@ -203,8 +206,8 @@ def create_app(models: list, max_texts: int = 64, max_chars: int = 2000, batch_w
   # Two lanes, each with its own device-calling thread: greedy requests whose
   # sentences fit the training lengths (compiled at start-up) never wait
   # behind beam search or long sentences (which may compile first).
-  def translate_items(items: list[tuple[str, str | None]], **options):  # (text, prefix) pairs
-    return translator.nbest([t for t, _ in items], [p for _, p in items], **options)
+  def translate_items(items: list[tuple[str, str | None]], rerank: bool = False, **options):  # (text, prefix)
+    return (reranked if rerank else translator).nbest([t for t, _ in items], [p for _, p in items], **options)
   batchers = {"translate": MicroBatcher(translate_items, wait_s, max_texts) if translator else None,
               "translate_long": MicroBatcher(translate_items, wait_s, max_texts) if translator else None,
               "classify": MicroBatcher(classifier.classify, wait_s, max_texts) if classifier else None}
@@ -263,6 +266,10 @@ def create_app(models: list, max_texts: int = 64, max_chars: int = 2000, batch_w
       return error(404, "no translation model is loaded (start with --workdir of an nmt run)")
     if request.n_best > request.beam_size:
       return error(422, f"n_best: {request.n_best} is more than beam_size {request.beam_size}")
+    if request.rerank and reranked is None:
+      return error(422, "rerank: no reranking model is loaded (start the service with --rerank WORKDIR)")
+    if request.rerank and (request.n_best < 2 or request.mbr):
+      return error(422, "rerank: reorders an n-best list; give n_best 2 or more, without mbr")
     prefixes = request.prefixes or [None] * len(request.texts)
     if len(prefixes) != len(request.texts):
       return error(422, f"prefixes: {len(prefixes)} given for {len(request.texts)} texts")
@@ -273,7 +280,7 @@ def create_app(models: list, max_texts: int = 64, max_chars: int = 2000, batch_w
       short = request.beam_size == 1 and longest < translator.config.bucket_shapes[-1][0]
       results = await batchers["translate" if short else "translate_long"].submit(
           list(zip(request.texts, prefixes)), beam_size=request.beam_size, n_best=request.n_best,
-          alpha=request.alpha, mbr=request.mbr)
+          alpha=request.alpha, mbr=request.mbr, rerank=request.rerank)
       found = [translation_json(t, h) for t, h in zip(request.texts, results)]
       if request.heads:  # teacher-forced on each best output, off the event loop
         heads = await asyncio.get_running_loop().run_in_executor(
@@ -320,6 +327,11 @@ def parser() -> argparse.ArgumentParser:
                  help="also answer requests whose Host header is NAME (repeatable; '*': any). "
                  "By default only 127.0.0.1, localhost, ::1 and --host, so a web page cannot "
                  "reach the service by DNS rebinding")
+  p.add_argument("--rerank", default=None, metavar="WORKDIR",
+                 help="a translation model (e.g. trained with --right-to-left) that reorders the n-best "
+                 "lists of requests with \"rerank\": true (eval.py --rerank)")
+  p.add_argument("--rerank-weight", type=float, default=0.5, metavar="W",
+                 help="its weight in [0, 1] (default 0.5)")
   p.add_argument("--batch-wait-ms", type=float, default=0.0,
                  help="how long a request waits for others to share its device call (default 0: off, "
                  "the faster choice on a CPU, BENCHMARKS.md; try 5 on an accelerator)")
@@ -345,13 +357,17 @@ def main(argv) -> None:
     raise UserError(f"--host {args.host} --port {args.port}: cannot listen there ({reason})") from None
   program.setup_jax()
   models = [program.load_model(args, w) for w in args.workdir]
+  translator = next((m for m in models if isinstance(m, api.Translator)), None)
+  if args.rerank and translator is None:
+    raise UserError("--rerank: reorders translations; give the --workdir of a translation model")
+  reranked = translator.reranked_by(api.load(args.rerank), args.rerank_weight) if args.rerank else None
   seconds = warm_up(models, args.max_texts)
   print(f"compiled in {seconds:.1f} s; serving {', '.join(str(m.workdir) for m in models)} "
         f"on http://{args.host}:{args.port}/", file=sys.stderr, flush=True)
   hosts = [*LOCAL_HOSTS, *([args.host] if args.host not in ("0.0.0.0", "::") else []),
            *args.allowed_host]
   uvicorn.run(create_app(models, args.max_texts, args.max_chars, args.batch_wait_ms,
-                         allowed_hosts=[h.lower() for h in hosts]),
+                         allowed_hosts=[h.lower() for h in hosts], reranked=reranked),
               host=args.host, port=args.port, log_level="warning")
 
 

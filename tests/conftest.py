@@ -100,6 +100,14 @@ def nmt_workdir(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def r2l_workdir(tmp_path_factory):
+  """nmt_workdir's model trained right to left: the same corpus, split and vocabularies."""
+  workdir = tmp_path_factory.mktemp("r2l")
+  assert train("--data", TINY_NMT, "--workdir", workdir, *NMT_FLAGS, "--right-to-left") == 0
+  return workdir
+
+
+@pytest.fixture(scope="session")
 def transformer_workdir(tmp_path_factory):
   workdir = tmp_path_factory.mktemp("transformer")
   assert train("--data", TINY_NMT, "--workdir", workdir, *NMT_FLAGS, "--model", "transformer",

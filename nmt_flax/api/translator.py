@@ -1,4 +1,5 @@
 """A trained translation model: text in, translations out."""
+import copy
 import dataclasses
 import functools
 import unicodedata
@@ -6,6 +7,7 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
+from nmt_flax.api import rerank
 from nmt_flax.api.loaded import LoadedModel
 from nmt_flax.api.results import Hypothesis, PairScore, TranslatedLine, block_diagonal
 from nmt_flax.data.batching import pad
@@ -32,7 +34,30 @@ class Translator(LoadedModel):
   Keyword arguments `**decoding` are the fields of
   `nmt_flax.decoding.options.DecodeOptions` (beam_size=1, alpha=0.6, n_best=1,
   max_len=None, sampling...), checked in one place and meaning the same as
-  eval.py's flags."""
+  eval.py's flags.
+
+  `reranked_by(scorer, weight)`: the same model whose n-best lists (n_best of
+  2 or more) a second model reorders (`nmt_flax.api.rerank`)."""
+  rescorer: tuple["Translator", float] | None = None  # (scorer, weight), set by reranked_by
+
+  def reranked_by(self, scorer, weight: float) -> "Translator":
+    """This model with its n-best lists reranked by `scorer` (a Translator of
+    the same language pair, e.g. one trained with --right-to-left) at
+    `weight` in [0, 1] (`nmt_flax.api.rerank`); `translate` then returns the
+    best of the reranked `n_best`."""
+    if not isinstance(scorer, Translator):
+      raise UserError(f"{scorer.workdir}: holds a {scorer.config.task} model; a reranker is a translation "
+                      "model", option="rerank")
+    ours, theirs = (self.config.source_lang, self.config.target_lang), (scorer.config.source_lang,
+                                                                        scorer.config.target_lang)
+    if ours != theirs:
+      raise UserError(f"{scorer.workdir}: translates {'→'.join(theirs)}, this model {'→'.join(ours)}; "
+                      "a reranker scores the same direction", option="rerank")
+    if not 0.0 <= weight <= 1.0:
+      raise UserError(f"{weight}: must be between 0 and 1", option="rerank_weight")
+    reranked = copy.copy(self)
+    reranked.rescorer = (scorer, weight)
+    return reranked
 
   def read_file(self, path: str | tuple[str, str]):
     """All pairs of a tab-separated file, or of a (source file, target file) pair."""
@@ -41,8 +66,14 @@ class Translator(LoadedModel):
                                 [self.task.target_side.units(p.target)[0] for p in pairs], drop_long=False)
 
   def evaluate(self, split, **decoding) -> dict:
-    """BLEU/chrF (and the loss) of the best translation of every example of `split`."""
-    return self.task.evaluate(self.params, split, DecodeOptions(**decoding))
+    """BLEU/chrF (and the loss) of the best translation of every example of
+    `split` (reranked: of its sources' reranked n-best lists)."""
+    options = DecodeOptions(**decoding)
+    if not self.rescorer:
+      return self.task.evaluate(self.params, split, options)
+    best = [found[0].text for found in self.sentence_nbest(split.extras["sources"], **decoding)]
+    return {**self.task.evaluate(self.params, split, options, best),
+            "decoder": f"{options.name}, reranked by {self.rescorer[0].workdir} at weight {self.rescorer[1]}"}
 
   def translate(self, texts: list[str], prefixes: list[str | None] | None = None,
                 **decoding) -> list[Hypothesis]:
@@ -118,6 +149,9 @@ class Translator(LoadedModel):
 
   def _prefix_ids(self, prefix: str | None) -> list[int]:
     target = self.task.target_side
+    if prefix and target.reversed:
+      raise UserError("this model writes right to left (--right-to-left): it cannot start its output "
+                      "with a prefix", option="prefixes")
     return self.task.vocabs["tgt_vocab"].encode(target.tokens(target.units(prefix)[0])) if prefix else []
 
   def _check_prefix(self, ids: list[int], source_ids: int, name: str, options: DecodeOptions) -> None:
@@ -138,6 +172,9 @@ class Translator(LoadedModel):
     `positions` entry (default: its index), so they do not depend on the
     sentences it shares a batch with."""
     options = DecodeOptions(**decoding)
+    if self.rescorer and (options.n_best < 2 or options.mbr):
+      raise UserError("reranking reorders an n-best list: give n_best 2 or more (beam search or sampling), "
+                      "without mbr", option="rerank")
     encoded = [self.encode_source(t, n) for n, t in enumerate(sentences, start=1)]
     vocab = self.task.vocabs["tgt_vocab"]
     target = self.task.target_side
@@ -175,6 +212,9 @@ class Translator(LoadedModel):
       tokenize = self.task.target_side.bleu_tokenizer
       results = [[found[k] for k in metrics.mbr_order([h.text for h in found], options.mbr, tokenize)]
                  for found in results]
+    if self.rescorer:
+      scorer, weight = self.rescorer
+      results = rerank.rerank(results, sentences, scorer, weight, 0.0 if options.sampling else options.alpha)
     return results
 
   def _chunks(self, shapes: list, output_len, beam_size: int = 1) -> Iterator[tuple]:

@@ -114,10 +114,12 @@ def learn_vocabularies(sides: tuple[Side, Side], sources: Iterable[list[str]], t
                        bpe_size: int, samples: tuple = (None, None)) -> dict[str, Vocabulary]:
   """The vocabularies of the training split's units (each re-iterable): the
   units, or the pieces of a subword model (a bpe or unigram side) learnt on
-  them, or on that side's entry of `samples` if given, stored in the vocabulary."""
+  them, or on that side's entry of `samples` if given, stored in the vocabulary.
+  A reversed side counts its tokens in reading order, so a right-to-left
+  model's vocabularies are its left-to-right twin's."""
   vocabs = {}
   for name, side, sentences, sample in zip(VOCABULARIES, sides, (sources, targets), samples):
-    side = side.learn_subwords(sentences if sample is None else sample, bpe_size)
+    side = dataclasses.replace(side, reversed=False).learn_subwords(sentences if sample is None else sample, bpe_size)
     vocabs[name] = Vocabulary.build((side.tokens(s) for s in sentences), subword_model=side.subword_model)
   return vocabs
 

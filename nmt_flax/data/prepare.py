@@ -85,7 +85,8 @@ def missing_corpus(config) -> str | None:
 
 def settings(config) -> dict:
   names = SETTINGS + (DISTILL_SETTINGS if config.teacher else ()) + (BACK_SETTINGS if config.back_teacher else ())
-  return {**{k: getattr(config, k) for k in names}, "data_seed": config.data_seed, **distilled.split_on(config)}
+  return {**{k: getattr(config, k) for k in names}, "data_seed": config.data_seed, **distilled.split_on(config),
+          **({"right_to_left": True} if config.right_to_left else {})}  # its targets are stored reversed
 
 
 def file_identity(path: Path, with_hash: bool = True) -> dict:

@@ -24,6 +24,10 @@ class Ensemble(Translation):
         if not member.vocabs[vocab].same_as(first.vocabs[vocab]):
           raise UserError(f"{names[0]} and {name}: different {vocab} vocabularies; an ensemble's "
                           "models must share both", option="workdir")
+      if member.config.right_to_left != first.config.right_to_left:
+        raise UserError(f"{names[0]} and {name}: one writes right to left (--right-to-left), the other "
+                        "not; an ensemble's models write in one order (rerank with the other: --rerank)",
+                        option="workdir")
     super().__init__(first.config, first.vocabs)
     self.members = members
 

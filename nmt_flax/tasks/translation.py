@@ -266,9 +266,13 @@ class Translation(Task):
                   "attention": weights[row, 0, :len(words) + ended, :len(source) + 1]})
     return out
 
-  def evaluate(self, params, split: Split, options: DecodeOptions = DecodeOptions()) -> dict:
+  def evaluate(self, params, split: Split, options: DecodeOptions = DecodeOptions(),
+               hypotheses: list[str] | None = None) -> dict:
+    """The scores of `split` decoded with `options`, or of the given
+    `hypotheses` (text, one per example in the split's order)."""
     target = self.target_side
-    hypotheses = [target.join(h) for h in self.decode_split(params, split, options)]
+    if hypotheses is None:
+      hypotheses = [target.join(h) for h in self.decode_split(params, split, options)]
     scores = metrics.translation_scores(hypotheses, split.extras["references"], target.bleu_tokenizer)
     return {"loss": self.mean_loss(params, split), **scores, "decoder": options.name,
             "num_sentences": split.size, "unknown_source_tokens": split.extras["unknown_source_tokens"],

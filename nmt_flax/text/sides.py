@@ -9,7 +9,10 @@ script with OpenCC (`--chinese-script`) whichever side it is on.
 
 Text -> units (characters or words) -> tokens (the units, or their pieces);
 `text_of` goes back: tokens -> units -> text, which is what BLEU scores and
-what a user reads.
+what a user reads. A right-to-left model's target side (`--right-to-left`)
+holds its tokens last first, so everything that encodes or decodes through the
+side (prepared data, forced scores, translations) sees the model's order and
+the user the text's.
 """
 import dataclasses
 import re
@@ -39,11 +42,13 @@ def is_language_code(lang: str) -> bool:
 class Side:
   """lang: an ISO code; unit: char, word, bpe or unigram (pieces of the
   language's default units); script: OpenCC target of a Chinese side;
-  subword_model: the SentencePiece model of a bpe/unigram side, once learnt."""
+  subword_model: the SentencePiece model of a bpe/unigram side, once learnt;
+  reversed: the model's tokens run from the text's end to its start."""
   lang: str
   unit: str
   script: str = "keep"
   subword_model: bytes | None = None
+  reversed: bool = False
 
   @property
   def spaced(self) -> bool:
@@ -74,15 +79,15 @@ class Side:
     return (english_tokens(text) if self.lang == "en" else spaced_words(text)), cut
 
   def tokens(self, units: list[str]) -> list[str]:
-    """Units -> the model's tokens: the units, or their subword pieces."""
-    if not self.subword_model:
-      return list(units)
-    return self.segmenter.split(units if self.spaced else ["".join(units)])
+    """Units -> the model's tokens: the units, or their subword pieces (last first if `reversed`)."""
+    found = self.segmenter.split(units if self.spaced else ["".join(units)]) if self.subword_model else list(units)
+    return found[::-1] if self.reversed else found
 
   def units_of(self, tokens: list[str]) -> list[str]:
     """The inverse of `tokens`."""
+    tokens = tokens[::-1] if self.reversed else list(tokens)
     if not self.subword_model:
-      return list(tokens)
+      return tokens
     joined = subwords.Segmenter.join(tokens)
     return joined if self.spaced else list("".join(joined))
 
@@ -109,9 +114,9 @@ class Side:
 def configured(config: Config) -> tuple[Side, Side]:
   """The (source, target) sides of a translation config, without subword
   models (the translation task's `sides` have them once learnt)."""
-  return tuple(Side(lang, unit or default_unit(lang), config.chinese_script)
-               for lang, unit in ((config.source_lang, config.source_tokens),
-                                  (config.target_lang, config.target_tokens)))
+  return tuple(Side(lang, unit or default_unit(lang), config.chinese_script, reversed=reverse)
+               for lang, unit, reverse in ((config.source_lang, config.source_tokens, False),
+                                           (config.target_lang, config.target_tokens, config.right_to_left)))
 
 
 def check(config: Config) -> None:

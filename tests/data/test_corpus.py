@@ -1,5 +1,7 @@
 """Any corpus: either direction of a language pair, tab-separated columns or a
 line-aligned file pair, each side cut into its own units (nmt_flax.text.sides)."""
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -101,8 +103,11 @@ def test_word_units_keep_accents_and_split_punctuation_and_subwords_join_back():
   for lang, unit in (("zh", "bpe"), ("de", "unigram")):
     side = sides.Side(lang, unit).learn_subwords(sentences[lang], 100)
     assert side.subword_model
+    backwards = dataclasses.replace(side, reversed=True)  # a right-to-left model's target side
     for units in sentences[lang][:3] + [list("我喜欢猫。") if lang == "zh" else ["ich", "mag", "kaffee"]]:
       assert side.units_of(side.tokens(units)) == units
+      assert backwards.tokens(units) == side.tokens(units)[::-1]
+      assert backwards.units_of(backwards.tokens(units)) == units
     assert side.join(units) == ("".join(units) if lang == "zh" else " ".join(units))
 
 

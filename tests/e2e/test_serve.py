@@ -148,6 +148,25 @@ def test_a_service_without_a_model_for_the_task_says_so_and_its_page_hides_that_
   assert '<section id="nmt" hidden>' in page and '<section id="sentiment">' in page
 
 
+def test_rerank_requests_use_the_reranking_model_and_need_one(models, r2l_workdir):
+  translator = models[0]
+  reranked = translator.reranked_by(nmt_flax.load(r2l_workdir), 1.0)
+  client = local_client(create_app([translator], reranked=reranked))
+  texts = ["我有一隻貓。", "她喜歡茶。"]
+  response = client.post("/translate", json={"texts": texts, "beam_size": 3, "n_best": 3, "rerank": True})
+  expected = reranked.nbest(texts, beam_size=3, n_best=3)
+  for got, hypotheses in zip(response.json()["translations"], expected):
+    assert [n["translation"] for n in got["nbest"]] == [h.text for h in hypotheses]
+    assert [n["score"] for n in got["nbest"]] == pytest.approx([h.score for h in hypotheses], rel=1e-5)
+  for body, fragment in [({"n_best": 1}, "rerank: reorders an n-best list"),
+                         ({"n_best": 3, "mbr": "chrf"}, "without mbr")]:
+    response = client.post("/translate", json={"texts": texts, "beam_size": 3, "rerank": True, **body})
+    assert response.status_code == 422 and fragment in response.json()["error"]
+  response = local_client(create_app([translator])).post(
+      "/translate", json={"texts": texts, "beam_size": 3, "n_best": 3, "rerank": True})
+  assert response.status_code == 422 and "no reranking model is loaded" in response.json()["error"]
+
+
 def test_warm_up_sentences_have_each_buckets_length_on_a_word_source(nmt_config):
   """A word source (en) gets sentences of as many words as each bucket holds
   (repeating one Chinese character would be one word there)."""
