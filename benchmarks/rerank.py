@@ -13,12 +13,14 @@ Without --rerank, the settings are minimum Bayes risk's (`MBR`): beam 5; beam
 decoded as `eval.py` decodes them (`--beam-size 5 --n-best 5 --mbr chrf`,
 `--sampling --n-best 20 --mbr chrf`), each timed after its program compiled on
 the split's first batch. With --rerank WORKDIR (`eval.py --rerank`,
-`nmt_flax.api.rerank`): beam 5, and the beam's 5 best reranked by that model at
+`nmt_flax.api.rerank`): beam search (--beam-size, default 5), and the beam's
+n-best list (as long as the beam) reranked by that model at
 the weight of --weights that scores the highest validation BLEU (the beam's
 lists are decoded and rescored once per split, then reordered at each weight);
 the time of a reranked sentence is its beam search plus its 5 forced scores.
 """
 import argparse
+import dataclasses
 import shlex
 import sys
 import time
@@ -36,7 +38,6 @@ MBR = {
     "beam 5 + MBR chrF": dict(beam_size=5, n_best=5, mbr="chrf"),
     "20 samples + MBR chrF": dict(sampling=True, n_best=20, mbr="chrf"),
 }
-BEAM = dict(beam_size=5, n_best=5)
 
 
 def mbr_settings(model, record: dict) -> None:
@@ -54,17 +55,18 @@ def mbr_settings(model, record: dict) -> None:
           "ms_per_sentence": round(1000 * seconds / split.size, 1)}
 
 
-def reranked_settings(model, scorer, weights: list[float], record: dict) -> None:
-  """Beam 5 and its reranking at the weight chosen on validation, into `record`."""
+def reranked_settings(model, scorer, weights: list[float], beam_size: int, record: dict) -> None:
+  """Beam search and its reranking at the weight chosen on validation, into `record`."""
+  options = DecodeOptions(beam_size=beam_size, n_best=beam_size)
   tokenize = model.task.target_side.bleu_tokenizer
   lists = {}
   for split_name in ("val", "test", "test-unseen"):
     split = model.split(split_name)
     sources = split.extras["sources"]
-    model.sentence_nbest(sources[:8], **BEAM)  # compiled, not timed (the lists' shapes repeat)
+    model.sentence_nbest(sources[:8], **dataclasses.asdict(options))  # compiled, not timed; the test splits reuse val's programs
     scorer.score(sources[:8], sources[:8])
     started = time.perf_counter()
-    nbest = model.sentence_nbest(sources, **BEAM)
+    nbest = model.sentence_nbest(sources, **dataclasses.asdict(options))
     searched = time.perf_counter()
     rescored = rerank.rescore(nbest, sources, scorer)
     lists[split_name] = (nbest, rescored, split.extras["references"], {
@@ -73,7 +75,7 @@ def reranked_settings(model, scorer, weights: list[float], record: dict) -> None
 
   def scores(split_name: str, weight: float) -> dict:
     nbest, rescored, references, ms = lists[split_name]
-    best = [found[0].text for found in rerank.reorder(nbest, rescored, weight, DecodeOptions(**BEAM).alpha)]
+    best = [found[0].text for found in rerank.reorder(nbest, rescored, weight, options.alpha)]
     found = metrics.translation_scores(best, references, tokenize)
     return {"bleu": round(found["bleu"], 2), "chrf": round(found["chrf"], 2),
             "ms_per_sentence": round(ms["search"] + (ms["rescore"] if weight else 0.0), 1)}
@@ -81,7 +83,7 @@ def reranked_settings(model, scorer, weights: list[float], record: dict) -> None
   chosen = max(weights, key=lambda w: validation[str(w)])
   record["rerank"] = {"workdir": str(scorer.workdir), "right_to_left": scorer.config.right_to_left,
                       "validation_bleu_by_weight": validation, "weight": chosen}
-  for setting, weight in (("beam 5", 0.0), (f"beam 5, reranked (weight {chosen})", chosen)):
+  for setting, weight in ((f"beam {beam_size}", 0.0), (f"beam {beam_size}, reranked (weight {chosen})", chosen)):
     record[setting] = {split_name: scores(split_name, weight) for split_name in ("test", "test-unseen")}
 
 
@@ -90,8 +92,9 @@ def main(argv) -> None:
   parser.add_argument("--name", required=True, help="the row's name in the table")
   parser.add_argument("--workdir", action="append", required=True, help="a trained run; several: their ensemble")
   parser.add_argument("--rerank", default=None, metavar="WORKDIR",
-                      help="rerank the beam's 5 best by this model instead of the MBR settings")
-  parser.add_argument("--weights", default="0,0.1,0.2,0.3,0.4,0.5,0.6,0.7",
+                      help="rerank the beam's n-best list by this model instead of the MBR settings")
+  parser.add_argument("--beam-size", type=int, default=5, help="with --rerank: the beam, and the n-best list's length")
+  parser.add_argument("--weights", default="0,0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9,1",
                       help="the --rerank weights tried on validation (comma-separated)")
   parser.add_argument("--results", default=None, help="append the JSON record to this file")
   args = parser.parse_args(argv)
@@ -105,7 +108,7 @@ def main(argv) -> None:
   model = nmt_flax.load(args.workdir if len(args.workdir) > 1 else args.workdir[0])
   record = {"name": args.name, "command": shlex.join(["python", "benchmarks/rerank.py", *argv])}
   if args.rerank:
-    reranked_settings(model, nmt_flax.load(args.rerank), weights, record)
+    reranked_settings(model, nmt_flax.load(args.rerank), weights, args.beam_size, record)
   else:
     mbr_settings(model, record)
   finish({**record, **provenance()}, args.results)
