@@ -63,7 +63,7 @@ def reranked_settings(model, scorer, weights: list[float], beam_size: int, recor
   for split_name in ("val", "test", "test-unseen"):
     split = model.split(split_name)
     sources = split.extras["sources"]
-    model.sentence_nbest(sources[:8], **dataclasses.asdict(options))  # compiled, not timed; the test splits reuse val's programs
+    model.sentence_nbest(sources[:8], **dataclasses.asdict(options))  # compiled, not timed (test reuses val's programs)
     scorer.score(sources[:8], sources[:8])
     started = time.perf_counter()
     nbest = model.sentence_nbest(sources, **dataclasses.asdict(options))
@@ -81,7 +81,7 @@ def reranked_settings(model, scorer, weights: list[float], beam_size: int, recor
             "ms_per_sentence": round(ms["search"] + (ms["rescore"] if weight else 0.0), 1)}
   validation = {str(w): scores("val", w)["bleu"] for w in weights}
   chosen = max(weights, key=lambda w: validation[str(w)])
-  record["rerank"] = {"workdir": str(scorer.workdir), "right_to_left": scorer.config.right_to_left,
+  record["rerank"] = {"workdirs": rerank.names(scorer), "right_to_left": scorer.config.right_to_left,
                       "validation_bleu_by_weight": validation, "weight": chosen}
   for setting, weight in ((f"beam {beam_size}", 0.0), (f"beam {beam_size}, reranked (weight {chosen})", chosen)):
     record[setting] = {split_name: scores(split_name, weight) for split_name in ("test", "test-unseen")}
@@ -91,8 +91,9 @@ def main(argv) -> None:
   parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument("--name", required=True, help="the row's name in the table")
   parser.add_argument("--workdir", action="append", required=True, help="a trained run; several: their ensemble")
-  parser.add_argument("--rerank", default=None, metavar="WORKDIR",
-                      help="rerank the beam's n-best list by this model instead of the MBR settings")
+  parser.add_argument("--rerank", action="append", default=None, metavar="WORKDIR",
+                      help="rerank the beam's n-best list by this model (repeated: their ensemble) instead "
+                      "of the MBR settings")
   parser.add_argument("--beam-size", type=int, default=5, help="with --rerank: the beam, and the n-best list's length")
   parser.add_argument("--weights", default="0,0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9,1",
                       help="the --rerank weights tried on validation (comma-separated)")

@@ -107,10 +107,11 @@ def eval_parser() -> argparse.ArgumentParser:
   search.add_argument("--mbr", choices=("chrf", "bleu"), default=None,
                       help="minimum Bayes risk: of the --n-best hypotheses (beam or --sampling), take the one "
                       "with the highest mean sentence chrF (or BLEU) against the others")
-  search.add_argument("--rerank", default=None, metavar="WORKDIR",
+  search.add_argument("--rerank", action="append", default=None, metavar="WORKDIR",
                       help="reorder the --n-best hypotheses by (1 - w) x their search score + w x this "
                       "model's length-normalised log-probability of each (a model trained with "
-                      "--right-to-left, or any of the same language pair); the best is the translation")
+                      "--right-to-left, or any of the same language pair; repeated: their ensemble); "
+                      "the best is the translation")
   search.add_argument("--rerank-weight", type=float, default=0.5, metavar="W",
                       help="w of --rerank, in [0, 1] (default 0.5; benchmarks/rerank.py tunes it on validation)")
   sampling = p.add_argument_group("sampling: draw outputs from the model's distribution")

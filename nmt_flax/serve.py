@@ -327,9 +327,9 @@ def parser() -> argparse.ArgumentParser:
                  help="also answer requests whose Host header is NAME (repeatable; '*': any). "
                  "By default only 127.0.0.1, localhost, ::1 and --host, so a web page cannot "
                  "reach the service by DNS rebinding")
-  p.add_argument("--rerank", default=None, metavar="WORKDIR",
+  p.add_argument("--rerank", action="append", default=None, metavar="WORKDIR",
                  help="a translation model (e.g. trained with --right-to-left) that reorders the n-best "
-                 "lists of requests with \"rerank\": true (eval.py --rerank)")
+                 "lists of requests with \"rerank\": true (eval.py --rerank; repeated: their ensemble)")
   p.add_argument("--rerank-weight", type=float, default=0.5, metavar="W",
                  help="its weight in [0, 1] (default 0.5)")
   p.add_argument("--batch-wait-ms", type=float, default=0.0,

@@ -16,6 +16,11 @@ from nmt_flax.api.results import Hypothesis, PairScore
 from nmt_flax.decoding.beam import length_penalty
 
 
+def names(scorer) -> list[str]:
+  """The workdirs of a scorer (several for an ensemble)."""
+  return [m["workdir"] for m in scorer.members] if scorer.members else [str(scorer.workdir)]
+
+
 def combined_score(search_score: float, rescored: PairScore, weight: float, alpha: float) -> float:
   """One hypothesis's reranking score (the formula above)."""
   return (1.0 - weight) * search_score + weight * rescored.log_prob / float(length_penalty(rescored.tokens, alpha))

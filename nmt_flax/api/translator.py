@@ -73,7 +73,8 @@ class Translator(LoadedModel):
       return self.task.evaluate(self.params, split, options)
     best = [found[0].text for found in self.sentence_nbest(split.extras["sources"], **decoding)]
     return {**self.task.evaluate(self.params, split, options, best),
-            "decoder": f"{options.name}, reranked by {self.rescorer[0].workdir} at weight {self.rescorer[1]}"}
+            "decoder": f"{options.name}, reranked by {' + '.join(rerank.names(self.rescorer[0]))} "
+                       f"at weight {self.rescorer[1]}"}
 
   def translate(self, texts: list[str], prefixes: list[str | None] | None = None,
                 **decoding) -> list[Hypothesis]:

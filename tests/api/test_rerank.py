@@ -113,7 +113,11 @@ def test_eval_py_reranks_with_a_workdir(translator, backwards, r2l_workdir, caps
   expected = translator.reranked_by(backwards, 1.0).translate(TEXTS[:1], beam_size=3, n_best=3)[0].text
   assert evaluate_with(translator, "--translate", TEXTS[0], "--beam-size", "3", "--n-best", "3",
                        "--rerank", r2l_workdir, "--rerank-weight", "1") == 0
-  assert capsys.readouterr().out.splitlines()[0].startswith(f"{TEXTS[0]} -> {expected}  (score ")
+  first = capsys.readouterr().out.splitlines()[0]
+  assert first.startswith(f"{TEXTS[0]} -> {expected}  (score ")
+  assert evaluate_with(translator, "--translate", TEXTS[0], "--beam-size", "3", "--n-best", "3",  # an ensemble
+                       "--rerank", r2l_workdir, "--rerank", r2l_workdir, "--rerank-weight", "1") == 0
+  assert capsys.readouterr().out.splitlines()[0].split("  (score ")[0] == first.split("  (score ")[0]
   assert evaluate_with(translator, "--translate", TEXTS[0], "--rerank-weight", "0.3") == 2
   one_error_line(capsys, "--rerank-weight: goes with --rerank WORKDIR")
   assert evaluate_with(translator, "--translate", TEXTS[0], "--rerank", r2l_workdir) == 2
