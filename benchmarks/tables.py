@@ -276,9 +276,13 @@ def rerank() -> str:
   rows = ["| run | decoding | test-unseen BLEU / chrF | test BLEU / chrF | ms per sentence (test) |",
           "|" + " --- |" * 5]
   for r in records("rerank.jsonl"):
+    scorer = r.get("rerank", {})
+    by = " + ".join(f"`{w}`" for w in scorer.get("workdirs", [scorer.get("workdir")])) + \
+        (", right to left" if scorer.get("right_to_left") else "")
     for setting, x in r.items():
       if not isinstance(x, dict) or "test" not in x:  # the decoding settings, in the order measured
         continue
+      setting = f"{setting} by {by}" if "reranked" in setting else setting
       rows.append(f"| {r['name']} | {setting} | {x['test-unseen']['bleu']:.2f} / {x['test-unseen']['chrf']:.2f} | "
                   f"{x['test']['bleu']:.2f} / {x['test']['chrf']:.2f} | {x['test']['ms_per_sentence']} |")
   commands = [f"`{r['command']}`; measured {measured(r)}." for r in records("rerank.jsonl")]
