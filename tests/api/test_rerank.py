@@ -13,6 +13,7 @@ from nmt_flax.utils.errors import UserError
 from tests.conftest import evaluate_with, one_error_line
 
 TEXTS = ["我有一隻貓。", "她喜歡茶。", "你好。"]
+pytestmark = pytest.mark.xdist_group("r2l_workdir")  # one worker trains the right-to-left workdir once
 
 
 @pytest.fixture(scope="module")
@@ -63,11 +64,11 @@ def test_a_right_to_left_model_takes_no_prefix_joins_no_left_to_right_ensemble_a
 
 
 def test_weight_0_keeps_the_search_and_weight_1_follows_the_scorer(translator, backwards):
-  plain = translator.sentence_nbest(TEXTS, beam_size=4, n_best=4)
-  kept = translator.reranked_by(backwards, 0.0).sentence_nbest(TEXTS, beam_size=4, n_best=4)
+  plain = translator.sentence_nbest(TEXTS, beam_size=3, n_best=3)
+  kept = translator.reranked_by(backwards, 0.0).sentence_nbest(TEXTS, beam_size=3, n_best=3)
   assert [[(h.text, h.score) for h in f] for f in kept] == [[(h.text, h.score) for h in f] for f in plain]
-  followed = translator.reranked_by(backwards, 1.0).sentence_nbest(TEXTS, beam_size=4, n_best=4)
-  halfway = translator.reranked_by(backwards, 0.5).sentence_nbest(TEXTS, beam_size=4, n_best=4)
+  followed = translator.reranked_by(backwards, 1.0).sentence_nbest(TEXTS, beam_size=3, n_best=3)
+  halfway = translator.reranked_by(backwards, 0.5).sentence_nbest(TEXTS, beam_size=3, n_best=3)
   for text, found, by_scorer, mixed in zip(TEXTS, plain, followed, halfway):
     scores = backwards.score([text] * len(found), [h.text for h in found])
     theirs = [s.log_prob / lp(s.tokens) for s in scores]
@@ -81,8 +82,8 @@ def test_weight_0_keeps_the_search_and_weight_1_follows_the_scorer(translator, b
 def test_reranking_one_candidate_returns_it_and_samples_are_not_length_normalised(translator, backwards):
   only = translator.sentence_nbest(TEXTS[:1], beam_size=3)[0]
   assert [h.text for h in rerank.rerank([only], TEXTS[:1], backwards, 0.7, 0.6)[0]] == [only[0].text]
-  samples = translator.reranked_by(backwards, 1.0).sentence_nbest(TEXTS[:1], sampling=True, n_best=5)[0]
-  scored = backwards.score(TEXTS[:1] * 5, [h.text for h in samples])
+  samples = translator.reranked_by(backwards, 1.0).sentence_nbest(TEXTS[:1], sampling=True, n_best=3)[0]
+  scored = backwards.score(TEXTS[:1] * 3, [h.text for h in samples])
   assert sorted(h.score for h in samples) == pytest.approx(sorted(s.log_prob for s in scored), rel=1e-5)
 
 

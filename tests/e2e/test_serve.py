@@ -148,6 +148,7 @@ def test_a_service_without_a_model_for_the_task_says_so_and_its_page_hides_that_
   assert '<section id="nmt" hidden>' in page and '<section id="sentiment">' in page
 
 
+@pytest.mark.xdist_group("r2l_workdir")  # with tests/api/test_rerank.py, which trains it
 def test_rerank_requests_use_the_reranking_model_and_need_one(models, r2l_workdir):
   translator = models[0]
   reranked = translator.reranked_by(nmt_flax.load(r2l_workdir), 1.0)
