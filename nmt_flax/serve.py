@@ -268,8 +268,6 @@ def create_app(models: list, max_texts: int = 64, max_chars: int = 2000, batch_w
       return error(422, f"n_best: {request.n_best} is more than beam_size {request.beam_size}")
     if request.rerank and reranked is None:
       return error(422, "rerank: no reranking model is loaded (start the service with --rerank WORKDIR)")
-    if request.rerank and (request.n_best < 2 or request.mbr):
-      return error(422, "rerank: reorders an n-best list; give n_best 2 or more, without mbr")
     prefixes = request.prefixes or [None] * len(request.texts)
     if len(prefixes) != len(request.texts):
       return error(422, f"prefixes: {len(prefixes)} given for {len(request.texts)} texts")
