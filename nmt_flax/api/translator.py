@@ -174,8 +174,8 @@ class Translator(LoadedModel):
     sentences it shares a batch with."""
     options = DecodeOptions(**decoding)
     if self.rescorer and (options.n_best < 2 or options.mbr):
-      raise UserError("reranking reorders an n-best list: give n_best 2 or more (beam search or sampling), "
-                      "without mbr", option="rerank")
+      raise UserError("reorders an n-best list: needs n_best (--n-best) of 2 or more, from beam search or "
+                      "sampling, and no mbr", option="rerank")
     encoded = [self.encode_source(t, n) for n, t in enumerate(sentences, start=1)]
     vocab = self.task.vocabs["tgt_vocab"]
     target = self.task.target_side

@@ -106,7 +106,7 @@ def test_bad_reranking_is_one_error(translator, backwards, sentiment_workdir):
     translator.reranked_by(other, 0.5)
   reranked = translator.reranked_by(backwards, 0.5)
   for decoding in ({}, {"beam_size": 3, "n_best": 3, "mbr": "chrf"}):
-    with pytest.raises(UserError, match="reranking reorders an n-best list"):
+    with pytest.raises(UserError, match="reorders an n-best list"):
       reranked.translate(TEXTS, **decoding)
 
 
@@ -122,4 +122,4 @@ def test_eval_py_reranks_with_a_workdir(translator, backwards, r2l_workdir, caps
   assert evaluate_with(translator, "--translate", TEXTS[0], "--rerank-weight", "0.3") == 2
   one_error_line(capsys, "--rerank-weight: goes with --rerank WORKDIR")
   assert evaluate_with(translator, "--translate", TEXTS[0], "--rerank", r2l_workdir) == 2
-  one_error_line(capsys, "--rerank", "reranking reorders an n-best list: give n_best 2 or more")
+  one_error_line(capsys, "--rerank", "reorders an n-best list: needs n_best (--n-best) of 2 or more")
