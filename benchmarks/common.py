@@ -8,6 +8,7 @@ import math
 import os
 import platform
 import statistics
+import subprocess
 import time
 from pathlib import Path
 
@@ -34,6 +35,29 @@ def finish(record: dict, results: str | None) -> None:
   if results:
     with open(results, "a", encoding="utf-8") as f:
       f.write(json.dumps(record) + "\n")
+
+
+def start_json(python: str, variables: dict, script: str, args: list[str], cores: set[int] | None = None):
+  """Starts benchmarks/`script` with `python` in a fresh process (XLA_FLAGS
+  and the compilation cache cleared, then `variables` set; pinned to `cores`
+  if given), and returns a function that waits for it and returns the JSON
+  record it printed (a failure raises CalledProcessError with its output)."""
+  env = {**os.environ, "XLA_FLAGS": "", **variables, "NMT_FLAX_CACHE": ""}
+  command = [python, str(ROOT / "benchmarks" / script), *args]
+  process = subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True, preexec_fn=(lambda: os.sched_setaffinity(0, cores)) if cores else None)
+
+  def record() -> dict:
+    out, err = process.communicate()
+    if process.returncode:
+      raise subprocess.CalledProcessError(process.returncode, command, out, err)
+    return json.loads(out[out.index("{"):])
+  return record
+
+
+def run_json(python: str, variables: dict, script: str, args: list[str]) -> dict:
+  """`start_json`'s record, waited for."""
+  return start_json(python, variables, script, args)()
 
 
 def recipe_config(argv: list[str], extra_flags=None):

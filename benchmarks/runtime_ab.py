@@ -29,14 +29,12 @@ The installed jax's options alone, without the jax 0.6.2 venv:
         --xla "fast math=--xla_cpu_enable_fast_math=true" --bfloat16 --results benchmarks/results/runtime_ab.jsonl
 """
 import argparse
-import json
 import os
 import shlex
 import statistics
-import subprocess
 import sys
 
-from common import ROOT, finish, provenance
+from common import finish, provenance, run_json
 
 THUNKS_OFF = "--xla_cpu_use_thunk_runtime=false"
 OLD_EMITTERS = "--xla_cpu_use_fusion_emitters=false"
@@ -52,13 +50,6 @@ def arms(old_python: str | None, xla: list[tuple[str, str]], env: list[tuple[str
           **{f"installed jax, {name}": (sys.executable, {"XLA_FLAGS": flags}, "float32") for name, flags in xla},
           **{f"installed jax, {name}": (sys.executable, {variable: value}, "float32") for name, variable, value in env},
           **({"installed jax, --dtype bfloat16": (sys.executable, {}, "bfloat16")} if bfloat16 else {})}
-
-
-def run_json(python: str, variables: dict, script: str, args: list[str]) -> dict:
-  env = {**os.environ, "XLA_FLAGS": "", **variables, "NMT_FLAX_CACHE": ""}
-  out = subprocess.run([python, str(ROOT / "benchmarks" / script), *args], env=env, check=True,
-                       capture_output=True, text=True, cwd=ROOT).stdout
-  return json.loads(out[out.index("{"):])
 
 
 def measure(python: str, variables: dict, dtype: str, preset: str, steps: int) -> dict:

@@ -1,0 +1,74 @@
+"""Members of an ensemble (or a teacher's seeds) trained one after another on
+every core, or side by side, each pinned to a core of its own; prints JSON.
+
+    python benchmarks/parallel_members.py --preset best-cpu --rounds 3 \
+        --results benchmarks/results/parallel_members.jsonl
+
+One member per core this process may use (seeds 0, 1, …; `--seed` and any
+train.py flag after the preset go to every member). Each round runs both arms,
+in turn, so a slower spell of a shared machine hits both alike:
+- one after another: `train_speed.py` for each member in turn, on every core;
+- side by side: every member's `train_speed.py` at once, member k pinned to
+  core k (XLA sizes its thread pool to the cores a process may use).
+Per arm: the wall time until every member is done (start-up and compilation
+of every bucket shape included, as a user waits for them) and the members'
+median training step. `speedup` is the side-by-side arm's ratio, from the
+medians over rounds: of the members' steps per second together (steady
+training), and of the wall time.
+"""
+import argparse
+import os
+import shlex
+import statistics
+import sys
+import time
+
+from common import finish, provenance, run_json, start_json
+
+
+def one_after_another(flags: list[str], cores: list[int]) -> dict:
+  started = time.perf_counter()
+  members = [run_json(sys.executable, {}, "train_speed.py", [*flags, "--seed", str(k)])
+             for k in range(len(cores))]
+  return {"wall_s": time.perf_counter() - started, "median_step_s": [m["median_step_s"] for m in members]}
+
+
+def side_by_side(flags: list[str], cores: list[int]) -> dict:
+  started = time.perf_counter()
+  running = [start_json(sys.executable, {}, "train_speed.py", [*flags, "--seed", str(k)], cores={core})
+             for k, core in enumerate(cores)]
+  members = [member() for member in running]
+  return {"wall_s": time.perf_counter() - started, "median_step_s": [m["median_step_s"] for m in members]}
+
+
+def main(argv=None) -> None:
+  parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser.add_argument("--preset", default="best-cpu", help="the preset every member trains")
+  parser.add_argument("--steps", type=int, default=60, help="training steps timed per member and arm")
+  parser.add_argument("--rounds", type=int, default=3)
+  parser.add_argument("--results", default=None, help="append the JSON record to this file")
+  args, flags = parser.parse_known_args(argv)
+  cores = sorted(os.sched_getaffinity(0))
+  if len(cores) < 2:
+    parser.error(f"this process may use {len(cores)} core: side by side needs two or more")
+  member_flags = ["--preset", args.preset, "--steps", str(args.steps), *flags]
+  arms = {"one after another": one_after_another, "side by side": side_by_side}
+  runs: dict[str, list[dict]] = {name: [] for name in arms}
+  for _ in range(args.rounds):
+    for name, arm in arms.items():
+      runs[name].append(arm(member_flags, cores))
+  summary = {name: {"wall_s": round(statistics.median(r["wall_s"] for r in rounds), 1),
+                    "median_step_s": round(statistics.median(s for r in rounds for s in r["median_step_s"]), 4)}
+             for name, rounds in runs.items()}
+  apart, together = summary["one after another"], summary["side by side"]
+  members = len(cores)
+  speedup = {"steps_per_s": round(members * apart["median_step_s"] / together["median_step_s"], 2),
+             "wall": round(apart["wall_s"] / together["wall_s"], 2)}
+  finish({"command": "python benchmarks/parallel_members.py " + shlex.join(argv or sys.argv[1:]),
+          "preset": args.preset, "members": members, "cores": cores, "steps": args.steps,
+          "rounds": args.rounds, "arms": summary, "speedup": speedup, "runs": runs, **provenance()},
+         args.results)
+
+
+if __name__ == "__main__":
+  main()
