@@ -9,12 +9,14 @@ train.py flag after the preset go to every member). Each round runs both arms,
 in turn, so a slower spell of a shared machine hits both alike:
 - one after another: `train_speed.py` for each member in turn, on every core;
 - side by side: every member's `train_speed.py` at once, member k pinned to
-  core k (XLA sizes its thread pool to the cores a process may use).
+  core k (XLA sizes its thread pool to the cores a process may use);
+- side by side, unpinned: the same, each process free to use every core (as
+  two commands started with `&` run).
 Per arm: the wall time until every member is done (start-up and compilation
 of every bucket shape included, as a user waits for them) and the members'
-median training step. `speedup` is the side-by-side arm's ratio, from the
-medians over rounds: of the members' steps per second together (steady
-training), and of the wall time.
+median training step. `speedup`: each side-by-side arm against one after
+another, from the medians over rounds: of the members' steps per second
+together (steady training), and of the wall time.
 """
 import argparse
 import os
@@ -33,9 +35,10 @@ def one_after_another(flags: list[str], cores: list[int]) -> dict:
   return {"wall_s": time.perf_counter() - started, "median_step_s": [m["median_step_s"] for m in members]}
 
 
-def side_by_side(flags: list[str], cores: list[int]) -> dict:
+def side_by_side(flags: list[str], cores: list[int], pinned: bool = True) -> dict:
   started = time.perf_counter()
-  running = [start_json(sys.executable, {}, "train_speed.py", [*flags, "--seed", str(k)], cores={core})
+  running = [start_json(sys.executable, {}, "train_speed.py", [*flags, "--seed", str(k)],
+                        cores={core} if pinned else None)
              for k, core in enumerate(cores)]
   members = [member() for member in running]
   return {"wall_s": time.perf_counter() - started, "median_step_s": [m["median_step_s"] for m in members]}
@@ -52,7 +55,8 @@ def main(argv=None) -> None:
   if len(cores) < 2:
     parser.error(f"this process may use {len(cores)} core: side by side needs two or more")
   member_flags = ["--preset", args.preset, "--steps", str(args.steps), *flags]
-  arms = {"one after another": one_after_another, "side by side": side_by_side}
+  arms = {"one after another": one_after_another, "side by side": side_by_side,
+          "side by side, unpinned": lambda *a: side_by_side(*a, pinned=False)}
   runs: dict[str, list[dict]] = {name: [] for name in arms}
   for _ in range(args.rounds):
     for name, arm in arms.items():
@@ -60,10 +64,10 @@ def main(argv=None) -> None:
   summary = {name: {"wall_s": round(statistics.median(r["wall_s"] for r in rounds), 1),
                     "median_step_s": round(statistics.median(s for r in rounds for s in r["median_step_s"]), 4)}
              for name, rounds in runs.items()}
-  apart, together = summary["one after another"], summary["side by side"]
-  members = len(cores)
-  speedup = {"steps_per_s": round(members * apart["median_step_s"] / together["median_step_s"], 2),
-             "wall": round(apart["wall_s"] / together["wall_s"], 2)}
+  apart, members = summary["one after another"], len(cores)
+  speedup = {name: {"steps_per_s": round(members * apart["median_step_s"] / arm["median_step_s"], 2),
+                    "wall": round(apart["wall_s"] / arm["wall_s"], 2)}
+             for name, arm in summary.items() if name != "one after another"}
   finish({"command": "python benchmarks/parallel_members.py " + shlex.join(argv or sys.argv[1:]),
           "preset": args.preset, "members": members, "cores": cores, "steps": args.steps,
           "rounds": args.rounds, "arms": summary, "speedup": speedup, "runs": runs, **provenance()},

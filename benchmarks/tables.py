@@ -134,6 +134,22 @@ def runtime_ab() -> str:
   return "\n".join(rows) + "\n\n" + "\n".join(notes)
 
 
+def parallel_members() -> str:
+  """BENCHMARKS' ensemble members trained side by side against one after another (`parallel_members.py`)."""
+  rows = ["| record | preset | members | arm | wall time, every member (compile included) | "
+          "members' median step | side by side ÷ one after another |", "|" + " --- |" * 7]
+  notes = []
+  for n, r in enumerate(records("parallel_members.jsonl"), 1):
+    for name, a in r["arms"].items():
+      gain = (f"{r['speedup'][name]['steps_per_s']:.2f}× steps/s, {r['speedup'][name]['wall']:.2f}× wall"
+              if name in r["speedup"] else "1.00×")
+      rows.append(f"| [{n}] | `{r['preset']}` | {r['members']} | {name} | {a['wall_s']:.0f} s | "
+                  f"{a['median_step_s'] * 1000:.0f} ms | {gain} |")
+    notes.append(f"[{n}] {r['steps']} steps timed per member; medians of {r['rounds']} alternated rounds; "
+                 f"`{without_results(r['command'])}`; measured {measured(r)}.")
+  return "\n".join(rows) + "\n\n" + "\n".join(notes)
+
+
 def side_by_side() -> str:
   """BENCHMARKS' ensemble members one after another or side by side (`side_by_side.py`)."""
   rows = ["| command | alone, every core: median step | side by side, one core each: median steps | "
@@ -300,6 +316,7 @@ TABLES = {
     "profile_step": (["BENCHMARKS.md"], profile_step),
     "runtime_ab": (["BENCHMARKS.md"], runtime_ab),
     "side_by_side": (["BENCHMARKS.md"], side_by_side),
+    "parallel_members": (["BENCHMARKS.md"], parallel_members),
     "transformer_tuning": (["MODEL_CARD.md"], transformer_tuning),
     "transformer_small_data": (["MODEL_CARD.md"], lambda: beside_best_cpu("transformer_small_data.jsonl")),
     "joeynmt": (["BENCHMARKS.md"], joeynmt),

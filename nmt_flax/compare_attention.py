@@ -18,7 +18,9 @@ from pathlib import Path
 from nmt_flax.api import load
 from nmt_flax.config import PRESETS, resolve
 from nmt_flax.models import attention
+from nmt_flax.training.checkpoint import Checkpoints
 from nmt_flax.training.loop import train
+from nmt_flax.training.progress import read_metrics
 
 NMT = PRESETS["compare-attention"]["nmt"]
 SENTIMENT = PRESETS["quick"]["sentiment"]
@@ -32,16 +34,33 @@ def run_variant(task: str, name: str, flags: dict, out: Path, beam: int) -> dict
   started = time.time()
   train(config, workdir, log=lambda *_: None)
   row = {"task": task, "attention": name, "train_seconds": round(time.time() - started, 1)}
-  model = load(workdir)
   if task == "nmt":
-    split = model.split("val")
-    greedy = model.evaluate(split)
-    beamed = greedy if beam == 1 else model.evaluate(split, beam_size=beam, alpha=0.6)  # beam 1 is greedy
+    greedy = best_validation(workdir)
+    if beam == 1:  # beam 1 is greedy
+      beamed = greedy
+    else:
+      model = load(workdir)
+      beamed = model.evaluate(model.split("val"), beam_size=beam, alpha=0.6)
     row.update(bleu_greedy=greedy["bleu"], chrf_greedy=greedy["chrf"],
                bleu_beam=beamed["bleu"], chrf_beam=beamed["chrf"])
   else:
+    model = load(workdir)
     row.update(accuracy=model.evaluate(model.split("test"))["accuracy"])
   return row
+
+
+def best_validation(workdir: Path) -> dict:
+  """The greedy validation scores of the checkpoint `load(workdir)` loads (the
+  best), as training measured them in metrics.jsonl: the same decoding of the
+  same split, so nothing is decoded twice. {"bleu", "chrf"}."""
+  checkpoints = Checkpoints(workdir / "checkpoints", read_only=True)
+  try:
+    step = checkpoints.best_step()
+  finally:
+    checkpoints.close()
+  *_, record = (r for r in read_metrics(workdir / "metrics.jsonl") if r["step"] == step)  # a rerun's last
+  prefix = "ema_" if "ema_bleu" in record else ""  # with --ema, the average ranks and is loaded
+  return {"bleu": record[f"{prefix}bleu"], "chrf": record[f"{prefix}chrf"]}
 
 
 def markdown(rows: list[dict], beam: int) -> str:
