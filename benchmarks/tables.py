@@ -134,31 +134,27 @@ def runtime_ab() -> str:
   return "\n".join(rows) + "\n\n" + "\n".join(notes)
 
 
-def parallel_members() -> str:
-  """BENCHMARKS' ensemble members trained side by side against one after another (`parallel_members.py`)."""
-  rows = ["| record | preset | members | arm | wall time, every member (compile included) | "
-          "members' median step | side by side ÷ one after another |", "|" + " --- |" * 7]
+def side_by_side() -> str:
+  """BENCHMARKS' ensemble members one after another or side by side (`side_by_side.py`): every record."""
+  rows = ["| record | preset | arm | wall time, every member (compile included) | members' median step | "
+          "÷ one after another: steps/s, wall time |", "|" + " --- |" * 6]
   notes = []
-  for n, r in enumerate(records("parallel_members.jsonl"), 1):
+  for n, r in enumerate(records("side_by_side.jsonl"), 1):
+    if "arms" not in r:  # the first script's record: one round, steps only
+      r = {**r, "preset": "best-cpu", "rounds": 1, "steps": re.search(r"--steps (\d+)", r["command"])[1],
+           "arms": {"one after another": {"wall_s": None, "median_step_s": r["alone_median_step_s"]},
+                    "side by side": {"wall_s": None, "median_step_s": r["median_side_step_s"]}},
+           "speedup": {"side by side": {"steps_per_s": r["throughput_side_by_side_vs_one_after_another"],
+                                        "wall": None}}}
     for name, a in r["arms"].items():
-      gain = (f"{r['speedup'][name]['steps_per_s']:.2f}× steps/s, {r['speedup'][name]['wall']:.2f}× wall"
-              if name in r["speedup"] else "1.00×")
-      rows.append(f"| [{n}] | `{r['preset']}` | {r['members']} | {name} | {a['wall_s']:.0f} s | "
-                  f"{a['median_step_s'] * 1000:.0f} ms | {gain} |")
-    notes.append(f"[{n}] {r['steps']} steps timed per member; medians of {r['rounds']} alternated rounds; "
+      gain = r["speedup"].get(name, {"steps_per_s": 1.0, "wall": 1.0})
+      wall = "–" if a["wall_s"] is None else f"{a['wall_s']:.0f} s"
+      rows.append(f"| [{n}] | `{r['preset']}` | {name} | {wall} | {a['median_step_s'] * 1000:.0f} ms | "
+                  f"**{gain['steps_per_s']:.2f}×**, " + ("–" if gain["wall"] is None else f"{gain['wall']:.2f}×")
+                  + " |")
+    notes.append(f"[{n}] {r['steps']} steps timed per member; medians of {r['rounds']} round(s); "
                  f"`{without_results(r['command'])}`; measured {measured(r)}.")
   return "\n".join(rows) + "\n\n" + "\n".join(notes)
-
-
-def side_by_side() -> str:
-  """BENCHMARKS' ensemble members one after another or side by side (`side_by_side.py`)."""
-  rows = ["| command | alone, every core: median step | side by side, one core each: median steps | "
-          "throughput side by side ÷ one after another | measured |", "|" + " --- |" * 5]
-  for r in records("side_by_side.jsonl"):
-    rows.append(f"| `{without_results(r['command'])}` | {r['alone_median_step_s'] * 1000:.0f} ms | "
-                + ", ".join(f"{s * 1000:.0f} ms" for s in r["side_by_side_median_step_s"])
-                + f" | **{r['throughput_side_by_side_vs_one_after_another']:.2f}×** | {measured(r)} |")
-  return "\n".join(rows)
 
 
 def data_scale() -> str:
@@ -316,7 +312,6 @@ TABLES = {
     "profile_step": (["BENCHMARKS.md"], profile_step),
     "runtime_ab": (["BENCHMARKS.md"], runtime_ab),
     "side_by_side": (["BENCHMARKS.md"], side_by_side),
-    "parallel_members": (["BENCHMARKS.md"], parallel_members),
     "transformer_tuning": (["MODEL_CARD.md"], transformer_tuning),
     "transformer_small_data": (["MODEL_CARD.md"], lambda: beside_best_cpu("transformer_small_data.jsonl")),
     "joeynmt": (["BENCHMARKS.md"], joeynmt),

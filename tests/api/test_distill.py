@@ -18,6 +18,8 @@ from nmt_flax.text.vocab import END_ID
 from nmt_flax.utils.errors import UserError
 from tests.conftest import NMT_FLAGS, SENT_FLAGS, TINY_NMT, TINY_REVIEWS, one_error_line, train
 
+pytestmark = pytest.mark.xdist_group("distill")  # one worker trains each module fixture's teachers once
+
 
 @pytest.fixture(scope="module")
 def student(tmp_path_factory):
