@@ -86,7 +86,8 @@ def setup_jax() -> None:
   cache = os.environ.get(CACHE_ENV, str(Path.home() / ".cache" / "nmt_flax" / "jax"))
   if cache:
     jax.config.update("jax_compilation_cache_dir", cache)
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+    if "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS" not in os.environ:  # a threshold set there wins
+      jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
 
 
 
