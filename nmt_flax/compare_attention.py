@@ -5,7 +5,8 @@
 Each variant is trained with the same seed, data and small CPU configuration
 (the presets `compare-attention`, nmt_flax/configs/nmt/compare-attention.yaml,
 and the sentiment `quick`; epochs overridable with --epochs-nmt/--epochs-sentiment),
-then scored: validation BLEU and chrF with greedy and beam-5 decoding (NMT),
+then scored: validation BLEU and chrF greedy (as training's validation of the
+best checkpoint measured them) and with beam-5 decoding (NMT),
 test accuracy (sentiment). Writes OUT/attention_comparison.md (a Markdown
 table, also printed) and OUT/attention_comparison.png (bar charts). Workdirs
 are kept in OUT/<task>-<variant>, so a rerun resumes or reuses them.
