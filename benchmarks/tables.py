@@ -135,17 +135,12 @@ def runtime_ab() -> str:
 
 
 def side_by_side() -> str:
-  """BENCHMARKS' ensemble members one after another or side by side (`side_by_side.py`): every record."""
+  """BENCHMARKS' ensemble members one after another or side by side (`side_by_side.py`): every record
+  (the first script's timed no wall clock: its wall_s are null)."""
   rows = ["| record | preset | arm | wall time, every member (compile included) | members' median step | "
           "÷ one after another: steps/s, wall time |", "|" + " --- |" * 6]
   notes = []
   for n, r in enumerate(records("side_by_side.jsonl"), 1):
-    if "arms" not in r:  # the first script's record: one round, steps only
-      r = {**r, "preset": "best-cpu", "rounds": 1, "steps": re.search(r"--steps (\d+)", r["command"])[1],
-           "arms": {"one after another": {"wall_s": None, "median_step_s": r["alone_median_step_s"]},
-                    "side by side": {"wall_s": None, "median_step_s": r["median_side_step_s"]}},
-           "speedup": {"side by side": {"steps_per_s": r["throughput_side_by_side_vs_one_after_another"],
-                                        "wall": None}}}
     for name, a in r["arms"].items():
       gain = r["speedup"].get(name, {"steps_per_s": 1.0, "wall": 1.0})
       wall = "–" if a["wall_s"] is None else f"{a['wall_s']:.0f} s"

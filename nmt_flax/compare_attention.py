@@ -19,7 +19,7 @@ from pathlib import Path
 from nmt_flax.api import load
 from nmt_flax.config import PRESETS, resolve
 from nmt_flax.models import attention
-from nmt_flax.training.checkpoint import Checkpoints
+from nmt_flax.training.checkpoint import Checkpoints, pick_step
 from nmt_flax.training.loop import train
 from nmt_flax.training.progress import read_metrics
 
@@ -56,7 +56,7 @@ def best_validation(workdir: Path) -> dict:
   same split, so nothing is decoded twice. {"bleu", "chrf"}."""
   checkpoints = Checkpoints(workdir / "checkpoints", read_only=True)
   try:
-    step = checkpoints.best_step()
+    step = pick_step(checkpoints, "best", workdir)  # the step load(workdir) picks
   finally:
     checkpoints.close()
   *_, record = (r for r in read_metrics(workdir / "metrics.jsonl") if r["step"] == step)  # a rerun's last
