@@ -28,6 +28,7 @@ import time
 from common import finish, provenance, recipe_config, run_json, start_json
 
 from nmt_flax import program
+from nmt_flax.utils.errors import UserError
 
 
 def one_after_another(flags: list[str], cores: list[int]) -> dict:
@@ -56,7 +57,7 @@ def main(argv: list[str]) -> None:
   recipe_config(["--preset", args.preset, *flags])  # checked here, once, in one line when wrong
   cores = sorted(os.sched_getaffinity(0))
   if len(cores) < 2:
-    parser.error(f"this process may use {len(cores)} core: side by side needs two or more")
+    raise UserError(f"this process may use {len(cores)} core: side by side needs two or more")
   member_flags = ["--preset", args.preset, "--steps", str(args.steps), *flags]
   arms = {"one after another": one_after_another, "side by side": side_by_side,
           "side by side, unpinned": lambda *a: side_by_side(*a, pinned=False)}
