@@ -78,10 +78,23 @@ def bleu_rows(name: str, with_measured: bool = False, first: tuple[dict, ...] = 
   return "\n".join(rows)
 
 
-def beside_best_cpu(name: str) -> str:
-  """`bleu_rows` of the file `name` after best-cpu's row of the presets, each row with when it was measured."""
-  best_cpu = tuple(r for r in records("presets.jsonl") if r["name"] == "best-cpu")
-  return bleu_rows(name, with_measured=True, first=best_cpu)
+BEST_CPU_BEFORE_LAYER_NORM = "best-cpu without layer norm (the preset until 2026-12-04)"
+
+
+def beside_best_cpu_before_ln(name: str) -> str:
+  """`bleu_rows` of the file `name` after the row of best-cpu as it was before its
+  GRUs were layer-normalised (the first record of regularisers.jsonl), each row
+  with when it was measured."""
+  before = tuple(r for r in records("regularisers.jsonl") if r["name"] == BEST_CPU_BEFORE_LAYER_NORM)
+  return bleu_rows(name, with_measured=True, first=before)
+
+
+def ensembles() -> str:
+  """MODEL_CARD's seeds of the layer-normalised recipe and their ensemble (`ablation.py`
+  records of ensembles.jsonl), after seed 0: its row of regularisers.jsonl."""
+  seed0 = tuple(dict(r, name=f"{r['name']}, seed 0") for r in records("regularisers.jsonl")
+                if r["name"] == "best-cpu, layer-normalised GRUs")
+  return bleu_rows("ensembles.jsonl", with_measured=True, first=seed0)
 
 
 def train_speed() -> str:
@@ -308,12 +321,13 @@ TABLES = {
     "runtime_ab": (["BENCHMARKS.md"], runtime_ab),
     "side_by_side": (["BENCHMARKS.md"], side_by_side),
     "transformer_tuning": (["MODEL_CARD.md"], transformer_tuning),
-    "transformer_small_data": (["MODEL_CARD.md"], lambda: beside_best_cpu("transformer_small_data.jsonl")),
+    "transformer_small_data": (["MODEL_CARD.md"], lambda: beside_best_cpu_before_ln("transformer_small_data.jsonl")),
     "joeynmt": (["BENCHMARKS.md"], joeynmt),
     "joeynmt_profile": (["BENCHMARKS.md"], joeynmt_profile),
     "distillation": (["MODEL_CARD.md"], distillation),
-    "regularisers": (["MODEL_CARD.md"], lambda: beside_best_cpu("regularisers.jsonl")),
+    "regularisers": (["MODEL_CARD.md"], lambda: bleu_rows("regularisers.jsonl", with_measured=True)),
     "by_length": (["MODEL_CARD.md"], by_length),
+    "ensembles": (["MODEL_CARD.md"], ensembles),
     "rerank": (["MODEL_CARD.md"], rerank),
 }
 

@@ -16,9 +16,10 @@ configs at the sizes of nmt-flax's presets:
   units, Bahdanau attention, embeddings, dropout), JoeyNMT's `recurrent`
   encoder and decoder with `attention: bahdanau`. JoeyNMT cannot tie its output
   layer to embeddings narrower than the decoder, so nmt-flax's side is untied
-  too (`--tie-embeddings false`: a units x vocabulary output layer on both
-  sides); JoeyNMT's decoder still has its attention-vector layer (2·units ->
-  units) that nmt-flax's has not. The record holds both parameter counts;
+  too (`--no-tie-embeddings`: a units x vocabulary output layer on both
+  sides), and its GRUs are not layer-normalised (JoeyNMT's are not); JoeyNMT's
+  decoder still has its attention-vector layer (2·units -> units) that
+  nmt-flax's has not. The record holds both parameter counts;
 - transformer: `transformer-cpu` (pre-norm layers, width, heads,
   feed-forward, dropout, tied output), JoeyNMT's `transformer`.
 Both train Adam at the preset's rate on batches of the preset's sentences
@@ -78,7 +79,8 @@ def nmt_flax_config(family: str, data: str | None):
   token batches set aside)."""
   from nmt_flax import config as config_lib
   return config_lib.resolve("nmt", PRESETS[family], {"target_tokens": "word", "batch_tokens": 0,
-                                                     **({"tie_embeddings": False} if family == "gru" else {}),
+                                                     **({"tie_embeddings": False, "gru_layer_norm": False}
+                                                        if family == "gru" else {}),
                                                      **({"data": data} if data else {})})
 
 
