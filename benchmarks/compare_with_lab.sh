@@ -33,19 +33,8 @@ for units in 1024 256; do
     --steps "$steps" --hoist-keys --out "$OUT/torch_nmt_${units}_hoist.json"
 done
 # A whole epoch as a user runs it (`train.py`, lab hyperparameters, length
-# buckets, compilation and validation included), with an empty compilation
-# cache and again with the cache the first run filled.
-epoch() {  # epoch UNITS NAME CACHE
-  rm -rf "$OUT/work_$2"
-  local start=$EPOCHREALTIME
-  NMT_FLAX_CACHE=$3 python train.py --units "$1" --embedding-dim 256 --batch-size 128 --epochs 1 \
-    --workdir "$OUT/work_$2" > "$OUT/$2.log" 2>&1
-  python -c "import json,sys; m=json.loads(open(sys.argv[1]).readlines()[-1]);
-print(json.dumps({'units': $1, 'wall_s': round(float(sys.argv[2]), 1), **m}, indent=1))" \
-    "$OUT/work_$2/metrics.jsonl" "$(python -c "print($EPOCHREALTIME - $start)")" > "$OUT/$2.json"
-}
-cache=$(mktemp -d)
-epoch 256 jax_epoch_256_cold "$cache"
-epoch 256 jax_epoch_256_warm "$cache"
-epoch 1024 jax_epoch_1024_cold "$cache"
+# buckets, compilation and validation included), empty and warm compilation
+# cache, beside the lab's projected epoch, at both sizes.
+python benchmarks/lab_epoch.py --tf-python "$TF_PYTHON" --anchors "$ANCHORS" --data "$DATA" \
+  --workdir "$OUT/lab_epoch" > "$OUT/lab_epoch.json"
 echo "results in $OUT"

@@ -165,6 +165,24 @@ def side_by_side() -> str:
   return "\n".join(rows) + "\n\n" + "\n".join(notes)
 
 
+def lab_epoch() -> str:
+  """BENCHMARKS' epoch beside the lab's TensorFlow code (`lab_epoch.py`): every record, a row per size."""
+  rows = ["| record | units | lab TensorFlow: steps × median step (trace) | nmt-flax `train.py`, empty cache "
+          "(first step) | nmt-flax, warm cache (first step) | lab ÷ nmt-flax: empty, warm |", "|" + " --- |" * 6]
+  notes = []
+  for n, r in enumerate(records("lab_epoch.jsonl"), 1):
+    for units, u in r["units"].items():
+      lab, cold, warm = u["lab"], u["cold"], u["warm"]
+      rows.append(f"| [{n}] | {units} | {lab['steps_per_epoch']} × {lab['median_step_s']:.2f} s = "
+                  f"{lab['projected_epoch_s']:.0f} s ({lab['first_step_s']:.0f} s) | {cold['wall_s']:.0f} s "
+                  f"({cold['first_step_s']:.1f} s) | {warm['wall_s']:.0f} s ({warm['first_step_s']:.1f} s) | "
+                  f"{u['ratio']['cold']:.2f}×, **{u['ratio']['warm']:.2f}×** |")
+    tf = next(iter(r["units"].values()))["lab"]["tf"]
+    notes.append(f"[{n}] the lab's {r['tf_steps']} steps after 2 warm-up steps, TensorFlow {tf}; "
+                 f"`{without_results(r['command'])}`; measured {measured(r)}.")
+  return "\n".join(rows) + "\n\n" + "\n".join(notes)
+
+
 def data_scale() -> str:
   rows = ["| pairs (corpus) | prepare: time, peak memory | training from the prepared data: first step / "
           "peak memory / median step | in-memory path: first step / peak memory |", "|" + " --- |" * 4]
@@ -320,6 +338,7 @@ TABLES = {
     "profile_step": (["BENCHMARKS.md"], profile_step),
     "runtime_ab": (["BENCHMARKS.md"], runtime_ab),
     "side_by_side": (["BENCHMARKS.md"], side_by_side),
+    "lab_epoch": (["BENCHMARKS.md"], lab_epoch),
     "transformer_tuning": (["MODEL_CARD.md"], transformer_tuning),
     "transformer_small_data": (["MODEL_CARD.md"], lambda: beside_best_cpu_before_ln("transformer_small_data.jsonl")),
     "joeynmt": (["BENCHMARKS.md"], joeynmt),
