@@ -13,7 +13,8 @@ translation. A sentiment recipe: validation and test accuracy, precision,
 recall and F1. `train_s` is the run's training time over every sitting
 (`train_seconds` in metrics.jsonl: steps, compilation and validations; a run
 resumed after an interruption counts all of it); a rerun on a finished
-workdir only scores it again. Every record holds the run's learning curve (`curve`: each
+workdir only scores it again (`--average-last N`: its N latest checkpoints
+averaged). Every record holds the run's learning curve (`curve`: each
 validation's epoch, elapsed seconds, loss and score, and those of the moving
 average under --ema).
 
@@ -44,6 +45,8 @@ def main(argv=None) -> None:
                       help="record the learning curve and the validation score, no test scores")
   parser.add_argument("--weights", choices=("raw", "ema"), default=None,
                       help="score these parameters of a run trained with --ema (default: its moving average)")
+  parser.add_argument("--average-last", type=int, default=0, metavar="N",
+                      help="score the parameters of the run's N latest checkpoints averaged")
   parser.add_argument("train_flags", nargs=argparse.REMAINDER, help="-- then train.py's flags")
   args = parser.parse_args(argv)
   if not (args.name and args.workdir):
@@ -56,7 +59,9 @@ def main(argv=None) -> None:
       if not (Path(w) / "metrics.jsonl").exists():
         parser.error(f"--workdir {w}: no metrics.jsonl, not a trained run (train.py's flags after -- train it)")
     record = {"name": args.name, "command": " ".join(["python eval.py", *(f"--workdir {w}" for w in args.workdir),
-                                                       *([f"--weights {args.weights}"] if args.weights else [])]),
+                                                       *([f"--weights {args.weights}"] if args.weights else []),
+                                                       *([f"--average-last {args.average_last}"]
+                                                         if args.average_last else [])]),
               "train_s": round(sum(train_seconds(w) for w in args.workdir), 1), **provenance()}
   elif len(args.workdir) > 1:
     parser.error("train.py's flags train one run: give one --workdir")
@@ -72,13 +77,15 @@ def main(argv=None) -> None:
   import nmt_flax  # after training: its own process
   from nmt_flax.text.normalise import chinese_text
   try:
-    translator = nmt_flax.load(args.workdir, weights=args.weights)
+    translator = nmt_flax.load(args.workdir, average_last=args.average_last, weights=args.weights)
   except nmt_flax.UserError as e:  # e.g. --weights ema of a run trained without --ema
     parser.error(str(e))
   if isinstance(translator, nmt_flax.Classifier):
     record.update(sentiment_scores(translator))
     finish(record, args.results)
     return
+  if args.average_last:
+    record["average_last"] = args.average_last
   record["val_bleu"] = round(translator.evaluate(translator.split("val"))["bleu"], 2)
   for split in ("test", "test-unseen"):
     for beam in (1, 5):
