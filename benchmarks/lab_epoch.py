@@ -14,7 +14,8 @@ For each `--units`, one after another in one run:
   --epochs 1` (the lab's hyperparameters, length buckets) with an empty
   compilation cache, timed from process start to exit: reading the data,
   compiling every bucket shape, the epoch's steps, greedy decoding of the
-  validation split for its BLEU, the checkpoint;
+  validation split for its BLEU, the checkpoint (`steps_s`: the steps and
+  their compilation alone, metrics.jsonl's `epoch_seconds`);
 - nmt-flax warm: the same command again, with the cache the cold run filled
   (a user's second run).
 `ratio`: the lab's epoch over nmt-flax's, cold and warm.
@@ -58,7 +59,7 @@ def our_epoch(units: int, data: Path, workdir: Path, cache: Path) -> dict:
                  env={**os.environ, program.CACHE_ENV: str(cache), "XLA_FLAGS": ""})
   wall_s = time.perf_counter() - started
   last = json.loads((workdir / "metrics.jsonl").read_text(encoding="utf-8").splitlines()[-1])
-  return {"wall_s": round(wall_s, 1), "first_step_s": last["first_step_seconds"],
+  return {"wall_s": round(wall_s, 1), "steps_s": last["epoch_seconds"], "first_step_s": last["first_step_seconds"],
           "steps": last["step"], "val_bleu": round(last["bleu"], 2)}
 
 

@@ -167,15 +167,15 @@ def side_by_side() -> str:
 
 def lab_epoch() -> str:
   """BENCHMARKS' epoch beside the lab's TensorFlow code (`lab_epoch.py`): every record, a row per size."""
-  rows = ["| record | units | lab TensorFlow: steps × median step (trace) | nmt-flax `train.py`, empty cache "
-          "(first step) | nmt-flax, warm cache (first step) | lab ÷ nmt-flax: empty, warm |", "|" + " --- |" * 6]
+  rows = ["| record | units | lab TensorFlow: steps × median step (its trace) | nmt-flax `train.py`, empty cache "
+          "(its steps) | nmt-flax, warm cache (its steps) | lab ÷ nmt-flax: empty, warm |", "|" + " --- |" * 6]
   notes = []
   for n, r in enumerate(records("lab_epoch.jsonl"), 1):
     for units, u in r["units"].items():
       lab, cold, warm = u["lab"], u["cold"], u["warm"]
       rows.append(f"| [{n}] | {units} | {lab['steps_per_epoch']} × {lab['median_step_s']:.2f} s = "
                   f"{lab['projected_epoch_s']:.0f} s ({lab['first_step_s']:.0f} s) | {cold['wall_s']:.0f} s "
-                  f"({cold['first_step_s']:.1f} s) | {warm['wall_s']:.0f} s ({warm['first_step_s']:.1f} s) | "
+                  f"({cold['steps_s']:.0f} s) | {warm['wall_s']:.0f} s ({warm['steps_s']:.0f} s) | "
                   f"{u['ratio']['cold']:.2f}×, **{u['ratio']['warm']:.2f}×** |")
     tf = next(iter(r["units"].values()))["lab"]["tf"]
     notes.append(f"[{n}] the lab's {r['tf_steps']} steps after 2 warm-up steps, TensorFlow {tf}; "
