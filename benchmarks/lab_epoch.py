@@ -38,12 +38,20 @@ from nmt_flax.data.corpus import TRANSLATION, find_data_file
 from nmt_flax.utils.errors import UserError
 
 
+def run(command: list[str], what: str, **kwargs) -> None:
+  """Runs `command`; a failure is one line naming `what` and the last line it printed."""
+  done = subprocess.run(command, capture_output=True, text=True, **kwargs)
+  if done.returncode:
+    said = (done.stderr.strip() or done.stdout.strip() or "no output").splitlines()[-1]
+    raise UserError(f"{what} failed (exit {done.returncode}): {said}")
+
+
 def lab_epoch(tf_python: str, anchors: Path, data: Path, units: int, steps: int, out: Path) -> dict:
   """The lab's step timing at `units` (its JSON: median_step_s, steps_per_epoch, ...); data: cmn-eng.txt."""
   command = [tf_python, str(anchors / "seed_tf_nmt.py"), "--data", str(data),
              "--units", str(units), "--emb", "256", "--batch", "128", "--steps", str(steps),
              "--warmup", "2", "--out", str(out)]
-  subprocess.run(command, check=True, capture_output=True, text=True)
+  run(command, f"the lab's seed_tf_nmt.py at units {units}")
   lab = json.loads(out.read_text(encoding="utf-8"))
   return {key: lab[key] for key in ("median_step_s", "first_step_s", "steps_per_epoch", "projected_epoch_s",
                                     "tf")}
@@ -55,8 +63,8 @@ def our_epoch(units: int, data: Path, workdir: Path, cache: Path) -> dict:
   command = [sys.executable, str(ROOT / "train.py"), "--units", str(units), "--embedding-dim", "256",
              "--batch-size", "128", "--epochs", "1", "--data", str(data), "--workdir", str(workdir)]
   started = time.perf_counter()
-  subprocess.run(command, check=True, capture_output=True, text=True, cwd=ROOT,
-                 env={**os.environ, program.CACHE_ENV: str(cache), "XLA_FLAGS": ""})
+  run(command, f"train.py at units {units}", cwd=ROOT,
+      env={**os.environ, program.CACHE_ENV: str(cache), "XLA_FLAGS": ""})
   wall_s = time.perf_counter() - started
   last = json.loads((workdir / "metrics.jsonl").read_text(encoding="utf-8").splitlines()[-1])
   return {"wall_s": round(wall_s, 1), "steps_s": last["epoch_seconds"], "first_step_s": last["first_step_seconds"],
@@ -78,6 +86,9 @@ def main(argv: list[str]) -> None:
     raise UserError(f"--anchors {anchors}: no seed_tf_nmt.py there")
   if not Path(args.tf_python).exists():
     raise UserError(f"--tf-python {args.tf_python}: no such file (the anchors' README makes the environment)")
+  for flag, value in [("--tf-steps", args.tf_steps), *(("--units", u) for u in args.units or [])]:
+    if value < 1:
+      raise UserError(f"{flag} {value}: expected a positive number")
   workdir = Path(args.workdir)
   workdir.mkdir(parents=True, exist_ok=True)
   sizes = {}
