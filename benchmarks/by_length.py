@@ -8,8 +8,10 @@ prints one JSON record, appends it to --results.
 
 Source length is counted in the model's source tokens (characters for
 Chinese), buckets 1-8, 9-12, 13-16 and 17 or more; decoding is beam search
-(`--beam-size`, default 5, length penalty 0.6) on the workdir's best checkpoint.
-Several --workdir: their ensemble.
+(`--beam-size`, default 5, length penalty `--alpha`, default 0.6) on the
+workdir's best checkpoint. Several --workdir: their ensemble. `--split val`
+(repeatable; default test and test-unseen) scores the splits named, so a
+length penalty can be chosen on validation and its effect read by length.
 """
 import argparse
 import shlex
@@ -29,11 +31,11 @@ def bucket_name(low: int, high: int | None) -> str:
   return f"{low}-{high}" if high else f"{low}+"
 
 
-def by_length(model, split_name: str, beam: int) -> list[dict]:
+def by_length(model, split_name: str, options: DecodeOptions) -> list[dict]:
   """Per length bucket of `split_name`: sentences, BLEU and chrF of the beam translations."""
   split = model.split(split_name)
   target = model.task.target_side
-  hypotheses = [target.join(h) for h in model.task.decode_split(model.params, split, DecodeOptions(beam_size=beam))]
+  hypotheses = [target.join(h) for h in model.task.decode_split(model.params, split, options)]
   references, sources = split.extras["references"], split.extras["sources"]
   lengths = [len(model.task.source_tokens(s)) for s in sources]
   rows = []
@@ -52,13 +54,18 @@ def main(argv) -> None:
   parser.add_argument("--name", required=True, help="the row's name in the table")
   parser.add_argument("--workdir", action="append", required=True, help="a trained run; several: their ensemble")
   parser.add_argument("--beam-size", type=int, default=5)
+  parser.add_argument("--alpha", type=float, default=0.6, help="GNMT length penalty of beam search")
+  parser.add_argument("--split", action="append", choices=("val", "test", "test-unseen"),
+                      help="a split to score (repeatable; default: test and test-unseen)")
   parser.add_argument("--results", default=None, help="append the JSON record to this file")
   args = parser.parse_args(argv)
   program.setup_jax()
   model = nmt_flax.load(args.workdir if len(args.workdir) > 1 else args.workdir[0])
+  options = DecodeOptions(beam_size=args.beam_size, alpha=args.alpha)
   record = {"name": args.name, "command": shlex.join(["python", "benchmarks/by_length.py", *argv]),
-            "beam": args.beam_size, **{split: by_length(model, split, args.beam_size)
-                                       for split in ("test", "test-unseen")}, **provenance()}
+            "beam": args.beam_size, "alpha": args.alpha,
+            **{split: by_length(model, split, options) for split in args.split or ("test", "test-unseen")},
+            **provenance()}
   finish(record, args.results)
 
 

@@ -299,13 +299,17 @@ def by_length() -> str:
   buckets = [b["bucket"] for b in runs[0]["test"]]
   rows = ["| run | split | " + " | ".join(f"{b} characters" for b in buckets) + " |",
           "|" + " --- |" * (len(buckets) + 2)]
-  for split in ("test-unseen", "test"):
-    sizes = {b["bucket"]: b["sentences"] for b in runs[0][split]}
+  for split in ("test-unseen", "test", "val"):  # validation: the runs that chose a length penalty on it
+    scored = [r for r in runs if split in r]
+    if not scored:
+      continue
+    sizes = {b["bucket"]: b["sentences"] for b in scored[0][split]}
     rows.append(f"| *sentences* | {split} | " + " | ".join(f"*{sizes.get(b, 0)}*" for b in buckets) + " |")
-    for r in runs:
+    for r in scored:
       cells = {b["bucket"]: f"{b['bleu']:.1f} / {b['chrf']:.1f}" for b in r[split]}
       rows.append(f"| {r['name']} | {split} | " + " | ".join(cells.get(b, "–") for b in buckets) + " |")
-  return "\n".join(rows) + ("\n\nBLEU / chrF, beam 5; `python benchmarks/by_length.py --name NAME --workdir DIR`; "
+  return "\n".join(rows) + ("\n\nBLEU / chrF, beam 5, length penalty 0.6 unless the run names another; "
+                            "`python benchmarks/by_length.py --name NAME --workdir DIR [--alpha A] [--split S]`; "
                             f"measured {measured(runs[-1])}.")
 
 

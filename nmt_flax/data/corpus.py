@@ -164,15 +164,17 @@ def read_pairs(path: Path, columns: tuple[int, int] = (2, 1), names=("source", "
 LABELS = {"negative": 0, "positive": 1}
 
 
-def read_reviews(path: Path):
-  """Reads a review CSV (optionally gzipped) with columns `review` and `sentiment`.
+def read_reviews(path: Path, max_rows: int | None = None):
+  """Reads a review CSV (optionally gzipped) with columns `review` and `sentiment`;
+  `max_rows`: its first rows only (--max-examples: the rest is never parsed).
 
   Returns the DataFrame with a `label` column (0/1) added; errors name the data
   row (1-based, header excluded). Empty reviews and unknown labels are errors.
   """
   import pandas as pd  # pandas is slow to import; only the sentiment task needs it
   try:
-    frame = pd.read_csv(path, dtype={"review": str, "sentiment": str}, keep_default_na=False)
+    frame = pd.read_csv(path, dtype={"review": str, "sentiment": str}, keep_default_na=False,
+                        nrows=max_rows)
   except (OSError, UnicodeDecodeError, pd.errors.ParserError, EOFError) as e:
     raise UserError(f"{path}: not a readable CSV ({str(e).splitlines()[0]})") from None
   except pd.errors.EmptyDataError:

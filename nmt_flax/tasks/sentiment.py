@@ -64,9 +64,8 @@ class Sentiment(Task):
     return {"train": np.sort(order[n_val:]), "val": np.sort(order[:n_val]), "test": np.asarray(test)}
 
   def load_splits(self) -> dict[str, Split]:
-    frame = corpus.read_reviews(corpus.find_data_file(corpus.REVIEWS, self.config.data))
-    if self.config.max_examples:
-      frame = frame.iloc[:self.config.max_examples]
+    frame = corpus.read_reviews(corpus.find_data_file(corpus.REVIEWS, self.config.data),
+                                self.config.max_examples or None)
     tokens = [review_tokens(r) for r in frame["review"]]
     indices = self.split_indices(frame)
     if not self.vocabs:

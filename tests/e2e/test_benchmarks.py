@@ -50,10 +50,11 @@ def test_ablation_reports_a_students_teachers_and_their_translating_time_apart(t
 
 def test_quality_by_length_puts_each_held_out_sentence_in_exactly_one_bucket(nmt_workdir):
   import nmt_flax
+  from nmt_flax.decoding.options import DecodeOptions
   by_length = script("by_length")
   model = nmt_flax.load(nmt_workdir)
   for split in ("val", "test"):
-    rows = by_length.by_length(model, split, 2)
+    rows = by_length.by_length(model, split, DecodeOptions(beam_size=2, alpha=1.0))
     assert sum(r["sentences"] for r in rows) == model.split(split).size
     assert [r["bucket"] for r in rows] == sorted({r["bucket"] for r in rows}, key=[
         by_length.bucket_name(*b) for b in by_length.BUCKETS].index)

@@ -1,11 +1,14 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from nmt_flax import tasks
 from nmt_flax.data.batching import pad
 from nmt_flax.models.classifier import AttentionClassifier
 from nmt_flax.training import loop
+from nmt_flax.utils.errors import UserError
+from tests.conftest import TINY_REVIEWS
 
 
 def test_pad_and_truncate_both_ways():
@@ -66,8 +69,6 @@ def test_lab_split_is_sklearns_80_20_with_random_state_42(sentiment_config):
   from sklearn.model_selection import train_test_split
   task = tasks.get(sentiment_config(val_fraction=0.25))
   import pandas as pd
-
-  from tests.conftest import TINY_REVIEWS
   frame = pd.read_csv(TINY_REVIEWS)
   idx = task.split_indices(frame)
   _, lab_test = train_test_split(np.arange(len(frame)), test_size=0.2, random_state=42)
@@ -75,6 +76,23 @@ def test_lab_split_is_sklearns_80_20_with_random_state_42(sentiment_config):
   assert not set(idx["val"]) & set(idx["train"]) and not set(idx["test"]) & set(idx["train"])
   official = tasks.get(sentiment_config(split="official")).split_indices(frame)
   assert set(official["test"]) == set(np.flatnonzero(frame["split"] == "test"))
+
+
+def test_max_examples_reads_only_the_first_rows(sentiment_config, tmp_path):
+  """--max-examples 40 splits the file's first 40 reviews as the whole file's first 40;
+  a bad row after them is never parsed, while the whole file names it."""
+  lines = TINY_REVIEWS.read_text().splitlines()
+  broken = tmp_path / "reviews.csv"
+  broken.write_text("\n".join(lines[:41] + ["a review,unsure,train"] + lines[41:]) + "\n")
+  first = tasks.get(sentiment_config(data=str(broken), max_examples=40)).load_splits()
+  truncated = tmp_path / "first40.csv"
+  truncated.write_text("\n".join(lines[:41]) + "\n")
+  whole = tasks.get(sentiment_config(data=str(truncated))).load_splits()
+  for name in whole:
+    np.testing.assert_array_equal(first[name].buckets[0]["label"], whole[name].buckets[0]["label"])
+    np.testing.assert_array_equal(first[name].buckets[0]["tokens"], whole[name].buckets[0]["tokens"])
+  with pytest.raises(UserError, match="row 41: sentiment 'unsure'"):
+    tasks.get(sentiment_config(data=str(broken))).load_splits()
 
 
 def test_highlighted_words_are_as_strong_as_their_weight_and_flat_attention_says_so():
