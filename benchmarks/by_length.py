@@ -32,21 +32,25 @@ def bucket_name(low: int, high: int | None) -> str:
 
 
 def by_length(model, split_name: str, options: DecodeOptions) -> list[dict]:
-  """Per length bucket of `split_name`: sentences, BLEU and chrF of the beam translations."""
+  """Per length bucket of `split_name`, then for the whole split (bucket "all"):
+  sentences, BLEU and chrF of the beam translations."""
   split = model.split(split_name)
   target = model.task.target_side
   hypotheses = [target.join(h) for h in model.task.decode_split(model.params, split, options)]
   references, sources = split.extras["references"], split.extras["sources"]
   lengths = [len(model.task.source_tokens(s)) for s in sources]
+
+  def row(bucket: str, members: list[int]) -> dict:
+    scores = translation_scores([hypotheses[i] for i in members], [references[i] for i in members],
+                                target.bleu_tokenizer)
+    return {"bucket": bucket, "sentences": len(members), "bleu": round(scores["bleu"], 2),
+            "chrf": round(scores["chrf"], 2)}
   rows = []
   for low, high in BUCKETS:
     members = [i for i, n in enumerate(lengths) if low <= n and (high is None or n <= high)]
     if members:
-      scores = translation_scores([hypotheses[i] for i in members], [references[i] for i in members],
-                                  target.bleu_tokenizer)
-      rows.append({"bucket": bucket_name(low, high), "sentences": len(members),
-                   "bleu": round(scores["bleu"], 2), "chrf": round(scores["chrf"], 2)})
-  return rows
+      rows.append(row(bucket_name(low, high), members))
+  return rows + [row("all", list(range(len(lengths))))]
 
 
 def main(argv) -> None:

@@ -296,14 +296,14 @@ def distillation() -> str:
 def by_length() -> str:
   """MODEL_CARD's BLEU by source length (`by_length.py`)."""
   runs = records("by_length.jsonl")
-  buckets = [b["bucket"] for b in runs[0]["test"]]
-  rows = ["| run | split | " + " | ".join(f"{b} characters" for b in buckets) + " |",
+  buckets = list(dict.fromkeys(b["bucket"] for r in runs for b in r["test"]))  # "all" since --alpha
+  rows = ["| run | split | " + " | ".join(b if b == "all" else f"{b} characters" for b in buckets) + " |",
           "|" + " --- |" * (len(buckets) + 2)]
   for split in ("test-unseen", "test", "val"):  # validation: the runs that chose a length penalty on it
     scored = [r for r in runs if split in r]
     if not scored:
       continue
-    sizes = {b["bucket"]: b["sentences"] for b in scored[0][split]}
+    sizes = {b["bucket"]: b["sentences"] for r in scored for b in r[split]}
     rows.append(f"| *sentences* | {split} | " + " | ".join(f"*{sizes.get(b, 0)}*" for b in buckets) + " |")
     for r in scored:
       cells = {b["bucket"]: f"{b['bleu']:.1f} / {b['chrf']:.1f}" for b in r[split]}

@@ -54,8 +54,10 @@ def test_quality_by_length_puts_each_held_out_sentence_in_exactly_one_bucket(nmt
   by_length = script("by_length")
   model = nmt_flax.load(nmt_workdir)
   for split in ("val", "test"):
-    rows = by_length.by_length(model, split, DecodeOptions(beam_size=2, alpha=1.0))
-    assert sum(r["sentences"] for r in rows) == model.split(split).size
+    *rows, whole = by_length.by_length(model, split, DecodeOptions(beam_size=2, alpha=1.0))
+    assert sum(r["sentences"] for r in rows) == whole["sentences"] == model.split(split).size
+    scored = model.evaluate(model.split(split), beam_size=2, alpha=1.0)  # the whole split, as eval.py scores it
+    assert whole["bucket"] == "all" and abs(whole["bleu"] - scored["bleu"]) <= 0.005
     assert [r["bucket"] for r in rows] == sorted({r["bucket"] for r in rows}, key=[
         by_length.bucket_name(*b) for b in by_length.BUCKETS].index)
 
