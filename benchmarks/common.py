@@ -19,9 +19,10 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def provenance() -> dict:
-  """When, at which commit (with -dirty for uncommitted changes) and on what machine the row was measured."""
+  """When, at which commit (with -dirty for uncommitted changes but to the records in
+  benchmarks/results/, which a run appends to) and on what machine the row was measured."""
   from nmt_flax.training.provenance import git_commit
-  commit = git_commit(ROOT, short=True)
+  commit = git_commit(ROOT, short=True, not_code=("benchmarks/results",))
   cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
               if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() \
       else platform.processor()

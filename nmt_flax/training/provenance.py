@@ -14,17 +14,20 @@ FILE = "provenance.json"
 PACKAGES = ("nmt-flax", "jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "numpy")
 
 
-def git_commit(folder: Path, short: bool = False) -> str | None:
+def git_commit(folder: Path, short: bool = False, not_code: tuple[str, ...] = ()) -> str | None:
   """HEAD of the git checkout holding `folder` (abbreviated if `short`; with
   '-dirty' if it has local changes, an untracked file that git does not
   ignore included: a new script is code the commit does not hold), or None
-  when it is not one (an installed wheel) or git is missing."""
+  when it is not one (an installed wheel) or git is missing. `not_code`:
+  folders (from the checkout's top) whose changes leave it clean, such as
+  the results files the benchmarks append to."""
   try:
     def git(*args):
       return subprocess.run(["git", "-C", str(folder), *args], capture_output=True, text=True,
                             timeout=10, check=True).stdout.strip()
     commit = git("rev-parse", *(["--short"] if short else []), "HEAD")
-    return commit + ("-dirty" if git("status", "--porcelain") else "")
+    changes = git("status", "--porcelain", "--", ":(top)", *(f":(top,exclude){p}" for p in not_code))
+    return commit + ("-dirty" if changes else "")
   except (OSError, subprocess.SubprocessError):
     return None
 

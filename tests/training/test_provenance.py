@@ -31,5 +31,16 @@ def test_a_clean_checkout_gives_its_commit_and_any_change_marks_it_dirty(repo):
   assert git_commit(repo) == clean + "-dirty"
 
 
+def test_changes_in_a_folder_that_is_not_code_leave_the_checkout_clean(repo):
+  clean = git_commit(repo)
+  (repo / "results").mkdir()
+  (repo / "results" / "speed.jsonl").write_text("{}\n")  # a benchmark's record, appended
+  assert git_commit(repo, not_code=("results",)) == clean
+  assert git_commit(repo / "results", not_code=("results",)) == clean  # from any folder of the checkout
+  assert git_commit(repo) == clean + "-dirty"
+  (repo / "train.py").write_text("print(3)\n")
+  assert git_commit(repo, not_code=("results",)) == clean + "-dirty"
+
+
 def test_outside_a_checkout_there_is_no_commit(tmp_path):
   assert git_commit(tmp_path) is None
