@@ -64,8 +64,8 @@ def main(argv) -> None:
   parser.add_argument("--results", default=None, help="append the JSON record to this file")
   args = parser.parse_args(argv)
   program.setup_jax()
+  options = DecodeOptions(beam_size=args.beam_size, alpha=args.alpha)  # a bad value: one line, before loading
   model = nmt_flax.load(args.workdir if len(args.workdir) > 1 else args.workdir[0])
-  options = DecodeOptions(beam_size=args.beam_size, alpha=args.alpha)
   record = {"name": args.name, "command": shlex.join(["python", "benchmarks/by_length.py", *argv]),
             "beam": args.beam_size, "alpha": args.alpha,
             **{split: by_length(model, split, options) for split in args.split or ("test", "test-unseen")},

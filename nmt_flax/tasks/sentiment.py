@@ -65,7 +65,7 @@ class Sentiment(Task):
 
   def load_splits(self) -> dict[str, Split]:
     frame = corpus.read_reviews(corpus.find_data_file(corpus.REVIEWS, self.config.data),
-                                self.config.max_examples or None)
+                                self.config.max_examples)
     tokens = [review_tokens(r) for r in frame["review"]]
     indices = self.split_indices(frame)
     if not self.vocabs:
