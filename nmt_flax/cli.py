@@ -150,7 +150,7 @@ def _translate_texts(model: api.Translator, args, decoding: dict) -> None:
   """--translate TEXT...: each text's translation (n-best, notes, heatmaps) on stdout."""
   if args.attention_layer is not None and not args.plot_attention:
     raise UserError("--attention-layer: goes with --plot-attention DIR")
-  layers = model.config.layers if model.config.model == "transformer" else 1
+  layers = model.config.decoder_depth if model.config.model == "transformer" else 1
   if args.attention_layer is not None and not 1 <= args.attention_layer <= layers:  # before any work
     raise UserError(f"{args.attention_layer}: this model has decoder layers 1 to {layers}",
                     option="attention_layer")

@@ -76,7 +76,11 @@ class Config:
   units: int = _opt(1024, "GRU hidden size (encoder and decoder), or the Transformer's width")
   attention: str = _opt("bahdanau", "attention score function of the GRU models (see "
                         "nmt_flax.models.attention; the Transformer's heads use scaled_dot)")
-  layers: int = _opt(3, "transformer: layers of the encoder and of the decoder (each)")
+  layers: int = _opt(3, "transformer: layers of the encoder, and of the decoder unless "
+                     "--decoder-layers says otherwise")
+  decoder_layers: int | None = _opt(None, "transformer: layers of the decoder (default: --layers); "
+                                    "fewer than the encoder's, a deep encoder and a shallow decoder "
+                                    "(Kasai et al. 2021), make decoding cheaper")
   heads: int = _opt(4, "transformer: attention heads (--units must be a multiple)")
   ff_dim: int = _opt(1024, "transformer: hidden width of each feed-forward sublayer")
   attention_dropout: float = _opt(0.1, "transformer: dropout on the attention weights in training")
@@ -148,6 +152,9 @@ class Config:
   buckets: str = _opt("10x10,12x12,16x14,24x20,40x32",
                       "NMT: padded source x target lengths of the length buckets; the "
                       "last one is the maximum (longer training pairs are dropped)")
+  repeat_long: str | None = _opt(None, "NMT: a larger share of long pairs, as BUCKET:TIMES: every "
+                                 "training pair of --buckets' bucket BUCKET or a longer one is read "
+                                 "TIMES times an epoch (e.g. 16x14:2); validation is unchanged")
   max_len: int = _opt(100, "sentiment: review length in words after truncation")
   truncate: str = _opt("pre", "sentiment: cut long reviews at the start (pre, keeps the "
                        "end, as Keras) or the end (post)", ("pre", "post"))
@@ -190,10 +197,16 @@ class Config:
     return self.back_teacher.split(",") if self.back_teacher else []
 
   @property
+  def decoder_depth(self) -> int:
+    """The Transformer's decoder layers: --decoder-layers, else --layers."""
+    return self.layers if self.decoder_layers is None else self.decoder_layers
+
+  @property
   def model_summary(self) -> str:
     """The model in a few words, for logs."""
     if self.model == "transformer":
-      return f"transformer: width {self.units}, {self.layers} layers, {self.heads} heads, feed-forward {self.ff_dim}"
+      return (f"transformer: width {self.units}, {self.layers}+{self.decoder_depth} layers, "
+              f"{self.heads} heads, feed-forward {self.ff_dim}")
     return f"units {self.units}, attention {self.attention}"
 
   @property
@@ -214,6 +227,24 @@ class Config:
                       "10x10,16x14,40x32", option="buckets")
     return shapes  # type: ignore[return-value]
 
+  @property
+  def bucket_repeats(self) -> list[int]:
+    """How often each bucket of `bucket_shapes` is read in a training epoch (`repeat_long`)."""
+    shapes = self.bucket_shapes
+    if not self.repeat_long:
+      return [1] * len(shapes)
+    bucket, _, times = self.repeat_long.partition(":")
+    try:
+      first, times = shapes.index(tuple(int(n) for n in bucket.split("x"))), int(times)
+    except ValueError:
+      first, times = -1, 0
+    if first < 0 or times < 1:
+      raise UserError(f"{self.repeat_long!r}: expected BUCKET:TIMES, BUCKET one of --buckets "
+                      f"({self.buckets}) and TIMES a whole number of at least 1, such as "
+                      f"{'x'.join(map(str, shapes[-2 if len(shapes) > 1 else -1]))}:2",
+                      option="repeat_long")
+    return [1] * first + [times] * (len(shapes) - first)
+
 
 # The options by section, as --help shows them (config.json and recipe files keep them flat).
 SECTIONS: dict[str, tuple[str, ...]] = {
@@ -221,12 +252,12 @@ SECTIONS: dict[str, tuple[str, ...]] = {
     "translation corpus (nmt)": ("source", "target", "columns", "prepared", "split_by", "split_on",
                                  "source_lang",
                                  "target_lang", "chinese_script", "source_tokens", "target_tokens", "bpe_size",
-                                 "buckets"),
+                                 "buckets", "repeat_long"),
     "distillation (nmt)": ("teacher", "back_teacher", "teacher_beam", "distill_mix"),
     "model": ("model", "embedding_dim", "units", "attention", "encoder", "dropout", "gru_layer_norm",
               "tie_embeddings", "right_to_left"),
-    "Transformer (--model transformer)": ("layers", "heads", "ff_dim", "attention_dropout", "activation_dropout",
-                                          "encoder_layer_drop", "decoder_layer_drop"),
+    "Transformer (--model transformer)": ("layers", "decoder_layers", "heads", "ff_dim", "attention_dropout",
+                                          "activation_dropout", "encoder_layer_drop", "decoder_layer_drop"),
     "sentiment": ("max_len", "truncate", "split", "vocab_size", "head_activation"),
     "optimisation": ("epochs", "batch_size", "batch_tokens", "learning_rate", "clip_norm", "lr_schedule",
                      "warmup_steps", "label_smoothing", "word_dropout", "ema", "dtype", "seed"),
@@ -345,7 +376,7 @@ def resolve(task: str, preset: str | None, flags: dict[str, Any]) -> Config:
 
 
 # Options only the Transformer reads: elsewhere they would be stored in config.json and ignored.
-TRANSFORMER_ONLY = ("layers", "heads", "ff_dim", "attention_dropout", "activation_dropout",
+TRANSFORMER_ONLY = ("layers", "decoder_layers", "heads", "ff_dim", "attention_dropout", "activation_dropout",
                     "encoder_layer_drop", "decoder_layer_drop")
 
 
@@ -437,13 +468,16 @@ def validate(config: Config) -> None:
   for name in ("seed", "split_seed"):  # numpy's generators take no negative seed
     _check(getattr(config, name) is None or getattr(config, name) >= 0, name,
            f"must be 0 or more, got {getattr(config, name)}")
-  _check(config.max_examples is None or config.max_examples > 0, "max_examples",
-         f"must be positive, got {config.max_examples}")
+  for name in ("max_examples", "decoder_layers"):
+    _check(getattr(config, name) is None or getattr(config, name) > 0, name,
+           f"must be positive, got {getattr(config, name)}")
   _check(0 < config.val_fraction < 1, "val_fraction", f"must be between 0 and 1, got {config.val_fraction}")
   _check(config.teacher_beam >= 1, "teacher_beam", f"{config.teacher_beam}: must be at least 1")
   for name in ("teacher", "back_teacher"):
     _check(not getattr(config, name) or config.task == "nmt", name,
            "distillation is for translation models (--task nmt)")
+  _check(not config.repeat_long or config.task == "nmt", "repeat_long",
+         f"{config.repeat_long!r}: length buckets are translation's (--task nmt)")
   _check(config.model != "transformer" or config.task == "nmt", "model",
          f"transformer: a translation model (task nmt), not {config.task}")
   _check(config.model != "transformer" or (config.units % config.heads == 0 and config.units % 2 == 0),
@@ -471,7 +505,7 @@ def validate(config: Config) -> None:
   _check(config.patience >= 0, "patience", f"must be 0 (never stop early) or more, got {config.patience}")
   _check(math.isfinite(config.clip_norm) and config.clip_norm >= 0, "clip_norm",
          f"must be 0 (no clipping) or a positive number, got {config.clip_norm}")
-  config.bucket_shapes  # validates buckets
+  config.bucket_repeats  # validates buckets and repeat_long
   validate_corpus(config)
 
 

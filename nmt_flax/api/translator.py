@@ -189,7 +189,8 @@ class Translator(LoadedModel):
     names = names or [f"#{n}" for n in range(1, len(shapes) + 1)]
     for name, (_, ids, _, _), tokens in zip(names, encoded, forced):
       self._check_prefix(tokens, len(ids), name, options)
-    for src_len, chunk, rows in self._chunks(shapes, max_len, options.hypotheses):
+    lengths = [len(ids) for _, ids, _, _ in encoded]
+    for src_len, chunk, rows in self._chunks(shapes, max_len, options.hypotheses, lengths):
       length = max_len(src_len)
       prefix = (pad([forced[i] for i in chunk], length, rows=rows),
                 np.asarray([len(forced[i]) for i in chunk] + [0] * (rows - len(chunk)), np.int32))
@@ -218,16 +219,21 @@ class Translator(LoadedModel):
       results = rerank.rerank(results, sentences, scorer, weight, 0.0 if options.sampling else options.alpha)
     return results
 
-  def _chunks(self, shapes: list, output_len, beam_size: int = 1) -> Iterator[tuple]:
+  def _chunks(self, shapes: list, output_len, beam_size: int = 1,
+              lengths: list[int] | None = None) -> Iterator[tuple]:
     """Item indices grouped by padded shape (a source length, or (source, target)
     lengths), cut into chunks of at most `rows` (`DecodeShapes.rows_for`, with
     `output_len(shape)` output positions and `beam_size` hypotheses): yields
     (shape, chunk, rows); each chunk is padded to `rows` rows, so only a few
-    shapes compile."""
+    shapes compile. With `lengths`, a group is chunked in order of length:
+    a decoding loop runs until its longest output ends, and sources of one
+    length end at similar steps."""
     groups: dict = {}
     for i, shape in enumerate(shapes):
       groups.setdefault(shape, []).append(i)
     for shape, members in sorted(groups.items()):
+      if lengths is not None:
+        members.sort(key=lengths.__getitem__)
       src_len = shape[0] if isinstance(shape, tuple) else shape
       rows = self.shapes.rows_for(src_len, output_len(shape), len(members), beam_size)
       for start in range(0, len(members), rows):

@@ -82,19 +82,24 @@ class Batches(Sequence):
   bucket b (a short last batch is filled with all-zero rows of `weight` 0, so
   every batch of a bucket has one shape and jit compiles one program per
   bucket). seed None: in order, unshuffled (evaluation). shard (index,
-  count): this process's slice of each batch (batch_rows must divide by count)."""
+  count): this process's slice of each batch (batch_rows must divide by count).
+  repeats[b]: bucket b's rows are read that many times in the epoch, each
+  copy shuffled among the others (default: once)."""
 
   def __init__(self, buckets: list, batch_rows: int | list[int], seed: int | None = None,
-               epoch: int = 0, shard: tuple[int, int] = (0, 1)):
+               epoch: int = 0, shard: tuple[int, int] = (0, 1), repeats: list[int] | None = None):
     import grain  # imported here: the CLIs that never train do not pay for it
     self.buckets = buckets
     self.batch_rows = batch_rows if isinstance(batch_rows, list) else [batch_rows] * len(buckets)
     self.index, self.count = shard
     parts = []
     for b, (bucket, rows) in enumerate(zip(buckets, self.batch_rows)):
-      order = grain.MapDataset.range(rows_in(bucket))
+      size = rows_in(bucket)
+      order = grain.MapDataset.range(size * (repeats[b] if repeats else 1))
       if seed is not None:
         order = order.shuffle(seed=_seed(seed, epoch, b + 1))
+      if repeats and repeats[b] > 1:
+        order = order.map(lambda i, size=size: i % size)
       parts.append(order.batch(rows).map(lambda indices, b=b: (b, indices)))
     plan = grain.MapDataset.concatenate(parts) if parts else grain.MapDataset.range(0)
     self.plan = plan.shuffle(seed=_seed(seed, epoch, 0)) if seed is not None and parts else plan

@@ -153,13 +153,15 @@ class DecoderCache:
 
 
 class Transformer(nn.Module):
-  """Encoder-decoder Transformer; `dim` wide, `heads` heads, `layers` layers on each side."""
+  """Encoder-decoder Transformer; `dim` wide, `heads` heads, `layers` encoder
+  layers and `decoder_layers` decoder layers (None: `layers`)."""
   src_vocab_size: int
   tgt_vocab_size: int
   dim: int = 256
   heads: int = 4
   ff_dim: int = 1024
   layers: int = 3
+  decoder_layers: int | None = None
   dropout: float = 0.0
   attention_dropout: float = 0.0
   activation_dropout: float = 0.0
@@ -174,7 +176,8 @@ class Transformer(nn.Module):
     sizes = dict(dim=self.dim, heads=self.heads, ff_dim=self.ff_dim, dropout=self.dropout,
                  attention_dropout=self.attention_dropout, activation_dropout=self.activation_dropout)
     self.encoder = [EncoderLayer(**sizes) for _ in range(self.layers)]
-    self.decoder = [DecoderLayer(**sizes) for _ in range(self.layers)]
+    depth = self.layers if self.decoder_layers is None else self.decoder_layers
+    self.decoder = [DecoderLayer(**sizes) for _ in range(depth)]
     self.encoder_norm, self.decoder_norm = nn.LayerNorm(), nn.LayerNorm()
     self.drop = nn.Dropout(self.dropout)
     if self.tie_embeddings:

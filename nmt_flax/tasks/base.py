@@ -114,12 +114,17 @@ class Task(abc.ABC):
     return jax.jit(lambda params, batch: self.loss(params, batch, None))
 
   def batches(self, split: Split, epoch: int | None = None, rows: int | list[int] | None = None,
-              shard: tuple[int, int] = (0, 1)) -> Batches:
+              shard: tuple[int, int] = (0, 1), repeats: list[int] | None = None) -> Batches:
     """`split` cut into batches of `rows` (default --batch-size): in order, or
     shuffled as epoch `epoch` of a run seeded with --seed; `shard`: (process,
-    processes) reads only that process's rows of each batch (`nmt_flax.data.loader`)."""
+    processes) reads only that process's rows of each batch; `repeats`: reads
+    per bucket (`nmt_flax.data.loader`)."""
     return Batches(split.buckets, rows or self.config.batch_size,
-                   None if epoch is None else self.config.seed, epoch or 0, shard)
+                   None if epoch is None else self.config.seed, epoch or 0, shard, repeats)
+
+  def train_repeats(self, split: Split) -> list[int] | None:
+    """How often a training epoch reads each bucket of `split` (None: once each)."""
+    return None
 
   def training_splits(self, workdir: Path, log) -> dict[str, Split]:
     """The splits a training run in `workdir` uses (`load_splits` unless the task prepares its data)."""

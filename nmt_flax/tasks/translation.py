@@ -125,6 +125,14 @@ class Translation(Task):
     return [max(step, self.config.batch_tokens // (width(b, "src") + width(b, "tgt_in")) // step * step)
             for b in split.buckets]
 
+  def train_repeats(self, split: Split) -> list[int] | None:
+    """--repeat-long: the longer buckets read more than once an epoch (a
+    split holds only its non-empty buckets, so each is found by its shape)."""
+    if not self.config.repeat_long:
+      return None
+    times = dict(zip(self.config.bucket_shapes, self.config.bucket_repeats))
+    return [times[(width(b, "src"), width(b, "tgt_in"))] for b in split.buckets]
+
   # --- model ------------------------------------------------------------
   def build_model(self) -> DecodingModel:
     """The config's model family (`MODELS`), sized from its options and the vocabularies."""
@@ -289,6 +297,7 @@ def gru_model(c, src_vocab_size: int, tgt_vocab_size: int) -> Seq2Seq:
 
 def transformer_model(c, src_vocab_size: int, tgt_vocab_size: int) -> Transformer:
   return Transformer(src_vocab_size, tgt_vocab_size, dim=c.units, heads=c.heads, ff_dim=c.ff_dim, layers=c.layers,
+                     decoder_layers=c.decoder_depth,
                      dropout=c.dropout, attention_dropout=c.attention_dropout,
                      activation_dropout=c.dropout if c.activation_dropout is None else c.activation_dropout,
                      encoder_layer_drop=c.encoder_layer_drop, decoder_layer_drop=c.decoder_layer_drop,

@@ -232,8 +232,8 @@ def train(config: Config, workdir: Path, log=print) -> dict:
   task = tasks.get(config)
   splits = load_data(task, workdir, log)
   train_split, val_split = splits["train"], splits["val"]
-  train_rows = task.train_rows(train_split)
-  steps_per_epoch = len(task.batches(train_split, rows=train_rows))
+  train_rows, train_repeats = task.train_rows(train_split), task.train_repeats(train_split)
+  steps_per_epoch = len(task.batches(train_split, rows=train_rows, repeats=train_repeats))
   metrics_path = workdir / "metrics.jsonl"
   record: dict = {}
   checkpoints = Checkpoints(workdir / "checkpoints", keep_latest=config.keep_checkpoints,
@@ -253,7 +253,7 @@ def train(config: Config, workdir: Path, log=print) -> dict:
       run_started = time.time()
       with StopRequest() as stop:
         while progress.epoch < config.epochs:
-          batches = task.batches(train_split, progress.epoch, train_rows, parallel.shard())
+          batches = task.batches(train_split, progress.epoch, train_rows, parallel.shard(), train_repeats)
           state, progress, timing = train_epoch(task, state, progress, batches, train_step,
                                                 parallel, checkpoints, stop, log)
           if record:  # compilation shows in the first epoch this process runs only

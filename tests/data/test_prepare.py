@@ -53,6 +53,37 @@ def test_an_epoch_is_every_row_once_in_fixed_shapes_a_function_of_seed_and_epoch
       np.testing.assert_array_equal(np.concatenate([h[i][key] for h in halves]), whole[key])
 
 
+def test_a_repeated_bucket_is_read_that_many_times_an_epoch_each_copy_shuffled_apart():
+  buckets = [{"src": np.arange(n * 3).reshape(n, 3) + 1, "example": np.arange(n)} for n in (5, 9)]
+  once = Batches(buckets, 4, seed=5, epoch=2)
+  assert rows_read(Batches(buckets, 4, seed=5, epoch=2, repeats=[1, 1])) == rows_read(once)
+  epoch = Batches(buckets, 4, seed=5, epoch=2, repeats=[1, 3])
+  assert len(epoch) == 2 + 7  # 27 rows of bucket 1 in batches of 4
+  read = collections.Counter(rows_read(epoch))
+  assert read == {**{(0, r): 1 for r in range(5)}, **{(1, r): 3 for r in range(9)}}
+  bucket_1 = [r for b, r in rows_read(epoch) if b == 1]
+  assert bucket_1[:9] != list(range(9)) and len(set(bucket_1[:9])) < 9  # copies interleave
+  assert rows_read(Batches(buckets, 4, seed=5, epoch=2, repeats=[1, 3])) == rows_read(epoch)
+
+
+def test_repeat_long_reads_the_named_bucket_and_the_longer_ones_more_often(prepared, nmt_config_module):
+  from nmt_flax.config import resolve
+  _, streamed, _ = prepared
+  task = tasks.get(nmt_config_module(buckets="6x10,12x10", test_fraction=0.2, repeat_long="12x10:3"))
+  assert task.train_repeats(streamed["train"]) == [1, 3]
+  only_long = streamed["train"].buckets[1:]  # a split holds only its non-empty buckets
+  assert task.train_repeats(type(streamed["train"])(buckets=only_long, size=0)) == [3]
+  assert tasks.get(nmt_config_module()).train_repeats(streamed["train"]) is None
+  for bad in ("12x12:2", "12x10", "12x10:0", "long:2"):
+    with pytest.raises(UserError) as caught:
+      resolve("nmt", None, {"buckets": "6x10,12x10", "repeat_long": bad})
+    assert caught.value.as_flag() == (f"--repeat-long {bad!r}: expected BUCKET:TIMES, BUCKET one of "
+                                      "--buckets (6x10,12x10) and TIMES a whole number of at least 1, "
+                                      "such as 6x10:2")
+  with pytest.raises(UserError, match="length buckets are translation's"):
+    resolve("sentiment", None, {"repeat_long": "16x14:2"})
+
+
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory, nmt_config_module):
   """A tiny corpus prepared by the set split, next to its in-memory splits."""

@@ -3,6 +3,8 @@ causality through gradients, padding invariance, cached decoding against
 recomputing everything, and its heads against the lab's scaled dot product.
 Decoding, beam search, sampling and forced scores run for both model families
 in test_beam.py; training, resume and export through the task as for the GRU."""
+import re
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -50,16 +52,35 @@ def test_extra_padding_rows_and_columns_change_no_real_output(params):
   np.testing.assert_allclose(np.asarray(weights).sum(-1), 1.0, rtol=1e-5)
 
 
-def test_cached_decoding_equals_recomputing_the_whole_prefix_at_every_step(params):
-  source, cache = MODEL.apply({"params": params}, SRC, 8, method=Transformer.begin_decoding)
-  step = jax.jit(lambda cache, token: MODEL.apply({"params": params}, source, cache, token,
+def cached_equals_recomputed(model, params):
+  """Decoding step by step with the cache gives the logits and weights of the
+  whole prefix recomputed at every step."""
+  source, cache = model.apply({"params": params}, SRC, 8, method=Transformer.begin_decoding)
+  step = jax.jit(lambda cache, token: model.apply({"params": params}, source, cache, token,
                                                   method=Transformer.decode_step))
   for t in range(TGT_IN.shape[1]):
     step_logits, cache, step_weights = step(cache, TGT_IN[:, t])
-    full_logits, full_weights = jax.jit(MODEL.apply)({"params": params}, SRC, TGT_IN[:, :t + 1])  # no cache
+    full_logits, full_weights = jax.jit(model.apply)({"params": params}, SRC, TGT_IN[:, :t + 1])  # no cache
     np.testing.assert_allclose(step_logits, full_logits[:, t], rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(step_weights, full_weights[:, t], rtol=1e-5, atol=1e-6)
   assert np.all(np.asarray(cache.position) == TGT_IN.shape[1])
+
+
+def test_cached_decoding_equals_recomputing_the_whole_prefix_at_every_step(params):
+  cached_equals_recomputed(MODEL, params)
+
+
+def test_a_deep_encoder_may_feed_a_shallower_decoder():
+  """--decoder-layers (Kasai et al. 2021): 2 encoder layers, 1 decoder layer,
+  and the cache holds that one layer's keys and values."""
+  model = Transformer(src_vocab_size=13, tgt_vocab_size=11, dim=16, heads=4, ff_dim=24, layers=2,
+                      decoder_layers=1)
+  params = jax.jit(model.init)(jax.random.key(0), SRC, TGT_IN)["params"]
+  stacks = sorted(name for name in params if re.fullmatch(r"(en|de)coder_\d+", name))
+  assert stacks == ["decoder_0", "encoder_0", "encoder_1"]
+  _, cache = model.apply({"params": params}, SRC, 8, method=Transformer.begin_decoding)
+  assert len(cache.layers) == 1
+  cached_equals_recomputed(model, params)
 
 
 def test_each_head_scores_as_the_lab_scaled_dot_product_and_the_picture_averages_heads(params):
