@@ -310,7 +310,7 @@ def by_length() -> str:
       rows.append(f"| {r['name']} | {split} | " + " | ".join(cells.get(b, "–") for b in buckets) + " |")
   return "\n".join(rows) + ("\n\nBLEU / chrF, beam 5, length penalty 0.6 unless the run names another; "
                             "`python benchmarks/by_length.py --name NAME --workdir DIR [--alpha A] [--split S]`; "
-                            f"measured {measured(runs[-1])}.")
+                            f"measured, in the order of the rows: {'; '.join(dict.fromkeys(map(measured, runs)))}.")
 
 
 def rerank() -> str:
