@@ -128,8 +128,6 @@ class Translation(Task):
   def train_repeats(self, split: Split) -> list[int] | None:
     """--repeat-long: the longer buckets read more than once an epoch (a
     split holds only its non-empty buckets, so each is found by its shape)."""
-    if not self.config.repeat_long:
-      return None
     times = dict(zip(self.config.bucket_shapes, self.config.bucket_repeats))
     return [times[(width(b, "src"), width(b, "tgt_in"))] for b in split.buckets]
 

@@ -73,7 +73,7 @@ def test_repeat_long_reads_the_named_bucket_and_the_longer_ones_more_often(prepa
   assert task.train_repeats(streamed["train"]) == [1, 3]
   only_long = streamed["train"].buckets[1:]  # a split holds only its non-empty buckets
   assert task.train_repeats(type(streamed["train"])(buckets=only_long, size=0)) == [3]
-  assert tasks.get(nmt_config_module()).train_repeats(streamed["train"]) is None
+  assert tasks.get(nmt_config_module(buckets="6x10,12x10")).train_repeats(streamed["train"]) == [1, 1]
   for bad in ("12x12:2", "12x10", "12x10:0", "long:2"):
     with pytest.raises(UserError) as caught:
       resolve("nmt", None, {"buckets": "6x10,12x10", "repeat_long": bad})
