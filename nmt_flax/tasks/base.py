@@ -20,6 +20,25 @@ from nmt_flax.models.word_dropout import drop_words
 from nmt_flax.text.vocab import Vocabulary
 from nmt_flax.utils.errors import UserError
 
+# jit caches compiled programs per function object; these are shared by every
+# task of the same class, config and model in the process, so that a second
+# run with the same settings (a notebook's, a test's, a resumed run's) reuses
+# the first one's tracing and compilation.
+_PROGRAMS: dict = {}
+
+
+def shared_program(task: "Task", name: str, make):
+  """`make()`, or what it returned for an earlier task of the same `program_key`."""
+  key = (name, task.program_key)
+  if key not in _PROGRAMS:
+    _PROGRAMS[key] = make()
+  return _PROGRAMS[key]
+
+
+def program(make):
+  """A task's jitted program as a property (`shared_program`)."""
+  return property(functools.wraps(make)(lambda self: shared_program(self, make.__name__, lambda: make(self))))
+
 
 class Task(abc.ABC):
   """Subclasses fill in the task-specific parts; see `nmt_flax.training.loop` for the loop."""
@@ -82,6 +101,11 @@ class Task(abc.ABC):
     """The task's Flax module (built once, after the vocabularies are known)."""
     return self._module
 
+  @property
+  def program_key(self) -> tuple:
+    """What the task's jitted programs depend on (hashable): equal keys, equal programs."""
+    return type(self), self.config, self.model()
+
   def variables(self, params) -> dict:
     """{'params': params} in the compute dtype: with --dtype bfloat16 the float32
     parameters are cast for the forward pass (gradients flow back to float32)."""
@@ -109,7 +133,7 @@ class Task(abc.ABC):
     return {**batch, **{f: drop_words(k, batch[f], self.config.word_dropout)
                         for f, k in zip(fields, keys)}}, rng
 
-  @functools.cached_property
+  @program
   def _eval_loss(self):
     return jax.jit(lambda params, batch: self.loss(params, batch, None))
 

@@ -31,6 +31,10 @@ class Ensemble(Translation):
     super().__init__(first.config, first.vocabs)
     self.members = members
 
+  @property
+  def program_key(self) -> tuple:
+    return type(self), tuple(m.program_key for m in self.members)
+
   def start_decoding(self, params, src, rows_per_sentence: int, max_len: int):
     return combine([m.start_decoding(p, src, rows_per_sentence, max_len)
                     for m, p in zip(self.members, params)])

@@ -1,5 +1,4 @@
 """The IMDB task: word-level reviews, GRU + attention classifier, accuracy."""
-import functools
 
 import jax
 import jax.numpy as jnp
@@ -11,7 +10,7 @@ from nmt_flax.data.split import Split
 from nmt_flax.models.classifier import AttentionClassifier
 from nmt_flax.models.losses import binary_cross_entropy
 from nmt_flax.tasks import metrics
-from nmt_flax.tasks.base import Task
+from nmt_flax.tasks.base import Task, program
 from nmt_flax.text.normalise import review_tokens
 from nmt_flax.text.vocab import Vocabulary
 from nmt_flax.utils.errors import UserError
@@ -108,7 +107,7 @@ class Sentiment(Task):
                                   rngs=None if rng is None else {"dropout": rng})
     return binary_cross_entropy(logits, batch["label"], batch["weight"])
 
-  @functools.cached_property
+  @program
   def classify_batch(self):
     """jit: (params, tokens <int32>[batch, max_len]) -> (logits [batch], weights [batch, max_len])."""
     def run(params, tokens):  # logits, weights in float32 whatever the compute dtype

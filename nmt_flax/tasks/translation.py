@@ -1,6 +1,5 @@
 """The translation task: any language pair (Chinese→English by default:
 character source, word target), a GRU or Transformer model, BLEU."""
-import functools
 import itertools
 import math
 import sys
@@ -21,7 +20,7 @@ from nmt_flax.models.losses import compact_token_cross_entropy, token_losses
 from nmt_flax.models.seq2seq import Seq2Seq
 from nmt_flax.models.transformer import Transformer
 from nmt_flax.tasks import metrics
-from nmt_flax.tasks.base import Task
+from nmt_flax.tasks.base import Task, program
 from nmt_flax.text import sides as text_sides
 from nmt_flax.text.sides import Side
 from nmt_flax.text.vocab import END_ID, PAD_ID
@@ -203,12 +202,12 @@ class Translation(Task):
     logits, _ = self.model().apply(self.variables(params), src, tgt_in)
     return logits.astype(jnp.float32)
 
-  @functools.cached_property
+  @program
   def decode_program(self):
     """The jitted decoder behind `translate_batch` (`decoding.search.program`)."""
     return search.program(self.start_decoding)
 
-  @functools.cached_property
+  @program
   def score_batch(self):
     """jit: (params, src <int32>[batch, src_len], tgt_in, tgt_out <int32>[batch,
     tgt_len]) -> log P(tgt_out | src) [batch], teacher-forced, summed over the
@@ -220,7 +219,7 @@ class Translation(Task):
       return -jnp.sum(token_losses(logits, tgt_out) * (tgt_out != PAD_ID), axis=1)
     return run
 
-  @functools.cached_property
+  @program
   def attention_heads(self):
     """jit: (params, src <int32>[batch, src_len], tgt_in <int32>[batch, tgt_len])
     -> every layer's every head of the cross-attention, teacher-forced:

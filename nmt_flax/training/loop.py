@@ -20,6 +20,7 @@ from flax.training import train_state
 
 from nmt_flax import tasks
 from nmt_flax.config import Config
+from nmt_flax.tasks.base import shared_program
 from nmt_flax.training.checkpoint import Checkpoints
 from nmt_flax.training.optimizer import learning_rate, make_optimizer, update_ema
 from nmt_flax.training.parallel import DataParallel, PeerLost, peer_failures_reported
@@ -42,13 +43,14 @@ def create_state(task: tasks.Task, seed: int, total_steps: int = 1) -> TrainStat
   def create(key):
     init_rng, train_rng = jax.random.split(key)
     params = task.init_params(init_rng)
-    return TrainState.create(apply_fn=task.model().apply, params=params,
-                             tx=make_optimizer(task.config, total_steps),
-                             rng=jax.random.key_data(train_rng),
-                             ema_params=params if task.config.ema else None)
+    # No apply_fn: the step calls task.loss, and jit compares a state's static
+    # fields, where a bound method of an equal model is not equal.
+    state = TrainState.create(apply_fn=None, params=params, tx=make_optimizer(task.config, total_steps),
+                              rng=jax.random.key_data(train_rng), ema_params=params if task.config.ema else None)
+    return state.replace(step=jnp.zeros((), jnp.int32))  # not weakly typed: as a restored step, one program for both
   # One compiled program (and a persistent-cache entry) instead of a few
   # hundred initialiser ops run and compiled one at a time.
-  return jax.jit(create)(jax.random.key(seed))
+  return shared_program(task, f"create_state/{total_steps}", lambda: jax.jit(create))(jax.random.key(seed))
 
 
 def make_train_step(task: tasks.Task):
@@ -76,7 +78,7 @@ def make_train_step(task: tasks.Task):
     return state, {"loss_sum": total, "count": count, "skipped": ~guard.last_finite,
                    "bad_in_a_row": guard.notfinite_count, "stop": stop}
 
-  return jax.jit(train_step, donate_argnums=0)
+  return shared_program(task, "train_step", lambda: jax.jit(train_step, donate_argnums=0))
 
 
 def checkpoint_item(state: TrainState, progress: Progress) -> dict[str, Any]:
@@ -109,9 +111,10 @@ def restore_or_init(task: tasks.Task, checkpoints: Checkpoints, total_steps: int
                                             metrics_path, task.score_name, total_steps)
     log(f"note: step {step} was saved by an older nmt-flax; its best score and patience count "
         "are rebuilt from metrics.jsonl")
-  state = state.replace(params=restored["params"], opt_state=restored["opt_state"],
-                        step=restored["step"], rng=restored["rng"],
-                        ema_params=restored.get("ema_params"),
+  # Restored arrays are committed to a device, fresh ones are not, and jit would
+  # trace the train step again for them: uncommitted copies keep one program.
+  fields = {k: restored.get(k) for k in ("params", "opt_state", "step", "rng", "ema_params")}
+  state = state.replace(**jax.tree_util.tree_map(lambda x: jnp.asarray(np.asarray(x)), fields),
                         tx=make_optimizer(task.config, progress.schedule_steps))
   log(f"resuming from step {step} (epoch {progress.epoch + 1}, batch {progress.batch})")
   if task.config.lr_schedule == "cosine" and total_steps > progress.schedule_steps:

@@ -1,5 +1,7 @@
 """The optimizer: Adam with optional clipping, the learning-rate schedules, and
 the moving average of the parameters (--ema)."""
+import functools
+
 import jax
 import jax.numpy as jnp
 import optax
@@ -21,6 +23,7 @@ def learning_rate(config: Config, total_steps: int) -> optax.ScalarOrSchedule:
   return optax.linear_schedule(0.0, peak, warmup) if warmup else peak
 
 
+@functools.cache  # one object per setting: a TrainState's tx is a static field that jit compares
 def make_optimizer(config: Config, total_steps: int = 1) -> optax.GradientTransformation:
   parts = [optax.clip_by_global_norm(config.clip_norm)] if config.clip_norm > 0 else []
   # A step whose gradients are not finite leaves parameters and Adam moments

@@ -147,6 +147,26 @@ def test_pad_and_start_are_never_emitted_even_when_the_model_favours_them(nmt_co
       assert not np.isin(emitted, NEVER_EMITTED).any(), row
 
 
+def test_tasks_of_equal_settings_share_their_compiled_programs_and_no_others(nmt_config):
+  """A second run with the same settings reuses the first one's programs (jit
+  caches per function object); any setting or member that differs gets its own."""
+  from nmt_flax.tasks.ensemble import Ensemble
+  from nmt_flax.training import loop
+
+  def ready(config):
+    task = tasks.get(config)
+    task.load_splits()
+    return task
+  a, b, smoothed = ready(nmt_config()), ready(nmt_config()), ready(nmt_config(label_smoothing=0.1))
+  assert a.decode_program is b.decode_program and a.score_batch is b.score_batch
+  assert loop.make_train_step(a) is loop.make_train_step(b)
+  assert loop.make_train_step(a) is not loop.make_train_step(smoothed)
+  assert a.decode_program is not smoothed.decode_program  # the config is the key, not what it changes
+  pair, same_pair, mixed = Ensemble([a, a], "xy"), Ensemble([b, b], "xy"), Ensemble([a, smoothed], "xy")
+  assert pair.decode_program is same_pair.decode_program
+  assert len({id(t.decode_program) for t in (a, pair, mixed)}) == 3
+
+
 def test_bleu_is_case_insensitive_says_so_and_counts_unk_as_one_unmatched_token():
   scores = metrics.translation_scores(["I have a CAT ."], ["i have a cat ."])
   assert scores["bleu"] == pytest.approx(100.0) and "case:lc" in scores["bleu_signature"]
