@@ -202,6 +202,14 @@ class Config:
     return self.layers if self.decoder_layers is None else self.decoder_layers
 
   @property
+  def model_settings(self) -> "Config":
+    """This config with every option a rerun may change (`RESUMABLE`) at its
+    default: the same for two runs of one model, and all a task's jitted
+    programs see of the config (those options steer the loop from the host)."""
+    defaults = {f.name: f.default for f in dataclasses.fields(self) if f.name in RESUMABLE}
+    return dataclasses.replace(self, **defaults)
+
+  @property
   def model_summary(self) -> str:
     """The model in a few words, for logs."""
     if self.model == "transformer":

@@ -104,7 +104,7 @@ class Task(abc.ABC):
   @property
   def program_key(self) -> tuple:
     """What the task's jitted programs depend on (hashable): equal keys, equal programs."""
-    return type(self), self.config, self.model()
+    return type(self), self.config.model_settings, self.model()
 
   def variables(self, params) -> dict:
     """{'params': params} in the compute dtype: with --dtype bfloat16 the float32

@@ -23,8 +23,14 @@ def learning_rate(config: Config, total_steps: int) -> optax.ScalarOrSchedule:
   return optax.linear_schedule(0.0, peak, warmup) if warmup else peak
 
 
-@functools.cache  # one object per setting: a TrainState's tx is a static field that jit compares
 def make_optimizer(config: Config, total_steps: int = 1) -> optax.GradientTransformation:
+  # One object per model and schedule length: a TrainState's tx is a static
+  # field that jit compares, so equal optimizers share the train step's program.
+  return _optimizer(config.model_settings, total_steps)
+
+
+@functools.cache
+def _optimizer(config: Config, total_steps: int) -> optax.GradientTransformation:
   parts = [optax.clip_by_global_norm(config.clip_norm)] if config.clip_norm > 0 else []
   # A step whose gradients are not finite leaves parameters and Adam moments
   # unchanged; the loop counts such steps and stops after --max-bad-steps in a row.

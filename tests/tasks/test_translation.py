@@ -148,8 +148,9 @@ def test_pad_and_start_are_never_emitted_even_when_the_model_favours_them(nmt_co
 
 
 def test_tasks_of_equal_settings_share_their_compiled_programs_and_no_others(nmt_config):
-  """A second run with the same settings reuses the first one's programs (jit
-  caches per function object); any setting or member that differs gets its own."""
+  """A second run of the same model (here with more epochs, which only the loop
+  reads) reuses the first one's programs (jit caches per function object); any
+  other setting or member that differs gets its own."""
   from nmt_flax.tasks.ensemble import Ensemble
   from nmt_flax.training import loop
 
@@ -157,7 +158,7 @@ def test_tasks_of_equal_settings_share_their_compiled_programs_and_no_others(nmt
     task = tasks.get(config)
     task.load_splits()
     return task
-  a, b, smoothed = ready(nmt_config()), ready(nmt_config()), ready(nmt_config(label_smoothing=0.1))
+  a, b, smoothed = ready(nmt_config()), ready(nmt_config(epochs=3)), ready(nmt_config(label_smoothing=0.1))
   assert a.decode_program is b.decode_program and a.score_batch is b.score_batch
   assert loop.make_train_step(a) is loop.make_train_step(b)
   assert loop.make_train_step(a) is not loop.make_train_step(smoothed)
