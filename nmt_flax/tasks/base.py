@@ -21,9 +21,10 @@ from nmt_flax.text.vocab import Vocabulary
 from nmt_flax.utils.errors import UserError
 
 # jit caches compiled programs per function object; these are shared by every
-# task of the same class, config and model in the process, so that a second
-# run with the same settings (a notebook's, a test's, a resumed run's) reuses
-# the first one's tracing and compilation.
+# task of one `program_key` in the process, so that a second run of the same
+# model (a notebook's, a test's, a resumed run's) reuses the first one's tracing
+# and compilation. As with any jitted function, a method patched after the first
+# trace is not seen: a subclass has a key of its own.
 _PROGRAMS: dict = {}
 
 
