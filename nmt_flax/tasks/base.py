@@ -102,7 +102,7 @@ class Task(abc.ABC):
     """The task's Flax module (built once, after the vocabularies are known)."""
     return self._module
 
-  @property
+  @functools.cached_property  # read at every decoded batch; the config and model never change
   def program_key(self) -> tuple:
     """What the task's jitted programs depend on (hashable): equal keys, equal programs."""
     return type(self), self.config.model_settings, self.model()

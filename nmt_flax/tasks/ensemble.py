@@ -4,6 +4,8 @@ and evaluation run on it as on one model. The members may differ in
 everything but their vocabularies; their parameters travel as a tuple, one
 entry per member.
 """
+import functools
+
 import jax.numpy as jnp
 
 from nmt_flax.decoding.ensemble import combine, mean_log_probs
@@ -31,7 +33,7 @@ class Ensemble(Translation):
     super().__init__(first.config, first.vocabs)
     self.members = members
 
-  @property
+  @functools.cached_property
   def program_key(self) -> tuple:
     return type(self), tuple(m.program_key for m in self.members)
 
