@@ -91,6 +91,10 @@ class Config:
                                    "every layer runs in evaluation")
   decoder_layer_drop: float = _opt(0.0, "transformer: LayerDrop on the decoder layers, as "
                                    "--encoder-layer-drop")
+  relative_positions: int = _opt(0, "transformer: 0 adds sinusoidal positions to the embeddings; "
+                                 "K > 0 adds none and gives each self-attention a learned bias per "
+                                 "head and distance between tokens, distances clipped to K "
+                                 "(Shaw et al. 2018)")
   encoder: str = _opt("uni", "uni: one GRU; bi: a forward and a backward GRU of units/2 each, "
                        "outputs concatenated (NMT: the decoder starts from tanh(W [h_fwd; h_bwd]))",
                        ("uni", "bi"))
@@ -265,7 +269,8 @@ SECTIONS: dict[str, tuple[str, ...]] = {
     "model": ("model", "embedding_dim", "units", "attention", "encoder", "dropout", "gru_layer_norm",
               "tie_embeddings", "right_to_left"),
     "Transformer (--model transformer)": ("layers", "decoder_layers", "heads", "ff_dim", "attention_dropout",
-                                          "activation_dropout", "encoder_layer_drop", "decoder_layer_drop"),
+                                          "activation_dropout", "encoder_layer_drop", "decoder_layer_drop",
+                                          "relative_positions"),
     "sentiment": ("max_len", "truncate", "split", "vocab_size", "head_activation"),
     "optimisation": ("epochs", "batch_size", "batch_tokens", "learning_rate", "clip_norm", "lr_schedule",
                      "warmup_steps", "label_smoothing", "word_dropout", "ema", "dtype", "seed"),
@@ -385,7 +390,7 @@ def resolve(task: str, preset: str | None, flags: dict[str, Any]) -> Config:
 
 # Options only the Transformer reads: elsewhere they would be stored in config.json and ignored.
 TRANSFORMER_ONLY = ("layers", "decoder_layers", "heads", "ff_dim", "attention_dropout", "activation_dropout",
-                    "encoder_layer_drop", "decoder_layer_drop")
+                    "encoder_layer_drop", "decoder_layer_drop", "relative_positions")
 
 
 def refuse_unused(config: Config) -> None:
@@ -499,7 +504,8 @@ def validate(config: Config) -> None:
          "test_fraction", f"{config.test_fraction}: must be in [0, 1) and leave training data "
          f"next to val_fraction {config.val_fraction}")
   _check(0 <= config.label_smoothing < 1, "label_smoothing", f"must be in [0, 1), got {config.label_smoothing}")
-  _check(config.warmup_steps >= 0, "warmup_steps", f"must be 0 or more, got {config.warmup_steps}")
+  for name in ("warmup_steps", "relative_positions"):
+    _check(getattr(config, name) >= 0, name, f"must be 0 or more, got {getattr(config, name)}")
   for name in ("activation_dropout", "encoder_layer_drop", "decoder_layer_drop", "ema"):
     value = getattr(config, name)
     _check(value is None or 0 <= value < 1, name, f"must be in [0, 1), got {value}")

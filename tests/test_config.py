@@ -48,6 +48,8 @@ def test_bucket_shapes_parse_and_reject():
     ({"ema": 1.0}, "ema must be in [0, 1)", "--ema must be"),
     ({"model": "transformer", "decoder_layers": 0}, "decoder_layers must be positive, got 0",
      "--decoder-layers must be positive"),
+    ({"model": "transformer", "relative_positions": -1}, "relative_positions must be 0 or more, got -1",
+     "--relative-positions must be 0 or more"),
     ({"lr_schedule": "rsqrt"}, "lr_schedule rsqrt: needs --warmup-steps", "--lr-schedule rsqrt: needs"),
 ])
 def test_options_are_checked_in_the_librarys_words_and_shown_as_flags(flags, message, flag_message):
@@ -61,6 +63,7 @@ def test_options_are_checked_in_the_librarys_words_and_shown_as_flags(flags, mes
     ("nmt", {"encoder_layer_drop": 0.2}), ("nmt", {"decoder_layer_drop": 0.1}),
     ("nmt", {"activation_dropout": 0.3}), ("sentiment", {"activation_dropout": 0.0}),
     ("sentiment", {"layers": 2}), ("nmt", {"heads": 8}), ("nmt", {"decoder_layers": 1}),
+    ("nmt", {"relative_positions": 8}),
 ])
 def test_transformer_options_are_refused_for_a_model_that_would_ignore_them(task, flags):
   [(name, value)] = flags.items()

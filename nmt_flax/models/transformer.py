@@ -3,7 +3,9 @@
 Pre-layer-norm blocks (each sublayer reads LayerNorm(x) and adds its output to
 x; a final LayerNorm on each side), multi-head attention whose score is the
 project's scaled dot product (`attention.scaled_dot_scores`, the lab's
-Vaswani row), sinusoidal positions added to √dim-scaled embeddings, dropout on
+Vaswani row), sinusoidal positions added to √dim-scaled embeddings (or, with
+`relative_positions`, learned biases of each self-attention by relative
+distance in their place), dropout on
 embeddings, sublayer outputs, the feed-forward hidden layer (its own rate,
 `activation_dropout`) and the attention weights, LayerDrop (whole layers
 skipped in training, Fan et al. 2020), and (`--tie-embeddings`) the target embedding tied to the output
@@ -23,6 +25,13 @@ import jax.numpy as jnp
 from nmt_flax.models.attention import masked_softmax, scaled_dot_scores
 from nmt_flax.models.losses import mask_never_emitted
 from nmt_flax.text.vocab import PAD_ID
+
+
+def relative_distances(query_positions, key_positions, clip: int):
+  """query_positions <int32>[..., q_len], key_positions [..., k_len] -> the
+  distance of each key from each query [..., q_len, k_len], clipped to
+  [-clip, clip] and shifted by clip: indices 0 … 2·clip of a bias table."""
+  return jnp.clip(key_positions[..., None, :] - query_positions[..., :, None], -clip, clip) + clip
 
 
 def sinusoids(positions, dim: int):
@@ -50,12 +59,15 @@ class MultiHeadAttention(nn.Module):
     """x [batch, len, dim] -> keys, values [batch, len, heads, head_dim]."""
     return self.key(x), self.value(x)
 
-  def __call__(self, x, keys, values, mask, deterministic: bool = True):
+  def __call__(self, x, keys, values, mask, deterministic: bool = True, bias=None):
     """x [batch, q_len, dim] attends over keys, values [batch, k_len, heads,
     head_dim] where mask <bool> (broadcast to [batch, heads, q_len, k_len]) is
-    true. Returns [batch, q_len, dim] and the weights [batch, heads, q_len, k_len]."""
+    true; `bias` (broadcast likewise) is added to the scores before the softmax.
+    Returns [batch, q_len, dim] and the weights [batch, heads, q_len, k_len]."""
     queries = self.query(x)
     scores = scaled_dot_scores(queries.transpose(0, 2, 1, 3), keys.transpose(0, 2, 1, 3))
+    if bias is not None:
+      scores = scores + bias
     weights = masked_softmax(scores, mask)
     context = jnp.einsum("bhqk,bkhd->bqhd", self.drop(weights, deterministic=deterministic), values)
     return self.out(context), weights
@@ -84,12 +96,13 @@ class Block(nn.Module):
 
 class EncoderLayer(Block):
   @nn.compact
-  def __call__(self, x, mask, deterministic: bool = True):
-    """x [batch, src_len, dim], mask <bool>[batch, src_len] -> [batch, src_len, dim]."""
+  def __call__(self, x, mask, deterministic: bool = True, bias=None):
+    """x [batch, src_len, dim], mask <bool>[batch, src_len] -> [batch, src_len, dim];
+    bias: None or added to the self-attention scores ([heads, src_len, src_len])."""
     drop = nn.Dropout(self.dropout)
     attend = MultiHeadAttention(self.heads, self.dim, self.attention_dropout, name="self_attention")
     h = nn.LayerNorm(name="norm_self")(x)
-    y, _ = attend(h, *attend.keys_values(h), mask[:, None, None, :], deterministic)
+    y, _ = attend(h, *attend.keys_values(h), mask[:, None, None, :], deterministic, bias)
     x = x + drop(y, deterministic=deterministic)
     y = FeedForward(self.dim, self.ff_dim, self.activation_dropout, name="feed_forward")(
         nn.LayerNorm(name="norm_ff")(x), deterministic)
@@ -108,8 +121,10 @@ class DecoderLayer(Block):
     """The encoder's output [batch, src_len, dim] as this layer's cross-attention keys and values."""
     return self.cross_attention.keys_values(encoded)
 
-  def __call__(self, x, cross, src_mask, deterministic: bool = True, cache=None):
-    """x [batch, tgt_len, dim]; cross: (keys, values) from `cross_keys_values`.
+  def __call__(self, x, cross, src_mask, deterministic: bool = True, cache=None, bias=None):
+    """x [batch, tgt_len, dim]; cross: (keys, values) from `cross_keys_values`;
+    bias: None or added to the self-attention scores (broadcast to [batch,
+    heads, tgt_len, tgt_len], or [batch, heads, 1, max_len] with a cache).
 
     cache None: teacher forcing, position t attends to positions ≤ t of x.
     cache (keys, values [batch, max_len, heads, head_dim], position <int32>[batch]):
@@ -128,7 +143,7 @@ class DecoderLayer(Block):
       keys, values = jnp.where(here, keys, cached_keys), jnp.where(here, values, cached_values)
       mask = (slots <= position[:, None])[:, None, None, :]
       cache = (keys, values)
-    y, _ = self.self_attention(h, keys, values, mask, deterministic)
+    y, _ = self.self_attention(h, keys, values, mask, deterministic, bias)
     x = x + self.drop(y, deterministic=deterministic)
     y, weights = self.cross_attention(self.norm_cross(x), *cross, src_mask[:, None, None, :], deterministic)
     x = x + self.drop(y, deterministic=deterministic)
@@ -154,7 +169,14 @@ class DecoderCache:
 
 class Transformer(nn.Module):
   """Encoder-decoder Transformer; `dim` wide, `heads` heads, `layers` encoder
-  layers and `decoder_layers` decoder layers (None: `layers`)."""
+  layers and `decoder_layers` decoder layers (None: `layers`).
+
+  relative_positions K: 0 adds sinusoidal positions to the embeddings; K > 0
+  adds none and gives the self-attention scores a learned bias per head for
+  each distance between query and key clipped to [-K, K] (Shaw et al. 2018's
+  clipping; a scalar per head as in T5, Raffel et al. 2020), one table for
+  the encoder's layers and one for the decoder's. Cross-attention has no
+  position term either way."""
   src_vocab_size: int
   tgt_vocab_size: int
   dim: int = 256
@@ -168,6 +190,7 @@ class Transformer(nn.Module):
   encoder_layer_drop: float = 0.0
   decoder_layer_drop: float = 0.0
   tie_embeddings: bool = True
+  relative_positions: int = 0
 
   def setup(self):
     embedding = nn.initializers.normal(self.dim ** -0.5)  # × √dim below: unit variance
@@ -180,6 +203,10 @@ class Transformer(nn.Module):
     self.decoder = [DecoderLayer(**sizes) for _ in range(depth)]
     self.encoder_norm, self.decoder_norm = nn.LayerNorm(), nn.LayerNorm()
     self.drop = nn.Dropout(self.dropout)
+    # per side, [2K + 1 distances, heads]; zeros: no distance preferred at first
+    self.relative = {side: nn.Embed(2 * self.relative_positions + 1, self.heads,
+                                    embedding_init=nn.initializers.zeros)
+                     for side in ("encoder", "decoder") if self.relative_positions}
     if self.tie_embeddings:
       self.output_bias = self.param("output_bias", nn.initializers.zeros, (self.tgt_vocab_size,))
     else:
@@ -188,7 +215,18 @@ class Transformer(nn.Module):
   def embed(self, table: nn.Embed, tokens, positions, deterministic: bool):
     """tokens, positions <int32>[batch, len] -> [batch, len, dim]."""
     x = table(tokens) * jnp.sqrt(jnp.float32(self.dim)).astype(table.embedding.dtype)
-    return self.drop(x + sinusoids(positions, self.dim).astype(x.dtype), deterministic=deterministic)
+    if not self.relative_positions:
+      x = x + sinusoids(positions, self.dim).astype(x.dtype)
+    return self.drop(x, deterministic=deterministic)
+
+  def relative_bias(self, side: str, query_positions, key_positions):
+    """The self-attention bias of `relative_positions` on side "encoder" or
+    "decoder" (None without): query_positions <int32>[..., q_len],
+    key_positions [..., k_len] -> [..., heads, q_len, k_len]."""
+    if not self.relative_positions:
+      return None
+    bias = self.relative[side](relative_distances(query_positions, key_positions, self.relative_positions))
+    return jnp.moveaxis(bias, -1, -3)
 
   def layer_drop(self, rate: float, deterministic: bool, layer: nn.Module, run, skip, *operands):
     """LayerDrop: `run(layer, *operands)`, or in training with probability
@@ -202,10 +240,12 @@ class Transformer(nn.Module):
   def encode(self, src, deterministic: bool = True) -> EncodedSource:
     """src <int32>[batch, src_len], PAD-padded -> EncodedSource."""
     mask = src != PAD_ID
-    x = self.embed(self.src_embed, src, jnp.arange(src.shape[1])[None, :], deterministic)
+    positions = jnp.arange(src.shape[1])
+    x = self.embed(self.src_embed, src, positions[None, :], deterministic)
+    bias = self.relative_bias("encoder", positions, positions)
     for layer in self.encoder:
       x = self.layer_drop(self.encoder_layer_drop, deterministic, layer,
-                          lambda layer, x: layer(x, mask, deterministic), lambda _, x: x, x)
+                          lambda layer, x: layer(x, mask, deterministic, bias), lambda _, x: x, x)
     encoded = self.encoder_norm(x)
     return EncodedSource(tuple(layer.cross_keys_values(encoded) for layer in self.decoder), mask)
 
@@ -219,9 +259,11 @@ class Transformer(nn.Module):
     """Embedded targets x [batch, tgt_len, dim] -> final states [batch, tgt_len,
     dim] and each layer's cross-attention weights [batch, heads, tgt_len, src_len]."""
     weights = []
+    positions = jnp.arange(x.shape[1])
+    bias = self.relative_bias("decoder", positions, positions)
     for layer, cross in zip(self.decoder, source.keys_values):
       x, w = self.layer_drop(self.decoder_layer_drop, deterministic, layer,
-                             lambda layer, x: layer(x, cross, source.mask, deterministic)[:2],
+                             lambda layer, x: layer(x, cross, source.mask, deterministic, bias=bias)[:2],
                              lambda _, x: (x, jnp.zeros(  # a skipped layer attends nowhere
                                  (x.shape[0], self.heads, x.shape[1], source.mask.shape[1]), x.dtype)), x)
       weights.append(w)
@@ -259,9 +301,11 @@ class Transformer(nn.Module):
     """token <int32>[batch] -> (logits [batch, V], cache, last layer's
     cross-attention averaged over heads [batch, src_len])."""
     x = self.embed(self.tgt_embed, token[:, None], cache.position[:, None], True)
+    slots = jnp.arange(cache.layers[0][0].shape[1])
+    bias = self.relative_bias("decoder", cache.position[:, None], slots[None, :])  # [batch, heads, 1, max_len]
     layers = []
     for layer, cross, (keys, values) in zip(self.decoder, source.keys_values, cache.layers):
-      x, weights, written = layer(x, cross, source.mask, True, (keys, values, cache.position))
+      x, weights, written = layer(x, cross, source.mask, True, (keys, values, cache.position), bias)
       layers.append(written)
     logits = self.logits(self.decoder_norm(x))[:, 0]
     return logits, DecoderCache(tuple(layers), cache.position + 1), jnp.mean(weights[:, :, 0], axis=1)

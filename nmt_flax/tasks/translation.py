@@ -298,7 +298,7 @@ def transformer_model(c, src_vocab_size: int, tgt_vocab_size: int) -> Transforme
                      dropout=c.dropout, attention_dropout=c.attention_dropout,
                      activation_dropout=c.dropout if c.activation_dropout is None else c.activation_dropout,
                      encoder_layer_drop=c.encoder_layer_drop, decoder_layer_drop=c.decoder_layer_drop,
-                     tie_embeddings=c.tie_embeddings)
+                     tie_embeddings=c.tie_embeddings, relative_positions=c.relative_positions)
 
 
 MODELS = {"gru": gru_model, "transformer": transformer_model}

@@ -1,6 +1,7 @@
 """The Transformer's properties, checked by other means than its own code:
 causality through gradients, padding invariance, cached decoding against one
-uncached pass, and its heads against the lab's scaled dot product.
+uncached pass, its heads against the lab's scaled dot product, and with
+relative positions, order seen through their biases alone.
 Decoding, beam search, sampling and forced scores run for both model families
 in test_beam.py; training, resume and export through the task as for the GRU."""
 import re
@@ -11,10 +12,11 @@ import numpy as np
 import pytest
 
 from nmt_flax.models.attention import Memory, ScaledDot
-from nmt_flax.models.transformer import Transformer, sinusoids
+from nmt_flax.models.transformer import Transformer, relative_distances, sinusoids
 from nmt_flax.utils.errors import UserError
 
 MODEL = Transformer(src_vocab_size=13, tgt_vocab_size=11, dim=16, heads=4, ff_dim=24, layers=2)
+RELATIVE = MODEL.clone(relative_positions=2)
 SRC = jnp.array([[5, 6, 7, 8, 2, 0], [9, 10, 2, 0, 0, 0]], jnp.int32)  # <end> = 2, PAD = 0
 TGT_IN = jnp.array([[1, 4, 5, 6, 7], [1, 8, 9, 0, 0]], jnp.int32)      # <start> = 1
 
@@ -24,11 +26,31 @@ def params():
   return jax.jit(MODEL.init)(jax.random.key(0), SRC, TGT_IN)["params"]
 
 
-def test_decoder_position_t_depends_on_no_later_target_input(params):
+def with_random_biases(params, key):
+  """`params` with each relative-position table drawn at random (they start at
+  zero, where no distance is preferred and a test of them could not fail)."""
+  tables = {name: {"embedding": jax.random.normal(jax.random.fold_in(key, n), table["embedding"].shape)}
+            for n, (name, table) in enumerate(sorted(params.items())) if name.startswith("relative_")}
+  assert len(tables) == 2
+  return {**params, **tables}
+
+
+@pytest.fixture(scope="module")
+def relative_params():
+  return with_random_biases(jax.jit(RELATIVE.init)(jax.random.key(0), SRC, TGT_IN)["params"], jax.random.key(3))
+
+
+@pytest.fixture(params=["sinusoids", "relative"])
+def model_and_params(request, params, relative_params):
+  return (MODEL, params) if request.param == "sinusoids" else (RELATIVE, relative_params)
+
+
+def test_decoder_position_t_depends_on_no_later_target_input(model_and_params):
   """d state[t] / d input[t'] is exactly zero for t' > t, and not for t' <= t."""
-  source = MODEL.apply({"params": params}, SRC, method=Transformer.encode)
+  model, params = model_and_params
+  source = model.apply({"params": params}, SRC, method=Transformer.encode)
   x = jax.random.normal(jax.random.key(1), (2, 5, 16))
-  jacobian = jax.jit(jax.jacobian(lambda x: MODEL.apply({"params": params}, x, source,
+  jacobian = jax.jit(jax.jacobian(lambda x: model.apply({"params": params}, x, source,
                                                 method=Transformer.decoder_stack)[0]))(x)
   dependence = np.abs(np.asarray(jacobian)).sum(axis=(2, 5))  # [batch, t, batch', t']
   for b in range(2):
@@ -38,8 +60,9 @@ def test_decoder_position_t_depends_on_no_later_target_input(params):
     assert np.all(dependence[b, :, 1 - b] == 0)  # rows never mix
 
 
-def test_extra_padding_rows_and_columns_change_no_real_output(params):
-  apply = jax.jit(MODEL.apply)
+def test_extra_padding_rows_and_columns_change_no_real_output(model_and_params):
+  model, params = model_and_params
+  apply = jax.jit(model.apply)
   logits, weights = apply({"params": params}, SRC, TGT_IN)
   wider = jnp.pad(SRC, ((0, 2), (0, 5)))  # two filler rows, five more PAD columns
   longer = jnp.pad(TGT_IN, ((0, 2), (0, 3)))
@@ -67,8 +90,8 @@ def cached_equals_recomputed(model, params):
   assert np.all(np.asarray(cache.position) == TGT_IN.shape[1])
 
 
-def test_cached_decoding_equals_decoding_the_whole_target_at_once(params):
-  cached_equals_recomputed(MODEL, params)
+def test_cached_decoding_equals_decoding_the_whole_target_at_once(model_and_params):
+  cached_equals_recomputed(*model_and_params)
 
 
 def test_a_deep_encoder_may_feed_a_shallower_decoder():
@@ -102,6 +125,29 @@ def test_each_head_scores_as_the_lab_scaled_dot_product_and_the_picture_averages
   got = MODEL.apply({"params": params}, x[:, None], *source.keys_values[-1], mask[:, None, None, :],
                     method=lambda m, *a: m.decoder[-1].cross_attention(*a))[1][:, 0, 0]
   np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_relative_positions_are_the_only_order_the_model_sees(relative_params):
+  """Without sinusoids, reordering the source reorders the encoder's outputs
+  alike while the bias tables are zero (order is seen nowhere else), and not
+  once they hold values; each bias is its table's row of the clipped distance."""
+  order = jnp.array([3, 0, 2, 1, 4, 5])  # the real tokens of row 0 shuffled, its <end> and PAD kept
+  encode = jax.jit(lambda params, src: RELATIVE.apply({"params": params}, src, method=Transformer.encode)
+                   .keys_values[0][0])  # the first decoder layer's cross-attention keys [batch, src_len, ...]
+  zeroed = {**relative_params, **{name: jax.tree.map(jnp.zeros_like, table)
+                                  for name, table in relative_params.items() if name.startswith("relative_")}}
+  for tables, equivariant in ((zeroed, True), (relative_params, False)):
+    shuffled, plain = encode(tables, SRC[:1, order])[0], encode(tables, SRC[:1])[0][order]
+    assert np.allclose(shuffled, plain, atol=1e-5) == equivariant
+  distances = np.asarray(relative_distances(jnp.arange(4), jnp.arange(6), 2))
+  assert distances.shape == (4, 6)
+  for i in range(4):
+    for j in range(6):
+      assert distances[i, j] == min(max(j - i, -2), 2) + 2
+  bias = RELATIVE.apply({"params": relative_params}, jnp.arange(4), jnp.arange(6), "encoder",
+                        method=lambda m, q, k, side: m.relative_bias(side, q, k))
+  np.testing.assert_array_equal(bias, np.asarray(relative_params["relative_encoder"]["embedding"])[
+      distances].transpose(2, 0, 1))  # [heads, q_len, k_len]
 
 
 def test_positions_are_sines_then_cosines_of_geometric_rates():
