@@ -3,6 +3,8 @@ import importlib.util
 import json
 import sys
 
+import pytest
+
 from tests.conftest import ROOT
 
 BENCHMARKS = ROOT / "benchmarks"
@@ -60,6 +62,30 @@ def test_quality_by_length_puts_each_held_out_sentence_in_exactly_one_bucket(nmt
     assert whole["bucket"] == "all" and abs(whole["bleu"] - scored["bleu"]) <= 0.005
     assert [r["bucket"] for r in rows] == sorted({r["bucket"] for r in rows}, key=[
         by_length.bucket_name(*b) for b in by_length.BUCKETS].index)
+
+
+def test_the_length_plot_draws_each_rows_latest_record_without_the_whole_split(tmp_path, capsys):
+  plot = script("plot_by_length")
+
+  def record(name, bleu, split="test"):
+    return {"name": name, split: [{"bucket": "1-8", "sentences": 3, "bleu": bleu},
+                                  {"bucket": "17+", "sentences": 1, "bleu": bleu / 2},
+                                  {"bucket": "all", "sentences": 4, "bleu": 99.0}],
+            "date": "2026-12-04", "commit": "abc1234", "machine": "2 cores"}
+  records = [record("gru", 30.0), record("transformer", 20.0), record("gru", 32.0), record("val only", 1.0, "val")]
+  lines = plot.series(records, "test", None)
+  assert list(lines) == ["gru", "transformer"]
+  assert [b["bleu"] for b in lines["gru"]] == [32.0, 16.0]  # the later record; no "all"
+  assert list(plot.series(records, "test", ["transformer", "gru"])) == ["transformer", "gru"]
+  results = tmp_path / "by_length.jsonl"
+  results.write_text("".join(json.dumps(r) + "\n" for r in records))
+  plot.main(["--results", str(results), "--split", "test", "--out", str(tmp_path / "plot.png")])
+  assert (tmp_path / "plot.png").read_bytes()[:4] == b"\x89PNG"
+  with pytest.raises(SystemExit) as stopped:
+    plot.main(["--results", str(results), "--split", "test", "--row", "val only", "--out", str(tmp_path / "x.png")])
+  assert stopped.value.code == 2
+  assert capsys.readouterr().err == "plot_by_length.py: 'val only': no by_length record of that name has split test\n"
+  assert not (tmp_path / "x.png").exists()
 
 
 def test_the_profiles_flop_count_follows_scans_conds_and_gradients():
