@@ -16,13 +16,10 @@ class GRUCell(nn.Module):
   step where no row is real is skipped altogether (`lax.cond`, forward and
   backward), so a batch padded past its longest row costs no recurrent work.
   With `layer_norm`, each gate's input part x_g and recurrent part U_g h are
-  layer-normalised separately (Ba et al. 2016), each with its own gain and bias;
-  with `inputs_normalised`, the caller has normalised x_g already
-  (`per_gate_norm("input", ...)` over a whole sequence, outside the scan).
+  layer-normalised separately (Ba et al. 2016), each with its own gain and bias.
   """
   units: int
   layer_norm: bool = False
-  inputs_normalised: bool = False
 
   def setup(self):
     self.recurrent = nn.Dense(3 * self.units, kernel_init=nn.initializers.orthogonal())
@@ -38,9 +35,7 @@ class GRUCell(nn.Module):
 
   def advance(self, h, x_proj):
     """The GRU update for every row: h [batch, units], x_proj [batch, 3*units] -> h'."""
-    if not self.inputs_normalised:
-      x_proj = self.per_gate_norm("input", x_proj)
-    x_r, x_z, x_n = jnp.split(x_proj, 3, axis=-1)
+    x_r, x_z, x_n = jnp.split(self.per_gate_norm("input", x_proj), 3, axis=-1)
     h_r, h_z, h_n = jnp.split(self.per_gate_norm("recurrent", self.recurrent(h)), 3, axis=-1)
     r = jax.nn.sigmoid(x_r + h_r)
     z = jax.nn.sigmoid(x_z + h_z)
@@ -88,11 +83,6 @@ class GRU(nn.Module):
     cell = nn.remat(GRUCell, prevent_cse=False, policy=jax.checkpoint_policies.dots_saveable)
     scan = nn.scan(cell, variable_broadcast="params", split_rngs={"params": False},
                    in_axes=1, out_axes=1)
-    cell = scan(self.units, self.layer_norm, inputs_normalised=True, name="cell")
-    # The input part's layer norm over every position at once: one vectorised
-    # pass in place of one per step, forward and backward (the norm's
-    # parameters stay the cell's, where the scan's steps would create them).
-    x_proj = cell.per_gate_norm("input", x_proj)
     h0 = jnp.zeros((x.shape[0], self.units), x_proj.dtype)
-    final, outputs = cell(h0, x_proj, mask)
+    final, outputs = scan(self.units, self.layer_norm, name="cell")(h0, x_proj, mask)
     return outputs, final
