@@ -15,7 +15,9 @@ without (with `--old-python` only), and this environment's jax as installed,
 alone and with `--xla_cpu_use_fusion_emitters=false` (the older fusion
 emitters), with each `--xla NAME=FLAGS` given, with each `--env
 NAME=VARIABLE=VALUE` (e.g. `JAX_DEFAULT_PRNG_IMPL=rbg`: dropout's random bits
-from XLA's generator instead of threefry), and with `--bfloat16` in
+from XLA's generator instead of threefry; `PYTHONPATH=DIR` times the code of
+another checkout, e.g. a `git worktree` of an earlier commit, against this
+one's), and with `--bfloat16` in
 train.py's `--dtype bfloat16` (mixed precision; its decoding is not timed).
 Each round runs every arm once, in order, so a slower spell of a shared
 machine hits all arms alike. Per arm: `train_speed.py --preset PRESET` (median step, cold
