@@ -19,8 +19,18 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
 
 
-def records(name: str) -> list[dict]:
-  return [json.loads(line) for line in (RESULTS / name).read_text(encoding="utf-8").splitlines() if line.strip()]
+def records(name: str | Path) -> list[dict]:
+  """The JSON records of results/NAME (or of a path), one a line; a line that
+  is not one is a ValueError naming the file and line."""
+  path, found = RESULTS / name, []
+  for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    if not line.strip():
+      continue
+    try:
+      found.append(json.loads(line))
+    except json.JSONDecodeError as e:
+      raise ValueError(f"{path}:{number}: not a JSON record ({e.msg})") from None
+  return found
 
 
 def duration(seconds: float) -> str:

@@ -73,10 +73,10 @@ def test_the_length_plot_draws_each_rows_latest_record_without_the_whole_split(t
                                   {"bucket": "all", "sentences": 4, "bleu": 99.0}],
             "date": "2026-12-04", "commit": "abc1234", "machine": "2 cores"}
   records = [record("gru", 30.0), record("transformer", 20.0), record("gru", 32.0), record("val only", 1.0, "val")]
-  lines = plot.series(records, "test", None)
-  assert list(lines) == ["gru", "transformer"]
-  assert [b["bleu"] for b in lines["gru"]] == [32.0, 16.0]  # the later record; no "all"
-  assert list(plot.series(records, "test", ["transformer", "gru"])) == ["transformer", "gru"]
+  drawn = plot.latest(records, "test", None)
+  assert list(drawn) == ["gru", "transformer"]
+  assert [b["bleu"] for b in plot.buckets(drawn["gru"], "test")] == [32.0, 16.0]  # the later record; no "all"
+  assert list(plot.latest(records, "test", ["transformer", "gru"])) == ["transformer", "gru"]
   results = tmp_path / "by_length.jsonl"
   results.write_text("".join(json.dumps(r) + "\n" for r in records))
   plot.main(["--results", str(results), "--split", "test", "--out", str(tmp_path / "plot.png")])
