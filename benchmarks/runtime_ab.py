@@ -1,5 +1,5 @@
 """What XLA:CPU's runtime and options cost a preset's training step (and the
-GRU's greedy decoding) under several (python, environment, dtype) arms,
+GRU's greedy decoding) under several (python, environment, train.py flags) arms,
 alternated; prints JSON.
 
     python3 -m venv /tmp/jax062 && /tmp/jax062/bin/pip install "jax[cpu]==0.6.2" "flax<0.11" \
@@ -17,11 +17,14 @@ emitters), with each `--xla NAME=FLAGS` given, with each `--env
 NAME=VARIABLE=VALUE` (e.g. `JAX_DEFAULT_PRNG_IMPL=rbg`: dropout's random bits
 from XLA's generator instead of threefry; `PYTHONPATH=DIR` times the code of
 another checkout, e.g. a `git worktree` of an earlier commit, against this
-one's), and with `--bfloat16` in
+one's), with each `--flags NAME=FLAGS` (train.py flags added to the preset,
+e.g. `--sort-pool 100`; their decoding is not timed), and with `--bfloat16` in
 train.py's `--dtype bfloat16` (mixed precision; its decoding is not timed).
 Each round runs every arm once, in order, so a slower spell of a shared
 machine hits all arms alike. Per arm: `train_speed.py --preset PRESET` (median step, cold
-compile of every bucket shape: no persistent cache) and, for `best-cpu`,
+compile of every bucket shape: no persistent cache; the mean step too, which
+is the one to read where batches differ in cost, over a whole epoch: `--steps
+1000`) and, for `best-cpu`,
 `bench.py --units 512 --skip padded,bucketed` (greedy decoding of the
 validation split, sentences/s).
 Medians over rounds, and each arm's ratio to this environment's default.
@@ -43,25 +46,25 @@ OLD_EMITTERS = "--xla_cpu_use_fusion_emitters=false"
 
 
 def arms(old_python: str | None, xla: list[tuple[str, str]], env: list[tuple[str, str, str]],
-         bfloat16: bool) -> dict[str, tuple[str, dict, str]]:
-  """name -> (python, environment variables, dtype)."""
-  old = {"jax 0.6.2, thunk runtime": (old_python, {}, "float32"),
-         "jax 0.6.2, thunk runtime off": (old_python, {"XLA_FLAGS": THUNKS_OFF}, "float32")} if old_python else {}
-  return {**old, "installed jax": (sys.executable, {}, "float32"),
-          "installed jax, older fusion emitters": (sys.executable, {"XLA_FLAGS": OLD_EMITTERS}, "float32"),
-          **{f"installed jax, {name}": (sys.executable, {"XLA_FLAGS": flags}, "float32") for name, flags in xla},
-          **{f"installed jax, {name}": (sys.executable, {variable: value}, "float32") for name, variable, value in env},
-          **({"installed jax, --dtype bfloat16": (sys.executable, {}, "bfloat16")} if bfloat16 else {})}
+         flags: list[tuple[str, str]], bfloat16: bool) -> dict[str, tuple[str, dict, list[str]]]:
+  """name -> (python, environment variables, train.py flags)."""
+  old = {"jax 0.6.2, thunk runtime": (old_python, {}, []),
+         "jax 0.6.2, thunk runtime off": (old_python, {"XLA_FLAGS": THUNKS_OFF}, [])} if old_python else {}
+  return {**old, "installed jax": (sys.executable, {}, []),
+          "installed jax, older fusion emitters": (sys.executable, {"XLA_FLAGS": OLD_EMITTERS}, []),
+          **{f"installed jax, {name}": (sys.executable, {"XLA_FLAGS": value}, []) for name, value in xla},
+          **{f"installed jax, {name}": (sys.executable, {variable: value}, []) for name, variable, value in env},
+          **{f"installed jax, {name}": (sys.executable, {}, shlex.split(value)) for name, value in flags},
+          **({"installed jax, --dtype bfloat16": (sys.executable, {}, ["--dtype", "bfloat16"])} if bfloat16 else {})}
 
 
-def measure(python: str, variables: dict, dtype: str, preset: str, steps: int) -> dict:
-  speed = run_json(python, variables, "train_speed.py", ["--preset", preset, "--steps", str(steps),
-                                                         "--dtype", dtype])
+def measure(python: str, variables: dict, flags: list[str], preset: str, steps: int) -> dict:
+  speed = run_json(python, variables, "train_speed.py", ["--preset", preset, "--steps", str(steps), *flags])
   greedy = run_json(python, variables, "bench.py", ["--units", "512", "--skip", "padded,bucketed",
                                                     "--loop-sentences", "20"])["greedy"] \
-      if dtype == "float32" and preset == "best-cpu" else None
-  return {"jax": speed["jax"], "median_step_s": speed["median_step_s"], "compile_s": speed["compile_s"],
-          "greedy_sentences_per_s": greedy["sentences_per_s"] if greedy else None}
+      if not flags and preset == "best-cpu" else None
+  return {"jax": speed["jax"], "median_step_s": speed["median_step_s"], "step_s": speed["step_s"],
+          "compile_s": speed["compile_s"], "greedy_sentences_per_s": greedy["sentences_per_s"] if greedy else None}
 
 
 def main(argv=None) -> None:
@@ -71,6 +74,8 @@ def main(argv=None) -> None:
                       help="an arm of the installed jax under these XLA_FLAGS (repeatable)")
   parser.add_argument("--env", action="append", default=[], metavar="NAME=VARIABLE=VALUE",
                       help="an arm of the installed jax with this environment variable set (repeatable)")
+  parser.add_argument("--flags", action="append", default=[], metavar="NAME=FLAGS",
+                      help="an arm of the installed jax training with these train.py flags (repeatable)")
   parser.add_argument("--bfloat16", action="store_true", help="an arm training with --dtype bfloat16")
   parser.add_argument("--preset", default="best-cpu", help="the preset whose training step is timed")
   parser.add_argument("--rounds", type=int, default=2)
@@ -83,22 +88,26 @@ def main(argv=None) -> None:
     parser.error(f"--xla {bad[0]!r}: NAME=FLAGS, the flags XLA's own (--xla_...)")
   if bad := [a for a in args.env if a.count("=") < 2]:
     parser.error(f"--env {bad[0]!r}: NAME=VARIABLE=VALUE, e.g. 'rbg keys=JAX_DEFAULT_PRNG_IMPL=rbg'")
+  if bad := [a for a in args.flags if "=" not in a or not a.split("=", 1)[1].startswith("--")]:
+    parser.error(f"--flags {bad[0]!r}: NAME=FLAGS, the flags train.py's (--...)")
   chosen = arms(args.old_python, [tuple(a.split("=", 1)) for a in args.xla],
-                [tuple(a.split("=", 2)) for a in args.env], args.bfloat16)
+                [tuple(a.split("=", 2)) for a in args.env], [tuple(a.split("=", 1)) for a in args.flags],
+                args.bfloat16)
   runs = {name: [] for name in chosen}
   for _ in range(args.rounds):
-    for name, (python, variables, dtype) in chosen.items():
-      runs[name].append(measure(python, variables, dtype, args.preset, args.steps))
+    for name, (python, variables, flags) in chosen.items():
+      runs[name].append(measure(python, variables, flags, args.preset, args.steps))
   summary = {}
   for name, rounds in runs.items():
     variables = chosen[name][1]
     summary[name] = {"jax": rounds[0]["jax"], "xla_flags": variables.get("XLA_FLAGS", ""),
-                     "env": {k: v for k, v in variables.items() if k != "XLA_FLAGS"}, "dtype": chosen[name][2],
+                     "env": {k: v for k, v in variables.items() if k != "XLA_FLAGS"}, "flags": chosen[name][2],
                      **{k: round(statistics.median(r[k] for r in rounds), 4) if rounds[0][k] is not None else None
-                        for k in ("median_step_s", "compile_s", "greedy_sentences_per_s")}}
+                        for k in ("median_step_s", "step_s", "compile_s", "greedy_sentences_per_s")}}
   base = summary["installed jax"]
   for row in summary.values():
     row["step_vs_installed"] = round(base["median_step_s"] / row["median_step_s"], 2)
+    row["mean_step_vs_installed"] = round(base["step_s"] / row["step_s"], 2)
     row["greedy_vs_installed"] = round(row["greedy_sentences_per_s"] / base["greedy_sentences_per_s"], 2) \
         if row["greedy_sentences_per_s"] is not None else None
   finish({"command": "python benchmarks/runtime_ab.py " + shlex.join(argv or sys.argv[1:]),

@@ -11,6 +11,7 @@ NAME is one of TABLES.
 import argparse
 import json
 import re
+import shlex
 import statistics
 import sys
 from pathlib import Path
@@ -141,17 +142,20 @@ def profile_step() -> str:
 
 def runtime_ab() -> str:
   """BENCHMARKS' XLA:CPU runtime A/B (`runtime_ab.py`): every record, each measured in one run."""
-  rows = ["| record | arm | jax | environment | step (median) | step speed ÷ installed jax | compile, "
-          "all shapes (cold) | greedy decoding, sentences/s | ÷ installed jax |", "|" + " --- |" * 9]
+  rows = ["| record | arm | jax | environment | step: median (mean) | step speed ÷ installed jax: median "
+          "(mean) | compile, all shapes (cold) | greedy decoding, sentences/s | ÷ installed jax |", "|" + " --- |" * 9]
   notes = []
   for n, r in enumerate(records("runtime_ab.jsonl"), 1):
     for name, a in r["arms"].items():
       greedy = (f"{a['greedy_sentences_per_s']:,.0f} | {a['greedy_vs_installed']:.2f}×"
                 if a["greedy_sentences_per_s"] is not None else "– | –")
       variables = {**({"XLA_FLAGS": a["xla_flags"]} if a["xla_flags"] else {}), **a.get("env", {})}
-      environment = " ".join(f"`{k}={v}`" for k, v in variables.items()) or "–"
-      rows.append(f"| [{n}] | {name} | {a['jax']} | {environment} | {a['median_step_s'] * 1000:.0f} ms | "
-                  f"{a['step_vs_installed']:.2f}× | {a['compile_s']:.1f} s | {greedy} |")
+      environment = " ".join([f"`{k}={v}`" for k, v in variables.items()] +
+                             ([f"`{shlex.join(a['flags'])}`"] if a.get("flags") else [])) or "–"
+      mean = (f" ({a['step_s'] * 1000:.0f} ms)", f" ({a['mean_step_vs_installed']:.2f}×)") \
+          if "step_s" in a else ("", "")
+      rows.append(f"| [{n}] | {name} | {a['jax']} | {environment} | {a['median_step_s'] * 1000:.0f} ms{mean[0]} | "
+                  f"{a['step_vs_installed']:.2f}×{mean[1]} | {a['compile_s']:.1f} s | {greedy} |")
     notes.append(f"[{n}] `{r.get('preset', 'best-cpu')}`'s step; medians of {r['rounds']} alternated rounds; "
                  f"`{r['command']}`; measured {measured(r)}.")
   return "\n".join(rows) + "\n\n" + "\n".join(notes)

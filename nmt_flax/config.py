@@ -129,6 +129,11 @@ class Config:
   batch_tokens: int = _opt(0, "NMT: batches of about this many padded source+target tokens, "
                            "so short sentences come in bigger batches (0: --batch-size "
                            "sentences per batch)")
+  sort_pool: int = _opt(0, "NMT: take each bucket's shuffled training pairs this many batches "
+                        "at a time and order them by target, then source length before cutting "
+                        "them into batches, so a batch's pairs are of similar length and the "
+                        "GRU's recurrences skip more padding (torchtext's BucketIterator "
+                        "pool; 0: batches of pairs in random order)")
   dtype: str = _opt("float32", "compute dtype; bfloat16 keeps float32 parameters and optimizer "
                     "state (mixed precision, for GPUs/TPUs)", ("float32", "bfloat16"))
   seed: int = _opt(0, "seed for splits, shuffling, initialisation and dropout")
@@ -272,7 +277,7 @@ SECTIONS: dict[str, tuple[str, ...]] = {
                                           "activation_dropout", "encoder_layer_drop", "decoder_layer_drop",
                                           "relative_positions"),
     "sentiment": ("max_len", "truncate", "split", "vocab_size", "head_activation"),
-    "optimisation": ("epochs", "batch_size", "batch_tokens", "learning_rate", "clip_norm", "lr_schedule",
+    "optimisation": ("epochs", "batch_size", "batch_tokens", "sort_pool", "learning_rate", "clip_norm", "lr_schedule",
                      "warmup_steps", "label_smoothing", "word_dropout", "ema", "dtype", "seed"),
     "checkpoints and logging": ("checkpoint_every", "keep_checkpoints", "keep_best", "patience", "max_bad_steps",
                                 "tensorboard"),
@@ -504,7 +509,7 @@ def validate(config: Config) -> None:
          "test_fraction", f"{config.test_fraction}: must be in [0, 1) and leave training data "
          f"next to val_fraction {config.val_fraction}")
   _check(0 <= config.label_smoothing < 1, "label_smoothing", f"must be in [0, 1), got {config.label_smoothing}")
-  for name in ("warmup_steps", "relative_positions"):
+  for name in ("warmup_steps", "relative_positions", "sort_pool"):
     _check(getattr(config, name) >= 0, name, f"must be 0 or more, got {getattr(config, name)}")
   for name in ("activation_dropout", "encoder_layer_drop", "decoder_layer_drop", "ema"):
     value = getattr(config, name)
@@ -514,6 +519,8 @@ def validate(config: Config) -> None:
   _check(0 <= config.dropout < 1, "dropout", f"must be in [0, 1), got {config.dropout}")
   _check(0 <= config.word_dropout < 1, "word_dropout", f"must be in [0, 1), got {config.word_dropout}")
   _check(config.batch_tokens >= 0, "batch_tokens", f"must be 0 or more, got {config.batch_tokens}")
+  _check(not config.sort_pool or config.task == "nmt", "sort_pool",
+         f"{config.sort_pool}: the length key is translation's (--task nmt)")
   _check(config.bpe_size >= 100, "bpe_size", f"must be 100 or more, got {config.bpe_size}")
   _check(config.learning_rate > 0, "learning_rate", f"must be positive, got {config.learning_rate}")
   _check(config.patience >= 0, "patience", f"must be 0 (never stop early) or more, got {config.patience}")

@@ -8,7 +8,11 @@ does not grow with the corpus.
 The order of an epoch is a grain `MapDataset` (lazy, random access, O(1)
 memory): each bucket's rows shuffled and cut into batches, then the batches of
 all buckets shuffled, every shuffle seeded by (seed, epoch), so batch i of
-epoch e is a pure function of (seed, e, i). That makes (epoch, batch), which
+epoch e is a pure function of (seed, e, i). With a sort pool of P batches,
+each bucket's shuffled rows are taken P batches at a time and ordered by a
+length key before they are cut (torchtext's BucketIterator), so a batch holds
+rows of similar length and the recurrences skip more padding; the keys are
+one int per row in memory, the rest stays lazy. That makes (epoch, batch), which
 every checkpoint holds (`nmt_flax.training.loop.Progress`), the loader's whole state: a
 resumed run reads exactly the batches the interrupted one would have.
 
@@ -24,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from nmt_flax.data.batching import Batch
+from nmt_flax.text.vocab import PAD_ID
 
 
 class DiskBucket:
@@ -35,6 +40,7 @@ class DiskBucket:
     self.path, self.widths, self.rows = Path(path), dict(widths), rows
     self.row_bytes = 4 * sum(widths.values())
     self._fd: int | None = None
+    self._lengths: dict[str, np.ndarray] = {}
 
   def __len__(self) -> int:
     return self.rows
@@ -55,6 +61,19 @@ class DiskBucket:
     out["example"] = out["example"][:, 0].astype(np.int64)
     return out
 
+  def real_lengths(self, name: str) -> np.ndarray:
+    """<int32>[rows]: the non-PAD ids of column `name` in each row (read once, then kept)."""
+    if name not in self._lengths:
+      columns = list(self.widths)
+      start = sum(self.widths[c] for c in columns[:columns.index(name)])
+      chunks, per_read = [np.zeros(0, np.int32)], max(1, (1 << 22) // self.row_bytes)  # 4 MiB a read
+      with open(self.path, "rb") as f:
+        while block := f.read(per_read * self.row_bytes):
+          table = np.frombuffer(block, np.int32).reshape(-1, self.row_bytes // 4)
+          chunks.append((table[:, start:start + self.widths[name]] != PAD_ID).sum(axis=1, dtype=np.int32))
+      self._lengths[name] = np.concatenate(chunks)
+    return self._lengths[name]
+
   def __del__(self):
     if self._fd is not None:
       os.close(self._fd)
@@ -69,12 +88,30 @@ def width(bucket, name: str) -> int:
   return bucket.width(name) if isinstance(bucket, DiskBucket) else bucket[name].shape[1]
 
 
+def real_lengths(bucket, name: str) -> np.ndarray:
+  """<int32>[rows]: the non-PAD ids of column `name` in each row of `bucket`."""
+  if isinstance(bucket, DiskBucket):
+    return bucket.real_lengths(name)
+  return (bucket[name] != PAD_ID).sum(axis=1, dtype=np.int32)
+
+
 def take(bucket, rows: np.ndarray) -> Batch:
   return bucket.take(rows) if isinstance(bucket, DiskBucket) else {k: v[rows] for k, v in bucket.items()}
 
 
 def _seed(*parts: int) -> int:
   return int(np.random.SeedSequence([p & 0xFFFFFFFF for p in parts]).generate_state(1)[0])
+
+
+def pooled(order, rows: int, pool: int, keys: np.ndarray):
+  """`order` (a MapDataset of row indices) cut into batches of `rows`, each
+  `pool` batches' rows first ordered by `keys` (stable; a pool is sorted again
+  whenever one of its batches is read: cheap beside a training step)."""
+  import grain
+  pools = order.batch(rows * pool).map(lambda indices: indices[np.argsort(keys[indices], kind="stable")])
+  count = -(-len(order) // rows)
+  return grain.MapDataset.range(count).map(
+      lambda i: pools[i // pool][(i % pool) * rows:(i % pool + 1) * rows])
 
 
 class Batches(Sequence):
@@ -84,10 +121,13 @@ class Batches(Sequence):
   bucket). seed None: in order, unshuffled (evaluation). shard (index,
   count): this process's slice of each batch (batch_rows must divide by count).
   repeats[b]: bucket b's rows are read that many times in the epoch, each
-  copy shuffled among the others (default: once)."""
+  copy shuffled among the others (default: once). sort_keys[b] (shuffled
+  epochs only): an int per row of bucket b; every `pool` batches of shuffled
+  rows are ordered by it (stable) before they are cut into batches."""
 
   def __init__(self, buckets: list, batch_rows: int | list[int], seed: int | None = None,
-               epoch: int = 0, shard: tuple[int, int] = (0, 1), repeats: list[int] | None = None):
+               epoch: int = 0, shard: tuple[int, int] = (0, 1), repeats: list[int] | None = None,
+               sort_keys: list[np.ndarray] | None = None, pool: int = 0):
     import grain  # imported here: the CLIs that never train do not pay for it
     self.buckets = buckets
     self.batch_rows = batch_rows if isinstance(batch_rows, list) else [batch_rows] * len(buckets)
@@ -100,7 +140,10 @@ class Batches(Sequence):
         order = order.shuffle(seed=_seed(seed, epoch, b + 1))
       if repeats and repeats[b] > 1:
         order = order.map(lambda i, size=size: i % size)
-      parts.append(order.batch(rows).map(lambda indices, b=b: (b, indices)))
+      batches = order.batch(rows)
+      if seed is not None and sort_keys is not None and pool > 1:
+        batches = pooled(order, rows, pool, sort_keys[b])
+      parts.append(batches.map(lambda indices, b=b: (b, indices)))
     plan = grain.MapDataset.concatenate(parts) if parts else grain.MapDataset.range(0)
     self.plan = plan.shuffle(seed=_seed(seed, epoch, 0)) if seed is not None and parts else plan
 

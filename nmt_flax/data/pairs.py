@@ -17,6 +17,7 @@ import numpy as np
 
 from nmt_flax.data.batching import assign_buckets, pad
 from nmt_flax.data.corpus import Pair
+from nmt_flax.data.loader import real_lengths
 from nmt_flax.data.split import Split
 from nmt_flax.text.sides import Side
 from nmt_flax.text.vocab import END_ID, START_ID, Vocabulary
@@ -168,6 +169,13 @@ def encode(sources: list[list[str]], targets: list[list[str]], sides: tuple[Side
       "sources": [source.text_of(s) for s in sources],
       "too_long": int(too_long.sum()), "unknown_source_tokens": unknown,
       "source_tokens": sum(len(s) for s in sources)})
+
+
+def length_keys(bucket) -> np.ndarray:
+  """<int64>[rows]: each pair of `bucket` keyed by target length, then source
+  length (--sort-pool): the decoder's recurrence is the costlier one."""
+  source = real_lengths(bucket, "src").astype(np.int64)
+  return real_lengths(bucket, "tgt_in") * (int(source.max(initial=0)) + 1) + source
 
 
 def back_key(pair: Normalised) -> str:

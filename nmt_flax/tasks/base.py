@@ -143,9 +143,16 @@ class Task(abc.ABC):
     """`split` cut into batches of `rows` (default --batch-size): in order, or
     shuffled as epoch `epoch` of a run seeded with --seed; `shard`: (process,
     processes) reads only that process's rows of each batch; `repeats`: reads
-    per bucket (`nmt_flax.data.loader`)."""
+    per bucket (`nmt_flax.data.loader`). A shuffled epoch with --sort-pool
+    orders each pool of rows by `sort_keys`."""
+    pool = self.config.sort_pool if epoch is not None else 0
     return Batches(split.buckets, rows or self.config.batch_size,
-                   None if epoch is None else self.config.seed, epoch or 0, shard, repeats)
+                   None if epoch is None else self.config.seed, epoch or 0, shard, repeats,
+                   self.sort_keys(split) if pool else None, pool)
+
+  def sort_keys(self, split: Split) -> list | None:
+    """A length key per row of each bucket of `split`, for --sort-pool (None: the task has none)."""
+    return None
 
   def train_repeats(self, split: Split) -> list[int] | None:
     """How often a training epoch reads each bucket of `split` (None: once each)."""

@@ -124,6 +124,9 @@ class Translation(Task):
     return [max(step, self.config.batch_tokens // (width(b, "src") + width(b, "tgt_in")) // step * step)
             for b in split.buckets]
 
+  def sort_keys(self, split: Split) -> list:
+    return [pairs.length_keys(bucket) for bucket in split.buckets]
+
   def train_repeats(self, split: Split) -> list[int] | None:
     """--repeat-long: the longer buckets read more than once an epoch (a
     split holds only its non-empty buckets, so each is found by its shape)."""

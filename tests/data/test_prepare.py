@@ -66,6 +66,56 @@ def test_a_repeated_bucket_is_read_that_many_times_an_epoch_each_copy_shuffled_a
   assert rows_read(Batches(buckets, 4, seed=5, epoch=2, repeats=[1, 3])) == rows_read(epoch)
 
 
+def test_a_sort_pool_reads_every_row_once_and_gives_batches_of_neighbouring_keys():
+  rng = np.random.default_rng(0)
+  keys = rng.integers(0, 50, 203)
+  buckets = [{"src": np.arange(203)[:, None] + 1, "example": np.arange(203)}]
+
+  def spread(batches):  # the mean range of keys within a batch
+    return np.mean([np.ptp(keys[r[r >= 0]]) for _, r in map(batches.rows_of, range(len(batches)))])
+
+  shuffled = Batches(buckets, 8, seed=5, epoch=2)
+  whole = Batches(buckets, 8, seed=5, epoch=2, sort_keys=[keys], pool=len(shuffled))
+  assert len(whole) == len(shuffled) == 26 and sorted(rows_read(whole)) == sorted(rows_read(shuffled))
+  # One pool of the whole bucket: the batches cut the key order into runs.
+  runs = sorted((keys[r[r >= 0]] for _, r in map(whole.rows_of, range(len(whole)))), key=np.min)
+  assert all(a.max() <= b.min() for a, b in zip(runs, runs[1:]))
+  pooled = Batches(buckets, 8, seed=5, epoch=2, sort_keys=[keys], pool=4)
+  assert sorted(rows_read(pooled)) == sorted(rows_read(shuffled))
+  assert spread(whole) < spread(pooled) < spread(shuffled)
+  # A pure function of (seed, epoch); the pools are drawn anew each epoch; evaluation order ignores them.
+  assert rows_read(Batches(buckets, 8, seed=5, epoch=2, sort_keys=[keys], pool=4)) == rows_read(pooled)
+  next_epoch = Batches(buckets, 8, seed=5, epoch=3, sort_keys=[keys], pool=4)
+  assert batch_contents(next_epoch) != batch_contents(pooled)
+  assert rows_read(Batches(buckets, 8, sort_keys=[keys], pool=4)) == rows_read(Batches(buckets, 8))
+
+
+def batch_contents(batches):
+  """Each batch's set of rows, whatever the order of batches and of rows in them."""
+  return sorted(tuple(sorted(r[r >= 0])) for _, r in map(batches.rows_of, range(len(batches))))
+
+
+def test_sort_keys_order_pairs_by_target_then_source_length_alike_on_disk_and_in_memory(prepared, nmt_config_module):
+  from nmt_flax.config import resolve
+  from nmt_flax.data.loader import real_lengths
+  _, streamed, in_memory = prepared
+  task = tasks.get(nmt_config_module(buckets="6x10,12x10", test_fraction=0.2, sort_pool=4))
+  for disk, memory, keys in zip(streamed["train"].buckets, in_memory["train"].buckets,
+                                task.sort_keys(streamed["train"])):
+    np.testing.assert_array_equal(keys, task.sort_keys(type(in_memory["train"])(buckets=[memory], size=0))[0])
+    lengths = [(int((t > 0).sum()), int((s > 0).sum())) for s, t in zip(memory["src"], memory["tgt_in"])]
+    assert [lengths[i] for i in np.argsort(keys, kind="stable")] == sorted(lengths)
+    np.testing.assert_array_equal(real_lengths(disk, "src"), [n for _, n in lengths])
+  unsorted = tasks.get(nmt_config_module(buckets="6x10,12x10", test_fraction=0.2)).batches(streamed["train"], 0, 2)
+  assert sorted(rows_read(task.batches(streamed["train"], 0, 2))) == sorted(rows_read(unsorted))
+  assert batch_contents(task.batches(streamed["train"], 0, 2)) != batch_contents(unsorted)
+  with pytest.raises(UserError) as caught:
+    resolve("nmt", None, {"sort_pool": -1})
+  assert caught.value.as_flag() == "--sort-pool must be 0 or more, got -1"
+  with pytest.raises(UserError, match="the length key is translation's"):
+    resolve("sentiment", None, {"sort_pool": 4})
+
+
 def test_repeat_long_reads_the_named_bucket_and_the_longer_ones_more_often(prepared, nmt_config_module):
   from nmt_flax.config import resolve
   _, streamed, _ = prepared
