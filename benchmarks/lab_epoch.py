@@ -18,6 +18,8 @@ For each `--units`, one after another in one run:
   their compilation alone, metrics.jsonl's `epoch_seconds`);
 - nmt-flax warm: the same command again, with the cache the cold run filled
   (a user's second run).
+`--train-flags` adds train.py options of nmt-flax's own to both of its runs
+(e.g. `--sort-pool 16`, how it orders its batches; no hyperparameter of the lab's).
 `ratio`: the lab's epoch over nmt-flax's, cold and warm.
 """
 import argparse
@@ -57,11 +59,11 @@ def lab_epoch(tf_python: str, anchors: Path, data: Path, units: int, steps: int,
                                     "tf")}
 
 
-def our_epoch(units: int, data: Path, workdir: Path, cache: Path) -> dict:
+def our_epoch(units: int, data: Path, workdir: Path, cache: Path, flags: list[str]) -> dict:
   """train.py's one epoch at the lab's settings, wall clock from start to exit; data: cmn-eng.txt."""
   shutil.rmtree(workdir, ignore_errors=True)
   command = [sys.executable, str(ROOT / "train.py"), "--units", str(units), "--embedding-dim", "256",
-             "--batch-size", "128", "--epochs", "1", "--data", str(data), "--workdir", str(workdir)]
+             "--batch-size", "128", "--epochs", "1", "--data", str(data), "--workdir", str(workdir), *flags]
   started = time.perf_counter()
   run(command, f"train.py at units {units}", cwd=ROOT,
       env={**os.environ, program.CACHE_ENV: str(cache), "XLA_FLAGS": ""})
@@ -78,6 +80,8 @@ def main(argv: list[str]) -> None:
   parser.add_argument("--data", default=None, help="cmn-eng.txt or its folder (default: $NMT_FLAX_DATA, else data/)")
   parser.add_argument("--units", type=int, action="append", help="GRU units (default: 256 and 1024)")
   parser.add_argument("--tf-steps", type=int, default=5, help="the lab's steps timed after 2 warm-up steps")
+  parser.add_argument("--train-flags", default="", metavar="FLAGS",
+                      help="train.py flags added to nmt-flax's runs, e.g. '--sort-pool 16'")
   parser.add_argument("--workdir", default="runs/lab_epoch", help="scratch folder for the runs")
   parser.add_argument("--results", default=None, help="append the JSON record to this file")
   args = parser.parse_args(argv)
@@ -96,8 +100,8 @@ def main(argv: list[str]) -> None:
     lab = lab_epoch(args.tf_python, anchors, data, units, args.tf_steps, workdir / f"tf_{units}.json")
     cache = Path(tempfile.mkdtemp(prefix="nmt_flax_cache_"))
     try:
-      cold = our_epoch(units, data, workdir / f"cold_{units}", cache)
-      warm = our_epoch(units, data, workdir / f"warm_{units}", cache)
+      cold = our_epoch(units, data, workdir / f"cold_{units}", cache, shlex.split(args.train_flags))
+      warm = our_epoch(units, data, workdir / f"warm_{units}", cache, shlex.split(args.train_flags))
     finally:
       shutil.rmtree(cache, ignore_errors=True)
     sizes[str(units)] = {"lab": lab, "cold": cold, "warm": warm,
