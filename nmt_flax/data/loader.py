@@ -140,9 +140,8 @@ class Batches(Sequence):
         order = order.shuffle(seed=_seed(seed, epoch, b + 1))
       if repeats and repeats[b] > 1:
         order = order.map(lambda i, size=size: i % size)
-      batches = order.batch(rows)
-      if seed is not None and sort_keys is not None and pool > 1:
-        batches = pooled(order, rows, pool, sort_keys[b])
+      sorting = seed is not None and sort_keys is not None and pool > 1
+      batches = pooled(order, rows, pool, sort_keys[b]) if sorting else order.batch(rows)
       parts.append(batches.map(lambda indices, b=b: (b, indices)))
     plan = grain.MapDataset.concatenate(parts) if parts else grain.MapDataset.range(0)
     self.plan = plan.shuffle(seed=_seed(seed, epoch, 0)) if seed is not None and parts else plan
