@@ -39,6 +39,8 @@ class DiskBucket:
   def __init__(self, path: Path, widths: dict[str, int], rows: int):
     self.path, self.widths, self.rows = Path(path), dict(widths), rows
     self.row_bytes = 4 * sum(widths.values())
+    ends = np.cumsum(list(self.widths.values()))  # each column's place in a row
+    self.columns = {name: slice(end - width, end) for (name, width), end in zip(self.widths.items(), ends)}
     self._fd: int | None = None
     self._lengths: dict[str, np.ndarray] = {}
 
@@ -54,23 +56,18 @@ class DiskBucket:
       self._fd = os.open(self.path, os.O_RDONLY)
     raw = b"".join(os.pread(self._fd, self.row_bytes, int(r) * self.row_bytes) for r in rows)
     table = np.frombuffer(raw, np.int32).reshape(len(rows), self.row_bytes // 4)
-    out, start = {}, 0
-    for name, width in self.widths.items():
-      out[name] = table[:, start:start + width].copy()
-      start += width
+    out = {name: table[:, where].copy() for name, where in self.columns.items()}
     out["example"] = out["example"][:, 0].astype(np.int64)
     return out
 
   def real_lengths(self, name: str) -> np.ndarray:
     """<int32>[rows]: the non-PAD ids of column `name` in each row (read once, then kept)."""
     if name not in self._lengths:
-      columns = list(self.widths)
-      start = sum(self.widths[c] for c in columns[:columns.index(name)])
       chunks, per_read = [np.zeros(0, np.int32)], max(1, (1 << 22) // self.row_bytes)  # 4 MiB a read
       with open(self.path, "rb") as f:
         while block := f.read(per_read * self.row_bytes):
           table = np.frombuffer(block, np.int32).reshape(-1, self.row_bytes // 4)
-          chunks.append((table[:, start:start + self.widths[name]] != PAD_ID).sum(axis=1, dtype=np.int32))
+          chunks.append((table[:, self.columns[name]] != PAD_ID).sum(axis=1, dtype=np.int32))
       self._lengths[name] = np.concatenate(chunks)
     return self._lengths[name]
 
