@@ -10,10 +10,12 @@ MASKED_LOGIT = -1e9  # finite, so masked classes cost nothing in sums (float32 a
 
 
 def mask_never_emitted(logits):
-  """logits [..., vocab] with the classes of `vocab.NEVER_EMITTED` (PAD, <start>)
-  set to MASKED_LOGIT: no decoder can output them, and no probability is spent on them."""
-  emittable = jnp.ones(logits.shape[-1], bool).at[jnp.array(NEVER_EMITTED)].set(False)
-  return jnp.where(emittable, logits, jnp.asarray(MASKED_LOGIT, logits.dtype))
+  """logits [..., vocab] with MASKED_LOGIT added to the classes of
+  `vocab.NEVER_EMITTED` (PAD, <start>): no decoder can output them, and no
+  probability is spent on them. An added [vocab] vector, not a select, so XLA
+  fuses it into the pass that adds the output bias."""
+  masked = jnp.zeros(logits.shape[-1], logits.dtype).at[jnp.array(NEVER_EMITTED)].set(MASKED_LOGIT)
+  return logits + masked
 
 
 def token_losses(logits, targets, label_smoothing: float = 0.0):
@@ -21,15 +23,19 @@ def token_losses(logits, targets, label_smoothing: float = 0.0):
 
   With label smoothing ε the target distribution is (1-ε)·one-hot + ε·uniform
   over the K classes a decoder can emit (all but `NEVER_EMITTED`), so each
-  token's loss is (1-ε)·(-log p_y) + ε·mean_{k emittable}(-log p_k).
+  token's loss is (1-ε)·(-log p_y) + ε·mean_{k emittable}(-log p_k)
+  = log Z - (1-ε)·l_y - ε·mean_{k emittable} l_k, with log Z the logits'
+  logsumexp: one exp pass over the vocabulary, forward and backward (the
+  log-softmax written out twice costs a GRU step 1.1x; BENCHMARKS.md).
   """
   logits = logits.astype(jnp.float32)
-  losses = optax.softmax_cross_entropy_with_integer_labels(logits, targets)
-  if label_smoothing:
-    emittable = jnp.ones(logits.shape[-1]).at[jnp.array(NEVER_EMITTED)].set(0.0)
-    uniform = -jnp.sum(jax.nn.log_softmax(logits) * emittable, axis=-1) / jnp.sum(emittable)
-    losses = (1.0 - label_smoothing) * losses + label_smoothing * uniform
-  return losses
+  log_z = jax.nn.logsumexp(logits, axis=-1)
+  target_logit = jnp.take_along_axis(logits, targets[..., None], axis=-1)[..., 0]
+  if not label_smoothing:
+    return log_z - target_logit
+  emittable = jnp.ones(logits.shape[-1]).at[jnp.array(NEVER_EMITTED)].set(0.0)
+  mean_logit = logits @ emittable / jnp.sum(emittable)  # a matvec: no [..., vocab] mask to keep for backward
+  return log_z - (1.0 - label_smoothing) * target_logit - label_smoothing * mean_logit
 
 
 def token_cross_entropy(logits, targets, row_weight, label_smoothing: float = 0.0):
@@ -47,13 +53,13 @@ def binary_cross_entropy(logits, labels, row_weight):
 
 
 def compact_token_cross_entropy(logits_fn, states, targets, row_weight,
-                                label_smoothing: float = 0.0):
+                                label_smoothing: float = 0.0, levels: int = 2):
   """`token_cross_entropy(logits_fn(states), …)`, projecting real positions only.
 
   states [batch, len, units]; logits_fn maps [n, units] -> [n, vocab]. The
   vocabulary projection is the largest matmul of a translation step, and in a
   lab-padded batch 2/3 of its positions are padding: `packing.packed_sum`
-  skips them.
+  skips them, running on the smallest of `levels` prefixes that holds them.
   """
   targets = jnp.asarray(targets)
   weight = ((targets != 0) * row_weight[:, None]).reshape(-1)
@@ -63,4 +69,4 @@ def compact_token_cross_entropy(logits_fn, states, targets, row_weight,
     return jnp.sum(token_losses(logits_fn(s), t, label_smoothing) * w)
 
   rows = (states.reshape(-1, states.shape[-1]), targets.reshape(-1), weight)
-  return packed_sum(slice_loss, rows, weight != 0), jnp.sum(weight)
+  return packed_sum(slice_loss, rows, weight != 0, levels), jnp.sum(weight)

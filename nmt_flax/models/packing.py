@@ -37,6 +37,8 @@ def packed_sum(fn, rows, mask, levels: int = 2):
   fn maps a pytree of [n, ...] arrays (any n) to a scalar, a sum over its rows
   in which rows outside `mask` count 0. Returns fn's value on all N rows.
   """
+  if levels == 1:  # one prefix, all rows: nothing to sort
+    return fn(rows)
   n = mask.shape[0]
   size = -(-n // levels)
   order = jnp.argsort(~mask, stable=True).astype(jnp.int32)  # real rows first, in order

@@ -70,7 +70,7 @@ class Seq2Seq(nn.Module):
       return mask_never_emitted(self.output(states))
     if self.units != self.embedding_dim:
       states = self.to_embedding(states)
-    return mask_never_emitted(self.tgt_embed.attend(states) + self.output_bias)
+    return self.tgt_embed.attend(states) + mask_never_emitted(self.output_bias)  # one [vocab] add
 
   def decode_states(self, memory, state, tgt_in, deterministic: bool = True, skip_padding=False):
     """The decoder's recurrence. tgt_in: <int32>[batch, tgt_len] (<start> y_1 … ).

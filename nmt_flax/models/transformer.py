@@ -252,7 +252,7 @@ class Transformer(nn.Module):
   def logits(self, states):
     """states [..., dim] -> logits [..., tgt_vocab]; PAD and <start> masked."""
     if self.tie_embeddings:
-      return mask_never_emitted(self.tgt_embed.attend(states) + self.output_bias)
+      return self.tgt_embed.attend(states) + mask_never_emitted(self.output_bias)  # one [vocab] add
     return mask_never_emitted(self.output(states))
 
   def decoder_stack(self, x, source: EncodedSource, deterministic: bool = True):

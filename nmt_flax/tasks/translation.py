@@ -150,9 +150,15 @@ class Translation(Task):
                          rngs=None if rng is None else {"dropout": rng},
                          method="teacher_forced_states")
     smoothing = 0.0 if rng is None else self.config.label_smoothing  # plain CE in evaluation
+    # Training batches cut from several buckets are mostly real tokens (77% at
+    # best-cpu's commonest shape), so a half-size prefix is seldom enough, and
+    # under differentiation `lax.switch` fills the untaken branch's residuals
+    # with zeros: one prefix is faster there (BENCHMARKS.md). Evaluation's batches
+    # are padded to the longest bucket and a single bucket pads every batch to it.
+    bucketed_training = rng is not None and len(self.config.bucket_shapes) > 1
     return compact_token_cross_entropy(
         lambda s: model.apply(variables, s, method="logits"),
-        states, batch["tgt_out"], batch["weight"], smoothing)
+        states, batch["tgt_out"], batch["weight"], smoothing, levels=1 if bucketed_training else 2)
 
   def translate_batch(self, params, src, options: DecodeOptions = DecodeOptions(), prefix=None,
                       positions=None):

@@ -30,8 +30,9 @@ def test_packed_sum_runs_the_function_on_the_smallest_prefix_holding_every_real_
   assert float(total) == 1 * 1 + 3 * 2  # ...and the real rows come first, in their order
 
 
+@pytest.mark.parametrize("levels", [1, 2])
 @pytest.mark.parametrize("smoothing", [0.0, 0.1])
-def test_compact_cross_entropy_equals_the_plain_one(smoothing):
+def test_compact_cross_entropy_equals_the_plain_one(smoothing, levels):
   kernel = jax.random.normal(jax.random.key(0), (8, 30))
   states = jax.random.normal(jax.random.key(1), (4, 7, 8))
   targets = np.array(jax.random.randint(jax.random.key(2), (4, 7), 1, 30))
@@ -44,7 +45,7 @@ def test_compact_cross_entropy_equals_the_plain_one(smoothing):
     return token_cross_entropy(s @ k, targets, row_weight, smoothing)
 
   def compact(k, s):
-    return compact_token_cross_entropy(lambda x: x @ k, s, targets, row_weight, smoothing)
+    return compact_token_cross_entropy(lambda x: x @ k, s, targets, row_weight, smoothing, levels)
 
   assert max_difference(plain(kernel, states), compact(kernel, states)) < 1e-4
   grads = [jax.grad(lambda k, s: f(k, s)[0], (0, 1))(kernel, states) for f in (plain, compact)]
