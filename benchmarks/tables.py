@@ -197,6 +197,25 @@ def lab_epoch() -> str:
   return "\n".join(rows) + "\n\n" + "\n".join(notes)
 
 
+def epoch_ab() -> str:
+  """BENCHMARKS' training epochs from several checkouts side by side (`epoch_ab.py`): every record, a row
+  per arm with its loss curve epoch by epoch."""
+  rows = ["| record | arm | code | flags | epochs' training steps | speed ÷ first arm | train loss by epoch | "
+          "validation loss by epoch | validation BLEU (greedy) by epoch |", "|" + " --- |" * 9]
+  notes = []
+  for n, r in enumerate(records("epoch_ab.jsonl"), 1):
+    for a in r["arms"]:
+      def curve(key, epochs=a["epochs"]):
+        return ", ".join(f"{e[key]:.2f}" if key == "bleu" else f"{e[key]:.3f}" for e in epochs)
+      flags = f"`{a['flags']}`" if a["flags"] else "–"
+      rows.append(f"| [{n}] | {a['arm']} | {a['commit']} | {flags} | "
+                  f"{a['seconds']:.1f} s | **{a['speed']:.2f}×** | {curve('train_loss')} | {curve('val_loss')} | "
+                  f"{curve('bleu')} |")
+    notes.append(f"[{n}] `train.py {r['recipe']}`, {len(r['arms'][0]['rounds'])} alternated rounds (medians of the "
+                 f"rounds after the first); `{without_results(r['command'])}`; measured {measured(r)}.")
+  return "\n".join(rows) + "\n\n" + "\n".join(notes)
+
+
 def data_scale() -> str:
   rows = ["| pairs (corpus) | prepare: time, peak memory | training from the prepared data: first step / "
           "peak memory / median step | in-memory path: first step / peak memory |", "|" + " --- |" * 4]
@@ -357,6 +376,7 @@ TABLES = {
     "runtime_ab": (["BENCHMARKS.md"], runtime_ab),
     "side_by_side": (["BENCHMARKS.md"], side_by_side),
     "lab_epoch": (["BENCHMARKS.md"], lab_epoch),
+    "epoch_ab": (["BENCHMARKS.md"], epoch_ab),
     "transformer_tuning": (["MODEL_CARD.md"], transformer_tuning),
     "transformer_small_data": (["MODEL_CARD.md"], lambda: beside_best_cpu_before_ln("transformer_small_data.jsonl")),
     "joeynmt": (["BENCHMARKS.md"], joeynmt),
