@@ -140,6 +140,31 @@ def profile_step() -> str:
   return "\n".join(rows)
 
 
+def profile_ops() -> str:
+  """BENCHMARKS' op-level step profiles (`profile_ops.py`): a column per record, a row per group, then each
+  record's costliest operations."""
+  rs = records("profile_ops.jsonl")
+  flags = [without_results(r["command"]).removeprefix("python benchmarks/profile_ops.py ") for r in rs]
+  rows = ["| group | " + " | ".join(f"[{n}] `{f}`" for n, f in enumerate(flags, 1)) + " |",
+          "|" + " --- |" * (len(rs) + 1)]
+  names = list(dict.fromkeys(g["group"] for r in rs for g in r["groups"]))
+  for name in names:
+    cells = [next((f"{g['ms']:.1f} ms ({g['share']:.0%})" for g in r["groups"] if g["group"] == name), "–")
+             for r in rs]
+    rows.append(f"| {name} | " + " | ".join(cells) + " |")
+  rows.append("| traced step | " + " | ".join(f"**{r['step_ms']:.0f} ms**, batch src {r['batch']['src']}, "
+                                             f"tgt {r['batch']['tgt_in']}" for r in rs) + " |")
+  ops = ["| record | operation | ms per step | runs per step | result | jax scope (its end) |", "|" + " --- |" * 6]
+  for n, r in enumerate(rs, 1):
+    for op in r["top"][:8]:
+      scope = "…" + op["scope"][-70:] if len(op["scope"]) > 70 else op["scope"]
+      ops.append(f"| [{n}] | `{op['op']}` | {op['ms']:.1f} | {op['per_step']} | `{op['shape'].split('{')[0]}` | "
+                 f"`{scope}` |")
+  notes = [f"[{n}] {r['steps']} traced steps; `{without_results(r['command'])}`; measured {measured(r)}."
+           for n, r in enumerate(rs, 1)]
+  return "\n".join(rows) + "\n\n" + "\n".join(ops) + "\n\n" + "\n".join(notes)
+
+
 def runtime_ab() -> str:
   """BENCHMARKS' XLA:CPU runtime A/B (`runtime_ab.py`): every record, each measured in one run."""
   rows = ["| record | arm | jax | environment | step: median (mean) | step speed ÷ installed jax: median "
@@ -373,6 +398,7 @@ TABLES = {
     "train_speed": (["BENCHMARKS.md"], train_speed),
     "data_scale": (["BENCHMARKS.md"], data_scale),
     "profile_step": (["BENCHMARKS.md"], profile_step),
+    "profile_ops": (["BENCHMARKS.md"], profile_ops),
     "runtime_ab": (["BENCHMARKS.md"], runtime_ab),
     "side_by_side": (["BENCHMARKS.md"], side_by_side),
     "lab_epoch": (["BENCHMARKS.md"], lab_epoch),
