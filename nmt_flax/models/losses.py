@@ -25,8 +25,8 @@ def token_losses(logits, targets, label_smoothing: float = 0.0):
   over the K classes a decoder can emit (all but `NEVER_EMITTED`), so each
   token's loss is (1-ε)·(-log p_y) + ε·mean_{k emittable}(-log p_k)
   = log Z - (1-ε)·l_y - ε·mean_{k emittable} l_k, with log Z the logits'
-  logsumexp: one exp pass over the vocabulary, forward and backward (the
-  log-softmax written out twice costs a GRU step 1.1x; BENCHMARKS.md).
+  logsumexp: one exp pass over the vocabulary, forward and backward
+  (BENCHMARKS.md, "The loss in one pass, op by op").
   """
   logits = logits.astype(jnp.float32)
   log_z = jax.nn.logsumexp(logits, axis=-1)
