@@ -12,8 +12,9 @@ MASKED_LOGIT = -1e9  # finite, so masked classes cost nothing in sums (float32 a
 def mask_never_emitted(logits):
   """logits [..., vocab] with MASKED_LOGIT added to the classes of
   `vocab.NEVER_EMITTED` (PAD, <start>): no decoder can output them, and no
-  probability is spent on them. An added [vocab] vector, not a select, so XLA
-  fuses it into the pass that adds the output bias."""
+  probability is spent on them. An added [vocab] vector, not a select over
+  [..., vocab] (which the backward pass would keep): a tied output layer adds
+  it to its bias vector, before the one [..., vocab] add."""
   masked = jnp.zeros(logits.shape[-1], logits.dtype).at[jnp.array(NEVER_EMITTED)].set(MASKED_LOGIT)
   return logits + masked
 
