@@ -1,8 +1,8 @@
 """What the benchmark scripts share: the provenance of every record, a record
-printed and kept, train.py's flags to a config, the one way a training step
-is timed, and the one way matmul FLOPs are counted and the matmul peak
-measured. Scripts here import it by name (`python benchmarks/X.py` puts this
-folder on the path)."""
+printed and kept, a command run with a one-line failure, train.py's flags to
+a config, the one way a training step is timed, and the one way matmul FLOPs
+are counted and the matmul peak measured. Scripts here import it by name
+(`python benchmarks/X.py` puts this folder on the path)."""
 import json
 import math
 import os
@@ -14,6 +14,8 @@ from pathlib import Path
 
 import jax
 import jax.numpy as jnp
+
+from nmt_flax.utils.errors import UserError
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -54,6 +56,14 @@ def start_json(python: str, variables: dict, script: str, args: list[str], cores
       raise subprocess.CalledProcessError(process.returncode, command, out, err)
     return json.loads(out[out.index("{"):])
   return record
+
+
+def run_or_fail(command: list[str], what: str, **kwargs) -> None:
+  """Runs `command`; a failure is one line naming `what` and the last line it printed."""
+  done = subprocess.run(command, capture_output=True, text=True, **kwargs)
+  if done.returncode:
+    said = (done.stderr.strip() or done.stdout.strip() or "no output").splitlines()[-1]
+    raise UserError(f"{what} failed (exit {done.returncode}): {said}")
 
 
 def run_json(python: str, variables: dict, script: str, args: list[str]) -> dict:

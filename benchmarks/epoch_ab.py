@@ -27,12 +27,11 @@ import os
 import shlex
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-from common import finish, provenance
+from common import finish, provenance, run_or_fail
 
 from nmt_flax import program
 from nmt_flax.training.provenance import git_commit
@@ -57,11 +56,8 @@ def run_epochs(checkout: Path, argv: list[str], workdir: Path, cache: Path) -> l
   """train.py from `checkout` with `argv`; metrics.jsonl's PER_EPOCH fields, one dict per epoch."""
   shutil.rmtree(workdir, ignore_errors=True)
   env = {**os.environ, "PYTHONPATH": str(checkout), program.CACHE_ENV: str(cache), "XLA_FLAGS": ""}
-  done = subprocess.run([sys.executable, str(checkout / "train.py"), *argv, "--workdir", str(workdir)],
-                        cwd=checkout, env=env, capture_output=True, text=True)
-  if done.returncode:
-    said = (done.stderr.strip() or done.stdout.strip() or "no output").splitlines()[-1]
-    raise UserError(f"train.py in {checkout} failed (exit {done.returncode}): {said}")
+  run_or_fail([sys.executable, str(checkout / "train.py"), *argv, "--workdir", str(workdir)],
+              f"train.py in {checkout}", cwd=checkout, env=env)
   records = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text(encoding="utf-8").splitlines()]
   return [{key: record.get(key) for key in PER_EPOCH} for record in records]
 
@@ -99,11 +95,12 @@ def main(argv: list[str]) -> None:
   finally:
     for cache in caches.values():
       shutil.rmtree(cache, ignore_errors=True)
-  first = summary(runs[arms[0][0]])["seconds"]
+  summaries = {name: summary(arm_runs) for name, arm_runs in runs.items()}
+  first = summaries[arms[0][0]]["seconds"]
   results = [{"arm": name, "commit": git_commit(checkout, short=True, not_code=("benchmarks/results",)),
-              "flags": shlex.join(flags),
-              **summary(runs[name]), "speed": round(first / summary(runs[name])["seconds"], 2),
-              "rounds": runs[name]} for name, checkout, flags in arms]
+              "flags": shlex.join(flags), **summaries[name],
+              "speed": round(first / summaries[name]["seconds"], 2), "rounds": runs[name]}
+             for name, checkout, flags in arms]
   finish({"command": "python benchmarks/epoch_ab.py " + shlex.join(argv), "recipe": shlex.join(recipe),
           "arms": results, **provenance()}, args.results)
 

@@ -27,25 +27,16 @@ import json
 import os
 import shlex
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from common import ROOT, finish, provenance
+from common import ROOT, finish, provenance, run_or_fail
 
 from nmt_flax import program
 from nmt_flax.data.corpus import TRANSLATION, find_data_file
 from nmt_flax.utils.errors import UserError
-
-
-def run(command: list[str], what: str, **kwargs) -> None:
-  """Runs `command`; a failure is one line naming `what` and the last line it printed."""
-  done = subprocess.run(command, capture_output=True, text=True, **kwargs)
-  if done.returncode:
-    said = (done.stderr.strip() or done.stdout.strip() or "no output").splitlines()[-1]
-    raise UserError(f"{what} failed (exit {done.returncode}): {said}")
 
 
 def lab_epoch(tf_python: str, anchors: Path, data: Path, units: int, steps: int, out: Path) -> dict:
@@ -53,7 +44,7 @@ def lab_epoch(tf_python: str, anchors: Path, data: Path, units: int, steps: int,
   command = [tf_python, str(anchors / "seed_tf_nmt.py"), "--data", str(data),
              "--units", str(units), "--emb", "256", "--batch", "128", "--steps", str(steps),
              "--warmup", "2", "--out", str(out)]
-  run(command, f"the lab's seed_tf_nmt.py at units {units}")
+  run_or_fail(command, f"the lab's seed_tf_nmt.py at units {units}")
   lab = json.loads(out.read_text(encoding="utf-8"))
   return {key: lab[key] for key in ("median_step_s", "first_step_s", "steps_per_epoch", "projected_epoch_s",
                                     "tf")}
@@ -65,7 +56,7 @@ def our_epoch(units: int, data: Path, workdir: Path, cache: Path, flags: list[st
   command = [sys.executable, str(ROOT / "train.py"), "--units", str(units), "--embedding-dim", "256",
              "--batch-size", "128", "--epochs", "1", "--data", str(data), "--workdir", str(workdir), *flags]
   started = time.perf_counter()
-  run(command, f"train.py at units {units}", cwd=ROOT,
+  run_or_fail(command, f"train.py at units {units}", cwd=ROOT,
       env={**os.environ, program.CACHE_ENV: str(cache), "XLA_FLAGS": ""})
   wall_s = time.perf_counter() - started
   last = json.loads((workdir / "metrics.jsonl").read_text(encoding="utf-8").splitlines()[-1])
