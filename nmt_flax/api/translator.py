@@ -1,7 +1,6 @@
 """A trained translation model: text in, translations out."""
 import copy
 import dataclasses
-import functools
 import unicodedata
 from typing import Iterable, Iterator
 
@@ -239,11 +238,10 @@ class Translator(LoadedModel):
       for start in range(0, len(members), rows):
         yield shape, members[start:start + rows], rows
 
-  @functools.cached_property
+  @property
   def shapes(self) -> DecodeShapes:
-    """How free text is padded and batched for decoding: the training buckets, then
-    multiples of 16 (`nmt_flax.decoding.shapes.DecodeShapes`)."""
-    return DecodeShapes(self.config.bucket_shapes, self.config.batch_size)
+    """How free text is padded and batched for decoding (the task's `decode_shapes`)."""
+    return self.task.decode_shapes
 
   def encode_source(self, text: str, n: int = 1) -> tuple[list[str], list[int], int, bool]:
     """One sentence -> (tokens, ids with <end>, unknown tokens, truncated).

@@ -1,7 +1,7 @@
 """Beam search as one batched `lax.while_loop` over [batch, beam] hypotheses.
 
-The model is seen only through `step_fn(carry, tokens) -> (logits, carry,
-weights)` on flat rows [batch * beam] (see `nmt_flax.decoding.greedy.StepFn`), so tests can
+The model is seen only through `step_fn(memory, carry, tokens) -> (logits,
+carry, weights)` on flat rows [batch * beam] (see `nmt_flax.decoding.greedy.StepFn`), so tests can
 drive it with a fake model. Hypotheses are pruned by their summed log-
 probability; a finished one (it produced <end>) stays in the beam with its score
 frozen, so the search stops when every kept hypothesis is finished (or at
@@ -39,12 +39,13 @@ def length_penalty(lengths, alpha: float):
   return ((5.0 + lengths) / 6.0) ** alpha
 
 
-def beam_search(step_fn: StepFn, carry, src_mask, max_len: int, beam_size: int,
+def beam_search(step_fn: StepFn, memory, carry, src_mask, max_len: int, beam_size: int,
                 alpha: float = 0.0, n_best: int = 1, prefix=None):
   """Decodes `batch` sentences with `beam_size` hypotheses each.
 
-  carry: model state for flat rows [batch * beam_size, ...] (row b*beam + k is
-  hypothesis k of sentence b; all hypotheses of a sentence start equal).
+  memory, carry: the encoded source and the model state for flat rows
+  [batch * beam_size, ...] (row b*beam + k is hypothesis k of sentence b; all
+  hypotheses of a sentence start equal, and share their memory throughout).
   src_mask: <bool>[batch, src_len]; rows without source come back all PAD.
   prefix: (tokens <int32>[batch, max_len], lengths <int32>[batch]) or None:
   sentence b's hypotheses start with its first lengths[b] tokens (every other
@@ -71,7 +72,7 @@ def beam_search(step_fn: StepFn, carry, src_mask, max_len: int, beam_size: int,
 
   def body(s: BeamState):
     last = jnp.where(s.t == 0, START_ID, s.tokens[:, :, jnp.maximum(s.t - 1, 0)]).reshape(-1)
-    logits, carry, weights = step_fn(s.carry, last)
+    logits, carry, weights = step_fn(memory, s.carry, last)
     logp = jax.nn.log_softmax(logits.astype(jnp.float32)).reshape(batch, k, -1)
     vocab = logp.shape[-1]
     if prefix is not None:  # inside the prefix only its token may follow

@@ -16,11 +16,11 @@ def mean_log_probs(logits: list) -> jax.Array:
 
 
 def combine(starts: list[tuple]) -> tuple:
-  """Each model's (step, carry, src_mask) of `decoding.greedy.StepFn` as one
-  model's: its step averages their log-probabilities and attention weights,
-  its carry is the list of theirs."""
-  def step(carries, token):
-    outputs = [start[0](carry, token) for start, carry in zip(starts, carries)]
+  """Each model's (step, memory, carry, src_mask) of `decoding.greedy.StepFn`
+  as one model's: its step averages their log-probabilities and attention
+  weights, its memory and carry are the lists of theirs."""
+  def step(memories, carries, token):
+    outputs = [start[0](memory, carry, token) for start, memory, carry in zip(starts, memories, carries)]
     weights = jnp.mean(jnp.stack([w for _, _, w in outputs]), axis=0)
     return mean_log_probs([logits for logits, _, _ in outputs]), [c for _, c, _ in outputs], weights
-  return step, [start[1] for start in starts], starts[0][2]
+  return step, [start[1] for start in starts], [start[2] for start in starts], starts[0][3]

@@ -7,19 +7,28 @@ import jax.numpy as jnp
 
 from nmt_flax.text.vocab import END_ID, PAD_ID, START_ID
 
-# step_fn(carry, tokens <int32>[batch]) -> (logits [batch, vocab], carry, weights [batch, src_len])
-StepFn = Callable[[Any, jax.Array], tuple[jax.Array, Any, jax.Array]]
+# step_fn(memory, carry, tokens <int32>[rows]) -> (logits [rows, vocab], carry,
+# weights [rows, src_len]); memory (the encoded source) and carry are pytrees
+# whose every leaf has one row per hypothesis on its first axis.
+StepFn = Callable[[Any, Any, jax.Array], tuple[jax.Array, Any, jax.Array]]
+
+# Greedy decoding stops computing the rows that have ended: while at most half
+# of a stage's rows are live, the live ones move into a stage of half as many
+# rows, down to this many (each stage is one more while-loop to compile).
+MIN_ROWS = 8
 
 
 @flax.struct.dataclass
 class GreedyState:
   t: jax.Array        # <int32>[] number of steps taken
+  rows: jax.Array     # <int32>[rows] the batch row each of this stage's rows decodes
+  memory: Any         # the encoded source of each row
+  carry: Any          # the model's recurrent state of each row
+  last: jax.Array     # <int32>[rows] token fed at the next step
+  done: jax.Array     # <bool>[rows] has produced <end> (or had no source)
   tokens: jax.Array   # <int32>[batch, max_len], PAD after <end>
   scores: jax.Array   # <float32>[batch] summed log-probabilities of the tokens so far
   weights: jax.Array  # <float32>[batch, max_len, src_len], 0 after <end>
-  carry: Any          # the model's recurrent state
-  last: jax.Array     # <int32>[batch] token fed at the next step
-  done: jax.Array     # <bool>[batch] has produced <end> (or had no source)
 
 
 def filtered_logits(logits, temperature, top_k, top_p):
@@ -42,13 +51,13 @@ def filtered_logits(logits, temperature, top_k, top_p):
 
 
 def sampling_pick(keys, temperature, top_k, top_p):
-  """pick(logits, t) for `greedy_decode` that samples (temperature 0: argmax):
-  row b draws from its own key keys[b] (typed keys [batch]), so what a row
-  samples depends on its key and its logits alone, not on the other rows."""
-  def pick(logits, t):
+  """pick(logits, t, rows) for `greedy_decode` that samples (temperature 0:
+  argmax): batch row b draws from its own key keys[b] (typed keys [batch]), so
+  what a row samples depends on its key and its logits alone, not on the other rows."""
+  def pick(logits, t, rows):
     filtered = filtered_logits(logits, jnp.maximum(temperature, 1e-30), top_k, top_p)
     drawn = jax.vmap(lambda key, row: jax.random.categorical(jax.random.fold_in(key, t), row))(
-        keys, filtered)
+        keys[rows], filtered)
     return jnp.where(temperature > 0, drawn, jnp.argmax(logits, axis=-1))
   return pick
 
@@ -62,47 +71,57 @@ def sample_keys(seed, positions, samples: int):
       per_sentence).reshape(-1)
 
 
-def greedy_decode(step_fn: StepFn, carry: Any, src_mask: jax.Array, max_len: int, pick=None,
-                  prefix=None):
+def greedy_decode(step_fn: StepFn, memory: Any, carry: Any, src_mask: jax.Array, max_len: int,
+                  pick=None, prefix=None, min_rows: int = MIN_ROWS):
   """Decodes a batch until every row has produced <end> or `max_len` tokens.
 
   src_mask: <bool>[batch, src_len]; rows without any source token (batch
-  filler) are done from the start and come back as all PAD. `pick(logits, t)`
-  chooses the tokens of step t (default: the most likely; `sampling_pick` draws).
+  filler) are done from the start and come back as all PAD. `pick(logits, t,
+  rows)` chooses the tokens of step t for the batch rows `rows` (default: the
+  most likely; `sampling_pick` draws).
   prefix: (tokens <int32>[batch, max_len], lengths <int32>[batch]) or None: row
   b's first lengths[b] tokens are forced (and scored like any other).
+  Rows that have ended are dropped from the computation in stages (MIN_ROWS;
+  `min_rows` is the smallest stage), so a batch costs about its live rows.
   Returns tokens <int32>[batch, max_len] (<end> included, PAD after it), their
   summed log-probabilities [batch] (<end> included; what beam search with
   beam_size 1 and alpha 0 scores) and attention weights [batch, max_len, src_len].
   """
-  pick = pick or (lambda logits, _t: jnp.argmax(logits, axis=-1))
+  pick = pick or (lambda logits, _t, _rows: jnp.argmax(logits, axis=-1))
   batch, src_len = src_mask.shape
   state = GreedyState(
-      t=jnp.zeros((), jnp.int32),
+      t=jnp.zeros((), jnp.int32), rows=jnp.arange(batch), memory=memory, carry=carry,
+      last=jnp.full((batch,), START_ID, jnp.int32), done=~jnp.any(src_mask, axis=1),
       tokens=jnp.full((batch, max_len), PAD_ID, jnp.int32),
       scores=jnp.zeros((batch,), jnp.float32),
-      weights=jnp.zeros((batch, max_len, src_len), jnp.float32),
-      carry=carry,
-      last=jnp.full((batch,), START_ID, jnp.int32),
-      done=~jnp.any(src_mask, axis=1))
-
-  def cond(s: GreedyState):
-    return (s.t < max_len) & ~jnp.all(s.done)
+      weights=jnp.zeros((batch, max_len, src_len), jnp.float32))
 
   def body(s: GreedyState):
-    logits, carry, weights = step_fn(s.carry, s.last)
-    token = pick(logits, s.t).astype(jnp.int32)
+    logits, carry, weights = step_fn(s.memory, s.carry, s.last)
+    token = pick(logits, s.t, s.rows).astype(jnp.int32)
     if prefix is not None:
-      token = jnp.where(s.t < prefix[1], prefix[0][:, s.t], token)
+      token = jnp.where(s.t < prefix[1][s.rows], prefix[0][s.rows, s.t], token)
     token = jnp.where(s.done, PAD_ID, token)
     logp = jnp.take_along_axis(jax.nn.log_softmax(logits.astype(jnp.float32)), token[:, None], 1)[:, 0]
     weights = jnp.where(s.done[:, None], 0.0, weights).astype(jnp.float32)
-    return GreedyState(
-        t=s.t + 1,
-        tokens=jax.lax.dynamic_update_slice(s.tokens, token[:, None], (0, s.t)),
-        scores=s.scores + jnp.where(s.done, 0.0, logp),
-        weights=jax.lax.dynamic_update_slice(s.weights, weights[:, None, :], (0, s.t, 0)),
-        carry=carry, last=token, done=s.done | (token == END_ID))
+    return s.replace(
+        t=s.t + 1, carry=carry, last=token, done=s.done | (token == END_ID),
+        tokens=s.tokens.at[s.rows, s.t].set(token),
+        scores=s.scores.at[s.rows].add(jnp.where(s.done, 0.0, logp)),
+        weights=s.weights.at[s.rows, s.t].set(weights))
 
-  final = jax.lax.while_loop(cond, body, state)
-  return final.tokens, final.scores, final.weights
+  rows = batch
+  while True:
+    last_stage = not isinstance(rows, int) or rows <= min_rows  # a symbolic batch (jax.export): one loop
+
+    def cond(s: GreedyState, last_stage=last_stage, rows=rows):
+      live = jnp.sum(~s.done)
+      return (s.t < max_len) & (live > 0) & (last_stage | (live > rows // 2))
+
+    state = jax.lax.while_loop(cond, body, state)
+    if last_stage:
+      return state.tokens, state.scores, state.weights
+    rows //= 2
+    live_first = jnp.argsort(state.done, stable=True)[:rows]
+    state = state.replace(**{name: jax.tree_util.tree_map(lambda x: x[live_first], getattr(state, name))
+                             for name in ("rows", "memory", "carry", "last", "done")})

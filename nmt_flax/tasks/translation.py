@@ -1,5 +1,6 @@
 """The translation task: any language pair (Chinese→English by default:
 character source, word target), a GRU or Transformer model, BLEU."""
+import functools
 import itertools
 import math
 import sys
@@ -15,6 +16,7 @@ from nmt_flax.data.loader import width
 from nmt_flax.data.split import Split
 from nmt_flax.decoding import search
 from nmt_flax.decoding.options import DecodeOptions
+from nmt_flax.decoding.shapes import DecodeShapes
 from nmt_flax.models.family import DecodingModel
 from nmt_flax.models.losses import compact_token_cross_entropy, token_losses
 from nmt_flax.models.seq2seq import Seq2Seq
@@ -187,10 +189,10 @@ class Translation(Task):
     return search.arguments(options, self.max_output_len)
 
   def start_decoding(self, params, src, rows_per_sentence: int, max_len: int):
-    """(step, carry, src_mask) for `nmt_flax.decoding.greedy.StepFn` users decoding up to
-    `max_len` tokens: the source encoded
-    once, each sentence's state repeated `rows_per_sentence` times (row
-    b * rows + k is hypothesis k of sentence b); step(carry, tokens) ->
+    """(step, memory, carry, src_mask) for `nmt_flax.decoding.greedy.StepFn`
+    users decoding up to `max_len` tokens: the source encoded once, each
+    sentence's memory and state repeated `rows_per_sentence` times (row
+    b * rows + k is hypothesis k of sentence b); step(memory, carry, tokens) ->
     (logits [rows, vocab], carry, weights [rows, src_len]), float32 whatever
     the compute dtype. An ensemble (`nmt_flax.tasks.ensemble`) combines its members'."""
     model, variables = self.model(), self.variables(params)
@@ -200,11 +202,11 @@ class Translation(Task):
       memory, state = jax.tree_util.tree_map(lambda x: jnp.repeat(x, rows_per_sentence, axis=0),
                                              (memory, state))
 
-    def step(carry, token):
+    def step(memory, carry, token):
       logits, carry, weights = model.apply(variables, memory, carry, token,
                                            method="decode_step")
       return logits.astype(jnp.float32), carry, weights.astype(jnp.float32)
-    return step, state, src_mask
+    return step, memory, state, src_mask
 
   def forced_logits(self, params, src, tgt_in):
     """Teacher-forced logits [batch, tgt_len, vocab] (float32) of `tgt_in` given `src`."""
@@ -240,6 +242,12 @@ class Translation(Task):
       return heads.astype(jnp.float32)
     return run
 
+  @functools.cached_property
+  def decode_shapes(self) -> DecodeShapes:
+    """How text of any length is padded and batched for decoding: the training
+    buckets, then multiples of 16 (`nmt_flax.decoding.shapes.DecodeShapes`)."""
+    return DecodeShapes(self.config.bucket_shapes, self.config.batch_size)
+
   @property
   def max_output_len(self) -> int:
     return self.config.bucket_shapes[-1][1]
@@ -252,7 +260,9 @@ class Translation(Task):
     hypotheses: list[list[str]] = [[] for _ in split.extras["references"]]
     tgt_vocab, target = self.vocabs["tgt_vocab"], self.target_side
     for batch in self.batches(split):
-      tokens, _, _ = self.translate_batch(params, self.on_devices({"src": batch["src"]})["src"], options)
+      # an evaluation split is padded to its longest source, sorted by length: each batch decodes at its own
+      src = batch["src"][:, :self.decode_shapes.padded_length(int((batch["src"] != PAD_ID).sum(1).max()))]
+      tokens, _, _ = self.translate_batch(params, self.on_devices({"src": src})["src"], options)
       tokens = self.fetch(tokens)
       for row in np.flatnonzero(batch["weight"]):
         candidates = [target.units_of(tgt_vocab.decode(t)) for t in tokens[row, :options.n_best if options.mbr else 1]]

@@ -1,10 +1,11 @@
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from nmt_flax import tasks
 from nmt_flax.decoding.beam import beam_search, length_penalty
-from nmt_flax.decoding.greedy import filtered_logits
+from nmt_flax.decoding.greedy import filtered_logits, greedy_decode
 from nmt_flax.decoding.options import DecodeOptions
 from nmt_flax.text.vocab import END_ID, PAD_ID, START_ID
 from nmt_flax.training import loop
@@ -17,7 +18,7 @@ def table_model(table):
   table[prev] is a row of probabilities over V tokens. carry counts steps."""
   logp = jnp.log(jnp.asarray(table, jnp.float32) + 1e-12)
 
-  def step(carry, token):
+  def step(_memory, carry, token):
     return logp[token], carry + 1, jnp.ones((token.shape[0], 2)) / 2
   return step
 
@@ -29,9 +30,9 @@ def test_beam_finds_the_better_sequence_greedy_misses():
   table[5, END_ID] = 1.0                     # 5 ends at once with certainty
   table[6, END_ID] = table[7, END_ID] = 1.0
   step, mask = table_model(table), jnp.ones((1, 2), bool)
-  tokens, scores, _ = beam_search(step, jnp.zeros(1), mask, 5, beam_size=1)
+  tokens, scores, _ = beam_search(step, None, jnp.zeros(1), mask, 5, beam_size=1)
   np.testing.assert_array_equal(tokens[0, 0], [4, 6, END_ID, PAD_ID, PAD_ID])  # greedy
-  tokens, scores, _ = beam_search(step, jnp.zeros(2), mask, 5, beam_size=2, n_best=2)
+  tokens, scores, _ = beam_search(step, None, jnp.zeros(2), mask, 5, beam_size=2, n_best=2)
   np.testing.assert_array_equal(tokens[0, 0], [5, END_ID, 0, 0, 0])
   np.testing.assert_allclose(scores[0, 0], np.log(0.4), rtol=1e-4)   # alpha 0: raw log-prob
   np.testing.assert_allclose(scores[0, 1], np.log(0.3), rtol=1e-4)   # 4 6 <end> or 4 7 <end>
@@ -44,8 +45,8 @@ def test_length_penalty_can_prefer_the_longer_hypothesis():
   table[5, 6], table[5, END_ID] = 0.9, 0.1
   table[6, END_ID], table[6, 7] = 0.9, 0.1
   step, mask = table_model(table), jnp.ones((1, 2), bool)
-  short, _, _ = beam_search(step, jnp.zeros(2), mask, 6, beam_size=2, alpha=0.0)
-  long, best, _ = beam_search(step, jnp.zeros(2), mask, 6, beam_size=2, alpha=3.0)
+  short, _, _ = beam_search(step, None, jnp.zeros(2), mask, 6, beam_size=2, alpha=0.0)
+  long, best, _ = beam_search(step, None, jnp.zeros(2), mask, 6, beam_size=2, alpha=3.0)
   assert short[0, 0, 0] == END_ID
   np.testing.assert_array_equal(long[0, 0, :4], [4, 5, 6, END_ID])
   np.testing.assert_allclose(best[0, 0], np.log(0.45 * 0.9 ** 3) / length_penalty(4.0, 3.0), rtol=1e-4)
@@ -56,7 +57,7 @@ def test_rows_without_source_stay_padding_at_every_rank():
   table[:, [PAD_ID, 1]] = 0.0  # a model that never emits <pad> or <start>
   step = table_model(table)
   mask = jnp.array([[True, True], [False, False], [True, False]])
-  tokens, scores, weights = beam_search(step, jnp.zeros(9), mask, 4, beam_size=3, n_best=3)
+  tokens, scores, weights = beam_search(step, None, jnp.zeros(9), mask, 4, beam_size=3, n_best=3)
   assert np.all(np.asarray(tokens[1]) == PAD_ID) and np.all(np.asarray(weights[1]) == 0)
   assert np.all(np.asarray(scores[1]) == 0)
   assert np.all(np.asarray(tokens[[0, 2], :, 0]) != PAD_ID)  # the other rows did decode
@@ -94,6 +95,12 @@ def test_beam_one_equals_greedy_and_beam_five_returns_what_it_scores_best_first(
     beam1, beam1_scores, _ = beam_search_through_model(task, params, batch["src"], 1)
     np.testing.assert_array_equal(greedy[:, 0], beam1[:, 0])
     np.testing.assert_allclose(greedy_scores, beam1_scores, rtol=1e-5, atol=1e-5)
+    # greedy decoding moves its live rows into ever smaller stages: down to one row, the same outputs
+    step, memory, state, src_mask = task.start_decoding(params, batch["src"], 1, 10)
+    staged, staged_scores, _ = jax.jit(lambda m, c: greedy_decode(step, m, c, src_mask, 10, min_rows=1))(
+        memory, state)
+    np.testing.assert_array_equal(staged, greedy[:, 0])
+    np.testing.assert_allclose(staged_scores, greedy_scores[:, 0], rtol=1e-5, atol=1e-5)
     beam5, beam5_scores, _ = task.translate_batch(
         params, batch["src"], DecodeOptions(beam_size=5, n_best=3, alpha=0.0, max_len=10))
     real = np.flatnonzero(batch["weight"])
@@ -107,8 +114,8 @@ def test_beam_one_equals_greedy_and_beam_five_returns_what_it_scores_best_first(
 
 def beam_search_through_model(task, params, src, beam_size):
   """Beam search with beam_size given explicitly (translate_batch routes 1 to greedy)."""
-  step, state, src_mask = task.start_decoding(params, src, beam_size, 10)
-  return beam_search(step, state, src_mask, 10, beam_size)
+  step, memory, state, src_mask = task.start_decoding(params, src, beam_size, 10)
+  return beam_search(step, memory, state, src_mask, 10, beam_size)
 
 
 def sequence_logprob(task, params, src, tokens):

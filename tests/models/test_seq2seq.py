@@ -62,27 +62,27 @@ def python_greedy(model, params, src, max_len):
 def test_while_loop_greedy_equals_python_loop():
   model, params = model_and_params()
   memory, state = model.apply({"params": params}, SRC, method=Seq2Seq.encode)
-  def step(carry, tok):
+  def step(memory, carry, tok):
     return model.apply({"params": params}, memory, carry, tok, method=Seq2Seq.decode_step)
-  tokens, scores, weights = jax.jit(lambda s: greedy_decode(step, s, memory.mask, 7))(state)
+  tokens, scores, weights = jax.jit(lambda s: greedy_decode(step, memory, s, memory.mask, 7))(state)
   np.testing.assert_array_equal(tokens, python_greedy(model, params, SRC, 7))
   assert weights.shape == (2, 7, 6)
 
 
 def test_greedy_with_a_fake_model_stops_at_end_and_pads_after():
   # Fake step: row r emits r+4, r+5, ... and <end> once the token reaches 6.
-  def step(carry, token):
+  def step(_memory, carry, token):
     nxt = jnp.where(token == START_ID, carry, token + 1)
     nxt = jnp.where(nxt > 6, END_ID, nxt)
-    return jax.nn.one_hot(nxt, 10) * 10.0, carry, jnp.ones((2, 3)) / 3
+    return jax.nn.one_hot(nxt, 10) * 10.0, carry, jnp.ones((token.shape[0], 3)) / 3
   mask = jnp.array([[True, True, False], [True, False, False]])
-  tokens, scores, weights = greedy_decode(step, jnp.array([4, 6]), mask, 6)
+  tokens, scores, weights = greedy_decode(step, None, jnp.array([4, 6]), mask, 6)
   np.testing.assert_array_equal(tokens, [[4, 5, 6, END_ID, 0, 0], [6, END_ID, 0, 0, 0, 0]])
   assert np.all(np.asarray(weights)[1, 2:] == 0) and np.all(np.asarray(weights)[0, :4] > 0)
   per_token = 10.0 - np.log(np.exp(10.0) + 9.0)  # log-softmax of the chosen one-hot logit
   np.testing.assert_allclose(scores, [4 * per_token, 2 * per_token], rtol=1e-3)  # float32
   # a row with no source is done from the start
-  tokens, scores, _ = greedy_decode(step, jnp.array([4, 6]), mask.at[1].set(False), 6)
+  tokens, scores, _ = greedy_decode(step, None, jnp.array([4, 6]), mask.at[1].set(False), 6)
   assert scores[1] == 0.0
   np.testing.assert_array_equal(tokens[1], 0)
 
