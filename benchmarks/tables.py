@@ -304,7 +304,7 @@ def joeynmt_profile() -> str:
           "self CPU time in matmul operators (profiled) | their GFLOP/s |", "|" + " --- |" * 8]
   notes = []
   for n, r in enumerate(reversed(records("joeynmt_profile.jsonl")), 1):
-    for name in ("gru decoding", "transformer training"):
+    for name in [cell for cell in ("gru decoding", "gru training", "transformer training") if cell in r]:
       c = r[name]
       mine, theirs = c["nmt-flax"], c["joeynmt"]
       rows.append(f"| [{n}] | {name} | nmt-flax | {mine['seconds']:.2f} | {mine['matmul_gflop']:.1f} | "
@@ -322,9 +322,12 @@ def joeynmt_profile() -> str:
     notes.append(f"[{n}] {measured(r)}: JoeyNMT {r['joeynmt'][0]} with torch {r['joeynmt'][1]}, both pinned to "
                  f"CPUs {','.join(map(str, r['cores']))}; GRU: the whole test split "
                  f"({gru['sentences']['nmt-flax']:,} sentences) decoded greedily"
-                 + (f" ({loops})" if loops else "") + "; Transformer: "
-                 f"{r['transformer training']['updates']} training updates "
-                 f"({r['transformer training']['target_tokens']:,} target tokens); XLA's 2048×2048 float32 "
+                 + (f" ({loops})" if loops else "") + "; "
+                 + "; ".join(f"{family}: {r[cell]['updates']} training updates "
+                             f"({r[cell]['target_tokens']:,} target tokens)"
+                             for family, cell in (("GRU", "gru training"), ("Transformer", "transformer training"))
+                             if cell in r)
+                 + "; XLA's 2048×2048 float32 "
                  f"matmul: {r['matmul_peak_gflops_per_s']:.0f} GFLOP/s; "
                  f"`{without_results(r['command'])}`.")
   return "\n".join(rows) + "\n\n" + "\n".join(notes)

@@ -333,4 +333,5 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-  main()
+  from nmt_flax import program
+  sys.exit(program.run(main, sys.argv[1:]))  # bad input: one line, exit 2

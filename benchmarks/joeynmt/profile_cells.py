@@ -1,18 +1,21 @@
-"""Why the two cells of the JoeyNMT comparison under 2x are where they are:
-both toolkits profiled on GRU greedy decoding and Transformer training, with
-`bench.py`'s data, models, sizes, cores and threads. Prints one JSON record
-(and appends it to --results).
+"""Why the cells of the JoeyNMT comparison under 2x are where they are: both
+toolkits profiled on GRU greedy decoding, GRU training and Transformer
+training, with `bench.py`'s data, models, sizes, cores and threads. Prints
+one JSON record (and appends it to --results).
 
     python benchmarks/joeynmt/profile_cells.py --workdir runs/joeynmt --results benchmarks/results/joeynmt_profile.jsonl
     python benchmarks/tables.py    # BENCHMARKS.md's table joeynmt_profile
 
-For each cell and toolkit: the time of the work unprofiled (GRU: greedy
-decoding of the whole test split, warmed, after `--decode-updates` updates;
-Transformer: `--steps` training updates after `--warmup`) and the matmul FLOPs
-it does. nmt-flax's FLOPs are counted from its programs' jaxprs
-(`common.dot_flops`; the decoding while-loop's body times the steps each batch
-ran); JoeyNMT's are torch's profiler's count for its matmul operators
-(`torch_profile.py`, in JoeyNMT's venv), whose self CPU time also gives the
+For each cell and toolkit: the time of the work unprofiled (GRU decoding:
+greedy decoding of the whole test split, warmed, after `--decode-updates`
+updates; training: nmt-flax's timed updates after `--warmup`, the GRU's
+those of its `--decode-updates` run, the Transformer's `--steps`; JoeyNMT's
+time for as many target tokens at its rate) and the matmul FLOPs it does.
+nmt-flax's FLOPs are counted from its programs' jaxprs (`common.dot_flops`;
+a decoding loop's body times the rows and steps it ran, `greedy_stages`);
+JoeyNMT's are torch's profiler's count for its matmul operators
+(`torch_profile.py`, in JoeyNMT's venv, `--steps` updates for training),
+whose self CPU time also gives the
 share of JoeyNMT's time spent in matmuls and the rate its matmul library
 reaches on these shapes. What the figures bound (`ratio_cap`): nmt-flax's
 matmul FLOPs at PyTorch's matmul rate take a time below which removing
@@ -35,16 +38,34 @@ HERE = Path(__file__).resolve().parent
 import bench  # noqa: E402  (this folder's; it puts benchmarks/ on the path for common)
 from common import dot_flops, finish, matmul_peak, provenance, sub_jaxprs  # noqa: E402
 
+from nmt_flax.decoding.greedy import MIN_ROWS  # noqa: E402
 
-def while_body_flops(jaxpr) -> float:
-  """Matmul FLOPs of one iteration of every while loop in `jaxpr` (found at any depth)."""
-  total = 0.0
+
+def while_body_flops(jaxpr) -> list[float]:
+  """Matmul FLOPs of one iteration of each while loop in `jaxpr` (found at any depth), in order."""
+  found = []
   for eqn in jaxpr.eqns:
     if eqn.primitive.name == "while":
-      total += dot_flops(eqn.params["body_jaxpr"].jaxpr)
+      found.append(dot_flops(eqn.params["body_jaxpr"].jaxpr))
     else:
-      total += sum(while_body_flops(j) for j in sub_jaxprs(eqn.params))
-  return total
+      found += [f for j in sub_jaxprs(eqn.params) for f in while_body_flops(j)]
+  return found
+
+
+def greedy_stages(lengths: np.ndarray, rows: int, max_len: int) -> list[tuple[int, int]]:
+  """(rows, steps) of each loop `greedy_decode` runs for a batch of `rows`
+  whose rows stay live for `lengths` steps (0: filler): a loop runs while more
+  than half its rows are live, then the live ones move into one of half the
+  rows, down to MIN_ROWS."""
+  stages, t = [], 0
+  while True:
+    last, start = rows <= MIN_ROWS, t
+    while t < max_len and (live := int((lengths > t).sum())) and (last or live > rows // 2):
+      t += 1
+    stages.append((rows, t - start))
+    if last:
+      return stages
+    rows //= 2
 
 
 def nmt_flax_side(family: str, warmup: int, steps: int, data: str | None, model: Path) -> dict:
@@ -75,19 +96,19 @@ def nmt_flax_side(family: str, warmup: int, steps: int, data: str | None, model:
   traced, static = task.decode_arguments(options)
   decode_flops, decode_steps, row_steps = 0.0, 0, 0
   for batch in task.batches(splits["test"]):
-    src = batch["src"]
+    src = task.at_own_shape(batch["src"])  # as decode_split decodes it
     prefix = (np.zeros((src.shape[0], static["max_len"]), np.int32), np.zeros(src.shape[0], np.int32))
     program = functools.partial(task.decode_program, **static)
     jaxpr = jax.make_jaxpr(program)(params, src, *traced, *prefix, np.arange(src.shape[0], dtype=np.int32)).jaxpr
-    body = while_body_flops(jaxpr)
+    bodies = while_body_flops(jaxpr)
     tokens = np.asarray(task.translate_batch(params, src, options)[0])[:, 0]
-    real = tokens[np.flatnonzero(batch["weight"])]
-    ended = (real == END_ID).any(1)
-    lengths = np.where(ended, (real == END_ID).argmax(1) + 1, static["max_len"])
-    steps_run = int(lengths.max())  # the loop stops when every row has ended
-    decode_flops += dot_flops(jaxpr) - body + steps_run * body
-    decode_steps += steps_run
-    row_steps += steps_run * src.shape[0]
+    ended = (tokens == END_ID).any(1)
+    lengths = np.where(batch["weight"] > 0, np.where(ended, (tokens == END_ID).argmax(1) + 1, static["max_len"]), 0)
+    stages = greedy_stages(lengths, src.shape[0], static["max_len"])
+    run_rows = sum(rows * steps for rows, steps in stages)  # a loop's matmuls scale with its rows
+    decode_flops += dot_flops(jaxpr) - sum(bodies) + run_rows * bodies[0] / src.shape[0]
+    decode_steps += sum(steps for _, steps in stages)
+    row_steps += run_rows
   return {**run, "train_matmul_flops": train_flops, "decode_matmul_flops": decode_flops,
           "decode_loop_steps": decode_steps, "decode_row_steps": row_steps}
 
@@ -130,6 +151,22 @@ def cell(mine_s: float, mine_flops: float, theirs_s: float, profiled: dict, scal
                   "matmul_gflops_per_s": round(theirs_rate, 1), "profiled": profiled},
       "ratio": round(theirs_s / mine_s, 2),
       "ratio_cap": round(theirs_s / (mine_flops / 1e9 / theirs_rate), 2)}
+
+
+def training_cell(python: Path, workdir: Path, family: str, mine: dict, args, cores: set[int]) -> dict:
+  """Training `family`: nmt-flax's timed updates against JoeyNMT's time for as
+  many target tokens (its unprofiled rate), with its profile of --steps updates scaled to them."""
+  # the profile closes at the start of the update after its last; JoeyNMT runs whole logging intervals
+  config = bench.joey_config(family, workdir, args.warmup + args.steps + bench.LOG_EVERY, args.data,
+                             f"profile_joey_{family}_training")
+  plain = bench.joey_train(python, config, args.warmup, cores)
+  profiled = torch_profile(python, ["--profile-steps", f"{args.warmup + 1}:{args.warmup + args.steps}",
+                                    "train", str(config), "--skip-test"], cores)
+  tokens = mine["train_s"] * mine["train_target_tokens_per_s"]
+  out = cell(mine["train_s"], mine["train_matmul_flops"], tokens / plain["train_target_tokens_per_s"], profiled,
+             tokens / profiled["target_tokens"])
+  out.update(target_tokens=round(tokens), updates=mine["train_steps"])
+  return out
 
 
 def main(argv=None) -> None:
@@ -187,21 +224,12 @@ def main(argv=None) -> None:
       sentences={"nmt-flax": mine["gru"]["decode_sentences"], "joeynmt": plain["decode_sentences"]},
       loop_steps={"nmt-flax": mine["gru"]["decode_loop_steps"], "joeynmt": theirs["loop_steps"]},
       row_steps={"nmt-flax": mine["gru"]["decode_row_steps"], "joeynmt": theirs["row_steps"]})
-  # the profile closes at the start of the update after its last; JoeyNMT runs whole logging intervals
-  transformer = bench.joey_config("transformer", workdir, args.warmup + args.steps + bench.LOG_EVERY, args.data,
-                                  "profile_joey_transformer")
-  plain = bench.joey_train(python, transformer, args.warmup, cores)
-  profiled = torch_profile(python, ["--profile-steps", f"{args.warmup + 1}:{args.warmup + args.steps}",
-                                    "train", str(transformer), "--skip-test"], cores)
-  tokens = mine["transformer"]["train_s"] * mine["transformer"]["train_target_tokens_per_s"]
-  # the same work: JoeyNMT's unprofiled time, and its profile scaled, for as many target tokens as nmt-flax's
-  record["transformer training"] = cell(mine["transformer"]["train_s"], mine["transformer"]["train_matmul_flops"],
-                                        tokens / plain["train_target_tokens_per_s"], profiled,
-                                        tokens / profiled["target_tokens"])
-  record["transformer training"].update(target_tokens=round(tokens), updates=args.steps)
+  for family in bench.PRESETS:
+    record[f"{family} training"] = training_cell(python, workdir, family, mine[family], args, cores)
   record["matmul_peak_gflops_per_s"] = round(matmul_peak(), 1)
   finish(record, args.results)
 
 
 if __name__ == "__main__":
-  main()
+  from nmt_flax import program
+  sys.exit(program.run(main, sys.argv[1:]))  # bad input: one line, exit 2

@@ -248,6 +248,11 @@ class Translation(Task):
     buckets, then multiples of 16 (`nmt_flax.decoding.shapes.DecodeShapes`)."""
     return DecodeShapes(self.config.bucket_shapes, self.config.batch_size)
 
+  def at_own_shape(self, src: np.ndarray) -> np.ndarray:
+    """A batch of an evaluation split, src <int32>[batch, width] (the split is
+    padded to its longest source), cut to the decoding shape of its own longest."""
+    return src[:, :self.decode_shapes.padded_length(int((src != PAD_ID).sum(1).max()))]
+
   @property
   def max_output_len(self) -> int:
     return self.config.bucket_shapes[-1][1]
@@ -260,8 +265,7 @@ class Translation(Task):
     hypotheses: list[list[str]] = [[] for _ in split.extras["references"]]
     tgt_vocab, target = self.vocabs["tgt_vocab"], self.target_side
     for batch in self.batches(split):
-      # an evaluation split is padded to its longest source, sorted by length: each batch decodes at its own
-      src = batch["src"][:, :self.decode_shapes.padded_length(int((batch["src"] != PAD_ID).sum(1).max()))]
+      src = self.at_own_shape(batch["src"])
       tokens, _, _ = self.translate_batch(params, self.on_devices({"src": src})["src"], options)
       tokens = self.fetch(tokens)
       for row in np.flatnonzero(batch["weight"]):
