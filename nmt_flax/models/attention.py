@@ -17,6 +17,7 @@ import flax.struct
 import jax
 import jax.numpy as jnp
 
+from nmt_flax.models.matmul import Dense
 from nmt_flax.utils.errors import UserError
 
 
@@ -38,6 +39,7 @@ class Attention(nn.Module):
   """Base class: subclasses implement `score(query, memory) -> [batch, src_len]`."""
   units: int          # hidden size of projections (additive)
   max_positions: int  # longest source the model supports (location)
+  matmul_dtype: str = "float32"  # of the projections (models/matmul.py)
 
   def prepare(self, values, mask) -> Memory:
     return Memory(values=values, keys=values, mask=mask)
@@ -56,9 +58,9 @@ class Additive(Attention):
   """Bahdanau: vᵀ tanh(W_k h_i + W_q s); W_k h_i is computed once per sentence."""
 
   def setup(self):
-    self.key_proj = nn.Dense(self.units, use_bias=False)
-    self.query_proj = nn.Dense(self.units)
-    self.v = nn.Dense(1, use_bias=False)
+    self.key_proj = Dense(self.units, use_bias=False, matmul_dtype=self.matmul_dtype)
+    self.query_proj = Dense(self.units, matmul_dtype=self.matmul_dtype)
+    self.v = Dense(1, use_bias=False, matmul_dtype=self.matmul_dtype)
 
   def prepare(self, values, mask):
     return Memory(values=values, keys=self.key_proj(values), mask=mask)
@@ -72,7 +74,7 @@ class General(Attention):
 
   @nn.compact
   def score(self, query, memory):
-    projected = nn.Dense(memory.keys.shape[-1], use_bias=False, name="W")(query)
+    projected = Dense(memory.keys.shape[-1], use_bias=False, matmul_dtype=self.matmul_dtype, name="W")(query)
     return jnp.einsum("bd,bsd->bs", projected, memory.keys)
 
 
@@ -142,7 +144,7 @@ class Location(Attention):
   @nn.compact
   def score(self, query, memory):
     src_len = memory.keys.shape[1]
-    scores = nn.Dense(self.max_positions, name="W")(query)
+    scores = Dense(self.max_positions, matmul_dtype=self.matmul_dtype, name="W")(query)
     # padded past any src_len, then cut: no branch on src_len, so a symbolic one exports
     beyond = jnp.full((query.shape[0], src_len), jnp.finfo(scores.dtype).min)
     return jnp.concatenate([scores, beyond], axis=1)[:, :src_len]

@@ -1,5 +1,7 @@
 """Token encoder shared by both tasks: embedding, dropout and a masked GRU,
 one-directional or bidirectional."""
+import functools
+
 import flax.linen as nn
 import jax.numpy as jnp
 
@@ -28,6 +30,8 @@ class TokenEncoder(nn.Module):
   dropout: float = 0.0
   bidirectional: bool = False
   gru_layer_norm: bool = False
+  matmul_dtype: str = "float32"  # models/matmul.py
+  skip_padding_steps: bool = True  # gru.GRUCell's
 
   @nn.compact
   def __call__(self, tokens, deterministic: bool = True):
@@ -43,12 +47,14 @@ class TokenEncoder(nn.Module):
     x = nn.Dropout(self.dropout)(x, deterministic=deterministic)
     if self.bidirectional:
       lengths = mask.sum(axis=1)
-      forward, forward_final = GRU(self.units // 2, self.gru_layer_norm, name="gru")(x, mask)
-      backward, backward_final = GRU(self.units // 2, self.gru_layer_norm, name="gru_backward")(
+      gru = functools.partial(GRU, self.units // 2, self.gru_layer_norm, self.matmul_dtype, self.skip_padding_steps)
+      forward, forward_final = gru(name="gru")(x, mask)
+      backward, backward_final = gru(name="gru_backward")(
           reverse_real(x, lengths), mask)
       outputs = jnp.concatenate([forward, reverse_real(backward, lengths)], axis=-1)
       final = jnp.concatenate([forward_final, backward_final], axis=-1)
     else:
-      outputs, final = GRU(self.units, self.gru_layer_norm, name="gru")(x, mask)
+      outputs, final = GRU(self.units, self.gru_layer_norm, self.matmul_dtype, self.skip_padding_steps,
+                           name="gru")(x, mask)
     outputs = nn.Dropout(self.dropout)(outputs, deterministic=deterministic)
     return outputs, final, mask

@@ -3,6 +3,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from nmt_flax.models.matmul import Dense
+
 
 class GRUCell(nn.Module):
   """One GRU step on an input that is already projected to the three gates.
@@ -12,17 +14,22 @@ class GRUCell(nn.Module):
   matmul on h):
     r = σ(x_r + U_r h + b_r)    z = σ(x_z + U_z h + b_z)
     ñ = tanh(x_n + r ⊙ (U_n h + b_n))    h' = (1 - z) ⊙ h + z ⊙ ñ
-  Rows whose `mask` is False keep their state, so padding never updates it; a
-  step where no row is real is skipped altogether (`lax.cond`, forward and
-  backward), so a batch padded past its longest row costs no recurrent work.
+  Rows whose `mask` is False keep their state, so padding never updates it.
+  With `skip_padding_steps`, a step where no row is real is skipped altogether
+  (`lax.cond`, forward and backward), so a batch padded past its longest row
+  costs no recurrent work; the cond costs time of its own where no step is
+  skipped (and keeps XLA from hoisting the bfloat16 matmuls' kernel casts out
+  of the loop; BENCHMARKS.md).
   With `layer_norm`, each gate's input part x_g and recurrent part U_g h are
   layer-normalised separately (Ba et al. 2016), each with its own gain and bias.
   """
   units: int
   layer_norm: bool = False
+  matmul_dtype: str = "float32"  # models/matmul.py
+  skip_padding_steps: bool = True
 
   def setup(self):
-    self.recurrent = nn.Dense(3 * self.units, kernel_init=nn.initializers.orthogonal())
+    self.recurrent = Dense(3 * self.units, matmul_dtype=self.matmul_dtype, kernel_init=nn.initializers.orthogonal())
     if self.layer_norm:  # over each gate's units: [batch, 3, units], gain and bias [3, units]
       self.norms = {part: nn.LayerNorm(feature_axes=(-2, -1)) for part in ("input", "recurrent")}
 
@@ -47,7 +54,10 @@ class GRUCell(nn.Module):
     if mask is None:
       new_h = self.advance(h, x_proj)
     else:
-      new_h = skip_unless(jnp.any(mask), GRUCell.advance, lambda _, h, x: h, self, h, x_proj)
+      if self.skip_padding_steps:
+        new_h = skip_unless(jnp.any(mask), GRUCell.advance, lambda _, h, x: h, self, h, x_proj)
+      else:
+        new_h = self.advance(h, x_proj)
       new_h = jnp.where(mask[:, None], new_h, h)
     return new_h, new_h
 
@@ -67,6 +77,8 @@ class GRU(nn.Module):
   only was slower: the sort costs more than the padding; BENCHMARKS.md)."""
   units: int
   layer_norm: bool = False
+  matmul_dtype: str = "float32"
+  skip_padding_steps: bool = True  # GRUCell's
 
   @nn.compact
   def __call__(self, x, mask):
@@ -76,7 +88,7 @@ class GRU(nn.Module):
     from the last real position) and the final state [batch, units], which is
     the state at each row's real end.
     """
-    x_proj = nn.Dense(3 * self.units, name="input")(x)
+    x_proj = Dense(3 * self.units, matmul_dtype=self.matmul_dtype, name="input")(x)
     # Rematerialised: only the recurrent matmul's output is kept per step; the
     # backward pass recomputes the gates' elementwise work from it (faster than
     # storing them or recomputing everything; BENCHMARKS.md).
@@ -84,5 +96,6 @@ class GRU(nn.Module):
     scan = nn.scan(cell, variable_broadcast="params", split_rngs={"params": False},
                    in_axes=1, out_axes=1)
     h0 = jnp.zeros((x.shape[0], self.units), x_proj.dtype)
-    final, outputs = scan(self.units, self.layer_norm, name="cell")(h0, x_proj, mask)
+    cell = scan(self.units, self.layer_norm, self.matmul_dtype, self.skip_padding_steps, name="cell")
+    final, outputs = cell(h0, x_proj, mask)
     return outputs, final

@@ -7,6 +7,7 @@ from nmt_flax.models import attention as attention_lib
 from nmt_flax.models.encoder import TokenEncoder
 from nmt_flax.models.gru import GRUCell, skip_unless
 from nmt_flax.models.losses import mask_never_emitted
+from nmt_flax.models.matmul import Dense, matmul
 from nmt_flax.text.vocab import PAD_ID
 
 
@@ -35,25 +36,30 @@ class Seq2Seq(nn.Module):
   bidirectional: bool = False
   tie_embeddings: bool = False
   gru_layer_norm: bool = False
+  matmul_dtype: str = "float32"  # of every dense layer (models/matmul.py)
+  # Skip a training step of either recurrence where every row is padding
+  # (`lax.cond`): pays where batches are sorted by length (gru.GRUCell).
+  skip_padding_steps: bool = True
 
   def setup(self):
     self.encoder = TokenEncoder(self.src_vocab_size, self.embedding_dim, self.units,
-                                self.dropout, self.bidirectional, self.gru_layer_norm)
+                                self.dropout, self.bidirectional, self.gru_layer_norm, self.matmul_dtype,
+                                self.skip_padding_steps)
     if self.bidirectional:
-      self.bridge = nn.Dense(self.units)
-    self.attend = attention_lib.make(self.attention, self.units, self.max_src_len)
+      self.bridge = Dense(self.units, matmul_dtype=self.matmul_dtype)
+    self.attend = attention_lib.make(self.attention, self.units, self.max_src_len, matmul_dtype=self.matmul_dtype)
     self.tgt_embed = nn.Embed(self.tgt_vocab_size, self.embedding_dim)
     # The GRU's input projection split in two: W [c; e] = W_c c + W_e e. The
     # embedding half is applied to all target steps at once, outside the scan.
-    self.embed_to_gates = nn.Dense(3 * self.units)
-    self.context_to_gates = nn.Dense(3 * self.units, use_bias=False)
-    self.cell = GRUCell(self.units, self.gru_layer_norm)
+    self.embed_to_gates = Dense(3 * self.units, matmul_dtype=self.matmul_dtype)
+    self.context_to_gates = Dense(3 * self.units, use_bias=False, matmul_dtype=self.matmul_dtype)
+    self.cell = GRUCell(self.units, self.gru_layer_norm, self.matmul_dtype)
     self.drop = nn.Dropout(self.dropout)
     if not self.tie_embeddings:
-      self.output = nn.Dense(self.tgt_vocab_size)
+      self.output = Dense(self.tgt_vocab_size, matmul_dtype=self.matmul_dtype)
     else:  # states are `units` wide, embeddings `embedding_dim`: project when they differ
       if self.units != self.embedding_dim:
-        self.to_embedding = nn.Dense(self.embedding_dim, use_bias=False)
+        self.to_embedding = Dense(self.embedding_dim, use_bias=False, matmul_dtype=self.matmul_dtype)
       self.output_bias = self.param("output_bias", nn.initializers.zeros, (self.tgt_vocab_size,))
 
   def encode(self, src, deterministic: bool = True):
@@ -70,7 +76,8 @@ class Seq2Seq(nn.Module):
       return mask_never_emitted(self.output(states))
     if self.units != self.embedding_dim:
       states = self.to_embedding(states)
-    return self.tgt_embed.attend(states) + mask_never_emitted(self.output_bias)  # one [vocab] add
+    logits = matmul(states, self.tgt_embed.embedding, self.matmul_dtype, kernel_transposed=True)  # Embed.attend
+    return logits + mask_never_emitted(self.output_bias)  # one [vocab] add
 
   def decode_states(self, memory, state, tgt_in, deterministic: bool = True, skip_padding=False):
     """The decoder's recurrence. tgt_in: <int32>[batch, tgt_len] (<start> y_1 … ).
@@ -130,9 +137,9 @@ class Seq2Seq(nn.Module):
 
   def teacher_forced_states(self, src, tgt_in, deterministic: bool = True):
     """Decoder states [batch, tgt_len, units] for a loss that projects only the
-    real positions itself (steps past every row's end are skipped)."""
+    real positions itself (with `skip_padding_steps`, steps past every row's end are skipped)."""
     memory, state = self.encode(src, deterministic)
-    return self.decode_states(memory, state, tgt_in, deterministic, skip_padding=True)[0]
+    return self.decode_states(memory, state, tgt_in, deterministic, skip_padding=self.skip_padding_steps)[0]
 
   def begin_decoding(self, src, max_len: int):
     """(Memory, decoder initial state) for decoding up to max_len tokens (the

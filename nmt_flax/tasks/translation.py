@@ -312,7 +312,9 @@ class Translation(Task):
 def gru_model(c, src_vocab_size: int, tgt_vocab_size: int) -> Seq2Seq:
   return Seq2Seq(src_vocab_size, tgt_vocab_size, embedding_dim=c.embedding_dim, units=c.units,
                  attention=c.attention, max_src_len=c.bucket_shapes[-1][0], dropout=c.dropout,
-                 bidirectional=c.encoder == "bi", tie_embeddings=c.tie_embeddings, gru_layer_norm=c.gru_layer_norm)
+                 bidirectional=c.encoder == "bi", tie_embeddings=c.tie_embeddings, gru_layer_norm=c.gru_layer_norm,
+                 matmul_dtype=c.matmul_dtype,
+                 skip_padding_steps=c.sort_pool > 0)  # only batches sorted by length have steps to skip
 
 
 def transformer_model(c, src_vocab_size: int, tgt_vocab_size: int) -> Transformer:

@@ -58,11 +58,12 @@ def test_gru_matches_numpy_equations(layer_norm):
   np.testing.assert_allclose(final, ref_final, atol=1e-5)
 
 
-@pytest.mark.parametrize("layer_norm", [False, True])
-def test_padding_changes_neither_outputs_nor_final_state(layer_norm):
+@pytest.mark.parametrize("layer_norm, skip_padding_steps", [(False, True), (True, True), (False, False)])
+def test_padding_changes_neither_outputs_nor_final_state(layer_norm, skip_padding_steps):
   tokens = jnp.array([[5, 6, 7, 0], [8, 9, 0, 0]])
   longer = jnp.pad(tokens, ((0, 0), (0, 5)))  # same sentences, more padding
-  enc = TokenEncoder(vocab_size=12, embedding_dim=4, units=8, gru_layer_norm=layer_norm)
+  enc = TokenEncoder(vocab_size=12, embedding_dim=4, units=8, gru_layer_norm=layer_norm,
+                     skip_padding_steps=skip_padding_steps)
   params = enc.init(jax.random.key(0), tokens)
   out_a, final_a, _ = enc.apply(params, tokens)
   out_b, final_b, _ = enc.apply(params, longer)

@@ -6,7 +6,7 @@ import pytest
 from nmt_flax.decoding.greedy import greedy_decode
 from nmt_flax.models.losses import mask_never_emitted, token_cross_entropy
 from nmt_flax.models.seq2seq import Seq2Seq
-from nmt_flax.text.vocab import END_ID, PAD_ID, START_ID
+from nmt_flax.text.vocab import END_ID, NEVER_EMITTED, PAD_ID, START_ID
 
 SRC = jnp.array([[5, 6, 7, 2, 0, 0], [8, 9, 2, 0, 0, 0]])
 TGT_IN = jnp.array([[1, 4, 5, 6], [1, 7, 0, 0]])
@@ -20,7 +20,8 @@ def model_and_params(attention="additive", **options):
 
 @pytest.mark.parametrize("options", [{}, dict(bidirectional=True), dict(tie_embeddings=True),
                                      dict(tie_embeddings=True, embedding_dim=8),
-                                     dict(gru_layer_norm=True, bidirectional=True)])
+                                     dict(gru_layer_norm=True, bidirectional=True),
+                                     dict(matmul_dtype="bfloat16", tie_embeddings=True, bidirectional=True)])
 def test_teacher_forced_logits_equal_step_by_step_logits(options):
   model, params = model_and_params(**options)
   logits, weights = model.apply({"params": params}, SRC, TGT_IN)
@@ -139,3 +140,35 @@ def test_tied_output_layer_trains_the_target_embedding_of_tokens_never_fed_in():
                                              jnp.ones(2))[0]
     grads[tie] = np.asarray(jax.grad(loss)(params)["tgt_embed"]["embedding"][9])
   assert np.all(grads[False] == 0) and np.any(grads[True] != 0)
+
+
+def test_bfloat16_matmuls_keep_the_parameters_and_stay_near_float32():
+  model, params = model_and_params(bidirectional=True, tie_embeddings=True, gru_layer_norm=True)
+  fast, fast_params = model_and_params(bidirectional=True, tie_embeddings=True, gru_layer_norm=True,
+                                       matmul_dtype="bfloat16")
+  # the same parameters (a checkpoint of either loads into the other), all float32
+  assert jax.tree_util.tree_map(jnp.shape, fast_params) == jax.tree_util.tree_map(jnp.shape, params)
+  assert {leaf.dtype for leaf in jax.tree_util.tree_leaves(fast_params)} == {jnp.dtype(jnp.float32)}
+  logits = model.apply({"params": params}, SRC, TGT_IN)[0]
+  fast_logits = fast.apply({"params": params}, SRC, TGT_IN)[0]
+  assert fast_logits.dtype == jnp.float32
+  emittable = np.setdiff1d(np.arange(logits.shape[-1]), list(NEVER_EMITTED))
+  real = np.asarray(TGT_IN != PAD_ID)
+  logits, fast_logits = np.asarray(logits)[real][:, emittable], np.asarray(fast_logits)[real][:, emittable]
+  difference = np.abs(fast_logits - logits).max()
+  assert 0 < difference < 0.02 * np.abs(logits).max()  # inputs rounded, not another model
+
+
+def test_skipping_padding_steps_changes_no_training_value_or_gradient():
+  model, params = model_and_params(bidirectional=True)
+  src, tgt_in = jnp.pad(SRC, ((0, 0), (0, 3))), jnp.pad(TGT_IN, ((0, 0), (0, 3)))  # all-padding steps
+
+  def real_states_sum(params, skip):
+    states = model.clone(skip_padding_steps=skip).apply({"params": params}, src, tgt_in,
+                                                        method=Seq2Seq.teacher_forced_states)
+    return jnp.sum(states * (tgt_in != PAD_ID)[..., None] * jnp.arange(1.0, 9.0))
+
+  value, grads = jax.value_and_grad(real_states_sum)(params, True)
+  value_all, grads_all = jax.value_and_grad(real_states_sum)(params, False)
+  np.testing.assert_allclose(value, value_all, rtol=1e-6)
+  jax.tree_util.tree_map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6), grads, grads_all)

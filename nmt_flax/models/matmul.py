@@ -1,0 +1,81 @@
+"""The matmul precision of a model's dense layers (`--matmul-dtype`).
+
+`float32`: XLA's own float32 matmuls. `bfloat16`: a matmul's inputs are
+rounded to bfloat16 and their products summed in float32; parameters,
+activations, gradients and everything outside the matmuls stay float32. CPUs
+with bfloat16 matrix units (Intel AMX) run such matmuls several times faster
+than float32 ones; elsewhere they may be slower (BENCHMARKS.md).
+"""
+import functools
+from typing import Callable
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+MATMUL_DTYPES = ("float32", "bfloat16")
+
+
+def _dot(lhs, rhs, lhs_axis: int, rhs_axis: int):
+  """2-D lhs · rhs contracting lhs's `lhs_axis` with rhs's `rhs_axis`, summed in float32."""
+  return lax.dot_general(lhs, rhs, (((lhs_axis,), (rhs_axis,)), ((), ())), preferred_element_type=jnp.float32)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
+def bfloat16_matmul(x, kernel, kernel_transposed: bool = False):
+  """x [..., in] @ kernel [in, out] (kernel_transposed: @ kernelᵀ, kernel
+  [out, in]) -> float32 [..., out].
+
+  The product and the backward pass's x-gradient multiply bfloat16 inputs and
+  sum in float32. The kernel's gradient, a contraction over the rows, stays a
+  float32 matmul: XLA:CPU widens a bfloat16 contraction over the leading axis
+  to float32 anyway (BENCHMARKS.md). JAX's own transpose of a mixed-precision
+  dot would widen every backward matmul.
+  """
+  return _forward(x, kernel, kernel_transposed)[0]
+
+
+def _forward(x, kernel, kernel_transposed):
+  rows = x.reshape(-1, x.shape[-1]).astype(jnp.bfloat16)
+  out = _dot(rows, kernel.astype(jnp.bfloat16), 1, 1 if kernel_transposed else 0)
+  return out.reshape(x.shape[:-1] + out.shape[-1:]), (x, kernel)
+
+
+def _backward(kernel_transposed, saved, cotangent):
+  x, kernel = saved
+  rows, cotangent = x.reshape(-1, x.shape[-1]), cotangent.reshape(-1, cotangent.shape[-1])
+  d_x = _dot(cotangent.astype(jnp.bfloat16), kernel.astype(jnp.bfloat16), 1, 0 if kernel_transposed else 1)
+  d_kernel = _dot(cotangent, rows, 0, 0) if kernel_transposed else _dot(rows, cotangent, 0, 0)
+  return d_x.reshape(x.shape).astype(x.dtype), d_kernel.astype(kernel.dtype)
+
+
+bfloat16_matmul.defvjp(_forward, _backward)
+
+
+def matmul(x, kernel, matmul_dtype: str, kernel_transposed: bool = False):
+  """x [..., in] @ kernel [in, out] (kernel_transposed: @ kernelᵀ, kernel
+  [out, in]) at `matmul_dtype` -> float32 [..., out]."""
+  if matmul_dtype not in MATMUL_DTYPES:
+    raise ValueError(f"matmul dtype {matmul_dtype!r}: expected one of {MATMUL_DTYPES}")
+  if matmul_dtype == "bfloat16":
+    return bfloat16_matmul(x, kernel, kernel_transposed)
+  return lax.dot_general(x, kernel, (((x.ndim - 1,), (1 if kernel_transposed else 0,)), ((), ())))
+
+
+class Dense(nn.Module):
+  """nn.Dense (the same parameters, kernel [in, features] and bias [features],
+  initialised alike) with its matmul at `matmul_dtype`."""
+  features: int
+  use_bias: bool = True
+  matmul_dtype: str = "float32"
+  kernel_init: Callable = nn.initializers.lecun_normal()
+
+  @nn.compact
+  def __call__(self, x):
+    """x [..., in] -> [..., features]."""
+    kernel = self.param("kernel", self.kernel_init, (x.shape[-1], self.features))
+    y = matmul(x, kernel, self.matmul_dtype)
+    if self.use_bias:
+      y = y + self.param("bias", nn.initializers.zeros_init(), (self.features,))
+    return y
