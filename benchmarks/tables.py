@@ -241,6 +241,22 @@ def epoch_ab() -> str:
   return "\n".join(rows) + "\n\n" + "\n".join(notes)
 
 
+def matmul_dtypes() -> str:
+  """BENCHMARKS' matmuls in float32 and bfloat16 (`matmul_dtypes.py`): every record, a row per shape and way."""
+  rows = ["| record | matmul [rows, in, out] | way | float32 | bfloat16 inputs | bfloat16 ÷ float32 speed |",
+          "|" + " --- |" * 6]
+  notes = []
+  for n, r in enumerate(records("matmul_dtypes.jsonl"), 1):
+    for row in r["rows"]:
+      f32, b16 = row["float32"], row["bfloat16"]
+      rows.append(f"| [{n}] | {row['shape']} {row['rows_in_out']} | {row['way']} | {f32['ms']:.3f} ms, "
+                  f"{f32['gflops']} GFLOP/s | {b16['ms']:.3f} ms, {b16['gflops']} GFLOP/s | "
+                  f"**{row['speedup']:.2f}×** |")
+    notes.append(f"[{n}] medians of {r['repeats']} calls, jax {r['jax']}; `{without_results(r['command'])}`; "
+                 f"measured {measured(r)}.")
+  return "\n".join(rows) + "\n\n" + "\n".join(notes)
+
+
 def data_scale() -> str:
   rows = ["| pairs (corpus) | prepare: time, peak memory | training from the prepared data: first step / "
           "peak memory / median step | in-memory path: first step / peak memory |", "|" + " --- |" * 4]
@@ -406,6 +422,7 @@ TABLES = {
     "side_by_side": (["BENCHMARKS.md"], side_by_side),
     "lab_epoch": (["BENCHMARKS.md"], lab_epoch),
     "epoch_ab": (["BENCHMARKS.md"], epoch_ab),
+    "matmul_dtypes": (["BENCHMARKS.md"], matmul_dtypes),
     "transformer_tuning": (["MODEL_CARD.md"], transformer_tuning),
     "transformer_small_data": (["MODEL_CARD.md"], lambda: beside_best_cpu_before_ln("transformer_small_data.jsonl")),
     "joeynmt": (["BENCHMARKS.md"], joeynmt),

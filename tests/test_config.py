@@ -51,6 +51,10 @@ def test_bucket_shapes_parse_and_reject():
     ({"model": "transformer", "relative_positions": -1}, "relative_positions must be 0 or more, got -1",
      "--relative-positions must be 0 or more"),
     ({"lr_schedule": "rsqrt"}, "lr_schedule rsqrt: needs --warmup-steps", "--lr-schedule rsqrt: needs"),
+    ({"matmul_dtype": "bfloat16", "model": "transformer"}, "matmul_dtype bfloat16: for GRU translation models",
+     "--matmul-dtype bfloat16: for GRU translation models (--task nmt --model gru)"),
+    ({"matmul_dtype": "bfloat16", "dtype": "bfloat16"}, "matmul_dtype bfloat16: with --dtype float32",
+     "--matmul-dtype bfloat16: with --dtype float32"),
 ])
 def test_options_are_checked_in_the_librarys_words_and_shown_as_flags(flags, message, flag_message):
   with pytest.raises(UserError) as caught:
