@@ -138,8 +138,9 @@ class Config:
                     "state (mixed precision, for GPUs/TPUs)", ("float32", "bfloat16"))
   matmul_dtype: str = _opt("float32", "GRU translation models: the dense layers' matmuls; bfloat16 "
                            "rounds their inputs to bfloat16 and sums in float32, all else float32 "
-                           "(several times faster on CPUs with bfloat16 matrix units: Intel AMX)",
-                           ("float32", "bfloat16"))
+                           "(several times faster on CPUs with bfloat16 matrix units: Intel AMX); "
+                           "auto: bfloat16 on such a CPU, else float32",
+                           ("float32", "bfloat16", "auto"))
   seed: int = _opt(0, "seed for splits, shuffling, initialisation and dropout")
   split_seed: int | None = _opt(None, "seed of the train/validation/test split alone (default: "
                                 "--seed), so runs of several seeds can share one split and "

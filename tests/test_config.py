@@ -1,4 +1,5 @@
 import dataclasses
+import os
 from pathlib import Path
 
 import pytest
@@ -226,3 +227,14 @@ def test_what_only_a_model_or_a_text_side_knows_is_checked_by_the_task_before_an
 def test_every_option_sits_in_one_section_of_the_help():
   names = [name for section in config_lib.SECTIONS.values() for name in section]
   assert sorted(names) == sorted(f.name for f in dataclasses.fields(config_lib.Config) if f.name != "task")
+
+
+def test_setup_jax_adds_the_concurrency_scheduler_unless_xla_flags_set_it(monkeypatch):
+  from nmt_flax import program
+  monkeypatch.setenv(program.CACHE_ENV, "")  # no cache: the suite's own stays in place
+  monkeypatch.setenv("XLA_FLAGS", "--xla_cpu_use_fusion_emitters=false")
+  program.setup_jax()
+  assert os.environ["XLA_FLAGS"] == f"--xla_cpu_use_fusion_emitters=false {program.SCHEDULER_FLAG}=true"
+  monkeypatch.setenv("XLA_FLAGS", f"{program.SCHEDULER_FLAG}=false")
+  program.setup_jax()
+  assert os.environ["XLA_FLAGS"] == f"{program.SCHEDULER_FLAG}=false"  # the user's choice stands

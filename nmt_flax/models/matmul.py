@@ -7,6 +7,7 @@ with bfloat16 matrix units (Intel AMX) run such matmuls several times faster
 than float32 ones; elsewhere they may be slower (BENCHMARKS.md).
 """
 import functools
+from pathlib import Path
 from typing import Callable
 
 import flax.linen as nn
@@ -15,6 +16,22 @@ import jax.numpy as jnp
 from jax import lax
 
 MATMUL_DTYPES = ("float32", "bfloat16")
+
+
+def bfloat16_units() -> bool:
+  """Whether JAX computes on a CPU with bfloat16 matrix units (Intel AMX:
+  `amx_bf16` among /proc/cpuinfo's flags)."""
+  try:
+    return jax.default_backend() == "cpu" and "amx_bf16" in Path("/proc/cpuinfo").read_text().split()
+  except OSError:  # no /proc: not Linux
+    return False
+
+
+def resolve(matmul_dtype: str) -> str:
+  """--matmul-dtype's `auto`: bfloat16 where `bfloat16_units()`, else float32; the others as they are."""
+  if matmul_dtype == "auto":
+    return "bfloat16" if bfloat16_units() else "float32"
+  return matmul_dtype
 
 
 def _dot(lhs, rhs, lhs_axis: int, rhs_axis: int):

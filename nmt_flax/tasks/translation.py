@@ -17,6 +17,7 @@ from nmt_flax.data.split import Split
 from nmt_flax.decoding import search
 from nmt_flax.decoding.options import DecodeOptions
 from nmt_flax.decoding.shapes import DecodeShapes
+from nmt_flax.models import matmul
 from nmt_flax.models.family import DecodingModel
 from nmt_flax.models.losses import compact_token_cross_entropy, token_losses
 from nmt_flax.models.seq2seq import Seq2Seq
@@ -313,7 +314,7 @@ def gru_model(c, src_vocab_size: int, tgt_vocab_size: int) -> Seq2Seq:
   return Seq2Seq(src_vocab_size, tgt_vocab_size, embedding_dim=c.embedding_dim, units=c.units,
                  attention=c.attention, max_src_len=c.bucket_shapes[-1][0], dropout=c.dropout,
                  bidirectional=c.encoder == "bi", tie_embeddings=c.tie_embeddings, gru_layer_norm=c.gru_layer_norm,
-                 matmul_dtype=c.matmul_dtype,
+                 matmul_dtype=matmul.resolve(c.matmul_dtype),
                  skip_padding_steps=c.sort_pool > 0)  # only batches sorted by length have steps to skip
 
 

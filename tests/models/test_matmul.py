@@ -5,6 +5,7 @@ import ml_dtypes
 import numpy as np
 import pytest
 
+from nmt_flax.models import matmul as matmul_lib
 from nmt_flax.models.matmul import Dense, bfloat16_matmul, matmul
 
 
@@ -48,3 +49,10 @@ def test_dense_is_flax_dense_at_float32_and_rounds_only_the_matmul_at_bfloat16()
 def test_an_unknown_matmul_dtype_is_refused():
   with pytest.raises(ValueError, match="float16"):
     matmul(jnp.ones((2, 3)), jnp.ones((3, 4)), "float16")
+
+
+@pytest.mark.parametrize("units", [True, False])
+def test_auto_is_bfloat16_only_where_the_cpu_has_bfloat16_matrix_units(monkeypatch, units):
+  monkeypatch.setattr(matmul_lib, "bfloat16_units", lambda: units)
+  assert matmul_lib.resolve("auto") == ("bfloat16" if units else "float32")
+  assert matmul_lib.resolve("float32") == "float32" and matmul_lib.resolve("bfloat16") == "bfloat16"
