@@ -78,7 +78,7 @@ CACHE_ENV = "NMT_FLAX_CACHE"
 
 
 # XLA:CPU's scheduler that orders a program so that independent operations run
-# side by side (BENCHMARKS.md: a `best-cpu` step ~1.07x faster).
+# side by side (BENCHMARKS.md, "bfloat16 matmuls").
 SCHEDULER_FLAG = "--xla_cpu_enable_concurrency_optimized_scheduler"
 
 
