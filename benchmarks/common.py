@@ -140,17 +140,21 @@ def sub_jaxprs(params: dict):
         yield item.jaxpr
 
 
-def matmul_peak(size: int = 2048, repeats: int = 10) -> float:
-  """GFLOP/s of a float32 [size, size] @ [size, size] matmul, median of `repeats`."""
-  a = jnp.ones((size, size), jnp.float32)
-  matmul = jax.jit(lambda a, b: a @ b)
-  matmul(a, a).block_until_ready()
+def median_call_seconds(function, arguments: tuple, repeats: int) -> float:
+  """Median seconds of `function(*arguments)` (a jitted function, called once first to compile)."""
+  function(*arguments).block_until_ready()
   seconds = []
   for _ in range(repeats):
     started = time.perf_counter()
-    matmul(a, a).block_until_ready()
+    function(*arguments).block_until_ready()
     seconds.append(time.perf_counter() - started)
-  return 2 * size**3 / statistics.median(seconds) / 1e9
+  return statistics.median(seconds)
+
+
+def matmul_peak(size: int = 2048, repeats: int = 10) -> float:
+  """GFLOP/s of a float32 [size, size] @ [size, size] matmul, median of `repeats`."""
+  a = jnp.ones((size, size), jnp.float32)
+  return 2 * size**3 / median_call_seconds(jax.jit(lambda a, b: a @ b), (a, a), repeats) / 1e9
 
 
 def median(values: list[float]) -> float:

@@ -12,13 +12,11 @@ and GFLOP/s. `models/matmul.py` runs NN and NT in bfloat16 and TN in float32,
 after what this shows on the machine at hand.
 """
 import argparse
-import statistics
 import sys
-import time
 
 import jax
 import jax.numpy as jnp
-from common import finish, provenance
+from common import finish, median_call_seconds, provenance
 from jax import lax
 
 # (name, rows, in, out): best-cpu's recurrent and context matmuls per step, its
@@ -37,13 +35,7 @@ def time_matmul(lhs_shape, rhs_shape, axes, dtype, repeats: int) -> float:
   lhs, rhs = jnp.ones(lhs_shape, dtype), jnp.ones(rhs_shape, dtype)
   product = jax.jit(lambda a, b: lax.dot_general(a, b, (((axes[0],), (axes[1],)), ((), ())),
                                                  preferred_element_type=jnp.float32))
-  product(lhs, rhs).block_until_ready()
-  seconds = []
-  for _ in range(repeats):
-    started = time.perf_counter()
-    product(lhs, rhs).block_until_ready()
-    seconds.append(time.perf_counter() - started)
-  return statistics.median(seconds)
+  return median_call_seconds(product, (lhs, rhs), repeats)
 
 
 def main(argv: list[str]) -> None:
