@@ -300,7 +300,8 @@ def joeynmt() -> str:
       for toolkit in ("nmt-flax", "joeynmt"):
         x = r[f"{toolkit} {family}"]
         size = f"{x['parameters'] / 1e6:.2f} M | {x['threads']:.0f}" if "parameters" in x else "– | –"
-        rows.append(f"| {when} | {family} | {toolkit} | {size} | {x['train_target_tokens_per_s']:,.0f} | "
+        name = toolkit + (" (bfloat16 matmuls)" if x.get("matmul_dtype") == "bfloat16" else "")
+        rows.append(f"| {when} | {family} | {name} | {size} | {x['train_target_tokens_per_s']:,.0f} | "
                     f"{x['decode_sentences_per_s']:,.1f} ({x['mean_output_tokens']:.1f}) |")
       speedup = r[f"{family} speedup"]
       rows.append(f"| {when} | {family} | **nmt-flax ÷ JoeyNMT** | | | "

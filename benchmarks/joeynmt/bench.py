@@ -19,7 +19,10 @@ configs at the sizes of nmt-flax's presets:
   too (`--no-tie-embeddings`: a units x vocabulary output layer on both
   sides), and its GRUs are not layer-normalised (JoeyNMT's are not); JoeyNMT's
   decoder still has its attention-vector layer (2·units -> units) that
-  nmt-flax's has not. The record holds both parameter counts;
+  nmt-flax's has not. The record holds both parameter counts. nmt-flax's side
+  keeps the preset's `matmul_dtype` (`auto`: bfloat16 matmuls on a CPU with
+  AMX; the record holds the one used); JoeyNMT 2.3 trains and decodes in
+  float32 on a CPU (its config turns `fp16` off there);
 - transformer: `transformer-cpu` (pre-norm layers, width, heads,
   feed-forward, dropout, tied output), JoeyNMT's `transformer`.
 Both train Adam at the preset's rate on batches of the preset's sentences
@@ -177,6 +180,7 @@ def nmt_flax_run(family: str, warmup: int, steps: int, data: str | None, model: 
 
   from nmt_flax import program, tasks
   from nmt_flax.decoding.options import DecodeOptions
+  from nmt_flax.models import matmul
   from nmt_flax.text.vocab import PAD_ID
   from nmt_flax.training.loop import create_state, make_train_step
   program.setup_jax()
@@ -208,7 +212,7 @@ def nmt_flax_run(family: str, warmup: int, steps: int, data: str | None, model: 
           "decode_sentences_per_s": len(outputs) / decode_s,
           "mean_output_tokens": float(np.mean([len(o) for o in outputs])), "jax": jax.__version__,
           "parameters": sum(x.size for x in jax.tree_util.tree_leaves(state.params)),
-          "threads": len(os.sched_getaffinity(0))}
+          "threads": len(os.sched_getaffinity(0)), "matmul_dtype": matmul.resolve(config.matmul_dtype)}
 
 
 def pinned(cores: set[int]):
@@ -324,7 +328,8 @@ def main(argv=None) -> None:
       print(json.dumps({k: v[-1] for k, v in runs.items() if family in k}), file=sys.stderr)
   for name, results in runs.items():
     record[name] = {k: round(statistics.median(r[k] for r in results), 2) for k in results[0]
-                    if isinstance(results[0][k], (int, float))} | {"rounds": len(results)}
+                    if isinstance(results[0][k], (int, float))} | {"rounds": len(results)} \
+        | {k: v for k, v in results[0].items() if isinstance(v, str)}  # the same in every round
   for family in PRESETS:
     mine, theirs = record[f"nmt-flax {family}"], record[f"joeynmt {family}"]
     record[f"{family} speedup"] = {k: round(mine[k] / theirs[k], 2) for k in
