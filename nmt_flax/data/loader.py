@@ -11,9 +11,10 @@ all buckets shuffled, every shuffle seeded by (seed, epoch), so batch i of
 epoch e is a pure function of (seed, e, i). With a sort pool of P batches,
 each bucket's shuffled rows are taken P batches at a time and ordered by a
 length key before they are cut (torchtext's BucketIterator), so a batch holds
-rows of similar length and the recurrences skip more padding; the keys are
-one int per row in memory, the rest stays lazy. That makes (epoch, batch), which
-every checkpoint holds (`nmt_flax.training.loop.Progress`), the loader's whole state: a
+rows of similar length and the recurrences skip more padding; the keys (an int
+a row) and the pools an epoch has sorted so far are in memory, the rest stays
+lazy. That makes (epoch, batch), which every checkpoint holds
+(`nmt_flax.training.loop.Progress`), the loader's whole state: a
 resumed run reads exactly the batches the interrupted one would have.
 
 Every process computes the same global batch of row indices and reads only its
@@ -21,6 +22,7 @@ own slice of it (process p of n: rows [p*k, (p+1)*k) of each batch of n*k
 rows), so the processes' rows are disjoint, their union is the epoch, and the
 global batch, hence the arithmetic, is the one a single process would use.
 """
+import functools
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -102,13 +104,20 @@ def _seed(*parts: int) -> int:
 
 def pooled(order, rows: int, pool: int, keys: np.ndarray):
   """`order` (a MapDataset of row indices) cut into batches of `rows`, each
-  `pool` batches' rows first ordered by `keys` (stable; a pool is sorted again
-  whenever one of its batches is read: cheap beside a training step)."""
+  `pool` batches' rows first ordered by `keys` (stable). A pool is read and
+  sorted at its first batch and kept for its others (8 bytes a row): read
+  again for each, it made a batch `pool` times as dear as an unpooled one."""
   import grain
-  pools = order.batch(rows * pool).map(lambda indices: indices[np.argsort(keys[indices], kind="stable")])
+  pools = order.batch(rows * pool)
+
+  @functools.lru_cache(maxsize=None)
+  def sorted_pool(p: int) -> np.ndarray:
+    indices = pools[p]
+    return indices[np.argsort(keys[indices], kind="stable")]
+
   count = -(-len(order) // rows)
   return grain.MapDataset.range(count).map(
-      lambda i: pools[i // pool][(i % pool) * rows:(i % pool + 1) * rows])
+      lambda i: sorted_pool(i // pool)[(i % pool) * rows:(i % pool + 1) * rows])
 
 
 class Batches(Sequence):

@@ -85,6 +85,10 @@ def test_a_sort_pool_reads_every_row_once_and_gives_batches_of_neighbouring_keys
   assert spread(whole) < spread(pooled) < spread(shuffled)
   # A pure function of (seed, epoch); the pools are drawn anew each epoch; evaluation order ignores them.
   assert rows_read(Batches(buckets, 8, seed=5, epoch=2, sort_keys=[keys], pool=4)) == rows_read(pooled)
+  # Random access: read last batch first (each pool is sorted once, at the first of its batches read).
+  backwards = Batches(buckets, 8, seed=5, epoch=2, sort_keys=[keys], pool=4)
+  rows = [backwards.rows_of(i)[1].tolist() for i in reversed(range(len(backwards)))][::-1]
+  assert rows == [pooled.rows_of(i)[1].tolist() for i in range(len(pooled))]
   next_epoch = Batches(buckets, 8, seed=5, epoch=3, sort_keys=[keys], pool=4)
   assert batch_contents(next_epoch) != batch_contents(pooled)
   assert rows_read(Batches(buckets, 8, sort_keys=[keys], pool=4)) == rows_read(Batches(buckets, 8))
