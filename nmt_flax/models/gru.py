@@ -3,7 +3,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from nmt_flax.models.matmul import Dense
+from nmt_flax.models.matmul import COPIES, Dense
 
 
 class GRUCell(nn.Module):
@@ -18,8 +18,8 @@ class GRUCell(nn.Module):
   With `skip_padding_steps`, a step where no row is real is skipped altogether
   (`lax.cond`, forward and backward), so a batch padded past its longest row
   costs no recurrent work; the cond costs time of its own where no step is
-  skipped (and keeps XLA from hoisting the bfloat16 matmuls' kernel casts out
-  of the loop; BENCHMARKS.md).
+  skipped (and keeps XLA from moving loop-invariant work such as a kernel's
+  cast to bfloat16 out of the loop: `matmul.bfloat16_copies` makes those once).
   With `layer_norm`, each gate's input part x_g and recurrent part U_g h are
   layer-normalised separately (Ba et al. 2016), each with its own gain and bias.
   """
@@ -93,7 +93,7 @@ class GRU(nn.Module):
     # backward pass recomputes the gates' elementwise work from it (faster than
     # storing them or recomputing everything; BENCHMARKS.md).
     cell = nn.remat(GRUCell, prevent_cse=False, policy=jax.checkpoint_policies.dots_saveable)
-    scan = nn.scan(cell, variable_broadcast="params", split_rngs={"params": False},
+    scan = nn.scan(cell, variable_broadcast=("params", COPIES), split_rngs={"params": False},
                    in_axes=1, out_axes=1)
     h0 = jnp.zeros((x.shape[0], self.units), x_proj.dtype)
     cell = scan(self.units, self.layer_norm, self.matmul_dtype, self.skip_padding_steps, name="cell")

@@ -7,6 +7,7 @@ with bfloat16 matrix units (Intel AMX) run such matmuls several times faster
 than float32 ones; elsewhere they may be slower (BENCHMARKS.md).
 """
 import functools
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Callable
 
@@ -39,10 +40,30 @@ def _dot(lhs, rhs, lhs_axis: int, rhs_axis: int):
   return lax.dot_general(lhs, rhs, (((lhs_axis,), (rhs_axis,)), ((), ())), preferred_element_type=jnp.float32)
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
-def bfloat16_matmul(x, kernel, kernel_transposed: bool = False):
+# The collection of the kernels' bfloat16 copies (`bfloat16_copies`), beside "params".
+COPIES = "bfloat16"
+
+
+def bfloat16_copies(params) -> dict:
+  """The `COPIES` collection for `params`: each dense kernel (a leaf named
+  "kernel") rounded to bfloat16, without a gradient. Made once per call of the
+  model, so the recurrences' steps do not round their kernels again: XLA
+  cannot move a cast out of a loop step whose work sits in a `lax.cond`."""
+  copies = {}
+  for name, value in params.items():
+    if isinstance(value, Mapping):
+      if inner := bfloat16_copies(value):
+        copies[name] = inner
+    elif name == "kernel":
+      copies[name] = lax.stop_gradient(value.astype(jnp.bfloat16))
+  return copies
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(3,))
+def bfloat16_matmul(x, kernel, kernel_bf16, kernel_transposed: bool = False):
   """x [..., in] @ kernel [in, out] (kernel_transposed: @ kernelᵀ, kernel
-  [out, in]) -> float32 [..., out].
+  [out, in]) -> float32 [..., out]; kernel_bf16: the kernel rounded to
+  bfloat16, which the product uses (it gets no gradient: `kernel` does).
 
   The product and the backward pass's x-gradient multiply bfloat16 inputs and
   sum in float32. The kernel's gradient, a contraction over the rows, stays a
@@ -50,39 +71,43 @@ def bfloat16_matmul(x, kernel, kernel_transposed: bool = False):
   to float32 anyway (BENCHMARKS.md). JAX's own transpose of a mixed-precision
   dot would widen every backward matmul.
   """
-  return _forward(x, kernel, kernel_transposed)[0]
+  return _forward(x, kernel, kernel_bf16, kernel_transposed)[0]
 
 
-def _forward(x, kernel, kernel_transposed):
+def _forward(x, kernel, kernel_bf16, kernel_transposed):
   rows = x.reshape(-1, x.shape[-1]).astype(jnp.bfloat16)
-  out = _dot(rows, kernel.astype(jnp.bfloat16), 1, 1 if kernel_transposed else 0)
-  return out.reshape(x.shape[:-1] + out.shape[-1:]), (x, kernel)
+  out = _dot(rows, kernel_bf16, 1, 1 if kernel_transposed else 0)
+  return out.reshape(x.shape[:-1] + out.shape[-1:]), (x, kernel, kernel_bf16)
 
 
 def _backward(kernel_transposed, saved, cotangent):
-  x, kernel = saved
+  x, kernel, kernel_bf16 = saved
   rows, cotangent = x.reshape(-1, x.shape[-1]), cotangent.reshape(-1, cotangent.shape[-1])
-  d_x = _dot(cotangent.astype(jnp.bfloat16), kernel.astype(jnp.bfloat16), 1, 0 if kernel_transposed else 1)
+  d_x = _dot(cotangent.astype(jnp.bfloat16), kernel_bf16, 1, 0 if kernel_transposed else 1)
   d_kernel = _dot(cotangent, rows, 0, 0) if kernel_transposed else _dot(rows, cotangent, 0, 0)
-  return d_x.reshape(x.shape).astype(x.dtype), d_kernel.astype(kernel.dtype)
+  return d_x.reshape(x.shape).astype(x.dtype), d_kernel.astype(kernel.dtype), None
 
 
 bfloat16_matmul.defvjp(_forward, _backward)
 
 
-def matmul(x, kernel, matmul_dtype: str, kernel_transposed: bool = False):
+def matmul(x, kernel, matmul_dtype: str, kernel_transposed: bool = False, kernel_bf16=None):
   """x [..., in] @ kernel [in, out] (kernel_transposed: @ kernelᵀ, kernel
-  [out, in]) at `matmul_dtype` -> float32 [..., out]."""
+  [out, in]) at `matmul_dtype` -> float32 [..., out]. kernel_bf16: the
+  kernel's bfloat16 copy where one was made (`bfloat16_copies`)."""
   if matmul_dtype not in MATMUL_DTYPES:
     raise ValueError(f"matmul dtype {matmul_dtype!r}: expected one of {MATMUL_DTYPES}")
   if matmul_dtype == "bfloat16":
-    return bfloat16_matmul(x, kernel, kernel_transposed)
+    if kernel_bf16 is None:
+      kernel_bf16 = lax.stop_gradient(kernel.astype(jnp.bfloat16))
+    return bfloat16_matmul(x, kernel, kernel_bf16, kernel_transposed)
   return lax.dot_general(x, kernel, (((x.ndim - 1,), (1 if kernel_transposed else 0,)), ((), ())))
 
 
 class Dense(nn.Module):
   """nn.Dense (the same parameters, kernel [in, features] and bias [features],
-  initialised alike) with its matmul at `matmul_dtype`."""
+  initialised alike) with its matmul at `matmul_dtype`; in bfloat16 it takes
+  its kernel's copy from the `COPIES` collection where the caller passed one."""
   features: int
   use_bias: bool = True
   matmul_dtype: str = "float32"
@@ -92,7 +117,8 @@ class Dense(nn.Module):
   def __call__(self, x):
     """x [..., in] -> [..., features]."""
     kernel = self.param("kernel", self.kernel_init, (x.shape[-1], self.features))
-    y = matmul(x, kernel, self.matmul_dtype)
+    copy = self.get_variable(COPIES, "kernel") if self.has_variable(COPIES, "kernel") else None
+    y = matmul(x, kernel, self.matmul_dtype, kernel_bf16=copy)
     if self.use_bias:
       y = y + self.param("bias", nn.initializers.zeros_init(), (self.features,))
     return y

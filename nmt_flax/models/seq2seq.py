@@ -7,7 +7,7 @@ from nmt_flax.models import attention as attention_lib
 from nmt_flax.models.encoder import TokenEncoder
 from nmt_flax.models.gru import GRUCell, skip_unless
 from nmt_flax.models.losses import mask_never_emitted
-from nmt_flax.models.matmul import Dense, matmul
+from nmt_flax.models.matmul import COPIES, Dense, matmul
 from nmt_flax.text.vocab import PAD_ID
 
 
@@ -114,7 +114,7 @@ class Seq2Seq(nn.Module):
     step = nn.remat(step, prevent_cse=False,
                     policy=jax.checkpoint_policies.dots_with_no_batch_dims_saveable)
     # split_rngs dropout: each step draws its own dropout mask.
-    scan = nn.scan(step, variable_broadcast="params", split_rngs={"params": False, "dropout": True},
+    scan = nn.scan(step, variable_broadcast=("params", COPIES), split_rngs={"params": False, "dropout": True},
                    in_axes=1, out_axes=1)
     state, (states, weights) = scan(self, state, (gates_in, tgt_in))
     return self.drop(states, deterministic=deterministic), state, weights

@@ -15,7 +15,7 @@ from nmt_flax.config import Config
 from nmt_flax.data.batching import Batch
 from nmt_flax.data.loader import Batches
 from nmt_flax.data.split import Split
-from nmt_flax.models import attention
+from nmt_flax.models import attention, matmul
 from nmt_flax.models.word_dropout import drop_words
 from nmt_flax.text.vocab import Vocabulary
 from nmt_flax.utils.errors import UserError
@@ -109,7 +109,11 @@ class Task(abc.ABC):
 
   def variables(self, params) -> dict:
     """{'params': params} in the compute dtype: with --dtype bfloat16 the float32
-    parameters are cast for the forward pass (gradients flow back to float32)."""
+    parameters are cast for the forward pass (gradients flow back to float32).
+    With --matmul-dtype bfloat16, the kernels' bfloat16 copies beside them
+    (`matmul.bfloat16_copies`)."""
+    if matmul.resolve(self.config.matmul_dtype) == "bfloat16":
+      return {"params": params, matmul.COPIES: matmul.bfloat16_copies(params)}
     if self.config.dtype == "float32":
       return {"params": params}
     dtype = jnp.dtype(self.config.dtype)

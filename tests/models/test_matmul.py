@@ -20,7 +20,8 @@ def test_bfloat16_matmul_and_its_gradients_against_float64_numpy(kernel_transpos
   kernel = jax.random.normal(jax.random.key(1), (40, 24) if kernel_transposed else (24, 40))
   weights = jax.random.normal(jax.random.key(2), (3, 4, 40))
   value, (d_x, d_kernel) = jax.value_and_grad(
-      lambda x, k: jnp.sum(bfloat16_matmul(x, k, kernel_transposed) * weights), argnums=(0, 1))(x, kernel)
+      lambda x, k: jnp.sum(bfloat16_matmul(x, k, k.astype(jnp.bfloat16), kernel_transposed) * weights),
+      argnums=(0, 1))(x, kernel)
   # as numpy in float64: the product and the x-gradient of inputs rounded to
   # bfloat16, the kernel's gradient of the float32 values themselves
   k = rounded(kernel).T if kernel_transposed else rounded(kernel)

@@ -1,10 +1,12 @@
 import jax
+import jax.extend.core
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from nmt_flax.decoding.greedy import greedy_decode
 from nmt_flax.models.losses import mask_never_emitted, token_cross_entropy
+from nmt_flax.models.matmul import COPIES, bfloat16_copies
 from nmt_flax.models.seq2seq import Seq2Seq
 from nmt_flax.text.vocab import END_ID, NEVER_EMITTED, PAD_ID, START_ID
 
@@ -157,6 +159,39 @@ def test_bfloat16_matmuls_keep_the_parameters_and_stay_near_float32():
   logits, fast_logits = np.asarray(logits)[real][:, emittable], np.asarray(fast_logits)[real][:, emittable]
   difference = np.abs(fast_logits - logits).max()
   assert 0 < difference < 0.02 * np.abs(logits).max()  # inputs rounded, not another model
+
+
+def casts_in_loops(jaxpr, shapes, in_loop=False) -> int:
+  """How many float32 -> bfloat16 casts of an array of one of `shapes` run inside a scan or while loop of `jaxpr`."""
+  count = 0
+  for eqn in jaxpr.eqns:
+    if in_loop and eqn.primitive.name == "convert_element_type" and eqn.params["new_dtype"] == jnp.bfloat16:
+      count += eqn.invars[0].aval.shape in shapes
+    loop = in_loop or eqn.primitive.name in ("scan", "while")
+    for value in eqn.params.values():
+      for inner in value if isinstance(value, (tuple, list)) else [value]:
+        if isinstance(inner, (jax.extend.core.ClosedJaxpr, jax.extend.core.Jaxpr)):
+          count += casts_in_loops(getattr(inner, "jaxpr", inner), shapes, loop)
+  return count
+
+
+def test_bfloat16_copies_of_the_kernels_change_no_value_or_gradient_and_leave_the_loops():
+  model, params = model_and_params(bidirectional=True, matmul_dtype="bfloat16")
+  weights = jax.random.normal(jax.random.key(1), TGT_IN.shape + (8,))
+
+  def states_sum(params, copies: bool):
+    variables = {"params": params, COPIES: bfloat16_copies(params)} if copies else {"params": params}
+    return jnp.sum(model.apply(variables, SRC, TGT_IN, method=Seq2Seq.teacher_forced_states) * weights)
+
+  value, grads = jax.value_and_grad(states_sum)(params, False)
+  value_copies, grads_copies = jax.value_and_grad(states_sum)(params, True)
+  np.testing.assert_allclose(value_copies, value, rtol=1e-6)
+  jax.tree_util.tree_map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6), grads_copies, grads)
+  kernels = {leaf.shape for path, leaf in jax.tree_util.tree_leaves_with_path(params) if path[-1].key == "kernel"}
+  step = {copies: jax.make_jaxpr(jax.grad(states_sum), static_argnums=1)(params, copies).jaxpr
+          for copies in (False, True)}
+  # without copies every step of both recurrences, forward and backward, rounds its kernels again
+  assert casts_in_loops(step[False], kernels) > 0 and casts_in_loops(step[True], kernels) == 0
 
 
 def test_skipping_padding_steps_changes_no_training_value_or_gradient():
