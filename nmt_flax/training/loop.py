@@ -37,6 +37,11 @@ class TrainState(train_state.TrainState):
   rng: jax.Array  # base PRNG key; the key of step n is fold_in(rng, n)
   ema_params: Any = None  # --ema: the moving average of params (None when off)
 
+  def apply_gradients(self, *, grads, **kwargs):
+    """One update by `make_optimizer`'s fused `apply`."""
+    params, opt_state = self.tx.apply(grads, self.opt_state, self.params)
+    return self.replace(step=self.step + 1, params=params, opt_state=opt_state, **kwargs)
+
 
 def create_state(task: tasks.Task, seed: int, total_steps: int = 1) -> TrainState:
   """Fresh state; `total_steps` only shapes a cosine schedule (not the state's structure)."""
