@@ -14,20 +14,23 @@ def rounded(x):
   return np.asarray(x, np.float32).astype(ml_dtypes.bfloat16).astype(np.float64)
 
 
-@pytest.mark.parametrize("kernel_transposed", [False, True])
-def test_bfloat16_matmul_and_its_gradients_against_float64_numpy(kernel_transposed):
+# out 40: all three matmuls round their inputs; out 1, a matvec: the kernel's gradient stays float32
+@pytest.mark.parametrize("kernel_transposed,out", [(False, 40), (True, 40), (False, 1)],
+                         ids=["kernel", "kernel-transposed", "matvec"])
+def test_bfloat16_matmul_and_its_gradients_against_float64_numpy(kernel_transposed, out):
   x = jax.random.normal(jax.random.key(0), (3, 4, 24))
-  kernel = jax.random.normal(jax.random.key(1), (40, 24) if kernel_transposed else (24, 40))
-  weights = jax.random.normal(jax.random.key(2), (3, 4, 40))
-  value, (d_x, d_kernel) = jax.value_and_grad(
+  kernel = jax.random.normal(jax.random.key(1), (out, 24) if kernel_transposed else (24, out))
+  weights = jax.random.normal(jax.random.key(2), (3, 4, out))
+  value, (d_x, d_kernel) = jax.jit(jax.value_and_grad(
       lambda x, k: jnp.sum(bfloat16_matmul(x, k, k.astype(jnp.bfloat16), kernel_transposed) * weights),
-      argnums=(0, 1))(x, kernel)
-  # as numpy in float64: the product and the x-gradient of inputs rounded to
-  # bfloat16, the kernel's gradient of the float32 values themselves
+      argnums=(0, 1)))(x, kernel)
+  # as numpy in float64, of inputs rounded to bfloat16 (a matvec's kernel gradient: of the float32 values)
   k = rounded(kernel).T if kernel_transposed else rounded(kernel)
   np.testing.assert_allclose(value, np.sum((rounded(x) @ k) * np.asarray(weights)), rtol=1e-5)
   np.testing.assert_allclose(d_x, rounded(weights) @ k.T, rtol=1e-5, atol=1e-5)
-  d_k = np.einsum("bti,bto->io", np.asarray(x, np.float64), np.asarray(weights, np.float64))
+  exact = out == 1
+  d_k = np.einsum("bti,bto->io", np.asarray(x, np.float64) if exact else rounded(x),
+                  np.asarray(weights, np.float64) if exact else rounded(weights))
   np.testing.assert_allclose(d_kernel, d_k.T if kernel_transposed else d_k, rtol=1e-5, atol=1e-5)
   assert value.dtype == d_x.dtype == d_kernel.dtype == jnp.float32
   # and the product is not float32's: rounding the inputs changes it
