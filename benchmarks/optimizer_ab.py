@@ -48,8 +48,9 @@ def main(argv: list[str]) -> None:
   split = task.load_splits()["train"]
   batches = task.batches(split, 0, task.train_rows(split))
   batches = [batches[i] for i in range(min(args.batches, len(batches)))]
-  step, fused = make_train_step(task), create_state(task, config.seed, len(batches))
-  states = {"fused": fused, "optax": fused.replace(tx=optax_apply(fused.tx))}
+  step = make_train_step(task)
+  fused, optax_arm = (create_state(task, config.seed, len(batches)) for _ in range(2))  # steps donate their state
+  states = {"fused": fused, "optax": optax_arm.replace(tx=optax_apply(optax_arm.tx))}
   final_loss = {}
   for arm in states:  # compiles, and trains both arms alike
     states[arm], _, _ = compile_every_shape(states[arm], step, batches)
